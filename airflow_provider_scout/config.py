@@ -1,0 +1,257 @@
+"""The ``docker scout watch`` registry string for ``type=artifactory``, parsed and applied.
+
+The syntax is the one ``docker scout watch --registry`` takes: comma-separated
+``key=value`` items, where a whole item may be double-quoted so that its value can
+hold commas (``"repository=docker-a,docker-b"``). This module has no Airflow import
+so the DAGs, the relay and the tests share one definition.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ArtifactoryRegistryConfig",
+    "RegistryStringError",
+    "TagFilter",
+    "parse_registry_string",
+]
+
+
+class RegistryStringError(ValueError):
+    """The registry string is malformed; the message names the offending key."""
+
+
+_MULTI_VALUED = {"repository": "repositories", "include": "includes", "exclude": "excludes"}
+_ALIASES = {"includes": "include", "excludes": "exclude", "repositories": "repository"}
+_SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
+_REQUIRED = ("type", "registry", "api", "repository")
+_BOOLEANS = {"true": True, "false": False}
+_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+
+
+@dataclass(frozen=True)
+class ArtifactoryRegistryConfig:
+    """What a ``type=artifactory`` registry string selects and how its images are pulled."""
+
+    registry: str
+    api: str
+    repositories: tuple[str, ...]
+    includes: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    port: int | None = None
+    subdomain_mode: bool = False
+    _include_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _exclude_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # fnmatch's `*` already crosses `/`, which is what the registry string's globs mean.
+        object.__setattr__(self, "_include_res", tuple(_compile_glob(g) for g in self.includes))
+        object.__setattr__(self, "_exclude_res", tuple(_compile_glob(g) for g in self.excludes))
+
+    def selects(self, repository: str, image: str) -> bool:
+        """True when ``<repository>/<image>`` matches an include (or there are none) and no exclude."""
+        path = f"{repository}/{image.strip('/')}"
+        if self._include_res and not any(r.match(path) for r in self._include_res):
+            return False
+        return not any(r.match(path) for r in self._exclude_res)
+
+    def image_repository(self, repository: str, image: str) -> str:
+        """The pullable repository part of a reference, without tag or digest."""
+        image = image.strip("/")
+        if self.subdomain_mode:
+            return f"{repository}.{self.registry}/{image}"
+        return f"{self.registry}/{repository}/{image}"
+
+    def image_reference(
+        self, repository: str, image: str, tag: str | None = None, digest: str | None = None
+    ) -> str:
+        """A reference a registry client can pull, following the instance's Docker access method.
+
+        With both a tag and a digest the result is ``name:tag@digest``, which pins the
+        content while keeping the tag readable.
+        """
+        reference = self.image_repository(repository, image)
+        if tag:
+            reference += f":{tag}"
+        if digest:
+            reference += f"@{digest}"
+        return reference
+
+    @property
+    def repositories_are_pinned(self) -> bool:
+        """False when a ``repository`` value is a glob, so the repository list must be rediscovered."""
+        return not any(_is_glob(r) for r in self.repositories)
+
+    def selects_repository(self, repository: str) -> bool:
+        """True when a repository key is one of the configured keys or matches one of their globs."""
+        return any(fnmatch.fnmatchcase(repository, r) for r in self.repositories)
+
+    @property
+    def registry_uses_plain_http(self) -> bool:
+        """Registry pulls may use plain HTTP only when the instance's own ``api`` is plain HTTP."""
+        return self.api.startswith("http://")
+
+    @property
+    def registry_host(self) -> str:
+        """The registry host without a port."""
+        return self.registry.rsplit(":", 1)[0] if ":" in self.registry else self.registry
+
+    def with_repositories(self, repositories: Iterable[str]) -> ArtifactoryRegistryConfig:
+        """The same selection applied to another set of repositories (used after rediscovery)."""
+        return ArtifactoryRegistryConfig(
+            registry=self.registry,
+            api=self.api,
+            repositories=tuple(repositories),
+            includes=self.includes,
+            excludes=self.excludes,
+            port=self.port,
+            subdomain_mode=self.subdomain_mode,
+        )
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """Tag selection as ``docker scout watch --tag``: Go ``MatchString``, i.e. ``re.search``."""
+
+    patterns: tuple[str, ...] = ()
+    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for pattern in self.patterns:
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as exc:
+                raise ValueError(f"tag pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        object.__setattr__(self, "_compiled", tuple(compiled))
+
+    @classmethod
+    def of(cls, patterns: Sequence[str] | None) -> TagFilter:
+        return cls(tuple(patterns or ()))
+
+    def selects(self, tag: str) -> bool:
+        return not self._compiled or any(r.search(tag) for r in self._compiled)
+
+
+def _is_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _compile_glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def _split_items(text: str) -> list[str]:
+    """Split on commas outside double quotes; a quoted item loses its quotes."""
+    items: list[str] = []
+    current: list[str] = []
+    in_quotes = False
+    for char in text:
+        if char == '"':
+            in_quotes = not in_quotes
+        elif char == "," and not in_quotes:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if in_quotes:
+        raise RegistryStringError("registry string has an unterminated double quote")
+    items.append("".join(current))
+    return items
+
+
+def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
+    """Parse a ``docker scout watch --registry`` string of ``type=artifactory``.
+
+    >>> cfg = parse_registry_string(
+    ...     'type=artifactory,registry=example.jfrog.io,api=https://example.jfrog.io/artifactory,'
+    ...     '"repository=docker-a,docker-b",include=*/frontend*'
+    ... )
+    >>> cfg.repositories
+    ('docker-a', 'docker-b')
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise RegistryStringError("registry string is empty")
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {key: [] for key in _MULTI_VALUED}
+    seen_multi: set[str] = set()
+    for raw_item in _split_items(text):
+        item = raw_item.strip()
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip().lower()
+        if not sep:
+            raise RegistryStringError(f"registry string item {key!r} has no '=value'")
+        key = _ALIASES.get(key, key)
+        if key in _MULTI_VALUED:
+            values = [v.strip() for v in value.split(",") if v.strip()]
+            if not values:
+                raise RegistryStringError(f"registry string key {key!r} has an empty value")
+            multi[key].extend(values)
+            seen_multi.add(key)
+        elif key in _SINGLE_VALUED:
+            if key in single:
+                raise RegistryStringError(f"registry string key {key!r} is given more than once")
+            single[key] = value.strip()
+        else:
+            raise RegistryStringError(f"registry string has unknown key {key!r}")
+
+    for key in _REQUIRED:
+        if key not in single and key not in seen_multi:
+            raise RegistryStringError(f"registry string is missing required key {key!r}")
+    for key, value in single.items():
+        if not value:
+            raise RegistryStringError(f"registry string key {key!r} has an empty value")
+
+    if single["type"].lower() != "artifactory":
+        raise RegistryStringError(f"registry string key 'type' must be 'artifactory', not {single['type']!r}")
+
+    registry = single["registry"]
+    if "://" in registry or "/" in registry or not _HOST_RE.match(registry):
+        raise RegistryStringError(
+            f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
+        )
+
+    api = single["api"].rstrip("/")
+    parts = urlsplit(api)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RegistryStringError("registry string key 'api' must be an http(s) URL")
+    if parts.username or parts.password:
+        # Credentials belong in the Airflow connection; refusing keeps them out of logs and XCom.
+        raise RegistryStringError("registry string key 'api' must not carry credentials; use the connection")
+
+    port: int | None = None
+    if "port" in single:
+        try:
+            port = int(single["port"])
+        except ValueError:
+            raise RegistryStringError(
+                f"registry string key 'port' must be an integer, not {single['port']!r}"
+            ) from None
+        if not 1 <= port <= 65535:
+            raise RegistryStringError(f"registry string key 'port' must be within 1-65535, not {port}")
+
+    subdomain_mode = False
+    if "subdomain-mode" in single:
+        flag = single["subdomain-mode"].lower()
+        if flag not in _BOOLEANS:
+            raise RegistryStringError(
+                f"registry string key 'subdomain-mode' must be true or false, not {single['subdomain-mode']!r}"
+            )
+        subdomain_mode = _BOOLEANS[flag]
+
+    return ArtifactoryRegistryConfig(
+        registry=registry,
+        api=api,
+        repositories=tuple(dict.fromkeys(multi["repository"])),
+        includes=tuple(dict.fromkeys(multi["include"])),
+        excludes=tuple(dict.fromkeys(multi["exclude"])),
+        port=port,
+        subdomain_mode=subdomain_mode,
+    )

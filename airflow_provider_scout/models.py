@@ -1,0 +1,98 @@
+"""Plain data passed between hooks, operators, the relay and the DAGs (no Airflow import).
+
+Everything that crosses an XCom boundary converts to and from JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """One tag of one image, as Artifactory lists it."""
+
+    repository: str
+    image: str
+    tag: str
+    manifest_name: str = "manifest.json"  # or "list.manifest.json" for a manifest list / OCI index
+    sha256: str | None = None  # hex of the stored manifest file, when the listing reports it
+    modified: datetime | None = None  # timezone-aware UTC
+
+
+@dataclass(frozen=True)
+class Platform:
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        parts = text.split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
+        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+@dataclass(frozen=True)
+class PlatformManifest:
+    """One runnable image: the manifest digest of a single platform."""
+
+    digest: str  # "sha256:<hex>"
+    platform: Platform | None  # None when a single-platform manifest does not say (config read lazily)
+    media_type: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    """A tag resolved through the registry API."""
+
+    repository: str
+    image: str
+    tag: str
+    digest: str  # digest of what the tag points at: a manifest or a manifest list / index
+    media_type: str
+    manifests: tuple[PlatformManifest, ...]  # one for a single image, one per platform for an index
+
+    @property
+    def is_index(self) -> bool:
+        return len(self.manifests) != 1 or self.manifests[0].digest != self.digest
+
+
+@dataclass(frozen=True)
+class IndexTarget:
+    """One unit of indexing work: one image digest for one platform, with every tag that names it."""
+
+    repository: str
+    image: str
+    digest: str  # the platform manifest digest that is indexed
+    tags: tuple[str, ...]
+    reference: str  # pullable: name@digest (tags are metadata)
+    platform: str | None = None  # "linux/amd64"
+    index_digest: str | None = None  # the manifest list / index it belongs to, if any
+    modified: str | None = None  # ISO time of the newest tag push seen, when known
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """What the Airflow UI shows for this mapped task."""
+        first = self.tags[0] if self.tags else self.digest[:19]
+        suffix = f" [{self.platform}]" if self.platform else ""
+        more = f" (+{len(self.tags) - 1} tags)" if len(self.tags) > 1 else ""
+        return f"{self.repository}/{self.image}:{first}{more}{suffix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexTarget:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["tags"] = tuple(known.get("tags") or ())
+        return cls(**known)
