@@ -1,0 +1,159 @@
+"""From resolved tags to the mapped inputs of the indexing task (no Airflow import).
+
+Scout indexes a *platform manifest digest* in a *repository*: many tags share a digest,
+a multi-arch tag names several digests, and the same digest pushed under two image
+names is two Scout repositories. So a target is one ``(repository, image, platform
+digest)`` with every tag that reaches it. Airflow caps how many mapped task instances
+one XCom may create (``[core] max_map_length``), so targets are packed into at most
+that many batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_scout.config import ArtifactoryRegistryConfig
+from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
+
+__all__ = [
+    "RESOLVE_ERROR_KEY",
+    "TagResolution",
+    "batch_label",
+    "batch_targets",
+    "plan_targets",
+    "resolve_error",
+    "target_key",
+]
+
+# Key in IndexTarget.extra of a tag that could not be resolved; the indexing task fails it.
+RESOLVE_ERROR_KEY = "resolve_error"
+
+# What `docker buildx` stores next to the real platforms in an index (provenance, SBOM
+# attestations): not runnable, and not something Scout indexes.
+_ATTESTATION_PLATFORM = "unknown/unknown"
+
+
+@dataclass(frozen=True)
+class TagResolution:
+    """A selected tag and what its resolution gave: the image, or why it failed."""
+
+    record: TagRecord
+    image: ResolvedImage | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.error is None):
+            raise ValueError("a TagResolution holds either an image or an error")
+
+
+def plan_targets(
+    config: ArtifactoryRegistryConfig, resolutions: Iterable[TagResolution]
+) -> list[IndexTarget]:
+    """One target per ``(repository, image, platform digest)``, tags merged; failures kept.
+
+    A tag that could not be resolved becomes a target of its own carrying the reason under
+    :data:`RESOLVE_ERROR_KEY`, so it fails its own mapped task and shows in the summary
+    instead of failing the whole listing. The result is sorted for stable map indexes.
+    """
+    groups: dict[tuple[str, str, str], _Group] = {}
+    failed: dict[tuple[str, str, str], IndexTarget] = {}
+    for resolution in resolutions:
+        record = resolution.record
+        if resolution.image is None:
+            failed[(record.repository, record.image, record.tag)] = IndexTarget(
+                repository=record.repository,
+                image=record.image,
+                digest="",
+                tags=(record.tag,),
+                reference=config.image_reference(record.repository, record.image, tag=record.tag),
+                modified=record.modified.isoformat() if record.modified else None,
+                extra={RESOLVE_ERROR_KEY: resolution.error},
+            )
+            continue
+        resolved = resolution.image
+        index_digest = resolved.digest if resolved.is_index else None
+        for manifest in resolved.manifests:
+            platform = str(manifest.platform) if manifest.platform else None
+            if platform == _ATTESTATION_PLATFORM:
+                continue
+            key = (record.repository, record.image, manifest.digest)
+            group = groups.setdefault(key, _Group(platform=platform, index_digest=index_digest))
+            group.add(record, platform, index_digest)
+
+    targets = [
+        IndexTarget(
+            repository=repository,
+            image=image,
+            digest=digest,
+            tags=tuple(sorted(group.tags)),
+            reference=config.image_reference(repository, image, digest=digest),
+            platform=group.platform,
+            index_digest=group.index_digest,
+            modified=group.modified,
+        )
+        for (repository, image, digest), group in groups.items()
+    ]
+    targets.extend(failed.values())
+    targets.sort(key=lambda t: (t.repository, t.image, t.platform or "", t.tags, t.digest))
+    return targets
+
+
+class _Group:
+    """Tags, platform and newest push time gathered for one platform digest."""
+
+    def __init__(self, platform: str | None, index_digest: str | None) -> None:
+        self.tags: set[str] = set()
+        self.platform = platform
+        self.index_digest = index_digest
+        self.modified: str | None = None
+
+    def add(self, record: TagRecord, platform: str | None, index_digest: str | None) -> None:
+        self.tags.add(record.tag)
+        # A digest reached both as a plain tag and through an index: keep what either knows.
+        self.platform = self.platform or platform
+        self.index_digest = self.index_digest or index_digest
+        if record.modified is not None:
+            stamp = record.modified.isoformat()
+            # ISO strings of UTC datetimes order like the datetimes themselves.
+            self.modified = max(self.modified, stamp) if self.modified else stamp
+
+
+def resolve_error(target: IndexTarget) -> str | None:
+    """Why the target's tag could not be resolved, or None for a resolved target."""
+    error = target.extra.get(RESOLVE_ERROR_KEY)
+    return str(error) if error is not None else None
+
+
+def target_key(target: IndexTarget | Mapping[str, Any]) -> str:
+    """A stable identity for a target (or its result dict) to match results with the plan."""
+    data = target.to_dict() if isinstance(target, IndexTarget) else target
+    what = data.get("digest") or "tag:" + ",".join(data.get("tags") or ())
+    return f"{data['repository']}/{data['image']}@{what}"
+
+
+def batch_targets(targets: Sequence[IndexTarget], max_map_length: int) -> list[list[dict[str, Any]]]:
+    """Mapped inputs: one target per task, or at most ``max_map_length`` near-equal batches.
+
+    Batches are contiguous slices of the sorted targets, so the platforms of one image
+    tend to share a task; sizes differ by at most one so no task dominates the run.
+    """
+    if max_map_length < 1:
+        raise ValueError(f"max_map_length must be at least 1, not {max_map_length}")
+    if len(targets) <= max_map_length:
+        return [[target.to_dict()] for target in targets]
+    base, larger = divmod(len(targets), max_map_length)
+    batches: list[list[dict[str, Any]]] = []
+    start = 0
+    for position in range(max_map_length):
+        size = base + (1 if position < larger else 0)
+        batches.append([target.to_dict() for target in targets[start : start + size]])
+        start += size
+    return batches
+
+
+def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:
+    """What the Airflow UI shows for one mapped task: the first image and how many follow."""
+    first = IndexTarget.from_dict(dict(batch[0])).label
+    return first if len(batch) == 1 else f"{first} (+{len(batch) - 1} more)"
