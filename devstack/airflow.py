@@ -1,0 +1,513 @@
+"""A real Airflow 3 instance run as subprocesses, and a small client for its REST API.
+
+The stack is what production runs, minus the container: ``airflow db migrate``, then
+``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` with the
+LocalExecutor, each logging to a file in the work directory. The metadata database is
+SQLite by default (the demo: a fresh machine needs nothing else) or any SQLAlchemy URL
+(the end-to-end tests use PostgreSQL, see :func:`postgres_database`).
+
+Authentication is Airflow 3's SimpleAuthManager with one admin user whose password is
+generated here and kept in the auth manager's passwords file (mode 0600), so it never
+appears in argv or in a log. Everything the provider needs (registry string, SBOM
+directory, the Artifactory connection with its credentials) reaches the Airflow
+processes through their environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TextIO
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DAGS_FOLDER = REPO_ROOT / "dags"
+ADMIN_USER = "admin"
+POSTGRES_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+# Run states after which a DAG run never changes again (Airflow's DagRunState finished states).
+FINISHED_RUN_STATES = frozenset({"success", "failed"})
+
+
+class AirflowStackError(RuntimeError):
+    """The Airflow stack could not start, or one of its processes died."""
+
+
+class AirflowApiError(RuntimeError):
+    """The Airflow REST API answered with an error status."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
+        self.status = status
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def postgres_database(
+    server_url: str = POSTGRES_SERVER_URL, prefix: str = "airflow_scout_e2e"
+) -> Iterator[str]:
+    """A fresh, uniquely named PostgreSQL database for one Airflow instance; dropped afterwards.
+
+    Yields the SQLAlchemy URL of the new database.
+    """
+    import psycopg2  # only the PostgreSQL-backed tests need the driver
+
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    dsn = server_url.replace("postgresql+psycopg2://", "postgresql://", 1) + "/postgres"
+    admin = psycopg2.connect(dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f'CREATE DATABASE "{name}"')
+        yield f"{server_url}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            # FORCE: a process that outlived its stop (or a leaked pool) must not keep the database.
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@dataclass
+class _Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: TextIO
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class AirflowStack:
+    """One Airflow 3 instance: metadata DB, API server, scheduler and DAG processor.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. ``environment`` is
+    added to every Airflow process (and to :meth:`run_cli`); put the provider's
+    settings and connections there, never in argv.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str | None = None,
+        dags_folder: Path = DAGS_FOLDER,
+        environment: Mapping[str, str] | None = None,
+        parallelism: int = 4,
+    ) -> None:
+        self.workdir = workdir.resolve()
+        self.home = self.workdir / "airflow"
+        self.logs = self.workdir / "logs"
+        self.database_url = database_url or f"sqlite:///{self.home / 'airflow.db'}"
+        self.dags_folder = dags_folder.resolve()
+        self.parallelism = parallelism
+        self.username = ADMIN_USER
+        self.passwords_file = self.home / "simple_auth_manager_passwords.json"
+        self.port = 0
+        self._extra_environment = dict(environment or {})
+        self._jwt_secret = secrets.token_urlsafe(64)  # HS512 wants at least 64 bytes
+        self._processes: list[_Process] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        if not self.port:
+            raise AirflowStackError("the Airflow stack is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def password(self) -> str:
+        """The admin password, read from the auth manager's passwords file."""
+        passwords: dict[str, str] = json.loads(self.passwords_file.read_text())
+        return passwords[self.username]
+
+    def environment(self) -> dict[str, str]:
+        """The environment every Airflow process of this stack runs with."""
+        # A developer's own Airflow settings must not leak into the stack.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
+                "AIRFLOW__CORE__AUTH_MANAGER": (
+                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
+                # Workers reach the Task Execution API through this URL (Airflow 3 task isolation).
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{self.port}",
+                "AIRFLOW__API__WORKERS": "1",
+                # Scheduler and API server must sign and verify task tokens with the same key.
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
+                # The LocalExecutor serves task logs on a port; a fixed default would collide.
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
+                # Pick DAG files up within seconds instead of minutes.
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            }
+        )
+        env.update(self._extra_environment)
+        return env
+
+    def start(self, timeout: float = 240.0) -> None:
+        """Migrate the database, start the processes and wait until Airflow reports healthy."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if not self.passwords_file.exists():
+            self.passwords_file.write_text(json.dumps({self.username: secrets.token_urlsafe(18)}) + "\n")
+        self.passwords_file.chmod(0o600)
+        self.port = free_port()
+        deadline = time.monotonic() + timeout
+        try:
+            self.run_cli("db", "migrate", timeout=max(deadline - time.monotonic(), 1.0))
+            self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
+            self._spawn("scheduler", "scheduler")
+            self._spawn("dag-processor", "dag-processor")
+            self._wait_healthy(deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, grace: float = 20.0) -> None:
+        """Stop every process this stack started (whole process groups: executors fork workers)."""
+        for process in self._processes:
+            if process.popen.poll() is None:
+                _signal_group(process.popen, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in self._processes:
+            try:
+                process.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                _signal_group(process.popen, signal.SIGKILL)
+                process.popen.wait()
+            # Task processes may outlive their supervisor's group leader by a moment.
+            _signal_group(process.popen, signal.SIGKILL)
+            process.log_file.close()
+        self._processes.clear()
+
+    def __enter__(self) -> AirflowStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def check_alive(self) -> None:
+        """Raise with the process's log tail when one of the stack's processes has exited."""
+        for process in self._processes:
+            code = process.popen.poll()
+            if code is not None:
+                raise AirflowStackError(
+                    f"airflow {process.name} exited with code {code}; log {process.log_path}:\n"
+                    f"{process.log_tail()}"
+                )
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    # -- CLI and REST ----------------------------------------------------------------------
+
+    def run_cli(self, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` with the stack's environment; raise with its output on failure."""
+        result = subprocess.run(
+            [_airflow_executable(), *args],
+            env=self.environment(),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr)[-4000:]
+            raise AirflowStackError(
+                f"airflow {' '.join(args)} failed with code {result.returncode}:\n{output}"
+            )
+        return result
+
+    def client(self) -> AirflowClient:
+        return AirflowClient(self.api_url, self.username, self.password)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log_path = self.log_path(name)
+        log_file = log_path.open("a")
+        popen = subprocess.Popen(
+            [_airflow_executable(), *args],
+            env=self.environment(),
+            cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._processes.append(_Process(name, popen, log_path, log_file))
+
+    def _wait_healthy(self, deadline: float) -> None:
+        url = f"{self.api_url}/api/v2/monitor/health"
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                health = requests.get(url, timeout=5).json()
+                states = {part: (health.get(part) or {}).get("status") for part in _REQUIRED_COMPONENTS}
+                if all(state == "healthy" for state in states.values()):
+                    return
+                last = json.dumps(states)
+            except (requests.RequestException, ValueError) as exc:
+                last = type(exc).__name__
+            time.sleep(1.0)
+        raise AirflowStackError(f"Airflow did not become healthy in time (last: {last}); logs in {self.logs}")
+
+
+_REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "dag_processor")
+
+
+def _airflow_executable() -> str:
+    candidate = Path(sys.executable).parent / "airflow"
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(popen.pid, sig)
+
+
+class AirflowClient:
+    """The part of Airflow's public REST API (``/api/v2``) the demo and the tests use.
+
+    Authenticates with a JWT from ``POST /auth/token`` (SimpleAuthManager) and renews it
+    once when a request answers 401.
+    """
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._session = requests.Session()
+        self._token: str | None = None
+
+    def _login(self) -> str:
+        response = self._session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": self._username, "password": self._password},
+            timeout=self._timeout,
+        )
+        if response.status_code not in (200, 201):
+            raise AirflowApiError("POST", "/auth/token", response.status_code, response.text[:200])
+        token: str = response.json()["access_token"]
+        return token
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call ``/api/v2<path>``; return the decoded JSON body (None when empty)."""
+        url = f"{self.base_url}/api/v2{path}"
+        extra_headers = kwargs.pop("headers", {})
+        for attempt in range(2):
+            if self._token is None:
+                self._token = self._login()
+            headers = {**extra_headers, "Authorization": f"Bearer {self._token}"}
+            response = self._session.request(method, url, headers=headers, timeout=self._timeout, **kwargs)
+            if response.status_code == 401 and attempt == 0:
+                self._token = None
+                continue
+            break
+        if response.status_code >= 400:
+            raise AirflowApiError(method, path, response.status_code, response.text[:1000])
+        return response.json() if response.content else None
+
+    def _paged(self, path: str, key: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        page = 100  # Airflow's default [api] maximum_page_limit
+        while True:
+            body = self.request("GET", path, params={**params, "limit": page, "offset": len(items)})
+            batch = body[key]
+            items.extend(batch)
+            if not batch or len(items) >= body["total_entries"]:
+                return items
+
+    # -- DAGs ------------------------------------------------------------------------------
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self._paged("/importErrors", "import_errors", {})
+
+    def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = 120.0) -> None:
+        """Wait until the DAG processor has serialized every DAG; fail fast on import errors."""
+        deadline = time.monotonic() + timeout
+        missing = list(dag_ids)
+        while time.monotonic() < deadline:
+            errors = self.import_errors()
+            if errors:
+                details = "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
+                raise AirflowStackError(f"DAG files failed to import:\n{details}")
+            missing = [dag_id for dag_id in missing if not self._dag_exists(dag_id)]
+            if not missing:
+                return
+            time.sleep(2.0)
+        raise AirflowStackError(f"DAGs not parsed within {timeout:.0f}s: {', '.join(missing)}")
+
+    def _dag_exists(self, dag_id: str) -> bool:
+        try:
+            self.request("GET", f"/dags/{dag_id}")
+        except AirflowApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    # -- DAG runs --------------------------------------------------------------------------
+
+    def trigger(
+        self,
+        dag_id: str,
+        conf: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        logical_date: datetime | None = None,
+        data_interval: tuple[datetime, datetime] | None = None,
+    ) -> str:
+        """Create a DAG run; returns its run id.
+
+        ``data_interval`` needs a ``logical_date`` (Airflow ignores it otherwise); without
+        one Airflow infers the manual run's interval from the DAG's timetable.
+        """
+        if data_interval is not None and logical_date is None:
+            raise ValueError("a data interval needs a logical date")
+        body: dict[str, Any] = {
+            "conf": dict(conf or {}),
+            "logical_date": logical_date.isoformat() if logical_date else None,
+        }
+        if run_id:
+            body["dag_run_id"] = run_id
+        if data_interval is not None:
+            body["data_interval_start"] = data_interval[0].isoformat()
+            body["data_interval_end"] = data_interval[1].isoformat()
+        created = self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)
+        created_run_id: str = created["dag_run_id"]
+        return created_run_id
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        return run
+
+    def dag_runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
+        return self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs", filters)
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 2.0,
+        on_poll: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll a DAG run until it finishes; return the final run. ``on_poll`` sees every poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.dag_run(dag_id, run_id)
+            if on_poll is not None:
+                on_poll(run)
+            if run["state"] in FINISHED_RUN_STATES:
+                return run
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def create_backfill(
+        self, dag_id: str, from_date: datetime, to_date: datetime, conf: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Backfill the DAG's scheduled intervals between two dates (``POST /backfills``)."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": from_date.isoformat(),
+            "to_date": to_date.isoformat(),
+            "dag_run_conf": dict(conf or {}),
+            "reprocess_behavior": "completed",
+        }
+        backfill: dict[str, Any] = self.request("POST", "/backfills", json=body)
+        return backfill
+
+    # -- task instances and XCom -----------------------------------------------------------
+
+    def task_instances(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[dict[str, Any]]:
+        """Task instances of a run, mapped ones included (with their ``rendered_map_index``)."""
+        params: dict[str, Any] = {"order_by": "map_index"}
+        if task_id is not None:
+            params["task_id"] = task_id
+        return self._paged(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", "task_instances", params)
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        """An XCom value, decoded from the JSON Airflow stores."""
+        entry = self.request(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index},
+        )
+        value = entry["value"]
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value
+        return value
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        """The text of one task try's log (for failure diagnostics)."""
+        body = self.request(
+            "GET",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"map_index": map_index, "full_content": "true"},
+            headers={"Accept": "application/json"},
+        )
+        content = body.get("content") if isinstance(body, dict) else body
+        if isinstance(content, list):
+            return "\n".join(
+                str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content
+            )
+        return str(content)
