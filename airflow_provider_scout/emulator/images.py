@@ -50,7 +50,6 @@ MEDIA_TYPE_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_TYPE_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-MEDIA_TYPE_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MEDIA_TYPE_DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 _INDEX_MEDIA_TYPES = (MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST)
 
@@ -661,6 +660,15 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
+def _check_platform(platform: str) -> None:
+    os_name, _, architecture = platform.partition("/")
+    architecture = architecture.split("/")[0]
+    if os_name != "linux" or architecture not in _DEBIAN_ARCH:
+        raise ValueError(
+            f"fixture images are built for linux/amd64 and linux/arm64[/variant], not platform {platform!r}"
+        )
+
+
 def _spec(repository: str, image: str, kind: str, *tags: str) -> FixtureSpec:
     return FixtureSpec(
         repository=repository,
@@ -692,15 +700,24 @@ def build_layout(
 ) -> BuiltLayout:
     """Write the OCI image layout of a fixture image into ``directory`` (created if missing).
 
+    A spec's ``platforms`` are built (one platform: a plain image manifest; several: an
+    image index); a bare kind gets :func:`fixture_platforms`.
+
     The same inputs always give the same bytes and digests. A non-empty ``variant_seed``
     adds a file holding it to the last layer, so many distinct digests with the same
     packages are cheap to make.
     """
-    kind = _check_kind(spec_or_kind.kind if isinstance(spec_or_kind, FixtureSpec) else spec_or_kind)
+    if isinstance(spec_or_kind, FixtureSpec):
+        kind, platforms = _check_kind(spec_or_kind.kind), spec_or_kind.platforms
+    else:
+        kind = _check_kind(spec_or_kind)
+        platforms = fixture_platforms(kind)
+    for platform in platforms:
+        _check_platform(platform)
     writer = _LayoutWriter(Path(directory))
     platform_digests: dict[str, str] = {}
     platform_descriptors: list[dict[str, Any]] = []
-    for platform in fixture_platforms(kind):
+    for platform in platforms:
         descriptor = _write_image(writer, kind, platform, variant_seed)
         platform_digests[platform] = descriptor["digest"]
         platform_descriptors.append(descriptor)
@@ -876,13 +893,17 @@ def _push_image_blobs(client: _RegistryClient, layout: Path, descriptor: Mapping
     manifest_bytes = _read_blob(layout, descriptor["digest"])
     manifest = json.loads(manifest_bytes)
     for blob in (manifest["config"], *manifest["layers"]):
-        client.upload_blob(blob["digest"], lambda digest=blob["digest"]: _read_blob(layout, digest))
+        client.upload_blob(blob["digest"], _blob_path(layout, blob["digest"]))
     return manifest_bytes
 
 
 def _read_blob(layout: Path, digest: str) -> bytes:
+    return _blob_path(layout, digest).read_bytes()
+
+
+def _blob_path(layout: Path, digest: str) -> Path:
     algorithm, _, hex_digest = digest.partition(":")
-    return (layout / "blobs" / algorithm / hex_digest).read_bytes()
+    return layout / "blobs" / algorithm / hex_digest
 
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
@@ -909,7 +930,7 @@ class _RegistryClient:
     def close(self) -> None:
         self._session.close()
 
-    def upload_blob(self, digest: str, read: Any) -> None:
+    def upload_blob(self, digest: str, content: Path) -> None:
         blob_url = f"{self._base}/v2/{self._name}/blobs/{digest}"
         if self._request("HEAD", blob_url).status_code == 200:
             return
@@ -920,7 +941,7 @@ class _RegistryClient:
         finished = self._request(
             "PUT",
             f"{location}{separator}digest={digest}",
-            data=read(),
+            data=content.read_bytes(),
             headers={"Content-Type": "application/octet-stream"},
         )
         self._expect(finished, "PUT", f"/v2/{self._name}/blobs/uploads/ ({digest})", 201)
