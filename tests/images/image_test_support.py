@@ -43,6 +43,7 @@ def _free_port() -> int:
 @contextmanager
 def running_registry(workdir: Path) -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a docker-registry with its own config and storage under ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     config = workdir / "config.yml"
     config.write_text(
