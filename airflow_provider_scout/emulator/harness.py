@@ -1,0 +1,344 @@
+"""Start and stop the test stack: a real ``docker-registry`` and the Artifactory emulator (a test double).
+
+Used by the pytest fixtures, the benchmarks and the demo script. Every process binds
+127.0.0.1 on a free port, logs to a file in its work directory (named in every startup
+error) and gets its secrets through the environment, never argv.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from airflow_provider_scout.emulator.cli import (
+    DEFAULT_REPOSITORIES,
+    ENV_PASSWORD,
+    ENV_TOKEN,
+    ENV_USER,
+    ENV_WEBHOOK_SECRET,
+)
+
+__all__ = [
+    "EmulatorAdmin",
+    "EmulatorHandle",
+    "RegistryProcess",
+    "start_emulator",
+    "start_registry",
+]
+
+REGISTRY_BINARY = "docker-registry"
+_START_ATTEMPTS = 3  # a free port can be taken between probing and binding; try another
+
+
+class StartupError(RuntimeError):
+    """A process of the test stack did not come up; the message names its log file."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class _Process:
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+@dataclass
+class RegistryProcess:
+    """A ``docker-registry`` with the project's own config (never /etc/docker/registry/config.yml)."""
+
+    url: str
+    port: int
+    workdir: Path
+    log_path: Path
+    _process: _Process = field(repr=False)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+
+def _registry_config(port: int, storage: Path) -> str:
+    # JSON is valid YAML, and needs no YAML library here.
+    import json
+
+    return json.dumps(
+        {
+            "version": 0.1,
+            "log": {"level": "warn", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(storage)},
+                "delete": {"enabled": True},
+                "cache": {"blobdescriptor": "inmemory"},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+        },
+        indent=2,
+    )
+
+
+def start_registry(workdir: Path | str, timeout: float = 30.0) -> RegistryProcess:
+    """Run a real registry storing under ``workdir``; returns once ``/v2/`` answers."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
+    if not os.path.exists(binary):
+        raise StartupError(f"{REGISTRY_BINARY} is not installed (Debian package docker-registry)")
+    log_path = workdir / "registry.log"
+    # REGISTRY_* variables would override the config file; none of the caller's may leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    for _ in range(_START_ATTEMPTS):
+        port = free_port()
+        config_path = workdir / "registry-config.yml"
+        config_path.write_text(_registry_config(port, workdir / "storage"))
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                [binary, "serve", str(config_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        process = _Process(popen, log_path)
+        url = f"http://127.0.0.1:{port}"
+        if _wait_until_up(process, f"{url}/v2/", timeout, log_path, "docker-registry"):
+            atexit.register(process.stop)
+            return RegistryProcess(url=url, port=port, workdir=workdir, log_path=log_path, _process=process)
+    raise StartupError(f"docker-registry did not start; see {log_path}:\n{_tail(log_path)}")
+
+
+class EmulatorAdmin:
+    """Client of the emulator's ``/_emulator/`` test controls."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = f"{base_url.rstrip('/')}/_emulator"
+        self.session = requests.Session()
+
+    def _call(self, method: str, path: str, json: Any = None, timeout: float = 30.0) -> Any:
+        answer = self.session.request(method, f"{self.base}{path}", json=json, timeout=timeout)
+        if answer.status_code >= 400:
+            raise RuntimeError(
+                f"emulator control {method} {path} failed: HTTP {answer.status_code} {answer.text}"
+            )
+        return answer.json() if answer.content else None
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/status")
+        return result
+
+    def inject_fault(
+        self,
+        path_regex: str,
+        status: int | None,
+        count: int | None = 1,
+        retry_after: int | None = None,
+        delay: float | None = None,
+        method: str | None = None,
+    ) -> dict[str, Any]:
+        """Fail (or delay) the next ``count`` requests whose path matches; ``count=None`` until cleared."""
+        spec: dict[str, Any] = {"path_regex": path_regex, "status": status, "count": count}
+        if retry_after is not None:
+            spec["retry_after"] = retry_after
+        if delay is not None:
+            spec["delay"] = delay
+        if method is not None:
+            spec["method"] = method
+        result: dict[str, Any] = self._call("POST", "/faults", spec)
+        return result
+
+    def faults(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/faults")
+        return result
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def stats(self) -> dict[str, Any]:
+        """``total``, ``by_mount``, ``by_kind``, ``by_mount_kind`` (``"path:manifest"``), ``by_status``."""
+        result: dict[str, Any] = self._call("GET", "/stats")
+        return result
+
+    def reset_stats(self) -> None:
+        self._call("DELETE", "/stats")
+
+    def tags(self, repository: str | None = None) -> list[dict[str, Any]]:
+        path = f"/tags?repository={repository}" if repository else "/tags"
+        result: list[dict[str, Any]] = self._call("GET", path)
+        return result
+
+    def set_modified(self, repository: str, image: str, tag: str, when: datetime) -> dict[str, Any]:
+        if when.tzinfo is None:
+            raise ValueError("set_modified needs a timezone-aware datetime")
+        body = {"repository": repository, "image": image, "tag": tag, "modified": when.isoformat()}
+        result: dict[str, Any] = self._call("PUT", "/tags/modified", body)
+        return result
+
+    def add_webhook(self, url: str, secret: str | None, signing: str = "hmac") -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "POST", "/webhooks", {"url": url, "secret": secret, "signing": signing}
+        )
+        return result
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._call("GET", "/webhooks")
+        return result
+
+    def clear_webhooks(self) -> None:
+        self._call("DELETE", "/webhooks")
+
+    def seed_tags(self, repository: str, image: str, tags: Sequence[str], source: str) -> int:
+        """Put the manifest of ``source`` (``<repo>/<image>:<tag>``) under each ``repository/image:tag``."""
+        body = {"repository": repository, "image": image, "tags": list(tags), "source": source}
+        result = self._call("POST", "/seed-tags", body, timeout=300.0)
+        return int(result["seeded"])
+
+
+@dataclass
+class EmulatorHandle:
+    url: str  # http://127.0.0.1:PORT
+    api_url: str  # http://127.0.0.1:PORT/artifactory
+    registry: str  # 127.0.0.1:PORT
+    username: str | None
+    password: str | None
+    token: str | None
+    repositories: tuple[str, ...]
+    admin: EmulatorAdmin
+    log_path: Path
+    registry_url: str  # the docker-registry behind it
+    _process: _Process = field(repr=False)
+
+    def registry_string(self, **overrides: str | bool | int | Iterable[str] | None) -> str:
+        """A ``type=artifactory`` registry string for this emulator (repository path method).
+
+        Keyword names use ``_`` for ``-`` (``subdomain_mode=True``); lists become a quoted
+        multi-value item; ``None`` drops a key.
+        """
+        items: dict[str, Any] = {
+            "type": "artifactory",
+            "registry": self.registry,
+            "api": self.api_url,
+            "repository": list(self.repositories),
+        }
+        items.update({key.replace("_", "-"): value for key, value in overrides.items()})
+        parts = []
+        for key, value in items.items():
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if isinstance(value, (list, tuple)):
+                joined = ",".join(str(v) for v in value)
+                parts.append(f'"{key}={joined}"' if len(value) > 1 else f"{key}={joined}")
+            else:
+                parts.append(f"{key}={value}")
+        return ",".join(parts)
+
+    def stop(self) -> None:
+        self._process.stop()
+
+
+def start_emulator(
+    registry_url: str,
+    workdir: Path | str,
+    repositories: Sequence[str] = DEFAULT_REPOSITORIES,
+    username: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    webhook_urls: Sequence[str] = (),
+    webhook_secret: str | None = None,
+    signing: str = "hmac",
+    extra_args: Sequence[str] = (),
+    timeout: float = 30.0,
+) -> EmulatorHandle:
+    """Run ``airflow-scout emulator`` as a subprocess; returns once it answers."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "emulator.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACTORY_EMULATOR_")}
+    for name, value in ((ENV_USER, username), (ENV_PASSWORD, password), (ENV_TOKEN, token)):
+        if value is not None:
+            env[name] = value
+    if webhook_secret is not None:
+        env[ENV_WEBHOOK_SECRET] = webhook_secret
+    for _ in range(_START_ATTEMPTS):
+        port = free_port()
+        command = [
+            sys.executable, "-m", "airflow_provider_scout.emulator.cli", "emulator",
+            "--port", str(port), "--registry-url", registry_url, "--webhook-signing", signing,
+        ]  # fmt: skip
+        for repository in repositories:
+            command += ["--repository", repository]
+        for url in webhook_urls:
+            command += ["--webhook-url", url]
+        command += list(extra_args)
+        with log_path.open("ab") as log:
+            popen = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        process = _Process(popen, log_path)
+        url = f"http://127.0.0.1:{port}"
+        if _wait_until_up(process, f"{url}/_emulator/status", timeout, log_path, "the Artifactory emulator"):
+            atexit.register(process.stop)
+            return EmulatorHandle(
+                url=url,
+                api_url=f"{url}/artifactory",
+                registry=f"127.0.0.1:{port}",
+                username=username,
+                password=password,
+                token=token,
+                repositories=tuple(repositories),
+                admin=EmulatorAdmin(url),
+                log_path=log_path,
+                registry_url=registry_url,
+                _process=process,
+            )
+    raise StartupError(f"the Artifactory emulator did not start; see {log_path}:\n{_tail(log_path)}")
+
+
+def _wait_until_up(process: _Process, url: str, timeout: float, log_path: Path, what: str) -> bool:
+    """True once ``url`` answers 200; False if the process exited (perhaps its port was taken)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            return False
+        try:
+            if requests.get(url, timeout=1.0).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    process.stop()
+    raise StartupError(f"{what} did not answer within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log written)"
