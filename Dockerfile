@@ -1,0 +1,40 @@
+# The image every service of docker-compose.yaml runs: the official Airflow 3 image extended
+# with this provider, syft (the `local` indexing backend) and, optionally, the docker-scout CLI
+# (the `cli` backend). Extending the official image is the documented way to add packages:
+# https://airflow.apache.org/docs/docker-stack/build.html
+FROM apache/airflow:3.3.2-python3.11
+
+# docker-scout release to install for the `cli` backend, e.g. --build-arg DOCKER_SCOUT_VERSION=1.23.0.
+# Empty (the default) installs nothing: the `local` backend needs only syft.
+ARG DOCKER_SCOUT_VERSION=""
+# Optional SHA-256 of the release tarball for the architecture being built, checked on top of
+# the release's own checksums file (which only proves the download is intact).
+ARG DOCKER_SCOUT_SHA256=""
+# A mirror of https://github.com/docker/scout-cli/releases/download for builds without GitHub.
+ARG DOCKER_SCOUT_DOWNLOAD_URL="https://github.com/docker/scout-cli/releases/download"
+# Set by BuildKit to the platform being built (amd64, arm64).
+ARG TARGETARCH
+
+USER root
+COPY docker/install-docker-scout.sh /usr/local/libexec/install-docker-scout.sh
+# Build arguments reach RUN as environment variables, which is how the script reads them.
+# The relay's event store lives on a named volume; Docker gives a new volume the ownership of
+# its mount point, and group 0 write access lets any AIRFLOW_UID (always group 0) use it.
+RUN /usr/local/libexec/install-docker-scout.sh \
+    && install -d -o airflow -g 0 -m 2775 /opt/airflow/relay-state
+
+# airflow-init writes the auth manager's passwords file and the connections from .env with this.
+COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_init_files.py
+
+# pip runs as the airflow user (the image installs Python packages into its user site), pins
+# apache-airflow to the image's version so nothing upgrades it, and keeps every dependency
+# within the constraints the image was built with (${HOME}/constraints.txt).
+USER airflow
+COPY --chown=airflow:root pyproject.toml README.md /opt/airflow/provider-src/
+COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airflow_provider_scout
+RUN pip install --no-cache-dir \
+        --constraint "${HOME}/constraints.txt" \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        "/opt/airflow/provider-src[local]" \
+    && syft version \
+    && airflow-scout --help >/dev/null

@@ -1,0 +1,146 @@
+"""Reading docker-compose.yaml, .env.example and the Dockerfile the way Docker would, without Docker.
+
+Only what the wiring tests need: Compose variable interpolation (``${VAR}``, ``${VAR:-default}``,
+``${VAR-default}``, ``${VAR:?message}``, ``${VAR?message}``, ``$$``), ``.env`` parsing, and the
+Dockerfile's instructions with continuation lines joined.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
+ENV_EXAMPLE = REPO_ROOT / ".env.example"
+DOCKERFILE = REPO_ROOT / "Dockerfile"
+DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+INIT_FILES_SCRIPT = REPO_ROOT / "docker" / "write_init_files.py"
+
+# The top-level keys of the Compose specification (compose-spec.json); x-* extensions are also allowed.
+COMPOSE_TOP_LEVEL_KEYS = frozenset(
+    {"version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models"}
+)
+
+_VARIABLE = re.compile(
+    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
+_ENV_LINE = re.compile(r"^(?P<comment>#\s*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET_KEY")
+
+
+class MissingVariableError(ValueError):
+    """A ``${VAR:?message}`` variable is unset or empty, as ``docker compose`` would report."""
+
+
+def is_secret_name(name: str) -> bool:
+    """A variable holding a credential (``..._FILE`` names a path to one, which is not secret)."""
+    return bool(_SECRET_NAME.search(name)) and not name.endswith("_FILE")
+
+
+def variables_in(text: str) -> set[str]:
+    """Names Compose interpolates in ``text``; ``$$`` is an escaped dollar for the container."""
+    return {m["braced"] or m["bare"] for m in _VARIABLE.finditer(text.replace("$$", ""))}
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Compose's interpolation of one string value."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match["braced"] or match["bare"]
+        op, arg = match["op"], match["arg"] or ""
+        value = env.get(name)
+        unset_or_empty = value is None or (op is not None and op.startswith(":") and value == "")
+        if op in (":-", "-"):
+            return arg if unset_or_empty else str(value)
+        if op in (":?", "?"):
+            if unset_or_empty:
+                raise MissingVariableError(f"{name}: {arg}")
+            return str(value)
+        if op in (":+", "+"):
+            return "" if unset_or_empty else arg
+        return value or ""
+
+    pieces = text.split("$$")
+    return "$".join(_VARIABLE.sub(substitute, piece) for piece in pieces)
+
+
+def interpolate_tree(node: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        return interpolate(node, env)
+    if isinstance(node, list):
+        return [interpolate_tree(item, env) for item in node]
+    if isinstance(node, dict):
+        return {key: interpolate_tree(value, env) for key, value in node.items()}
+    return node
+
+
+@dataclass(frozen=True)
+class EnvExample:
+    """``.env.example``: active assignments, and the commented-out alternatives shown beside them."""
+
+    values: dict[str, str]
+    commented: dict[str, list[str]]
+
+    @classmethod
+    def read(cls, path: Path = ENV_EXAMPLE) -> EnvExample:
+        values: dict[str, str] = {}
+        commented: dict[str, list[str]] = {}
+        for line in path.read_text().splitlines():
+            match = _ENV_LINE.match(line.strip())
+            if not match:
+                continue
+            if match["comment"] is not None:
+                commented.setdefault(match["name"], []).append(match["value"])
+            else:
+                assert match["name"] not in values, f"{match['name']} is assigned twice in {path.name}"
+                values[match["name"]] = match["value"]
+        return cls(values, commented)
+
+    def examples_of(self, name: str) -> list[str]:
+        """The active value and every commented alternative of one variable."""
+        return [v for v in [self.values.get(name, ""), *self.commented.get(name, [])] if v]
+
+
+def command_argv(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return shlex.split(value) if isinstance(value, str) else [str(part) for part in value]
+
+
+@dataclass(frozen=True)
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+def dockerfile_instructions(path: Path = DOCKERFILE) -> Iterator[Instruction]:
+    """Instructions with backslash continuations joined and comment lines dropped, as BuildKit does."""
+    logical = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            logical += line[:-1] + " "
+            continue
+        logical += line
+        keyword, _, arguments = logical.partition(" ")
+        yield Instruction(keyword.upper(), arguments.strip())
+        logical = ""
+    assert not logical, "the Dockerfile ends inside a continued instruction"
+
+
+def load_write_init_files() -> Any:
+    """docker/write_init_files.py as a module (it is a script the image ships, not a package)."""
+    spec = importlib.util.spec_from_file_location("write_init_files", INIT_FILES_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
