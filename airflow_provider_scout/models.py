@@ -96,3 +96,36 @@ class IndexTarget:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["tags"] = tuple(known.get("tags") or ())
         return cls(**known)
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    """Credentials for pulling from a registry: username + password (or token), or a bearer token alone.
+
+    Never crosses an XCom boundary; ``repr`` shows which parts are set, never their values.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None  # with a username it is used as the password, alone as a bearer token
+
+    def __post_init__(self) -> None:
+        if not self.token and not (self.username and self.password):
+            raise ValueError("registry credentials need a username with a password or token, or a token")
+
+    def __repr__(self) -> str:
+        parts = [f"username={self.username!r}"]
+        parts += [f"{name}=***" for name in ("password", "token") if getattr(self, name)]
+        return f"RegistryAuth({', '.join(parts)})"
+
+    @property
+    def basic(self) -> tuple[str, str] | None:
+        """(username, secret) for basic authentication, None when only a bearer token is known."""
+        if not self.username:
+            return None
+        return self.username, self.password or self.token or ""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The values that must never appear in logs or errors."""
+        return tuple(s for s in (self.password, self.token) if s)

@@ -1,0 +1,203 @@
+"""Stand-in for Docker Hub's token exchange and Docker Scout's GraphQL API (a test double).
+
+No machine here reaches Docker Hub or Scout, so the tests run the ScoutHook against this
+server. It answers
+
+* ``POST /v2/auth/token`` with ``{"identifier", "secret"}`` -> ``{"access_token": <JWT>}``
+  (401 for other credentials), the JWT carrying an ``exp`` claim unless told otherwise;
+* ``POST /v1/graphql`` with a Bearer token it issued and has not revoked (else 401),
+  executing the request with graphql-core against ``scout_schema.graphql``, so an unknown
+  field, argument or variable type is answered with GraphQL ``errors`` as Scout would.
+
+Tests arrange state (``images``, ``analysis_enabled``), inject faults, revoke tokens and
+read back every request received (``requests``).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from graphql import GraphQLError, build_schema, graphql_sync
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scout_schema.graphql"
+
+
+@dataclass
+class ReceivedRequest:
+    path: str
+    authorization: str | None
+    body: Any
+
+
+@dataclass
+class _Fault:
+    path: str
+    status: int
+    retry_after: str | None
+
+
+@dataclass
+class StandInScout:
+    identifier: str
+    secret: str
+    organization: str
+    token_lifetime: float | None = 3600.0  # None issues tokens without an exp claim
+    analysis_enabled: bool = True
+    images: dict[str, dict[str, Any]] = field(
+        default_factory=dict
+    )  # digest -> sbomState, vulnerabilityReport
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
+    _valid_tokens: set[str] = field(default_factory=set)
+    _faults: deque[_Fault] = field(default_factory=deque)
+    _serial: itertools.count[int] = field(default_factory=itertools.count)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._schema = build_schema(SCHEMA_PATH.read_text())
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""  # http://127.0.0.1:PORT once started
+
+    # -------------------------------------------------------------- arranging
+
+    def add_image(
+        self, digest: str, sbom_state: str = "INDEXED", report: dict[str, int] | None = None
+    ) -> None:
+        self.images[digest] = {"sbomState": sbom_state, "vulnerabilityReport": report}
+
+    def inject_fault(self, path: str, status: int, count: int = 1, retry_after: str | None = None) -> None:
+        """Answer the next ``count`` requests to ``path`` with ``status``."""
+        for _ in range(count):
+            self._faults.append(_Fault(path, status, retry_after))
+
+    def revoke_tokens(self) -> None:
+        """Tokens issued so far are refused from now on (as after a rotation on Scout's side)."""
+        with self._lock:
+            self._valid_tokens.clear()
+
+    def paths(self) -> list[str]:
+        return [r.path for r in self.requests]
+
+    # -------------------------------------------------------------- serving
+
+    def start(self) -> str:
+        scout = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                status, headers, answer = scout._answer(self.path, self.headers.get("Authorization"), body)
+                payload = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread:
+            self._thread.join(5)
+
+    def _answer(self, path: str, authorization: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
+        self.requests.append(ReceivedRequest(path, authorization, body))
+        with self._lock:
+            if self._faults and self._faults[0].path == path:
+                fault = self._faults.popleft()
+                headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+                return fault.status, headers, {"message": f"injected {fault.status}"}
+        if path == "/v2/auth/token":
+            return self._token_exchange(body)
+        if path == "/v1/graphql":
+            return self._graphql(authorization, body)
+        return 404, {}, {"message": "not found"}
+
+    def _token_exchange(self, body: Any) -> tuple[int, dict[str, str], Any]:
+        if (
+            not isinstance(body, dict)
+            or body.get("identifier") != self.identifier
+            or body.get("secret") != self.secret
+        ):
+            return 401, {}, {"message": "incorrect username or password"}
+        claims: dict[str, Any] = {"sub": self.identifier, "jti": next(self._serial)}
+        if self.token_lifetime is not None:
+            claims["exp"] = int(time.time() + self.token_lifetime)
+        token = (
+            ".".join(
+                base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+                for part in ({"alg": "none", "typ": "JWT"}, claims)
+            )
+            + ".stand-in"
+        )
+        with self._lock:
+            self._valid_tokens.add(token)
+        return 200, {}, {"access_token": token}
+
+    def _graphql(self, authorization: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
+        token = (authorization or "").removeprefix("Bearer ")
+        with self._lock:
+            if token not in self._valid_tokens:
+                return 401, {}, {"message": "unauthorized"}
+        if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+            return 400, {}, {"message": "a GraphQL request needs a query"}
+        result = graphql_sync(
+            self._schema,
+            body["query"],
+            root_value={
+                "imageSummariesByDigest": self._image_summaries,
+                "organizationStatus": self._organization_status,
+            },
+            variable_values=body.get("variables"),
+            operation_name=body.get("operationName"),
+        )
+        answer: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            answer["errors"] = [error.formatted for error in result.errors]
+        return 200, {}, answer
+
+    def _check_organization(self, context: dict[str, Any]) -> None:
+        if context.get("organization") != self.organization:
+            raise GraphQLError(f"you are not a member of organization {context.get('organization')!r}")
+
+    def _image_summaries(
+        self,
+        _info: Any,
+        context: dict[str, Any],
+        digests: list[str],
+        repository: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        self._check_organization(context)
+        self.repositories_asked.append(repository)
+        return [{"digest": digest, **self.images[digest]} for digest in digests if digest in self.images]
+
+    def _organization_status(self, _info: Any, context: dict[str, Any]) -> dict[str, bool]:
+        self._check_organization(context)
+        return {"hasImageAnalysisEnabled": self.analysis_enabled, "hasAnalyzedImages": bool(self.images)}

@@ -1,0 +1,294 @@
+"""The cli backend, run against the docker-scout stand-in that records its argv and environment."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from scout_support import DOCKER_SCOUT_STAND_IN, HUB_TOKEN, HUB_USER, ORGANIZATION, CliRecord, StandInScout
+
+from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
+from airflow_provider_scout.models import IndexTarget, RegistryAuth
+
+DIGEST = "sha256:" + "c" * 64
+REFERENCE = f"example.jfrog.io/docker-local/team/app@{DIGEST}"
+REGISTRY_USER = "ci-puller"
+REGISTRY_PASSWORD = "artifactory-reg-secret-42"
+REPORT = {"critical": 1, "high": 0, "medium": 0, "low": 0, "unspecified": 0, "total": 1}
+
+
+def _target(platform: str | None = "linux/arm64/v8") -> IndexTarget:
+    return IndexTarget(
+        repository="docker-local",
+        image="team/app",
+        digest=DIGEST,
+        tags=("1.0", "latest"),
+        reference=REFERENCE,
+        platform=platform,
+    )
+
+
+@pytest.fixture
+def cli_hook(stand_in_scout: StandInScout, scout_connection: Callable[..., None]) -> ScoutHook:
+    scout_connection(
+        backend="cli",
+        org=ORGANIZATION,
+        cli_path=str(DOCKER_SCOUT_STAND_IN),
+        api_url=f"{stand_in_scout.url}/v1/graphql",
+        hub_url=stand_in_scout.url,
+    )
+    return ScoutHook()
+
+
+def _index(hook: ScoutHook, **kwargs: object) -> object:
+    options: dict[str, object] = {
+        "registry_auth": RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD),
+        "plain_http": False,
+    }
+    options.update(kwargs)
+    return hook.index(_target(), **options)  # type: ignore[arg-type]
+
+
+def test_push_gets_the_documented_flags_and_a_registry_reference(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    _index(cli_hook)
+    call = cli_record.last()
+    assert call["argv"] == [
+        "push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"registry://{REFERENCE}"
+    ]  # fmt: skip
+
+
+def test_dry_run_and_no_platform(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    outcome = cli_hook.index(_target(platform=None), registry_auth=None, plain_http=False, dry_run=True)
+    assert cli_record.last()["argv"] == [
+        "push",
+        "--org",
+        ORGANIZATION,
+        "--sbom",
+        "--dry-run",
+        f"registry://{REFERENCE}",
+    ]
+    assert outcome.state == "dry_run"
+    assert "/v1/graphql" not in stand_in_scout.paths()  # nothing was pushed, so nothing to read back
+
+
+def test_credentials_travel_in_the_environment_only(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
+    _index(cli_hook)
+    call = cli_record.last()
+    assert call["env"]["DOCKER_SCOUT_HUB_USER"] == HUB_USER
+    assert call["env"]["DOCKER_SCOUT_HUB_PASSWORD"] == HUB_TOKEN
+    assert call["env"]["DOCKER_SCOUT_REGISTRY_USER"] == REGISTRY_USER
+    assert call["env"]["DOCKER_SCOUT_REGISTRY_PASSWORD"] == REGISTRY_PASSWORD
+    argv = " ".join(call["argv"])
+    assert HUB_TOKEN not in argv and REGISTRY_PASSWORD not in argv
+
+
+def test_each_run_gets_a_private_cache_dir_removed_afterwards(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    _index(cli_hook)
+    _index(cli_hook)
+    first, second = cli_record.calls()
+    assert first["cache_dir_existed"] and second["cache_dir_existed"]
+    assert first["env"]["DOCKER_SCOUT_CACHE_DIR"] != second["env"]["DOCKER_SCOUT_CACHE_DIR"]
+    assert not os.path.exists(first["env"]["DOCKER_SCOUT_CACHE_DIR"])
+
+
+def test_output_is_streamed_to_the_log_with_secrets_masked(
+    cli_hook: ScoutHook,
+    cli_record: CliRecord,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "echo-secrets")
+    _index(cli_hook)
+    logged = capsys.readouterr()
+    assert "docker-scout: hub password is ***" in logged.out
+    assert "docker-scout: registry password is ***" in logged.out
+    assert HUB_TOKEN not in logged.out + logged.err and REGISTRY_PASSWORD not in logged.out + logged.err
+
+
+def test_outcome_reports_packages_and_scouts_vulnerability_counts(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_PACKAGES", "187")
+    stand_in_scout.add_image(DIGEST, "INDEXED", REPORT)
+    outcome = _index(cli_hook).to_dict()  # type: ignore[attr-defined]
+    assert outcome["packages"] == 187
+    assert outcome["vulnerabilities"] == REPORT
+    assert outcome["state"] == "indexed"
+    assert outcome["reference"] == REFERENCE and outcome["digest"] == DIGEST
+    assert outcome["sbom_path"] is None and outcome["duration"] >= 0
+    assert stand_in_scout.repositories_asked == [
+        {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"}
+    ]
+
+
+def test_a_failed_read_back_does_not_fail_the_push(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
+    stand_in_scout.inject_fault("/v2/auth/token", 502, count=5)
+    outcome = _index(cli_hook)
+    assert outcome.state == "indexed" and outcome.vulnerabilities is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("message", "retryable"),
+    [
+        ('Get "https://example.jfrog.io/v2/": dial tcp 10.0.0.7:443: connect: connection refused', True),
+        ("net/http: TLS handshake timeout", True),
+        ("read tcp 10.0.0.2:5812->10.0.0.7:443: i/o timeout", True),
+        ("unexpected status code 503 Service Unavailable", True),
+        ("TOOMANYREQUESTS: rate limit exceeded", True),
+        (
+            "GET https://example.jfrog.io/v2/team/app/manifests/x: UNAUTHORIZED: authentication required",
+            False,
+        ),
+        ("denied: requested access to the resource is denied (403 Forbidden)", False),
+        ("MANIFEST_UNKNOWN: manifest unknown", False),
+        ("no such org: acme", False),
+        ("something nobody anticipated went wrong", False),
+    ],
+)
+def test_failures_are_classified_by_their_output(
+    cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch, message: str, retryable: bool
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", f"fail:1:{message}")
+    expected = ScoutRetryableError if retryable else ScoutFatalError
+    with pytest.raises(expected) as raised:
+        _index(cli_hook)
+    assert raised.value.retryable is retryable
+    assert f"docker-scout push failed for {REFERENCE} (exit status 1)" in str(raised.value)
+    assert message in str(raised.value)  # the last lines of output explain the failure
+
+
+def test_the_final_error_decides_over_earlier_transient_trouble(
+    cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "SCOUT_STANDIN_MODE", "fail:1:retrying after connection reset\nunauthorized: bad token"
+    )
+    with pytest.raises(ScoutFatalError):
+        _index(cli_hook)
+
+
+def test_secrets_in_failure_output_are_masked_in_the_error(
+    cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", f"fail:3:login {REGISTRY_USER}:{REGISTRY_PASSWORD} unauthorized")
+    with pytest.raises(ScoutFatalError) as raised:
+        _index(cli_hook)
+    assert REGISTRY_PASSWORD not in str(raised.value)
+    assert f"login {REGISTRY_USER}:*** unauthorized" in str(raised.value)
+
+
+def test_a_hanging_run_is_stopped_with_its_children_at_the_timeout(
+    stand_in_scout: StandInScout,
+    scout_connection: Callable[..., None],
+    cli_record: CliRecord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scout_connection(
+        org=ORGANIZATION, cli_path=str(DOCKER_SCOUT_STAND_IN), timeout=1.5, hub_url=stand_in_scout.url
+    )
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    started = time.monotonic()
+    with pytest.raises(
+        ScoutRetryableError, match=rf"did not finish indexing {REFERENCE} within 1.5s"
+    ) as raised:
+        _index(ScoutHook())
+    assert time.monotonic() - started < 15
+    assert "this will take forever" in str(raised.value)
+    child = cli_record.last()["child_pid"]
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the stand-in's child process survived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return not (status.exists() and status.read_text().split(") ", 1)[1].startswith("Z"))  # zombies are gone
+
+
+def test_a_missing_executable_says_how_to_install_it(
+    scout_connection: Callable[..., None], tmp_path: Path
+) -> None:
+    scout_connection(org=ORGANIZATION, cli_path=str(tmp_path / "no-such-docker-scout"))
+    with pytest.raises(ScoutFatalError, match="docker-scout CLI was not found") as raised:
+        _index(ScoutHook())
+    assert "cli_path" in str(raised.value) and "github.com/docker/scout-cli" in str(raised.value)
+
+
+def test_missing_scout_credentials_name_the_connection_fields(
+    scout_connection: Callable[..., None], cli_record: CliRecord
+) -> None:
+    scout_connection(password=None, org=ORGANIZATION, cli_path=str(DOCKER_SCOUT_STAND_IN))
+    with pytest.raises(
+        ScoutFatalError, match=r"Scout connection 'docker_scout_default' needs a login .* and a password"
+    ):
+        _index(ScoutHook())
+    assert cli_record.calls() == []
+
+
+def test_the_clis_own_environment_variables_are_the_fallback(
+    scout_connection: Callable[..., None], cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_SCOUT_HUB_USER", "watch-user")
+    monkeypatch.setenv("DOCKER_SCOUT_HUB_PASSWORD", "dckr_pat_from-the-environment")
+    scout_connection(login=None, password=None, org=ORGANIZATION, cli_path=str(DOCKER_SCOUT_STAND_IN))
+    ScoutHook().index(_target(), registry_auth=None, plain_http=False, dry_run=True)
+    assert cli_record.last()["env"]["DOCKER_SCOUT_HUB_USER"] == "watch-user"
+
+
+def test_org_defaults_to_the_login(scout_connection: Callable[..., None], cli_record: CliRecord) -> None:
+    scout_connection(login="acme-org", cli_path=str(DOCKER_SCOUT_STAND_IN))
+    ScoutHook().index(_target(), registry_auth=None, plain_http=False, dry_run=True)
+    assert cli_record.last()["argv"][:3] == ["push", "--org", "acme-org"]
+
+
+def test_a_bearer_only_registry_token_is_refused_clearly(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
+    with pytest.raises(ScoutFatalError, match="takes registry credentials as user and password"):
+        _index(cli_hook, registry_auth=RegistryAuth(token="jfrog-access-token-xyz"))
+    assert cli_record.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"backend": "cloud"}, "extra 'backend' must be one of cli, local, not 'cloud'"),
+        ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds"),
+        ({"timeout": -3}, "extra 'timeout' must be positive"),
+        ({"api_url": "ftp://scout"}, "extra 'api_url' must be an http"),
+    ],
+)
+def test_bad_connection_extras_are_named(
+    scout_connection: Callable[..., None], extra: dict, message: str
+) -> None:
+    scout_connection(**extra)
+    with pytest.raises(ScoutFatalError, match=message):
+        ScoutHook().backend_name  # noqa: B018
+
+
+def test_a_named_connection_must_exist() -> None:
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    with pytest.raises(AirflowNotFoundException, match="scout_prod"):
+        ScoutHook(scout_conn_id="scout_prod").backend_name  # noqa: B018
+
+
+def test_registry_auth_repr_hides_secrets() -> None:
+    text = repr(RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD)) + repr(RegistryAuth(token="tok-secret-1"))
+    assert REGISTRY_PASSWORD not in text and "tok-secret-1" not in text
+    assert REGISTRY_USER in text
