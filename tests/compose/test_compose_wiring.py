@@ -33,6 +33,7 @@ from compose_support import (
 
 from airflow_provider_scout.cli import build_parser as scout_cli_parser
 from airflow_provider_scout.config import parse_registry_string
+from airflow_provider_scout.emulator.images import standard_fixtures
 from airflow_provider_scout.relay.settings import DEFAULT_PORT as RELAY_DEFAULT_PORT
 
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
@@ -321,8 +322,12 @@ def test_demo_profile_serves_the_registry_string_of_env_example(
     assert host == "artifactory-emulator" and int(port) == emulator.port
     assert urlsplit(registry.api).netloc == registry.registry and registry.api.endswith("/artifactory")
     assert emulator.host == "0.0.0.0", "the emulator must listen beyond its container's loopback"
-    assert set(registry.repositories) <= set(emulator.repositories)
     assert emulator.seed_fixtures
+    # Seeding pushes every standard fixture, so each of their repositories must be served...
+    seeded = {spec.repository for spec in standard_fixtures()}
+    assert seeded <= set(emulator.repositories)
+    # ...and the registry string must select from them.
+    assert all(registry.selects_repository(r) for r in seeded)
 
     store = urlsplit(emulator.registry_url)
     assert svc[store.hostname]["image"].startswith("registry:2")
