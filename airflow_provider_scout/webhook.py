@@ -1,0 +1,45 @@
+"""Authentication of Artifactory webhook callbacks (no Airflow import).
+
+Artifactory puts the webhook secret in the ``X-JFrog-Event-Auth`` header, either as
+the plain secret or, when payload signing is on, as the hex HMAC-SHA256 of the raw
+request body keyed by the secret. Both forms are accepted, as ``docker scout watch``
+does; every comparison runs in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+__all__ = ["SIGNATURE_HEADER", "verify_signature"]
+
+SIGNATURE_HEADER = "X-JFrog-Event-Auth"
+
+_HMAC_PREFIX = "sha256="
+
+
+def _as_bytes(text: str) -> bytes:
+    # surrogatepass keeps any str encodable, so odd header bytes fail to match instead of raising.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
+    """True when ``header`` is the secret itself or the hex HMAC-SHA256 of ``body`` keyed by it.
+
+    The HMAC form may be upper or lower case and may carry a ``sha256=`` prefix. An
+    empty secret or an empty header never verifies.
+    """
+    if not secret or not header:
+        return False
+    presented = header.strip()
+    if not presented:
+        return False
+    matches_plain = hmac.compare_digest(_as_bytes(presented), _as_bytes(secret))
+
+    signature = presented
+    if signature[: len(_HMAC_PREFIX)].lower() == _HMAC_PREFIX:
+        signature = signature[len(_HMAC_PREFIX) :]
+    expected = hmac.new(_as_bytes(secret), body, hashlib.sha256).hexdigest()
+    matches_hmac = hmac.compare_digest(_as_bytes(signature.lower()), expected.encode("ascii"))
+    # Both comparisons always run, so timing does not reveal which form was tried.
+    return matches_plain or matches_hmac
