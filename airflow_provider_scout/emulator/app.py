@@ -187,12 +187,15 @@ class ArtifactoryEmulator:
             repository, image = name.split("/", 1)
             for tag in tags:
                 async with limiter:
-                    manifest = await self.fetch_manifest(name, tag)
-                if manifest is not None:
-                    body, media_type = manifest
-                    found.append(
-                        (repository, image, tag, media_type, hashlib.sha256(body).hexdigest(), len(body))
+                    # HEAD tells digest, size and media type without moving the manifest.
+                    answer = await self.client.head(
+                        f"/v2/{name}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT}
                     )
+                digest = answer.headers.get("docker-content-digest", "")
+                if answer.status_code == 200 and digest.startswith("sha256:"):
+                    media_type = answer.headers.get("content-type", "").split(";")[0].strip()
+                    size = int(answer.headers.get("content-length", "0"))
+                    found.append((repository, image, tag, media_type, digest[len("sha256:") :], size))
 
         await asyncio.gather(*(crawl(name) for name in names if "/" in name))
         self.index.replace_all([])

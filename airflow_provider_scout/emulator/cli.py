@@ -31,8 +31,11 @@ manifests, storage info), the Docker Registry v2 API under the REST, repository-
 subdomain access methods, and docker "pushed" webhooks, while a real docker-registry
 (--registry-url) stores every blob and manifest.
 
-Credentials are read from the environment, never from arguments: {ENV_USER},
-{ENV_PASSWORD}, {ENV_TOKEN} (all unset: anonymous access) and {ENV_WEBHOOK_SECRET}.
+Secrets are read from the environment, never from arguments:
+  {ENV_USER} / {ENV_PASSWORD}   basic auth
+  {ENV_TOKEN}   bearer token, also accepted as the basic password
+  {ENV_WEBHOOK_SECRET}   X-JFrog-Event-Auth secret of --webhook-url
+With no credential set, clients are served anonymously.
 """
 
 

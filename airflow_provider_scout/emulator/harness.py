@@ -274,7 +274,7 @@ def start_emulator(
     webhook_secret: str | None = None,
     signing: str = "hmac",
     extra_args: Sequence[str] = (),
-    timeout: float = 30.0,
+    timeout: float = 120.0,  # without --state-dir, startup crawls every tag in the registry
 ) -> EmulatorHandle:
     """Run ``airflow-scout emulator`` as a subprocess; returns once it answers."""
     workdir = Path(workdir)

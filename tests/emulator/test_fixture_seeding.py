@@ -1,0 +1,49 @@
+"""The standard fixture images, pushed through the emulator, as AQL and the registry API see them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import requests
+
+from airflow_provider_scout.emulator.harness import EmulatorHandle, RegistryProcess, start_emulator
+from airflow_provider_scout.emulator.images import PushedImage
+
+
+def test_every_fixture_tag_is_listed_by_aql_with_its_digest(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    repositories = sorted({image.repository for image in fixture_images})
+    query = (
+        'items.find({"$or":[' + ",".join(f'{{"repo":"{r}"}}' for r in repositories) + "],"
+        '"name":{"$match":"*manifest.json"}}).include("repo","path","name","sha256")'
+    )
+    answer = requests.post(
+        f"{emulator.api_url}/api/search/aql",
+        data=query,
+        headers={"Content-Type": "text/plain"},
+        auth=(emulator.username or "", emulator.password or ""),
+        timeout=10,
+    )
+    listed = {(r["repo"], r["path"]): r for r in answer.json()["results"]}
+    for image in fixture_images:
+        row = listed[(image.repository, f"{image.image}/{image.tag}")]
+        assert f"sha256:{row['sha256']}" == image.digest
+        expected_name = "list.manifest.json" if len(image.platforms) > 1 else "manifest.json"
+        assert row["name"] == expected_name
+
+
+def test_seed_fixtures_option_pushes_them_through_itself(registry: RegistryProcess, tmp_path: Path) -> None:
+    seeding = start_emulator(
+        registry.url, tmp_path, username="seeder", password="seed-pass", extra_args=["--seed-fixtures"]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while seeding.admin.status()["fixtures"] in ("requested", "pending") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        status = seeding.admin.status()
+        assert status["fixtures"].startswith("done:"), status
+        assert status["tags"] > 0
+    finally:
+        seeding.stop()
