@@ -1,0 +1,165 @@
+"""The relay's HTTP side: receive Artifactory webhooks, persist what passes, report the backlog.
+
+Checks run in a fixed order so that an unauthenticated sender learns nothing about
+the body rules: size (413), signature (401), JSON and required fields (400), then
+domain / event type / selection (200 ``ignored``). Only an event that passes all of
+them is stored, and only once it is on disk does the sender get 202.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import datetime, timezone
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse_body
+from airflow_provider_scout.relay.airflow_api import AirflowApiClient
+from airflow_provider_scout.relay.delivery import DeliveryWorker
+from airflow_provider_scout.relay.settings import RelaySettings
+from airflow_provider_scout.relay.store import EventStore
+from airflow_provider_scout.webhook import SIGNATURE_HEADER, verify_signature
+
+__all__ = ["build_app", "serve"]
+
+log = logging.getLogger("airflow_provider_scout.relay")
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _answer(status_code: int, **content: Any) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code)
+
+
+def build_app(settings: RelaySettings) -> FastAPI:
+    """The relay as an ASGI app; its lifespan opens the store and runs the delivery worker."""
+    selection = settings.selection
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = EventStore(settings.database_path)
+        client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
+        worker = DeliveryWorker(
+            store,
+            client,
+            dag_id=settings.dag_id,
+            coalesce_seconds=settings.coalesce_seconds,
+            max_batch_size=settings.max_batch_size,
+            retry_max_seconds=settings.retry_max_seconds,
+        )
+        state.update(store=store, worker=worker)
+        task = asyncio.create_task(worker.run(), name="relay-delivery")
+        log.info(
+            "relay ready on http://%s:%d, triggering DAG %r at %s",
+            settings.host,
+            settings.port,
+            settings.dag_id,
+            settings.airflow_url,
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await client.aclose()
+            store.close()
+
+    app = FastAPI(title="Docker Scout Artifactory webhook relay", lifespan=lifespan)
+
+    async def receive(request: Request) -> JSONResponse:
+        source = _client_address(request)
+        try:
+            body = await _read_body(request, settings.max_body_bytes)
+        except _BodyTooLarge:
+            reason = f"body is larger than {settings.max_body_bytes} bytes"
+            log.warning("rejected webhook from %s (413): %s", source, reason)
+            return _answer(413, status="rejected", reason=reason)
+
+        header = request.headers.get(SIGNATURE_HEADER)
+        if not header:
+            reason = f"missing {SIGNATURE_HEADER} header"
+            log.warning("rejected webhook from %s (401): %s", source, reason)
+            return _answer(401, status="rejected", reason=reason)
+        if not verify_signature(body, header, settings.secret):
+            reason = f"{SIGNATURE_HEADER} matches neither the webhook secret nor the body's HMAC-SHA256"
+            log.warning("rejected webhook from %s (401): %s", source, reason)
+            return _answer(401, status="rejected", reason=reason)
+
+        received_at = datetime.now(timezone.utc)
+        try:
+            result = selection.read(parse_body(body), received_at)
+        except InvalidEventError as exc:
+            log.warning("rejected webhook from %s (400): %s", source, exc)
+            return _answer(400, status="rejected", reason=str(exc))
+
+        if isinstance(result, IgnoredEvent):
+            log.info("ignored webhook %s: %s", result.label or "(no image)", result.reason)
+            return _answer(200, status="ignored", reason=result.reason)
+
+        store: EventStore = state["store"]
+        is_new = await asyncio.to_thread(store.add, result, received_at.timestamp())
+        if is_new:
+            state["worker"].notify()
+            log.info("accepted %s event %s (%s)", result.event_type, result.label, result.event_id)
+        else:
+            log.info("accepted duplicate %s event %s (%s)", result.event_type, result.label, result.event_id)
+        return _answer(202, status="accepted", event_id=result.event_id, duplicate=not is_new)
+
+    app.add_api_route("/webhook", receive, methods=["POST"])
+    app.add_api_route("/", receive, methods=["POST"])
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        store: EventStore = state["store"]
+        stats = await asyncio.to_thread(store.stats, time.time())
+        return {"status": "ok", **stats}
+
+    return app
+
+
+def serve(settings: RelaySettings) -> None:
+    """Serve the relay until SIGINT/SIGTERM; with port 0 the bound port is in the ready log line."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+        # Listening before the lifespan runs queues early webhooks instead of refusing them.
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    bound = dataclasses.replace(settings, port=sock.getsockname()[1])
+    config = uvicorn.Config(build_app(bound), log_config=None, access_log=False, timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -1,0 +1,118 @@
+"""Moves stored events into Airflow: coalesce into batches, trigger one DAG run per batch, retry.
+
+Runs as one asyncio task inside the relay app. Each round it closes the batches
+that are due (see :meth:`EventStore.claim_batches`), then sends in-flight batches
+oldest first. A retryable failure (Airflow down, 5xx, not ready) stops the round
+and pauses delivery with capped exponential backoff; the events stay in flight
+and are re-sent under the same ``dag_run_id``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+
+from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome
+from airflow_provider_scout.relay.store import EventStore
+
+__all__ = ["DeliveryWorker"]
+
+log = logging.getLogger(__name__)
+
+_FIRST_RETRY_SECONDS = 0.5
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: EventStore,
+        client: AirflowApiClient,
+        *,
+        dag_id: str,
+        coalesce_seconds: float,
+        max_batch_size: int,
+        retry_max_seconds: float,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._dag_id = dag_id
+        self._coalesce_seconds = coalesce_seconds
+        self._max_batch_size = max_batch_size
+        self._retry_max_seconds = retry_max_seconds
+        self._wake = asyncio.Event()
+        self._consecutive_failures = 0
+        self._resume_at = 0.0
+
+    def notify(self) -> None:
+        """A new event is stored: recompute when the next batch closes."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                pause = await self._deliver_due()
+            except Exception:
+                # A bug or a broken disk must not end delivery for good; the state is in SQLite.
+                log.exception("delivery round failed")
+                pause = self._retry_max_seconds
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=pause)
+
+    def _backoff(self) -> float:
+        delay = _FIRST_RETRY_SECONDS * 2 ** (self._consecutive_failures - 1)
+        return float(min(self._retry_max_seconds, delay))
+
+    async def _deliver_due(self) -> float | None:
+        """Close due batches and send what may be sent; return how long to sleep (None: until woken)."""
+        store = self._store
+        await asyncio.to_thread(
+            store.claim_batches, time.time(), self._coalesce_seconds, self._max_batch_size
+        )
+        now = time.time()
+        if now < self._resume_at:
+            send_wait: float | None = self._resume_at - now  # backing off: new events must not hammer Airflow
+        else:
+            send_wait = await self._send_in_flight()
+        next_claim = await asyncio.to_thread(store.next_claim_at, self._coalesce_seconds)
+        claim_wait = None if next_claim is None else max(0.0, next_claim - time.time())
+        waits = [w for w in (send_wait, claim_wait) if w is not None]
+        return min(waits) if waits else None
+
+    async def _send_in_flight(self) -> float | None:
+        """Send in-flight batches oldest first; on a retryable failure return the backoff delay."""
+        store = self._store
+        while (batch := await asyncio.to_thread(store.oldest_in_flight)) is not None:
+            result = await self._client.trigger_dag_run(
+                self._dag_id, batch.batch_id, {"events": list(batch.events)}
+            )
+            count = len(batch.events)
+            if result.outcome is Outcome.RETRY:
+                self._consecutive_failures += 1
+                delay = self._backoff()
+                self._resume_at = time.time() + delay
+                await asyncio.to_thread(store.record_attempt, batch.batch_id, result.detail)
+                log.warning(
+                    "dag run %s (%d events) not delivered, attempt %d: %s; retrying in %.1fs",
+                    batch.batch_id,
+                    count,
+                    batch.attempts + 1,
+                    result.detail,
+                    delay,
+                )
+                return delay
+            self._consecutive_failures = 0
+            if result.outcome is Outcome.FAILED:
+                await asyncio.to_thread(store.mark_failed, batch.batch_id, result.detail, time.time())
+                log.error(
+                    "dag run %s (%d events) refused by Airflow: %s", batch.batch_id, count, result.detail
+                )
+                continue
+            await asyncio.to_thread(store.mark_delivered, batch.batch_id, time.time())
+            if result.outcome is Outcome.ALREADY_EXISTS:
+                log.info("dag run %s (%d events) already existed: delivered earlier", batch.batch_id, count)
+            else:
+                log.info("dag run %s triggered with %d events", batch.batch_id, count)
+        return None

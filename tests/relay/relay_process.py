@@ -1,0 +1,96 @@
+"""Run ``airflow-scout relay`` as a real process (tests and bench/webhook_burst.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+_READY = re.compile(r"relay ready on http://[^:\s]+:(\d+)")
+
+
+def airflow_scout_command() -> list[str]:
+    """The installed console script next to this interpreter."""
+    script = shutil.which("airflow-scout", path=str(Path(sys.executable).parent))
+    if script is None:
+        raise RuntimeError("airflow-scout is not installed in this environment (pip install -e .)")
+    return [script]
+
+
+class RelayProcess:
+    """One relay process; its combined output goes to ``log_path``."""
+
+    def __init__(self, args: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+        self.args = list(args)
+        self.env = dict(env)
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 30.0) -> RelayProcess:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*airflow_scout_command(), "relay", *self.args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            match = _READY.search(self.log_path.read_text()[offset:])
+            if match:
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                return self
+            if self.process.poll() is not None:
+                raise RuntimeError(f"relay exited with {self.process.returncode}:\n{self.log()[offset:]}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"relay did not become ready:\n{self.log()[offset:]}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/healthz", timeout=10)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM and wait (a graceful stop; uvicorn then re-raises the signal, so no exit code 0)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def relay_environment(secret: str | None, **variables: str) -> dict[str, str]:
+    """This process's environment without any relay settings, plus the given ones."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW_API_", "DOCKER_SCOUT_", "SCOUT_ARTIFACTORY_"))
+    }
+    if secret is not None:
+        env["DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET"] = secret
+    env.update(variables)
+    return env
