@@ -660,7 +660,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # trouble they recovered from before the error that actually ended the run.
 _RETRYABLE = re.compile(
     r"connection refused|connection reset|broken pipe|i/o timeout|tls handshake timeout|timed? ?out"
-    r"|deadline exceeded|unexpected eof|no such host|temporary failure in name resolution"
+    r"|deadline exceeded|no such host|temporary failure in name resolution"
     r"|network is unreachable|too ?many ?requests|rate.?limit|status(?: code)?:? (?:429|5\d\d)\b"
     r"|\b(?:429|5\d\d) (?:too many requests|internal server error|bad gateway|service unavailable"
     r"|gateway time-?out)|internal server error|bad gateway|service unavailable",

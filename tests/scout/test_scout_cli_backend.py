@@ -154,6 +154,10 @@ def test_a_failed_read_back_does_not_fail_the_push(
         ("denied: requested access to the resource is denied (403 Forbidden)", False),
         ("MANIFEST_UNKNOWN: manifest unknown", False),
         ("no such org: acme", False),
+        (
+            'failed to read layer="sha256:1aef" tar : unexpected EOF',
+            False,
+        ),  # corrupt content: retry won't help
         ("something nobody anticipated went wrong", False),
     ],
 )
