@@ -179,7 +179,8 @@ class ArtifactoryEmulator:
         """Crawl the registry once: every tag of every declared repository, modified = now."""
         names = [n for n in await self.registry_catalog() if n.split("/", 1)[0] in self.config.repositories]
         limiter = asyncio.Semaphore(8)
-        found: list[tuple[str, str, str, str, str, int]] = []
+        now = utcnow()
+        found: list[TagEntry] = []
 
         async def crawl(name: str) -> None:
             async with limiter:
@@ -195,12 +196,11 @@ class ArtifactoryEmulator:
                 if answer.status_code == 200 and digest.startswith("sha256:"):
                     media_type = answer.headers.get("content-type", "").split(";")[0].strip()
                     size = int(answer.headers.get("content-length", "0"))
-                    found.append((repository, image, tag, media_type, digest[len("sha256:") :], size))
+                    sha256 = digest[len("sha256:") :]
+                    found.append(TagEntry(repository, image, tag, media_type, sha256, size, now, now))
 
         await asyncio.gather(*(crawl(name) for name in names if "/" in name))
-        self.index.replace_all([])
-        for repository, image, tag, media_type, sha256, size in found:
-            self.index.record_push(repository, image, tag, media_type, sha256, size, user="emulator")
+        self.index.replace_all(found)
         log.info("tag index rebuilt from the registry: %d tags in %d images", len(found), len(names))
 
     async def seed_fixture_images(self) -> None:
@@ -217,10 +217,10 @@ class ArtifactoryEmulator:
         from airflow_provider_scout.emulator.images import seed_fixtures
 
         secret = self.config.password or self.config.token
+        # With no user configured any user name goes with the password or token.
+        username = self.config.username or ("emulator" if secret else None)
         try:
-            pushed = await asyncio.to_thread(
-                seed_fixtures, self.config.public_url, self.config.username, secret
-            )
+            pushed = await asyncio.to_thread(seed_fixtures, self.config.public_url, username, secret)
         except Exception as exc:  # the emulator keeps serving; the status endpoint reports the failure
             self.fixtures_status = f"failed: {type(exc).__name__}"
             log.error("seeding the fixture images failed: %s: %s", type(exc).__name__, exc)
@@ -277,16 +277,14 @@ class ArtifactoryEmulator:
                 return response
             self.aql_running += 1
         try:
-            response = await self._handle_counted(request, mount, kind, docker_path)
+            response = await self._serve(request, mount, kind, docker_path)
         finally:
             if holds_aql_slot:
                 self.aql_running -= 1
         self.stats.answered(response.status_code)
         return response
 
-    async def _handle_counted(
-        self, request: Request, mount: str, kind: str, docker_path: str | None
-    ) -> Response:
+    async def _serve(self, request: Request, mount: str, kind: str, docker_path: str | None) -> Response:
         fault = self.faults.take(request.method, request.url.path)
         if fault is not None:
             self.stats.faults_fired += 1
@@ -298,9 +296,13 @@ class ArtifactoryEmulator:
                 if docker_path is None:
                     return _rest_error(fault.status, message, headers)
                 return _docker_error(fault.status, "UNAVAILABLE", message, headers)
-        if docker_path is None:
-            return await self.handle_rest(request, kind)
-        return await self.handle_docker(request, mount, kind, docker_path)
+        try:
+            if docker_path is None:
+                return await self.handle_rest(request, kind)
+            return await self.handle_docker(request, mount, kind, docker_path)
+        except httpx.HTTPError as exc:
+            log.warning("registry call failed for %s %s: %s", request.method, request.url.path, exc)
+            return _docker_error(502, "UNAVAILABLE", "the registry behind the emulator failed")
 
     def classify(self, request: Request) -> tuple[str, str, str | None] | None:
         """(mount, kind, docker path after the mount's ``/v2`` or None for REST)."""
@@ -371,11 +373,11 @@ class ArtifactoryEmulator:
         method = request.method
         if kind == "ping" and method in ("GET", "HEAD"):
             return PlainTextResponse("OK")
-        if kind == "repositories" and method == "GET":
+        if kind == "repositories" and method in ("GET", "HEAD"):
             return JSONResponse(self.repositories_listing(request))
         if kind == "aql" and method == "POST":
             return await self.search_aql(request)
-        if kind == "storage" and method == "GET":
+        if kind == "storage" and method in ("GET", "HEAD"):
             return self.storage_info(request)
         return _rest_error(404, f"{method} {request.url.path} is not served by the Artifactory emulator")
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 from emulator_test_support import RegistryClient, tiny_image, tiny_index, unique_image
 
+from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.emulator.aql import parse_time
 from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
 
@@ -183,3 +184,18 @@ def test_storage_info_for_tag_folder_and_manifest(
         "/multi",
     }
     assert rest.get(f"{base}/9.9", timeout=5).status_code == 404
+
+
+def test_registry_string_of_the_harness_parses_to_this_emulator(emulator: EmulatorHandle) -> None:
+    config = parse_registry_string(emulator.registry_string())
+    assert (config.registry, config.api) == (emulator.registry, emulator.api_url)
+    assert config.repositories == ("docker-local", "docker-prod", "docker-dev")
+    assert not config.subdomain_mode
+    custom = parse_registry_string(
+        emulator.registry_string(
+            repository="docker-prod", include=["*/team/*", "*/web/*"], subdomain_mode=True
+        )
+    )
+    assert custom.repositories == ("docker-prod",)
+    assert custom.includes == ("*/team/*", "*/web/*")
+    assert custom.subdomain_mode
