@@ -144,3 +144,21 @@ def load_write_init_files() -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def relay_webhook_paths(state_dir: Path) -> set[str]:
+    """The paths the relay app accepts webhooks on (the app is built, not started)."""
+    from airflow_provider_scout.config import parse_registry_string
+    from airflow_provider_scout.relay.airflow_api import AirflowCredentials
+    from airflow_provider_scout.relay.app import build_app
+    from airflow_provider_scout.relay.settings import RelaySettings
+
+    settings = RelaySettings(
+        registry=parse_registry_string("type=artifactory,registry=r.io,api=https://r.io/a,repository=d"),
+        secret="s" * 64,
+        airflow_url="http://airflow-apiserver:8080",
+        airflow_credentials=AirflowCredentials(None, None, "token"),
+        state_dir=state_dir,
+    )
+    app = build_app(settings)
+    return {route.path for route in app.routes if "POST" in (getattr(route, "methods", None) or ())}

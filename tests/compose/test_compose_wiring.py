@@ -28,6 +28,7 @@ from compose_support import (
     interpolate_tree,
     is_secret_name,
     load_write_init_files,
+    relay_webhook_paths,
     variables_in,
 )
 
@@ -310,7 +311,7 @@ def test_relay_keeps_its_event_store_on_a_named_volume(compose: dict[str, Any]) 
 
 
 def test_demo_profile_serves_the_registry_string_of_env_example(
-    compose: dict[str, Any], env_example: EnvExample
+    compose: dict[str, Any], env_example: EnvExample, tmp_path: Path
 ) -> None:
     svc = services(compose)
     demo = {name for name, service in svc.items() if "demo" in service.get("profiles", [])}
@@ -336,6 +337,7 @@ def test_demo_profile_serves_the_registry_string_of_env_example(
     (webhook,) = emulator.webhook_urls
     target = urlsplit(webhook)
     assert target.hostname == "relay" and target.port == container_port(svc["relay"])
+    assert target.path in relay_webhook_paths(tmp_path)
 
     # The emulator accepts exactly what the connection and the relay are given.
     env = svc["artifactory-emulator"]["environment"]
