@@ -26,7 +26,7 @@ RUN /usr/local/libexec/install-docker-scout.sh \
 # airflow-init writes the auth manager's passwords file and the connections from .env with this.
 COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_init_files.py
 
-# pip runs as the airflow user (the image installs Python packages into its user site), pins
+# pip runs as the airflow user, who owns the image's Python environment (~/.local), pins
 # apache-airflow to the image's version so nothing upgrades it, and keeps every dependency
 # within the constraints the image was built with (${HOME}/constraints.txt).
 USER airflow
