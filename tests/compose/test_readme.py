@@ -206,3 +206,12 @@ def test_readme_webhook_subscription_targets_the_relay(tmp_path: Path, compose: 
     assert url.path in relay_webhook_paths(tmp_path)
     assert url.port == int(str(compose["services"]["relay"]["ports"][0]).rsplit(":", 1)[1])
     assert handler["handler_type"] == "webhook" and handler["use_secret_for_signing"] is True
+
+
+def test_readme_names_only_files_that_exist() -> None:
+    text = README.read_text()
+    named = set(re.findall(r"`((?:bench|tests|docker|scripts|dags)/[\w./-]+\.(?:py|sh))`", text))
+    named |= set(re.findall(r"`(tests/[\w/-]+/[\w-]+)`", text))
+    assert {"bench/webhook_burst.py", "tests/scout/stand-ins/docker-scout"} <= named
+    missing = sorted(path for path in named if not (REPO_ROOT / path).exists())
+    assert not missing, f"the README names files that do not exist: {missing}"
