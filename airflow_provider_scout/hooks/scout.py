@@ -54,6 +54,7 @@ __all__ = [
     "ScoutHook",
     "ScoutIndexError",
     "ScoutRetryableError",
+    "ScoutSettings",
 ]
 
 DEFAULT_API_URL = "https://api.scout.docker.com/v1/graphql"
@@ -111,7 +112,7 @@ class IndexOutcome:
 
 
 @dataclass(frozen=True)
-class _Settings:
+class ScoutSettings:
     """The Scout connection resolved once per hook, with defaults applied."""
 
     backend: str
@@ -171,13 +172,19 @@ class ScoutHook(BaseHook):
     # ------------------------------------------------------------------ configuration
 
     @cached_property
-    def settings(self) -> _Settings:
+    def settings(self) -> ScoutSettings:
+        """The connection's settings with defaults applied, resolved on first use.
+
+        :raises ScoutFatalError: naming the connection and extra that is wrong.
+        """
         try:
             conn = self.get_connection(self.scout_conn_id)
         except AirflowNotFoundException:
             if self.scout_conn_id != self.default_conn_name:
-                raise
-            return _Settings(backend="local", connection=None, sbom_dir=os.environ.get(SBOM_DIR_ENV) or None)
+                raise ScoutFatalError(f"Scout connection {self.scout_conn_id!r} is not defined") from None
+            return ScoutSettings(
+                backend="local", connection=None, sbom_dir=os.environ.get(SBOM_DIR_ENV) or None
+            )
 
         extra = conn.extra_dejson
 
@@ -208,7 +215,7 @@ class ScoutHook(BaseHook):
         hub_token = conn.password or os.environ.get("DOCKER_SCOUT_HUB_PASSWORD") or None
         if hub_token:
             mask_secret(hub_token)
-        return _Settings(
+        return ScoutSettings(
             backend=backend,
             connection=self.scout_conn_id,
             org=option("org") or hub_user,

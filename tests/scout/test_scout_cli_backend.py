@@ -266,33 +266,3 @@ def test_a_bearer_only_registry_token_is_refused_clearly(cli_hook: ScoutHook, cl
     with pytest.raises(ScoutFatalError, match="takes registry credentials as user and password"):
         _index(cli_hook, registry_auth=RegistryAuth(token="jfrog-access-token-xyz"))
     assert cli_record.calls() == []
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        ({"backend": "cloud"}, "extra 'backend' must be one of cli, local, not 'cloud'"),
-        ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds"),
-        ({"timeout": -3}, "extra 'timeout' must be positive"),
-        ({"api_url": "ftp://scout"}, "extra 'api_url' must be an http"),
-    ],
-)
-def test_bad_connection_extras_are_named(
-    scout_connection: Callable[..., None], extra: dict, message: str
-) -> None:
-    scout_connection(**extra)
-    with pytest.raises(ScoutFatalError, match=message):
-        ScoutHook().backend_name  # noqa: B018
-
-
-def test_a_named_connection_must_exist() -> None:
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    with pytest.raises(AirflowNotFoundException, match="scout_prod"):
-        ScoutHook(scout_conn_id="scout_prod").backend_name  # noqa: B018
-
-
-def test_registry_auth_repr_hides_secrets() -> None:
-    text = repr(RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD)) + repr(RegistryAuth(token="tok-secret-1"))
-    assert REGISTRY_PASSWORD not in text and "tok-secret-1" not in text
-    assert REGISTRY_USER in text
