@@ -27,6 +27,23 @@ COMPOSE_TOP_LEVEL_KEYS = frozenset(
     {"version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models"}
 )
 
+# Service, healthcheck and depends_on keys of the Compose specification (a subset: the ones a
+# service here may reasonably use), so a misspelt key fails instead of being silently ignored.
+COMPOSE_SERVICE_KEYS = frozenset(
+    {
+        "build", "image", "command", "entrypoint", "environment", "env_file", "volumes", "ports",
+        "expose", "user", "healthcheck", "depends_on", "restart", "profiles", "networks",
+        "container_name", "hostname", "working_dir", "labels", "logging", "secrets", "configs",
+        "extra_hosts", "pull_policy", "stop_grace_period", "init", "tmpfs", "ulimits",
+    }
+)  # fmt: skip
+COMPOSE_HEALTHCHECK_KEYS = frozenset(
+    {"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"}
+)
+COMPOSE_DEPENDS_ON_CONDITIONS = frozenset(
+    {"service_started", "service_healthy", "service_completed_successfully"}
+)
+
 _VARIABLE = re.compile(
     r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
     r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"

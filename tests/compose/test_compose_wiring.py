@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from compose_support import (
+    COMPOSE_DEPENDS_ON_CONDITIONS,
     COMPOSE_FILE,
+    COMPOSE_HEALTHCHECK_KEYS,
+    COMPOSE_SERVICE_KEYS,
     COMPOSE_TOP_LEVEL_KEYS,
     DOCKERIGNORE,
     REPO_ROOT,
@@ -113,8 +116,13 @@ def test_compose_file_has_the_compose_top_level_structure(compose_raw: dict[str,
             source = str(mount).split(":", 1)[0]
             if not source.startswith((".", "/", "$")):
                 assert source in declared_volumes, f"{name} mounts undeclared volume {source!r}"
-        for dependency in service.get("depends_on", {}):
+        unknown_keys = set(service) - COMPOSE_SERVICE_KEYS
+        assert not unknown_keys, f"service {name} has keys Compose does not know: {sorted(unknown_keys)}"
+        unknown_keys = set(service.get("healthcheck", {})) - COMPOSE_HEALTHCHECK_KEYS
+        assert not unknown_keys, f"healthcheck of {name} has unknown keys: {sorted(unknown_keys)}"
+        for dependency, requirement in service.get("depends_on", {}).items():
             assert dependency in compose_raw["services"], f"{name} depends on unknown service {dependency}"
+            assert requirement["condition"] in COMPOSE_DEPENDS_ON_CONDITIONS, f"{name} -> {dependency}"
 
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
