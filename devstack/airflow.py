@@ -466,7 +466,6 @@ class AirflowClient:
             "from_date": from_date.isoformat(),
             "to_date": to_date.isoformat(),
             "dag_run_conf": dict(conf or {}),
-            "reprocess_behavior": "completed",
         }
         backfill: dict[str, Any] = self.request("POST", "/backfills", json=body)
         return backfill
