@@ -30,10 +30,6 @@ __all__ = [
 # Key in IndexTarget.extra of a tag that could not be resolved; the indexing task fails it.
 RESOLVE_ERROR_KEY = "resolve_error"
 
-# What `docker buildx` stores next to the real platforms in an index (provenance, SBOM
-# attestations): not runnable, and not something Scout indexes.
-_ATTESTATION_PLATFORM = "unknown/unknown"
-
 
 @dataclass(frozen=True)
 class TagResolution:
@@ -76,8 +72,6 @@ def plan_targets(
         index_digest = resolved.digest if resolved.is_index else None
         for manifest in resolved.manifests:
             platform = str(manifest.platform) if manifest.platform else None
-            if platform == _ATTESTATION_PLATFORM:
-                continue
             key = (record.repository, record.image, manifest.digest)
             group = groups.setdefault(key, _Group(platform=platform, index_digest=index_digest))
             group.add(record, platform, index_digest)

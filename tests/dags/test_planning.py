@@ -24,7 +24,6 @@ CONFIG = parse_registry_string(
 )
 AMD64 = PlatformManifest("sha256:" + "a" * 64, Platform("linux", "amd64"))
 ARM64 = PlatformManifest("sha256:" + "b" * 64, Platform("linux", "arm64", "v8"))
-ATTESTATION = PlatformManifest("sha256:" + "c" * 64, Platform("unknown", "unknown"))
 INDEX_DIGEST = "sha256:" + "d" * 64
 
 
@@ -80,12 +79,12 @@ def test_same_digest_under_two_image_names_is_two_targets() -> None:
     assert len({t.reference for t in targets}) == 2
 
 
-def test_multi_arch_tag_yields_one_target_per_platform_without_attestations() -> None:
+def test_multi_arch_tag_yields_one_target_per_platform() -> None:
     targets = plan_targets(
         CONFIG,
         [
-            _resolved(_multi("docker-prod", "team/base", "12", AMD64, ARM64, ATTESTATION)),
-            _resolved(_multi("docker-prod", "team/base", "latest", AMD64, ARM64, ATTESTATION)),
+            _resolved(_multi("docker-prod", "team/base", "12", AMD64, ARM64)),
+            _resolved(_multi("docker-prod", "team/base", "latest", AMD64, ARM64)),
         ],
     )
     assert [(t.platform, t.digest, t.tags) for t in targets] == [

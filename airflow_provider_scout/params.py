@@ -1,0 +1,204 @@
+"""The inputs of the Scout DAGs: run ``Param``s with JSON schemas and deployment settings.
+
+DAG files only wire; what a run accepts (and how a bad ``conf`` is refused) and what a
+deployment may tune through environment variables is defined here once for all three
+DAGs. Run inputs are validated by Airflow itself against these JSON schemas when a run
+is triggered (UI, REST API or CLI), so a bad ``conf`` never starts a run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from airflow.sdk import Param
+from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk.exceptions import AirflowTimetableInvalid
+
+from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
+
+__all__ = [
+    "CATCHUP_ENV",
+    "DEFAULT_ARTIFACTORY_CONN_ID",
+    "DEFAULT_SCOUT_CONN_ID",
+    "INDEX_WORKERS_ENV",
+    "REFRESH_SCHEDULE_ENV",
+    "REGISTRY_ENV",
+    "events_param",
+    "index_workers",
+    "indexing_params",
+    "refresh_catchup",
+    "refresh_timetable",
+    "registry_string_schema",
+]
+
+REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"
+INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"
+REFRESH_SCHEDULE_ENV = "SCOUT_REFRESH_SCHEDULE"
+CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
+DEFAULT_ARTIFACTORY_CONN_ID = "artifactory_default"
+DEFAULT_SCOUT_CONN_ID = "docker_scout_default"
+DEFAULT_INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
+DEFAULT_REFRESH_SCHEDULE = "@hourly"
+
+# ----------------------------------------------------------------------------- run parameters
+
+
+def _any_case(word: str) -> str:
+    """A regex matching ``word`` in any letter case, without inline flags (the UI validates in JS too)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def _item(key_regex: str, value_regex: str) -> str:
+    """An item of the registry string: at its start, after a comma or after an opening quote."""
+    return rf'(^|[,"])\s*({key_regex})\s*=\s*{value_regex}'
+
+
+def registry_string_schema() -> dict[str, Any]:
+    """JSON schema for a registry string: the required keys must be present and plausible.
+
+    JSON schema cannot run the parser, so this checks the keys a run cannot do without and
+    names each in its ``description`` (which jsonschema quotes in its error); the listing
+    task parses the string fully and fails with the parser's exact message otherwise.
+    """
+    value = r'[^\s,"]'
+    requirements = [
+        ("type=artifactory", _item(_any_case("type"), _any_case("artifactory") + r'\s*("|,|$)')),
+        ("registry=<host[:port]>", _item(_any_case("registry"), value)),
+        ("api=<http(s) URL>", _item(_any_case("api"), _any_case("http") + "[Ss]?://")),
+        (
+            "repository=<key or glob>",
+            _item(f"{_any_case('repository')}|{_any_case('repositories')}", value),
+        ),
+    ]
+    return {
+        "type": "string",
+        "minLength": 1,
+        "allOf": [
+            {"description": f"needs {requirement}", "pattern": pattern}
+            for requirement, pattern in requirements
+        ],
+    }
+
+
+def _registry_param() -> Param:
+    return Param(
+        None,
+        title="Registry string",
+        description=(
+            "A `docker scout watch` registry string of type=artifactory "
+            "(type=artifactory,registry=…,api=…,repository=…[,include=…][,exclude=…]). "
+            f"Empty: the {REGISTRY_ENV} environment variable, else the Airflow Variable of that name."
+        ),
+        **{**registry_string_schema(), "type": ["null", "string"]},
+    )
+
+
+def _tags_param() -> Param:
+    return Param(
+        [],
+        type="array",
+        title="Tag filters",
+        description=(
+            "Regular expressions, as `docker scout watch --tag`: a tag is indexed when one matches "
+            "(unanchored; use ^ and $). Empty: every tag."
+        ),
+        items={"type": "string", "minLength": 1, "format": "regex"},
+    )
+
+
+def _connection_param(default: str, title: str, description: str) -> Param:
+    return Param(
+        default,
+        type="string",
+        title=title,
+        description=description,
+        minLength=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+    )
+
+
+def _flag_param(title: str, description: str) -> Param:
+    return Param(False, type="boolean", title=title, description=description)
+
+
+def indexing_params(*, with_tags: bool = True) -> dict[str, Param]:
+    """The parameters every indexing DAG takes: what to read, where from, and how to index."""
+    params: dict[str, Param] = {"registry": _registry_param()}
+    if with_tags:
+        params["tags"] = _tags_param()
+    params.update(
+        artifactory_conn_id=_connection_param(
+            DEFAULT_ARTIFACTORY_CONN_ID,
+            "Artifactory connection",
+            "Airflow connection with the Artifactory API credentials (also used to pull the images).",
+        ),
+        scout_conn_id=_connection_param(
+            DEFAULT_SCOUT_CONN_ID,
+            "Docker Scout connection",
+            "Airflow connection choosing the indexing backend; without one, SBOMs are written locally.",
+        ),
+        force=_flag_param("Force", "Index digests again even when they are already indexed."),
+        dry_run=_flag_param("Dry run", "Resolve and analyse the images but deliver nothing."),
+    )
+    return params
+
+
+def events_param() -> Param:
+    """The relay's normalised image events (``conf={"events": [...]}``) for the webhook DAG."""
+    event_schema = {key: value for key, value in IMAGE_EVENT_SCHEMA.items() if key != "$schema"}
+    return Param(
+        type="array",
+        title="Image events",
+        description="Pushed (or promoted) tags as the webhook relay normalises them.",
+        minItems=1,
+        items=event_schema,
+    )
+
+
+# ------------------------------------------------------------------------- deployment settings
+
+
+def index_workers() -> int:
+    """How many images a run indexes at once (``docker scout watch --workers``)."""
+    raw = os.environ.get(INDEX_WORKERS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INDEX_WORKERS
+    try:
+        workers = int(raw)
+    except ValueError:
+        raise ValueError(f"{INDEX_WORKERS_ENV} must be a positive integer, not {raw!r}") from None
+    if workers < 1:
+        raise ValueError(f"{INDEX_WORKERS_ENV} must be a positive integer, not {raw!r}")
+    return workers
+
+
+def refresh_timetable() -> CronDataIntervalTimetable:
+    """The refresh DAG's schedule: a cron expression or preset, as *data intervals*.
+
+    Airflow 3 turns a plain cron ``schedule`` into trigger times whose data interval is a
+    single instant; the refresh needs the span since the previous run to select what
+    changed, so it asks for data intervals explicitly.
+    """
+    expression = os.environ.get(REFRESH_SCHEDULE_ENV, "").strip() or DEFAULT_REFRESH_SCHEDULE
+    timetable = CronDataIntervalTimetable(expression, timezone="UTC")
+    try:
+        timetable.validate()
+    except AirflowTimetableInvalid as exc:
+        raise ValueError(f"{REFRESH_SCHEDULE_ENV} is not a cron expression or preset: {exc}") from None
+    return timetable
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def refresh_catchup() -> bool:
+    """Whether the refresh DAG runs the intervals it missed (off by default)."""
+    raw = os.environ.get(CATCHUP_ENV, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise ValueError(f"{CATCHUP_ENV} must be true or false, not {raw!r}")

@@ -1,0 +1,445 @@
+"""The operators against the Artifactory emulator and the local (syft) backend, task by task.
+
+Each test runs ``execute`` the way a worker does for one task instance, with a task
+instance that records XCom pushes and Airflow's own outlet event accessors. Expected
+targets are derived from the fixture image definitions, never typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.execution_time.context import OutletEventAccessors
+
+from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
+from airflow_provider_scout.emulator.images import PushedImage
+from airflow_provider_scout.events import ImageEvent
+from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.operators.index import (
+    RESULTS_XCOM_KEY,
+    SBOM_ASSET_ALIAS,
+    IndexImageOperator,
+    ListArtifactoryImagesOperator,
+    ResolveImageEventsOperator,
+    SummarizeIndexingOperator,
+)
+
+pytestmark = pytest.mark.usefixtures("emulator_connection")
+
+
+class RecordingTaskInstance:
+    """The part of a task instance the operators use: XCom push and pull."""
+
+    def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
+        self.pushed: dict[str, Any] = {}
+        self.xcoms = xcoms or {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)  # XComs must be JSON-ready
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids: str | list[str], key: str = "return_value") -> Any:
+        if isinstance(task_ids, str):
+            return self.xcoms.get((task_ids, key))
+        return [value for task_id in task_ids for value in self.xcoms.get((task_id, key), [None])]
+
+
+def run(operator: Any, ti: RecordingTaskInstance | None = None) -> tuple[Any, dict[str, Any]]:
+    """Execute like a worker: returns (return value, context)."""
+    context: dict[str, Any] = {"ti": ti or RecordingTaskInstance(), "outlet_events": OutletEventAccessors()}
+    return operator.execute(context), context
+
+
+def alias_events(context: dict[str, Any]) -> list[Any]:
+    return list(context["outlet_events"][SBOM_ASSET_ALIAS].asset_alias_events)
+
+
+def fixture_include(images: Iterable[PushedImage]) -> list[str]:
+    """Include globs naming exactly the fixture images (other tests push into the same emulator)."""
+    return sorted({f"{i.repository}/{i.image}" for i in images})
+
+
+def expected_targets(images: Iterable[PushedImage]) -> dict[tuple[str, str, str], set[str]]:
+    """(repository, image, platform digest) -> tags, from what was pushed."""
+    expected: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for image in images:
+        for digest in image.platform_digests.values():
+            expected[(image.repository, image.image, digest)].add(image.tag)
+    return expected
+
+
+def flatten(batches: list[list[dict[str, Any]]]) -> list[IndexTarget]:
+    return [IndexTarget.from_dict(item) for batch in batches for item in batch]
+
+
+def list_images(emulator: EmulatorHandle, **kwargs: Any) -> list[list[dict[str, Any]]]:
+    kwargs.setdefault("registry", emulator.registry_string())
+    batches, _ = run(ListArtifactoryImagesOperator(task_id="list_images", **kwargs))
+    assert isinstance(batches, list)
+    return batches
+
+
+def index(batch: list[dict[str, Any]], registry: str, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
+    """Index one mapped input; returns (pushed results, context)."""
+    ti = RecordingTaskInstance()
+    operator = IndexImageOperator(task_id="index_images", targets=batch, registry=registry, **kwargs)
+    _, context = run(operator, ti)
+    return ti.pushed[RESULTS_XCOM_KEY], context
+
+
+def by_image(images: list[PushedImage], kind: str) -> list[PushedImage]:
+    return [i for i in images if i.kind == kind]
+
+
+def test_listing_gives_one_target_per_repository_image_and_platform_digest_with_tags_merged(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    batches = list_images(
+        emulator, registry=emulator.registry_string(include=fixture_include(fixture_images))
+    )
+    assert all(len(batch) == 1 for batch in batches)  # far below max_map_length: one image per task
+    targets = flatten(batches)
+    got = {(t.repository, t.image, t.digest): set(t.tags) for t in targets}
+    assert got == expected_targets(fixture_images)
+    for target in targets:
+        assert target.reference == f"{emulator.registry}/{target.repository}/{target.image}@{target.digest}"
+
+    # The same digest under three tags is one target carrying the three tags...
+    three_tags = [t for t in targets if len(t.tags) == 3]
+    assert len(three_tags) == 1
+    assert {i.tag for i in fixture_images if i.image == three_tags[0].image} == set(three_tags[0].tags)
+    # ...and a multi-arch image is one target per platform, tagged like the index.
+    (multiarch, *_) = by_image(fixture_images, "multiarch")
+    platforms = {t.platform: t for t in targets if t.image == multiarch.image}
+    assert set(platforms) == set(multiarch.platforms) and len(platforms) > 1
+    for platform, target in platforms.items():
+        assert target.digest == multiarch.platform_digests[platform]
+        assert target.index_digest == multiarch.digest
+
+
+def test_listing_applies_include_exclude_and_tag_filters(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    (frontend, *_) = [
+        i for i in fixture_images if len([j for j in fixture_images if j.image == i.image]) == 3
+    ]
+    others = [i for i in fixture_images if i.image != frontend.image]
+    include = fixture_include(fixture_images)
+    registry = emulator.registry_string(include=include, exclude=fixture_include(others))
+    targets = flatten(list_images(emulator, registry=registry))
+    assert [(t.repository, t.image) for t in targets] == [(frontend.repository, frontend.image)]
+
+    one_tag = sorted(i.tag for i in fixture_images if i.image == frontend.image)[0]
+    targets = flatten(list_images(emulator, registry=registry, tags=[f"^{re.escape(one_tag)}$"]))
+    assert [t.tags for t in targets] == [(one_tag,)]
+
+
+def test_listing_rediscovers_repositories_given_as_globs(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    registry = emulator.registry_string(repository="docker-p*", include=fixture_include(fixture_images))
+    targets = flatten(list_images(emulator, registry=registry))
+    expected = {k: v for k, v in expected_targets(fixture_images).items() if k[0] == "docker-prod"}
+    assert {(t.repository, t.image, t.digest): set(t.tags) for t in targets} == expected
+
+
+def test_listing_with_a_window_lists_only_tags_modified_inside_it(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    source = fixture_images[0]
+    emulator.admin.seed_tags(
+        "docker-dev",
+        "dags-tests/window-probe",
+        ["w1", "w2"],
+        f"{source.repository}/{source.image}:{source.tag}",
+    )
+    start = datetime(2021, 3, 4, 5, 0, tzinfo=timezone.utc)
+    emulator.admin.set_modified("docker-dev", "dags-tests/window-probe", "w1", start + timedelta(minutes=10))
+    emulator.admin.set_modified(
+        "docker-dev", "dags-tests/window-probe", "w2", start + timedelta(hours=1)
+    )  # next window
+
+    targets = flatten(list_images(emulator, modified_after=start, modified_before=start + timedelta(hours=1)))
+    assert [(t.repository, t.image, t.tags) for t in targets] == [
+        ("docker-dev", "dags-tests/window-probe", ("w1",))
+    ]
+    # Templates rendered without native objects hand over ISO strings; those are read too.
+    targets = flatten(
+        list_images(
+            emulator,
+            modified_after=(start + timedelta(hours=1)).isoformat(),
+            modified_before=(start + timedelta(hours=2)).isoformat(),
+        )
+    )
+    assert [(t.image, t.tags) for t in targets] == [("dags-tests/window-probe", ("w2",))]
+
+
+def test_more_targets_than_max_map_length_come_back_batched(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = emulator.registry_string(include=fixture_include(fixture_images))
+    expected = expected_targets(fixture_images)
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "2")
+    batches = list_images(emulator, registry=registry)
+    assert len(batches) == 2
+    assert {(t.repository, t.image, t.digest): set(t.tags) for t in flatten(batches)} == expected
+
+
+def test_an_unresolvable_tag_is_reported_not_fatal_to_the_listing(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage], clean_faults: EmulatorAdmin
+) -> None:
+    broken = next(i for i in fixture_images if i.kind == "python")
+    clean_faults.inject_fault(f"/v2/{broken.image}/manifests/{broken.tag}$", 404, count=None)
+    registry = emulator.registry_string(include=fixture_include(fixture_images))
+    targets = flatten(list_images(emulator, registry=registry))
+
+    failed = [t for t in targets if t.image == broken.image]
+    assert len(failed) == 1 and failed[0].digest == ""
+    assert "404" in failed[0].extra["resolve_error"]
+    assert len(targets) == len(expected_targets(fixture_images))  # every other image still planned
+
+    with pytest.raises(AirflowFailException, match="cannot resolve the tag"):
+        index([failed[0].to_dict()], registry)
+
+
+def test_no_registry_string_anywhere_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "airflow_provider_scout.operators.index.Variable.get", lambda key, default=None: default
+    )
+    with pytest.raises(
+        AirflowFailException, match="set the 'registry' param, the SCOUT_ARTIFACTORY_REGISTRY"
+    ):
+        run(ListArtifactoryImagesOperator(task_id="list_images"))
+
+
+def test_registry_string_comes_from_the_environment_and_bad_ones_fail_naming_the_key(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "SCOUT_ARTIFACTORY_REGISTRY", emulator.registry_string(include=fixture_include(fixture_images))
+    )
+    batches, _ = run(ListArtifactoryImagesOperator(task_id="list_images"))
+    assert len(flatten(batches)) == len(expected_targets(fixture_images))
+
+    with pytest.raises(AirflowFailException, match="'subdomain-mode' must be true or false"):
+        list_images(emulator, registry=emulator.registry_string(subdomain_mode="maybe"))
+    with pytest.raises(AirflowFailException, match="tag pattern '\\(' is not a valid regular expression"):
+        list_images(emulator, tags=["("])
+    with pytest.raises(AirflowFailException, match="tags must be a list of strings, not str"):
+        list_images(emulator, tags="['latest']")
+
+
+def test_indexing_writes_one_sbom_per_digest_with_all_tags_then_skips_it(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    registry = emulator.registry_string(include=fixture_include(fixture_images))
+    (target,) = [t for t in flatten(list_images(emulator, registry=registry)) if len(t.tags) == 3]
+
+    results, context = index([target.to_dict()], registry)
+    (result,) = results
+    assert result["state"] == "indexed" and result["error"] is None
+    assert result["tags"] == list(target.tags) and result["digest"] == target.digest
+    sbom_path = tmp_path / "sha256" / f"{target.digest.split(':')[1]}.json"
+    assert result["sbom_path"] == str(sbom_path)
+    sbom = json.loads(sbom_path.read_text())
+    assert sbom["source"]["image"]["digest"] == target.digest
+    assert sorted(sbom["source"]["image"]["tags"]) == sorted(target.tags)
+    assert result["packages"] == len(sbom["artifacts"]) > 0
+    assert list(tmp_path.rglob("*.json")) == [sbom_path]  # three tags, one SBOM
+    (event,) = alias_events(context)
+    assert event.dest_asset_key.uri == f"scout://{emulator.registry}/{target.repository}/{target.image}"
+    assert event.extra["digest"] == target.digest and event.extra["tags"] == list(target.tags)
+
+    modified = sbom_path.stat().st_mtime_ns
+    results, context = index([target.to_dict()], registry)
+    assert [r["state"] for r in results] == ["skipped"]
+    assert alias_events(context) == []
+    assert sbom_path.stat().st_mtime_ns == modified
+
+    results, _ = index([target.to_dict()], registry, force=True)
+    assert [r["state"] for r in results] == ["indexed"]
+
+
+def test_dry_run_analyses_but_writes_nothing(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    registry = emulator.registry_string(include=fixture_include(by_image(fixture_images, "alpine")))
+    (target,) = flatten(list_images(emulator, registry=registry))
+    results, context = index([target.to_dict()], registry, scout_dry_run=True)
+    assert [r["state"] for r in results] == ["dry_run"]
+    assert results[0]["packages"] > 0
+    assert list(tmp_path.rglob("*.json")) == []
+    assert alias_events(context) == []
+
+
+def test_a_corrupt_image_fails_its_task_alone_and_its_batch_still_indexes_the_rest(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    chosen = by_image(fixture_images, "corrupt") + by_image(fixture_images, "alpine")
+    registry = emulator.registry_string(include=fixture_include(chosen))
+    targets = flatten(list_images(emulator, registry=registry))
+    (corrupt,) = [t for t in targets if t.image == by_image(fixture_images, "corrupt")[0].image]
+    (healthy,) = [t for t in targets if t is not corrupt]
+
+    ti = RecordingTaskInstance()
+    operator = IndexImageOperator(
+        task_id="index_images", targets=[corrupt.to_dict(), healthy.to_dict()], registry=registry
+    )
+    context = {"ti": ti, "outlet_events": OutletEventAccessors()}
+    with pytest.raises(AirflowException) as failure:
+        operator.execute(context)
+    assert corrupt.reference in str(failure.value)
+    assert healthy.reference not in str(failure.value)
+    failed, indexed = ti.pushed[RESULTS_XCOM_KEY]
+    assert failed["state"] == "failed" and corrupt.reference in failed["error"]
+    assert indexed["state"] == "indexed"
+    assert (tmp_path / "sha256" / f"{healthy.digest.split(':')[1]}.json").exists()
+    assert operator.map_label == f"{corrupt.label} (+1 more)"
+
+
+def test_webhook_events_resolve_by_pushed_digest_to_every_platform(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    multiarch = by_image(fixture_images, "multiarch")[0]
+    alpine = by_image(fixture_images, "alpine")[0]
+    registry = emulator.registry_string(exclude=[f"{alpine.repository}/{alpine.image}"])
+
+    def event(image: PushedImage) -> dict[str, Any]:
+        return ImageEvent(
+            repository=image.repository,
+            image=image.image,
+            tag=image.tag,
+            digest=image.digest,
+            platforms=image.platforms,
+            reference=f"{emulator.registry}/{image.repository}/{image.image}:{image.tag}@{image.digest}",
+            event_type="pushed",
+            received_at=datetime(2024, 6, 1, tzinfo=timezone.utc),
+        ).to_dict()
+
+    operator = ResolveImageEventsOperator(
+        task_id="resolve_events", events=[event(multiarch), event(alpine)], registry=registry
+    )
+    batches, _ = run(operator)
+    targets = flatten(batches)
+    assert {t.platform: t.digest for t in targets} == multiarch.platform_digests  # alpine is excluded
+    assert all(t.tags == (multiarch.tag,) and t.index_digest == multiarch.digest for t in targets)
+
+    with pytest.raises(AirflowFailException, match=r"events\[0\]: event is missing fields: digest"):
+        run(
+            ResolveImageEventsOperator(
+                task_id="resolve_events",
+                events=[{k: v for k, v in event(multiarch).items() if k not in ("digest", "event_id")}],
+                registry=registry,
+            )
+        )
+
+
+def _result(target: IndexTarget, state: str, error: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "reference": target.reference,
+        "repository": target.repository,
+        "image": target.image,
+        "tags": list(target.tags),
+        "digest": target.digest,
+        "platform": target.platform,
+        "packages": None,
+        "vulnerabilities": None,
+        "sbom_path": None,
+        "state": state,
+        "error": error,
+        **extra,
+    }
+
+
+def _planned(count: int) -> list[IndexTarget]:
+    return [
+        IndexTarget(
+            "docker-local",
+            f"team/app{n}",
+            f"sha256:{n:064x}",
+            (f"v{n}",),
+            f"r.example/docker-local/team/app{n}@sha256:{n:064x}",
+            platform="linux/amd64",
+        )
+        for n in range(count)
+    ]
+
+
+def test_summary_reports_every_image_and_fails_the_run_when_one_failed(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    planned = _planned(4)
+    indexed = _result(planned[0], "indexed", packages=12, vulnerabilities={"critical": 1, "high": 2})
+    indexed["sbom_path"] = str(tmp_path / "sha256" / "x.json")
+    ti = RecordingTaskInstance(
+        {
+            ("list_images", "return_value"): [[t.to_dict()] for t in planned],
+            # map index 3 crashed before pushing anything
+            ("index_images", RESULTS_XCOM_KEY): [
+                [indexed],
+                [_result(planned[1], "skipped")],
+                [_result(planned[2], "failed", "syft failed for ref (exit status 1)")],
+            ],
+        }
+    )
+    operator = SummarizeIndexingOperator(
+        task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
+    )
+    with pytest.raises(AirflowFailException, match="2 of 4 image"):
+        run(operator, ti)
+    summary = ti.pushed["return_value"]
+    assert (summary["indexed"], summary["skipped"], summary["dry_run"], summary["failed"]) == (1, 1, 0, 2)
+    assert summary["failures"] == [
+        {"reference": planned[2].reference, "error": "syft failed for ref (exit status 1)"},
+        {
+            "reference": planned[3].reference,
+            "error": "no result recorded: its indexing task did not finish (see that task's log)",
+        },
+    ]
+    assert [r["reference"] for r in summary["results"]] == [t.reference for t in planned]
+    log = capfd.readouterr().out  # Airflow's task logger writes through structlog
+    assert "IMAGE" in log and "VULNERABILITIES" in log
+    assert "docker-local/team/app0  linux/amd64" in log and "C:1 H:2 M:0 L:0" in log
+    assert f"SBOMs (Scout SBOM JSON, <dir>/sha256/<hex>.json) are under {tmp_path}" in log
+    assert indexed["sbom_path"] in log
+
+
+def test_summary_succeeds_when_nothing_failed_and_fails_when_planning_failed() -> None:
+    planned = _planned(2)
+    ti = RecordingTaskInstance(
+        {
+            ("list_images", "return_value"): [[planned[0].to_dict(), planned[1].to_dict()]],
+            ("index_images", RESULTS_XCOM_KEY): [
+                [_result(planned[0], "skipped"), _result(planned[1], "dry_run")]
+            ],
+        }
+    )
+    operator = SummarizeIndexingOperator(
+        task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
+    )
+    summary, _ = run(operator, ti)
+    assert (summary["indexed"], summary["skipped"], summary["dry_run"], summary["failed"]) == (0, 1, 1, 0)
+
+    with pytest.raises(AirflowFailException, match="list_images produced no plan"):
+        run(operator, RecordingTaskInstance())
