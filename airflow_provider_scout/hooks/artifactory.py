@@ -81,9 +81,10 @@ RETRY_AFTER_CAP_SECONDS = 60.0
 BACKOFF_INITIAL_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 
-_BACKOFF = tenacity.wait_exponential_jitter(
-    initial=BACKOFF_INITIAL_SECONDS, max=BACKOFF_MAX_SECONDS, jitter=BACKOFF_INITIAL_SECONDS
-)
+# 0.5s, 1s, 2s... plus up to 0.5s of jitter so parallel tasks do not retry in step.
+_BACKOFF = tenacity.wait_exponential(
+    multiplier=BACKOFF_INITIAL_SECONDS, max=BACKOFF_MAX_SECONDS
+) + tenacity.wait_random(0, BACKOFF_INITIAL_SECONDS)
 _REPOSITORY_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The image name grammar of the OCI distribution spec (path components joined by "/").
 _IMAGE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")

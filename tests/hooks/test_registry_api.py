@@ -42,7 +42,7 @@ def _bytes(document: dict[str, Any]) -> bytes:
 
 def _image(
     media_type: str | None = OCI_MANIFEST, config_type: str = "application/vnd.oci.image.config.v1+json"
-):
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "schemaVersion": 2,
         "config": {"mediaType": config_type, "digest": CONFIG_DIGEST, "size": 10},

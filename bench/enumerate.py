@@ -1,0 +1,146 @@
+"""Enumeration benchmark: paged AQL versus the Docker ``_catalog`` + ``tags/list`` crawl.
+
+Starts a real ``docker-registry`` and the Artifactory emulator (a test double) on free
+loopback ports, seeds one repository with 5,000 tags over 500 images, then lists every
+tag of it twice through :class:`ArtifactoryHook`, in the same run:
+
+* **AQL**: ``POST /api/search/aql`` pages of 1,000 rows (the hook's default page size);
+* **crawl**: ``/api/docker/<repo>/v2/_catalog?n=100`` pages, then
+  ``/v2/<image>/tags/list?n=100`` pages per image. ``n=100`` is what Docker clients ask
+  for by default; a larger ``n`` saves only catalog pages, since the crawl still needs
+  at least one ``tags/list`` request per image.
+
+It prints the HTTP requests (counted by the hook and cross-checked against the
+emulator's own count) and the wall time of each, and their ratios. Both listings must
+hold the same 5,000 tags. Goal (issue 2): AQL needs at most 1/50 of the crawl's requests.
+Exits 1 when the goal is missed or the listings differ.
+
+    .venv/bin/python bench/enumerate.py [--images 500] [--tags-per-image 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from airflow_provider_scout.emulator.harness import EmulatorHandle, start_emulator, start_registry
+from airflow_provider_scout.emulator.images import build_layout, push_oci_layout
+from airflow_provider_scout.hooks.artifactory import (
+    CATALOG_PAGE_SIZE,
+    ENV_PASSWORD,
+    ENV_USER,
+    ArtifactoryHook,
+)
+from airflow_provider_scout.models import TagRecord
+
+REQUEST_RATIO_GOAL = 50.0
+REPOSITORY = "docker-local"
+SOURCE_REPOSITORY = "docker-dev"  # the pushed source image stays out of the measured repository
+SOURCE_IMAGE = "bench/source"
+
+
+def seed(emulator: EmulatorHandle, workdir: Path, images: int, tags_per_image: int) -> set[tuple[str, str]]:
+    """Push one small image, then put its manifest under every (image, tag) of the measured repository."""
+    layout = build_layout("alpine", workdir / "source")
+    push_oci_layout(
+        layout.directory,
+        emulator.url,
+        f"{SOURCE_REPOSITORY}/{SOURCE_IMAGE}",
+        ["source"],
+        emulator.username,
+        emulator.password,
+    )
+    names = [f"bench/team-{n // 50:02d}/app-{n:03d}" for n in range(images)]
+    tags = [f"1.{n}.0" for n in range(tags_per_image)]
+    source = f"{SOURCE_REPOSITORY}/{SOURCE_IMAGE}:source"
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        seeded = sum(pool.map(lambda name: emulator.admin.seed_tags(REPOSITORY, name, tags, source), names))
+    if seeded != images * tags_per_image:
+        raise RuntimeError(f"the emulator seeded {seeded} tags, expected {images * tags_per_image}")
+    return {(name, tag) for name in names for tag in tags}
+
+
+def measure(
+    emulator: EmulatorHandle, listing: Callable[[ArtifactoryHook], Iterable[TagRecord]]
+) -> tuple[set[tuple[str, str]], int, float]:
+    """The (image, tag) pairs listed, the requests the hook made and the wall time, with a fresh hook."""
+    hook = ArtifactoryHook("artifactory_bench_not_defined", api_url=emulator.api_url)
+    emulator.admin.reset_stats()
+    started = time.perf_counter()
+    listed = {(record.image, record.tag) for record in listing(hook)}
+    elapsed = time.perf_counter() - started
+    counted_by_emulator = emulator.admin.stats()["total"]
+    if counted_by_emulator != hook.request_count:
+        raise RuntimeError(
+            f"the hook counted {hook.request_count} requests but the emulator saw {counted_by_emulator}"
+        )
+    hook.close()
+    return listed, hook.request_count, elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--tags-per-image", type=int, default=10)
+    args = parser.parse_args()
+
+    username, password = "bench-reader", secrets.token_urlsafe(24)
+    # The hook finds no connection and falls back to these, as a `docker scout watch` user would.
+    os.environ[ENV_USER] = username
+    os.environ[ENV_PASSWORD] = password
+    workdir = Path(tempfile.mkdtemp(prefix="bench-enumerate-"))
+    registry = start_registry(workdir / "registry")
+    emulator = None
+    try:
+        emulator = start_emulator(registry.url, workdir / "emulator", username=username, password=password)
+        started = time.perf_counter()
+        expected = seed(emulator, workdir, args.images, args.tags_per_image)
+        print(
+            f"seeded {len(expected)} tags over {args.images} images in {REPOSITORY} "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+
+        aql_tags, aql_requests, aql_seconds = measure(emulator, lambda hook: hook.iter_tags([REPOSITORY]))
+        crawl_tags, crawl_requests, crawl_seconds = measure(
+            emulator, lambda hook: hook.iter_tags_by_catalog(REPOSITORY, page_size=CATALOG_PAGE_SIZE)
+        )
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        registry.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(f"{'method':<34}{'requests':>10}{'wall time':>12}")
+    print(f"{'AQL (limit 1000)':<34}{aql_requests:>10}{aql_seconds:>11.2f}s")
+    print(f"{f'catalog + tags/list (n={CATALOG_PAGE_SIZE})':<34}{crawl_requests:>10}{crawl_seconds:>11.2f}s")
+    request_ratio = crawl_requests / aql_requests
+    print(f"crawl / AQL: {request_ratio:.1f}x the requests, {crawl_seconds / aql_seconds:.1f}x the wall time")
+    print(f"goal: AQL needs at most 1/{REQUEST_RATIO_GOAL:.0f} of the crawl's requests")
+
+    failed = False
+    for name, listed in (("AQL", aql_tags), ("crawl", crawl_tags)):
+        if listed != expected:
+            print(
+                f"FAIL: the {name} listing differs from what was seeded "
+                f"({len(expected - listed)} missing, {len(listed - expected)} unexpected)",
+                file=sys.stderr,
+            )
+            failed = True
+    if request_ratio < REQUEST_RATIO_GOAL:
+        print(f"FAIL: AQL needs 1/{request_ratio:.1f} of the crawl's requests", file=sys.stderr)
+        failed = True
+    if not failed:
+        print(f"OK: AQL needs 1/{request_ratio:.0f} of the crawl's requests")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
