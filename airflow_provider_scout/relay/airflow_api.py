@@ -9,6 +9,7 @@ Tokens and passwords never appear in results, exceptions or logs.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -88,20 +89,23 @@ class AirflowApiClient:
             raise _AuthError("Airflow's /auth/token answer has no access_token")
         self._token = token
 
-    async def _post_dag_run(self, dag_id: str, body: dict[str, Any]) -> httpx.Response:
+    async def _post_dag_run(self, dag_id: str, body: bytes) -> httpx.Response:
         if self._token is None:
             await self._renew_token()
         return await self._client.post(
             f"{self._base_url}/api/v2/dags/{quote(dag_id, safe='')}/dagRuns",
-            json=body,
-            headers={"Authorization": f"Bearer {self._token}"},
+            content=body,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"},
         )
 
-    async def trigger_dag_run(self, dag_id: str, dag_run_id: str, conf: dict[str, Any]) -> TriggerResult:
-        """Create the DAG run ``dag_run_id``; an existing run with that id counts as success."""
+    async def trigger_dag_run(self, dag_id: str, dag_run_id: str, conf_json: str) -> TriggerResult:
+        """Create the DAG run ``dag_run_id`` with ``conf_json`` (a JSON object's text) as its conf.
+
+        An existing run with that id counts as success: an earlier attempt created it.
+        """
         # Airflow 3's TriggerDAGRunPostBody requires the logical_date key; null means "no logical date",
-        # so runs for the same DAG never collide on it.
-        body = {"dag_run_id": dag_run_id, "logical_date": None, "conf": conf}
+        # so runs of the same DAG never collide on it.
+        body = f'{{"dag_run_id":{json.dumps(dag_run_id)},"logical_date":null,"conf":{conf_json}}}'.encode()
         try:
             response = await self._post_dag_run(dag_id, body)
             if response.status_code == 401 and self._credentials.renewable:

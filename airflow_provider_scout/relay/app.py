@@ -26,7 +26,7 @@ from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
 from airflow_provider_scout.relay.delivery import DeliveryWorker
 from airflow_provider_scout.relay.settings import RelaySettings
-from airflow_provider_scout.relay.store import EventStore
+from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter
 from airflow_provider_scout.webhook import SIGNATURE_HEADER, verify_signature
 
 __all__ = ["build_app", "serve"]
@@ -77,7 +77,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
             max_batch_size=settings.max_batch_size,
             retry_max_seconds=settings.retry_max_seconds,
         )
-        state.update(store=store, worker=worker)
+        state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
         log.info(
             "relay ready on http://%s:%d, triggering DAG %r at %s",
@@ -127,8 +127,8 @@ def build_app(settings: RelaySettings) -> FastAPI:
             log.info("ignored webhook %s: %s", result.label or "(no image)", result.reason)
             return _answer(200, status="ignored", reason=result.reason)
 
-        store: EventStore = state["store"]
-        is_new = await asyncio.to_thread(store.add, result, received_at.timestamp())
+        writer: GroupCommitWriter = state["writer"]
+        is_new = await writer.add(result, received_at.timestamp())
         if is_new:
             state["worker"].notify()
             log.info("accepted %s event %s (%s)", result.event_type, result.label, result.event_id)

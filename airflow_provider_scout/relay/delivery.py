@@ -85,10 +85,8 @@ class DeliveryWorker:
         """Send in-flight batches oldest first; on a retryable failure return the backoff delay."""
         store = self._store
         while (batch := await asyncio.to_thread(store.oldest_in_flight)) is not None:
-            result = await self._client.trigger_dag_run(
-                self._dag_id, batch.batch_id, {"events": list(batch.events)}
-            )
-            count = len(batch.events)
+            result = await self._client.trigger_dag_run(self._dag_id, batch.batch_id, batch.conf_json())
+            count = len(batch.documents)
             if result.outcome is Outcome.RETRY:
                 self._consecutive_failures += 1
                 delay = self._backoff()

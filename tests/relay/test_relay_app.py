@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from airflow_provider_scout.config import TagFilter
 from airflow_provider_scout.events import ImageEvent
-from airflow_provider_scout.relay.settings import AirflowCredentials
+from airflow_provider_scout.relay.app import build_app
+from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
+from airflow_provider_scout.relay.store import EventStore
 from tests.relay.airflow_standin import StandinServer
 from tests.relay.conftest import InProcessRelay, wait_until
 from tests.relay.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
@@ -262,3 +266,19 @@ def test_promoted_events_when_enabled(start_relay: StartRelay, standin: StandinS
     relay.wait_idle()
     [event] = next(iter(standin.state.runs.values()))["conf"]["events"]
     assert (event["event_id"], event["event_type"]) == (event_id, "promoted")
+
+
+def test_nothing_is_acknowledged_that_was_not_stored(
+    relay_settings: Callable[..., RelaySettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_disk(self: EventStore, arrivals: object) -> list[bool]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(EventStore, "add_many", broken_disk)
+    settings = relay_settings()
+    with TestClient(build_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/webhook", content=encode(push_payload()), headers={"X-JFrog-Event-Auth": settings.secret}
+        )
+        assert response.status_code == 500  # Artifactory retries a 5xx
+        assert client.get("/healthz").json()["pending"] == 0
