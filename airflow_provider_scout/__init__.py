@@ -20,6 +20,13 @@ _ARTIFACTORY_CONNECTION: dict[str, Any] = {
             "login": "scout-reader (leave empty to use the password as a bearer access token)",
         },
     },
+    "conn-fields": {
+        "access_token": {
+            "label": "Access token",
+            "description": "Sent as 'Authorization: Bearer'; instead of, not with, a password.",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+    },
 }
 
 _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import redact
+from airflow.providers_manager import ProvidersManager
+from airflow.sdk import BaseHook
 from hook_stub import Reply, StubServer
 
 from airflow_provider_scout.hooks import artifactory
@@ -147,6 +149,19 @@ def test_undefined_connection_without_environment_says_what_to_set() -> None:
     message = str(raised.value)
     assert "'artifactory_not_defined' is not defined" in message
     assert artifactory.ENV_USER in message and artifactory.ENV_PASSWORD in message
+
+
+def test_airflow_builds_the_hook_from_the_connection_type_and_offers_the_token_field(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    stub.on("GET", PING, Reply(body="OK"))
+    conn_id = define_connection(host=stub.api_url, extra=json.dumps({"access_token": TOKEN}))
+    hook = BaseHook.get_hook(conn_id)
+    assert isinstance(hook, ArtifactoryHook) and hook.artifactory_conn_id == conn_id
+    hook.ping()
+    assert stub.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
+    widget = ProvidersManager().connection_form_widgets["extra__artifactory__access_token"]
+    assert widget.field_name == "access_token" and widget.is_sensitive
 
 
 # ----------------------------------------------------------------------------- errors, retries
