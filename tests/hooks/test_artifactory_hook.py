@@ -252,12 +252,11 @@ def test_attempts_are_bounded_and_the_last_error_is_reported(
 
 
 @pytest.mark.usefixtures("no_backoff")
-def test_connection_errors_are_retried_then_reported() -> None:
+def test_connection_errors_are_retried_then_reported(define_connection: Callable[..., str]) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/artifactory"
-    hook = ArtifactoryHook("artifactory_not_defined", api_url=dead, max_attempts=2)
-    hook._settings = artifactory._Settings(dead, None, "test")  # anonymous, no connection needed
+    hook = ArtifactoryHook(define_connection(host=dead), max_attempts=2)
     with pytest.raises(ArtifactoryError, match="ConnectionError \\(gave up after 2 attempts\\)"):
         hook.ping()
     assert hook.request_count == 2
