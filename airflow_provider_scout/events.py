@@ -115,6 +115,12 @@ _FIELD_PATTERNS = {
 _PLATFORM_RE = re.compile(_PLATFORM_PATTERN)
 
 
+def _shown(value: object) -> str:
+    """A sender's value for a message, cut short: error answers and logs stay one short line."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 class InvalidEventError(ValueError):
     """The webhook body is not a well-formed event; the message names what is wrong."""
 
@@ -142,15 +148,15 @@ class ImageEvent:
         for name, pattern in _FIELD_PATTERNS.items():
             value = getattr(self, name)
             if not isinstance(value, str) or not pattern.match(value):
-                raise InvalidEventError(f"event field {name!r} is not valid: {value!r}")
+                raise InvalidEventError(f"event field {name!r} is not valid: {_shown(value)}")
         for platform in self.platforms:
             if not isinstance(platform, str) or not _PLATFORM_RE.match(platform):
-                raise InvalidEventError(f"event platform {platform!r} is not os/architecture[/variant]")
+                raise InvalidEventError(f"event platform {_shown(platform)} is not os/architecture[/variant]")
         if not isinstance(self.reference, str) or not self.reference:
             raise InvalidEventError("event field 'reference' is empty")
         if self.event_type not in EVENT_TYPES:
             raise InvalidEventError(
-                f"event field 'event_type' must be one of {EVENT_TYPES}, not {self.event_type!r}"
+                f"event field 'event_type' must be one of {EVENT_TYPES}, not {_shown(self.event_type)}"
             )
         if self.received_at.tzinfo is None:
             raise InvalidEventError("event field 'received_at' must carry a time zone")
@@ -198,7 +204,7 @@ class ImageEvent:
             parsed_at = datetime.fromisoformat(received_at)
         except (TypeError, ValueError):
             raise InvalidEventError(
-                f"event field 'received_at' is not an ISO 8601 time: {received_at!r}"
+                f"event field 'received_at' is not an ISO 8601 time: {_shown(received_at)}"
             ) from None
         event = cls(
             repository=data["repository"],
@@ -262,7 +268,7 @@ def _platforms(data: Mapping[str, Any]) -> tuple[str, ...]:
         text = str(Platform(item["os"], item["architecture"], variant if isinstance(variant, str) else None))
         if not _PLATFORM_RE.match(text):
             raise InvalidEventError(
-                f"body field 'data.platforms[{position}]' is not a valid platform: {text!r}"
+                f"body field 'data.platforms[{position}]' is not a valid platform: {_shown(text)}"
             )
         if text not in platforms:
             platforms.append(text)
@@ -286,9 +292,11 @@ class EventSelection:
         domain = payload["domain"]
         event_type = payload["event_type"]
         if domain != "docker":
-            return IgnoredEvent(f"domain {domain!r} is not 'docker'")
+            return IgnoredEvent(f"domain {_shown(domain)} is not 'docker'")
         if event_type not in self.event_types:
-            return IgnoredEvent(f"event type {event_type!r} is not one of {', '.join(self.event_types)}")
+            return IgnoredEvent(
+                f"event type {_shown(event_type)} is not one of {', '.join(self.event_types)}"
+            )
 
         data = payload["data"]
         repository = _data_string(data, "repo_key")
@@ -304,7 +312,9 @@ class EventSelection:
             ("tag", tag, _FIELD_PATTERNS["tag"]),
         ):
             if not pattern.match(value):
-                raise InvalidEventError(f"body field 'data.{name}' is not a valid docker name: {value!r}")
+                raise InvalidEventError(
+                    f"body field 'data.{name}' is not a valid docker name: {_shown(value)}"
+                )
         platforms = _platforms(data)
 
         label = f"{repository}/{image}:{tag}@{digest}"

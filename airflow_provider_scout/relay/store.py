@@ -1,7 +1,7 @@
 """The relay's durable state: accepted events and the DAG-run batches they are delivered in.
 
 SQLite in WAL mode with ``synchronous=FULL``: an insert has reached the disk when
-:meth:`EventStore.add` returns, which is what lets the relay answer 202 only for
+:meth:`EventStore.add_many` returns, which is what lets the relay answer 202 only for
 events it can no longer lose.
 
 An event is *pending* until a batch claims it; a batch is *in flight* until Airflow

@@ -217,3 +217,10 @@ def test_from_dict_checks_the_event_id(selection: EventSelection) -> None:
 def test_from_dict_names_missing_fields() -> None:
     with pytest.raises(InvalidEventError, match=r"missing fields: .*digest"):
         ImageEvent.from_dict({"repository": "docker-local", "image": "team/app", "tag": "1"})
+
+
+def test_error_messages_quote_long_values_briefly(selection: EventSelection) -> None:
+    with pytest.raises(InvalidEventError) as raised:
+        read(selection, _with("tag", "t" * 10_000))
+    assert "data.tag" in str(raised.value)
+    assert len(str(raised.value)) < 200
