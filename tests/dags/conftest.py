@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from dag_test_support import AirflowRunFailed, artifactory_connection
 
 if TYPE_CHECKING:
     from airflow_provider_scout.emulator.harness import EmulatorHandle
@@ -40,18 +41,6 @@ _SCOUT_ENV = (
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _SCOUT_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-def artifactory_connection(emulator: EmulatorHandle) -> str:
-    """``AIRFLOW_CONN_ARTIFACTORY_DEFAULT`` for the emulator (Airflow's JSON connection form)."""
-    return json.dumps(
-        {
-            "conn_type": "artifactory",
-            "host": emulator.api_url,
-            "login": emulator.username,
-            "password": emulator.password,
-        }
-    )
 
 
 @pytest.fixture
@@ -109,10 +98,7 @@ def run_airflow(airflow_home: Path) -> RunAirflow:
             check=False,
         )
         if result.returncode != 0:
-            raise AssertionError(
-                f"airflow_runner {args[:2]} exited {result.returncode}:\n"
-                f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-            )
+            raise AirflowRunFailed(args, result.returncode, result.stdout + result.stderr)
         answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
         answer["log"] = result.stdout + result.stderr
         return answer
