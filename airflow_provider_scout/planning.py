@@ -18,6 +18,7 @@ from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
 
 __all__ = [
+    "MAX_LABEL_LENGTH",
     "RESOLVE_ERROR_KEY",
     "TagResolution",
     "batch_label",
@@ -29,6 +30,8 @@ __all__ = [
 
 # Key in IndexTarget.extra of a tag that could not be resolved; the indexing task fails it.
 RESOLVE_ERROR_KEY = "resolve_error"
+# Width of Airflow's task_instance.rendered_map_index column.
+MAX_LABEL_LENGTH = 250
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,13 @@ def batch_targets(targets: Sequence[IndexTarget], max_map_length: int) -> list[l
 
 
 def batch_label(batch: Sequence[Mapping[str, Any]]) -> str:
-    """What the Airflow UI shows for one mapped task: the first image and how many follow."""
+    """What the Airflow UI shows for one mapped task: the first image and how many follow.
+
+    Airflow stores the label in a column of :data:`MAX_LABEL_LENGTH` characters and does
+    not shorten it, so a long one is cut here, in the image part, keeping the count.
+    """
     first = IndexTarget.from_dict(dict(batch[0])).label
-    return first if len(batch) == 1 else f"{first} (+{len(batch) - 1} more)"
+    suffix = "" if len(batch) == 1 else f" (+{len(batch) - 1} more)"
+    if len(first) + len(suffix) > MAX_LABEL_LENGTH:
+        first = first[: MAX_LABEL_LENGTH - len(suffix) - 1] + "…"
+    return first + suffix

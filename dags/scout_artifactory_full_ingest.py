@@ -25,6 +25,9 @@ with DAG(
     schedule=None,
     params=indexing_params(),
     render_template_as_native_obj=True,
+    # Failures that may pass (network, rate limits) are retried; the operators raise
+    # AirflowFailException for the others, which skips the retries.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     max_active_runs=1,
     tags=["docker-scout", "artifactory"],
     doc_md=__doc__,
@@ -45,9 +48,6 @@ with DAG(
         map_index_template=INDEX_MAP_INDEX_TEMPLATE,
         outlets=[SBOM_ASSET_ALIAS],
         max_active_tis_per_dagrun=index_workers(),
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        retry_exponential_backoff=True,
     ).expand(targets=list_images.output)
     summarize = SummarizeIndexingOperator(
         task_id="summarize",

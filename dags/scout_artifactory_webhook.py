@@ -26,6 +26,9 @@ with DAG(
     schedule=None,
     params={"events": events_param(), **indexing_params(with_tags=False)},
     render_template_as_native_obj=True,
+    # Failures that may pass (network, rate limits) are retried; the operators raise
+    # AirflowFailException for the others, which skips the retries.
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
     max_active_runs=1,
     tags=["docker-scout", "artifactory", "webhook"],
     doc_md=__doc__,
@@ -46,9 +49,6 @@ with DAG(
         map_index_template=INDEX_MAP_INDEX_TEMPLATE,
         outlets=[SBOM_ASSET_ALIAS],
         max_active_tis_per_dagrun=index_workers(),
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        retry_exponential_backoff=True,
     ).expand(targets=resolve_events.output)
     summarize = SummarizeIndexingOperator(
         task_id="summarize",

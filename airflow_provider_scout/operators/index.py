@@ -158,6 +158,14 @@ def _resolve_all(
         return list(pool.map(one, records))
 
 
+def _listing_failure(exc: ArtifactoryError) -> AirflowException:
+    """Retry the listing only when Artifactory may answer better later (unreachable, 408, 429, 5xx)."""
+    refused = isinstance(exc, ArtifactoryAuthError) or (
+        exc.status is not None and exc.status < 500 and exc.status not in (408, 429)
+    )
+    return AirflowFailException(str(exc)) if refused else AirflowException(str(exc))
+
+
 def _unique(records: Iterable[TagRecord]) -> list[TagRecord]:
     """One record per (repository, image, tag); the newest modification time wins."""
     newest: dict[tuple[str, str, str], TagRecord] = {}
@@ -258,10 +266,14 @@ class ListArtifactoryImagesOperator(_PlanningOperator):
             repositories = select_repositories(config, available)
             if after or before:
                 self.log.info("Listing tags modified in [%s, %s)", after or "-inf", before or "+inf")
+            else:
+                self.log.info("No modification window: listing every selected tag")
             self.log.info("Listing tags of %s", ", ".join(repositories) or "no repository")
             listed = hook.iter_tags(repositories, modified_after=after, modified_before=before)
             records = _unique(select_tags(listed, config, tag_filter))
-        except ArtifactoryAuthError as exc:
+        except ArtifactoryError as exc:
+            raise _listing_failure(exc) from None
+        except ValueError as exc:  # a repository key or a time window Artifactory cannot take
             raise AirflowFailException(str(exc)) from None
         return self._plan(config, records, lambda r: hook.resolve(r.repository, r.image, r.tag))
 
@@ -526,8 +538,15 @@ class SummarizeIndexingOperator(BaseOperator):
 
     def _log_sbom_location(self, results: Sequence[Mapping[str, Any]]) -> None:
         scout = ScoutHook(self.scout_conn_id)
-        if scout.backend_name != "local":
-            self.log.info("Image data was pushed to Docker Scout (%s backend)", scout.backend_name)
+        try:
+            backend = scout.backend_name
+        except ScoutIndexError as exc:  # a broken Scout connection must not hide the summary's verdict
+            self.log.warning("Cannot tell where image data went: %s", exc)
+            return
+        if backend != "local":
+            self.log.info(
+                "Image data went to Docker Scout through the %s backend; no SBOM is kept here", backend
+            )
             return
         self.log.info(
             "SBOMs (Scout SBOM JSON, <dir>/sha256/<hex>.json) are under %s",

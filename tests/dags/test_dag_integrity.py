@@ -74,9 +74,10 @@ def test_mapped_indexing_is_wired_with_labels_concurrency_retries_and_assets(dag
     assert index.operator_class is IndexImageOperator  # type: ignore[union-attr]
     assert index.map_index_template == INDEX_MAP_INDEX_TEMPLATE
     assert index.max_active_tis_per_dagrun == 3
-    assert index.retries == 2
-    assert index.retry_exponential_backoff
-    assert index.retry_delay == timedelta(seconds=30)
+    for task in (planning, index):
+        assert task.retries == 2
+        assert task.retry_exponential_backoff
+        assert task.retry_delay == timedelta(seconds=30)
     assert SBOM_ASSET_ALIAS in index.outlets
     assert isinstance(summary, SummarizeIndexingOperator)
     assert summary.trigger_rule == "all_done"

@@ -210,6 +210,20 @@ def test_an_unresolvable_tag_is_reported_not_fatal_to_the_listing(
         index([failed[0].to_dict()], registry)
 
 
+def test_listing_is_retried_only_when_artifactory_may_answer_better_later(
+    emulator: EmulatorHandle, clean_faults: EmulatorAdmin
+) -> None:
+    clean_faults.inject_fault(r"/api/search/aql$", 503, count=None, retry_after=0)
+    with pytest.raises(AirflowException, match="503") as failure:
+        list_images(emulator)
+    assert not isinstance(failure.value, AirflowFailException)  # Airflow retries the task
+
+    clean_faults.clear_faults()
+    clean_faults.inject_fault(r"/api/search/aql$", 400, count=None)
+    with pytest.raises(AirflowFailException, match="400"):  # no retry: the query itself was refused
+        list_images(emulator)
+
+
 def test_no_registry_string_anywhere_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "airflow_provider_scout.operators.index.Variable.get", lambda key, default=None: default

@@ -9,6 +9,7 @@ import pytest
 from airflow_provider_scout.config import TagFilter, parse_registry_string
 from airflow_provider_scout.models import IndexTarget, Platform, PlatformManifest, ResolvedImage, TagRecord
 from airflow_provider_scout.planning import (
+    MAX_LABEL_LENGTH,
     TagResolution,
     batch_label,
     batch_targets,
@@ -181,6 +182,15 @@ def test_batch_label_names_the_first_image_and_how_many_follow() -> None:
     assert batch_label([target.to_dict()]) == "docker-local/team/app:1.0 [linux/amd64]"
     batches = batch_targets(_targets(3), max_map_length=1)
     assert batch_label(batches[0]) == "docker-local/team/app0000:v0 (+2 more)"
+
+
+def test_batch_label_fits_airflows_column_and_keeps_the_count() -> None:
+    long_image = "team/" + "/".join(["component"] * 40)
+    (target,) = plan_targets(CONFIG, [_resolved(_single("docker-local", long_image, "1.0"))])
+    label = batch_label([target.to_dict(), target.to_dict()])
+    assert len(label) == MAX_LABEL_LENGTH
+    assert label.startswith("docker-local/team/component/")
+    assert label.endswith("… (+1 more)")
 
 
 def test_select_tags_applies_repository_globs_and_tag_regexes() -> None:
