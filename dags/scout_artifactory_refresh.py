@@ -5,7 +5,10 @@ intervals, so a run, a catch-up run (``SCOUT_REFRESH_CATCHUP=true``) or a backfi
 (``airflow backfill create --dag-id scout_artifactory_refresh --from-date … --to-date …``)
 indexes exactly the tags pushed inside its interval. Repository globs are rediscovered
 on every run. Digests already indexed are skipped (a re-pushed tag has a new digest);
-pass ``force`` in ``conf`` to index a window again.
+pass ``force`` in ``conf`` to index a window again. A manual run with a logical date
+covers the last complete interval before it; one without (REST ``logical_date: null``)
+has no interval and lists every selected tag, indexing what is not indexed yet.
+Catch-up starts at the fixed ``start_date``; prefer a backfill for a bounded range.
 """
 
 from __future__ import annotations
