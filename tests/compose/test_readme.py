@@ -161,11 +161,22 @@ def test_readme_describes_the_webhook_dag_conf_the_relay_sends() -> None:
     assert set(fields) == set(IMAGE_EVENT_SCHEMA["required"])
 
 
-def test_readme_connection_extras_are_the_ones_the_scout_hook_reads() -> None:
+def _documented_extras(marker: str) -> set[str]:
+    return {first_code_span(row[0]) for row in table_after(marker) if row[0].startswith("Extra")}
+
+
+def _form_fields(conn_type: str) -> set[str]:
+    from airflow_provider_scout import get_provider_info
+
+    (connection,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
+    return set(connection.get("conn-fields", {}))
+
+
+def test_readme_connection_extras_are_the_ones_the_hooks_read() -> None:
     read = set(re.findall(r'option\("(\w+)"\)', SCOUT_HOOK_SOURCE.read_text()))
-    rows = table_after("**`docker_scout_default`**")
-    documented = {first_code_span(row[0]) for row in rows if row[0].startswith("Extra")}
-    assert documented == read
+    documented = _documented_extras("**`docker_scout_default`**")
+    assert documented == read == _form_fields("docker_scout")
+    assert _documented_extras("**`artifactory_default`**") == _form_fields("artifactory")
 
 
 def test_readme_maps_every_docker_scout_watch_option() -> None:
