@@ -246,11 +246,13 @@ class AirflowStack:
 
     # -- CLI and REST ----------------------------------------------------------------------
 
-    def run_cli(self, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
-        """Run ``airflow <args>`` with the stack's environment; raise with its output on failure."""
+    def run_cli(
+        self, *args: str, timeout: float = 300.0, environment: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` with the stack's environment (plus ``environment``); raise on failure."""
         result = subprocess.run(
             [_airflow_executable(), *args],
-            env=self.environment(),
+            env={**self.environment(), **(environment or {})},
             cwd=self.workdir,
             capture_output=True,
             text=True,

@@ -1,0 +1,53 @@
+"""End-to-end stack, started once per session: registry, emulator, and Airflow 3 on PostgreSQL.
+
+The e2e tests get their own registry and emulator rather than the shared ones: they push
+images, add webhooks and count every SBOM written, which must not leak into (or be
+disturbed by) the other areas' tests. The emulator serves one repository more than the
+registry string selects (``docker-bulk``), filled by the scale test for a run that
+overrides the registry string.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from airflow_provider_scout.emulator.cli import DEFAULT_REPOSITORIES
+from devstack.airflow import postgres_database
+from devstack.provider import FULL_INGEST_DAG
+from devstack.stack import DevStack, FinishedRun, dev_stack
+
+BULK_REPOSITORY = "docker-bulk"
+
+
+@pytest.fixture(scope="session")
+def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    with (
+        postgres_database() as database_url,
+        dev_stack(
+            tmp_path_factory.mktemp("e2e"),
+            database_url=database_url,
+            served_repositories=(*DEFAULT_REPOSITORIES, BULK_REPOSITORY),
+            selected_repositories=DEFAULT_REPOSITORIES,
+        ) as stack,
+    ):
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def bulk_repository() -> str:
+    """A repository the emulator serves but the stack's registry string does not select."""
+    return BULK_REPOSITORY
+
+
+@pytest.fixture(scope="session")
+def full_ingest_run(e2e_stack: DevStack) -> FinishedRun:
+    """The full ingestion, triggered through the REST API on the freshly seeded registry.
+
+    Session-scoped: the refresh and webhook tests start from a fully indexed registry.
+    """
+    before = e2e_stack.sboms()
+    e2e_stack.client.set_paused(FULL_INGEST_DAG, False)
+    run_id = e2e_stack.client.trigger(FULL_INGEST_DAG)
+    return e2e_stack.wait_for_run(FULL_INGEST_DAG, run_id, before)

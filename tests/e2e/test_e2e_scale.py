@@ -1,0 +1,77 @@
+"""A registry with more selected images than Airflow's ``max_map_length`` is handled in one run.
+
+The 1,100 images share one digest (the emulator puts one manifest under many names), so
+the run is about listing, planning and mapping, not about syft: one image is indexed,
+every other one is recognised as already indexed.
+
+``airflow dags test`` runs every mapped task in turn at about 0.3 s of Airflow overhead
+each, so 1,024 of them (the default ``max_map_length``) would cost over five minutes of
+the CI budget. The run lowers ``[core] max_map_length`` instead: the 1,100 images then
+exceed it more than eightfold and go through the same batching the default limit
+triggers at 1,025 images.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from devstack.provider import FULL_INGEST_DAG, INDEX_TASK
+from devstack.stack import DevStack, FinishedRun
+
+pytestmark = pytest.mark.e2e
+
+IMAGE_COUNT = 1100
+MAX_MAP_LENGTH = 128
+
+
+def test_more_images_than_max_map_length_are_indexed_in_one_run(
+    e2e_stack: DevStack, full_ingest_run: FinishedRun, bulk_repository: str
+) -> None:
+    source = e2e_stack.push_image(bulk_repository, "scale/base", ["1"], "alpine", "scale e2e")
+    names = [f"scale/app-{number:04d}" for number in range(IMAGE_COUNT - 1)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seeded = list(
+            pool.map(
+                lambda name: e2e_stack.emulator.admin.seed_tags(
+                    bulk_repository, name, ["1"], f"{bulk_repository}/{source.image}:1"
+                ),
+                names,
+            )
+        )
+    assert sum(seeded) == IMAGE_COUNT - 1
+    registry = e2e_stack.emulator.registry_string(repository=bulk_repository)
+    client = e2e_stack.client
+    known_runs = {run["dag_run_id"] for run in client.dag_runs(FULL_INGEST_DAG)}
+    before = e2e_stack.sboms()
+
+    # `airflow dags test` runs the tasks in its own process; the scheduler must leave the run alone.
+    client.set_paused(FULL_INGEST_DAG, True)
+    e2e_stack.airflow.run_cli(
+        "dags",
+        "test",
+        FULL_INGEST_DAG,
+        "--conf",
+        json.dumps({"registry": registry}),
+        timeout=900,
+        environment={"AIRFLOW__CORE__MAX_MAP_LENGTH": str(MAX_MAP_LENGTH)},
+    )
+
+    runs = [run for run in client.dag_runs(FULL_INGEST_DAG) if run["dag_run_id"] not in known_runs]
+    assert len(runs) == 1
+    finished = e2e_stack.wait_for_run(FULL_INGEST_DAG, runs[0]["dag_run_id"], before, timeout=10)
+    assert finished.state == "success"
+    summary = finished.summary
+    assert len(summary["results"]) == IMAGE_COUNT
+    assert {f"{r['repository']}/{r['image']}" for r in summary["results"]} == {
+        f"{bulk_repository}/{name}" for name in [source.image, *names]
+    }
+    assert (summary["indexed"], summary["skipped"], summary["failed"]) == (1, IMAGE_COUNT - 1, 0)
+    assert finished.new_sboms == {source.digest}
+    mapped = client.task_instances(FULL_INGEST_DAG, finished.run_id, INDEX_TASK)
+    assert len(mapped) == MAX_MAP_LENGTH
+    assert {ti["state"] for ti in mapped} == {"success"}
+    # Each mapped task names its first image and how many more it carries.
+    assert all(ti["rendered_map_index"].endswith(" more)") for ti in mapped)
