@@ -77,6 +77,7 @@ def run_demo(workdir: Path, *, keep_running: bool, timeout: float, out: TextIO =
         shutil.rmtree(workdir / part, ignore_errors=True)
 
     with dev_stack(workdir, on_step=step) as stack:
+        step("fixture images in the emulator (repository/image:tags, kind):")
         for line in _fixture_lines(stack.fixtures):
             print(f"         {line}", file=out)
         client = stack.client
