@@ -13,18 +13,16 @@ Catch-up starts at the fixed ``start_date``; prefer a backfill for a bounded ran
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow.sdk import DAG
 
 from airflow_provider_scout.operators.index import (
-    INDEX_MAP_INDEX_TEMPLATE,
-    SBOM_ASSET_ALIAS,
-    IndexImageOperator,
+    INDEXING_DEFAULT_ARGS,
     ListArtifactoryImagesOperator,
-    SummarizeIndexingOperator,
+    index_planned_images,
 )
-from airflow_provider_scout.params import index_workers, indexing_params, refresh_catchup, refresh_timetable
+from airflow_provider_scout.params import indexing_params, refresh_catchup, refresh_timetable
 
 with DAG(
     dag_id="scout_artifactory_refresh",
@@ -34,9 +32,7 @@ with DAG(
     catchup=refresh_catchup(),
     params=indexing_params(),
     render_template_as_native_obj=True,
-    # Failures that may pass (network, rate limits) are retried; the operators raise
-    # AirflowFailException for the others, which skips the retries.
-    default_args={"retries": 2, "retry_delay": timedelta(seconds=30), "retry_exponential_backoff": True},
+    default_args=INDEXING_DEFAULT_ARGS,
     max_active_runs=1,
     tags=["docker-scout", "artifactory"],
     doc_md=__doc__,
@@ -49,21 +45,4 @@ with DAG(
         modified_after="{{ data_interval_start }}",
         modified_before="{{ data_interval_end }}",
     )
-    index_images = IndexImageOperator.partial(
-        task_id="index_images",
-        registry="{{ params.registry }}",
-        artifactory_conn_id="{{ params.artifactory_conn_id }}",
-        scout_conn_id="{{ params.scout_conn_id }}",
-        force="{{ params.force }}",
-        scout_dry_run="{{ params.dry_run }}",
-        map_index_template=INDEX_MAP_INDEX_TEMPLATE,
-        outlets=[SBOM_ASSET_ALIAS],
-        max_active_tis_per_dagrun=index_workers(),
-    ).expand(targets=list_images.output)
-    summarize = SummarizeIndexingOperator(
-        task_id="summarize",
-        planning_task_id="list_images",
-        indexing_task_id="index_images",
-        scout_conn_id="{{ params.scout_conn_id }}",
-    )
-    index_images >> summarize
+    index_planned_images(list_images)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias, BaseOperator, BaseXCom, TriggerRule, Variable, conf
@@ -35,7 +35,12 @@ from airflow_provider_scout.events import ImageEvent, InvalidEventError
 from airflow_provider_scout.hooks.artifactory import ArtifactoryAuthError, ArtifactoryError, ArtifactoryHook
 from airflow_provider_scout.hooks.scout import ScoutHook, ScoutIndexError
 from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
-from airflow_provider_scout.params import DEFAULT_ARTIFACTORY_CONN_ID, DEFAULT_SCOUT_CONN_ID, REGISTRY_ENV
+from airflow_provider_scout.params import (
+    DEFAULT_ARTIFACTORY_CONN_ID,
+    DEFAULT_SCOUT_CONN_ID,
+    REGISTRY_ENV,
+    index_workers,
+)
 from airflow_provider_scout.planning import (
     TagResolution,
     batch_label,
@@ -58,6 +63,7 @@ __all__ = [
     "ResolveImageEventsOperator",
     "SummarizeIndexingOperator",
     "image_asset_uri",
+    "index_planned_images",
     "load_registry_config",
 ]
 
@@ -69,6 +75,13 @@ INDEX_MAP_INDEX_TEMPLATE = "{{ task.map_label }}"
 # Indexing results are pushed under this key before a failing task raises: a failed
 # task's return value is never stored, and the summary must still see why it failed.
 RESULTS_XCOM_KEY = "index_results"
+# The DAGs' default_args: failures that may pass (network, rate limits) are retried; the
+# operators raise AirflowFailException for the others, which skips the retries.
+INDEXING_DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
 # Resolving a tag is a couple of HTTP round trips; a few threads hide the latency
 # without crowding the registry.
 RESOLVE_THREADS = 4
@@ -628,3 +641,31 @@ def _table(results: Sequence[Mapping[str, Any]]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     return "\n".join(lines)
+
+
+def index_planned_images(planning: BaseOperator) -> SummarizeIndexingOperator:
+    """Map the indexing task over a planning task's output and summarise it, inside a DAG.
+
+    The three DAGs differ only in how they plan; indexing and reporting take the DAG's
+    ``registry``, connection, ``force`` and ``dry_run`` params, and run
+    ``SCOUT_INDEX_WORKERS`` images at a time.
+    """
+    index_images = IndexImageOperator.partial(
+        task_id="index_images",
+        registry="{{ params.registry }}",
+        artifactory_conn_id="{{ params.artifactory_conn_id }}",
+        scout_conn_id="{{ params.scout_conn_id }}",
+        force="{{ params.force }}",
+        scout_dry_run="{{ params.dry_run }}",
+        map_index_template=INDEX_MAP_INDEX_TEMPLATE,
+        outlets=[SBOM_ASSET_ALIAS],
+        max_active_tis_per_dagrun=index_workers(),
+    ).expand(targets=planning.output)
+    summarize = SummarizeIndexingOperator(
+        task_id="summarize",
+        planning_task_id=planning.task_id,
+        indexing_task_id="index_images",
+        scout_conn_id="{{ params.scout_conn_id }}",
+    )
+    index_images >> summarize
+    return summarize
