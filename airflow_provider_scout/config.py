@@ -127,7 +127,9 @@ class TagFilter:
             try:
                 compiled.append(re.compile(pattern))
             except re.error as exc:
-                raise ValueError(f"tag pattern {pattern!r} is not a valid regular expression: {exc}") from None
+                raise ValueError(
+                    f"tag pattern {pattern!r} is not a valid regular expression: {exc}"
+                ) from None
         object.__setattr__(self, "_compiled", tuple(compiled))
 
     @classmethod
@@ -242,7 +244,8 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
         flag = single["subdomain-mode"].lower()
         if flag not in _BOOLEANS:
             raise RegistryStringError(
-                f"registry string key 'subdomain-mode' must be true or false, not {single['subdomain-mode']!r}"
+                "registry string key 'subdomain-mode' must be true or false, "
+                f"not {single['subdomain-mode']!r}"
             )
         subdomain_mode = _BOOLEANS[flag]
 

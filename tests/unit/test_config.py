@@ -40,7 +40,7 @@ def test_defaults() -> None:
 
 def test_quoted_item_holds_several_values_and_keys_repeat() -> None:
     cfg = parse_registry_string(
-        'type=artifactory,registry=r.example,api=https://r.example/artifactory,'
+        "type=artifactory,registry=r.example,api=https://r.example/artifactory,"
         '"repository=docker-test1,docker-test2",repository=docker-test3,'
         '"includes=*/a*,*/b*",include=*/c*,excludes=*/x/*,"exclude=*/y/*,*/z/*"'
     )
@@ -51,7 +51,7 @@ def test_quoted_item_holds_several_values_and_keys_repeat() -> None:
 
 def test_whitespace_around_keys_and_values_is_ignored() -> None:
     cfg = parse_registry_string(
-        ' type = artifactory , registry = r.example:8443 , api = https://r.example/artifactory/ ,'
+        " type = artifactory , registry = r.example:8443 , api = https://r.example/artifactory/ ,"
         ' " repository = a , b " , subdomain-mode = FALSE '
     )
     assert cfg.registry == "r.example:8443"
