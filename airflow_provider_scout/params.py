@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from typing import Any
 
 from airflow.sdk import Param
@@ -25,10 +26,12 @@ __all__ = [
     "INDEX_WORKERS_ENV",
     "REFRESH_SCHEDULE_ENV",
     "REGISTRY_ENV",
+    "START_DATE_ENV",
     "events_param",
     "index_workers",
     "indexing_params",
     "refresh_catchup",
+    "refresh_start_date",
     "refresh_timetable",
     "registry_string_schema",
 ]
@@ -37,10 +40,12 @@ REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"
 INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"
 REFRESH_SCHEDULE_ENV = "SCOUT_REFRESH_SCHEDULE"
 CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
+START_DATE_ENV = "SCOUT_REFRESH_START_DATE"
 DEFAULT_ARTIFACTORY_CONN_ID = "artifactory_default"
 DEFAULT_SCOUT_CONN_ID = "docker_scout_default"
 DEFAULT_INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
 DEFAULT_REFRESH_SCHEDULE = "@hourly"
+DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 # ----------------------------------------------------------------------------- run parameters
 
@@ -202,3 +207,19 @@ def refresh_catchup() -> bool:
     if raw in _FALSE:
         return False
     raise ValueError(f"{CATCHUP_ENV} must be true or false, not {raw!r}")
+
+
+def refresh_start_date() -> datetime:
+    """The first data interval catch-up may run: ``SCOUT_REFRESH_START_DATE``, ISO 8601, UTC unless given.
+
+    It matters only with catch-up on, where every interval since this date is run; a fixed
+    date (not "now") keeps the DAG's intervals stable from one parse to the next.
+    """
+    raw = os.environ.get(START_DATE_ENV, "").strip()
+    if not raw:
+        return DEFAULT_REFRESH_START_DATE
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{START_DATE_ENV} must be an ISO 8601 date or time, not {raw!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -8,12 +8,11 @@ on every run. Digests already indexed are skipped (a re-pushed tag has a new dig
 pass ``force`` in ``conf`` to index a window again. A manual run with a logical date
 covers the last complete interval before it; one without (REST ``logical_date: null``)
 has no interval and lists every selected tag, indexing what is not indexed yet.
-Catch-up starts at the fixed ``start_date``; prefer a backfill for a bounded range.
+Catch-up starts at ``SCOUT_REFRESH_START_DATE`` (default 2024-01-01); prefer a backfill
+for a bounded range.
 """
 
 from __future__ import annotations
-
-from datetime import datetime, timezone
 
 from airflow.sdk import DAG
 
@@ -22,13 +21,18 @@ from airflow_provider_scout.operators.index import (
     ListArtifactoryImagesOperator,
     index_planned_images,
 )
-from airflow_provider_scout.params import indexing_params, refresh_catchup, refresh_timetable
+from airflow_provider_scout.params import (
+    indexing_params,
+    refresh_catchup,
+    refresh_start_date,
+    refresh_timetable,
+)
 
 with DAG(
     dag_id="scout_artifactory_refresh",
     description="Index the Artifactory images pushed during each data interval into Docker Scout",
     schedule=refresh_timetable(),
-    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    start_date=refresh_start_date(),
     catchup=refresh_catchup(),
     params=indexing_params(),
     render_template_as_native_obj=True,
