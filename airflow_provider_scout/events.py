@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, TagFilter
@@ -181,7 +181,7 @@ class ImageEvent:
             "platforms": list(self.platforms),
             "reference": self.reference,
             "event_type": self.event_type,
-            "received_at": self.received_at.astimezone(timezone.utc).isoformat(),
+            "received_at": self.received_at.astimezone(UTC).isoformat(),
         }
 
     @classmethod
@@ -332,5 +332,5 @@ class EventSelection:
             platforms=platforms,
             reference=self.config.image_reference(repository, image, tag=tag, digest=digest),
             event_type=event_type,
-            received_at=received_at.astimezone(timezone.utc),
+            received_at=received_at.astimezone(UTC),
         )

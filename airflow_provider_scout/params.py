@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import Param
@@ -45,7 +45,7 @@ DEFAULT_ARTIFACTORY_CONN_ID = "artifactory_default"
 DEFAULT_SCOUT_CONN_ID = "docker_scout_default"
 DEFAULT_INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
 DEFAULT_REFRESH_SCHEDULE = "@hourly"
-DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=timezone.utc)
+DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
 # ----------------------------------------------------------------------------- run parameters
 
@@ -222,4 +222,4 @@ def refresh_start_date() -> datetime:
         moment = datetime.fromisoformat(raw)
     except ValueError:
         raise ValueError(f"{START_DATE_ENV} must be an ISO 8601 date or time, not {raw!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

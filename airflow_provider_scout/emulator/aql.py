@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -92,7 +92,7 @@ class AqlQuery:
 
 def format_time(moment: datetime) -> str:
     """Artifactory's AQL time format: UTC, milliseconds, ``Z``."""
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -105,7 +105,7 @@ def parse_time(text: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise AqlError(f"{text!r} is not an ISO 8601 date or time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_aql(text: str) -> AqlQuery:

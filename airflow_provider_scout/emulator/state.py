@@ -16,7 +16,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ def manifest_file_name(media_type: str) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -176,7 +176,7 @@ class TagIndex:
         entry = self.get(repository, image, tag)
         if entry is None:
             return None
-        entry.modified = when.astimezone(timezone.utc)
+        entry.modified = when.astimezone(UTC)
         self._store([entry])
         return entry
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_scout.models import TagRecord
@@ -56,7 +56,7 @@ def format_aql_time(moment: datetime) -> str:
     """The time format AQL compares ``modified`` with: UTC, milliseconds, ``Z``."""
     if moment.tzinfo is None:
         raise ValueError(f"AQL times must be timezone-aware, got the naive time {moment.isoformat()}")
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
@@ -67,8 +67,8 @@ def parse_aql_time(text: str) -> datetime:
     except (AttributeError, ValueError):
         raise ValueError(f"{text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def tag_query(

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -116,7 +116,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
             log.warning("rejected webhook from %s (401): %s", source, reason)
             return _answer(401, status="rejected", reason=reason)
 
-        received_at = datetime.now(timezone.utc)
+        received_at = datetime.now(UTC)
         try:
             result = selection.read(parse_body(body), received_at)
         except InvalidEventError as exc:

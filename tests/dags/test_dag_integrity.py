@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -100,7 +100,7 @@ def test_refresh_schedule_uses_data_intervals_from_the_environment(monkeypatch: 
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.timetable.expression == "0 * * * *"  # type: ignore[attr-defined]
     assert dag.catchup is False
-    assert dag.start_date == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert dag.start_date == datetime(2024, 1, 1, tzinfo=UTC)
 
     monkeypatch.setenv("SCOUT_REFRESH_SCHEDULE", "*/15 * * * *")
     monkeypatch.setenv("SCOUT_REFRESH_CATCHUP", "true")
@@ -109,9 +109,9 @@ def test_refresh_schedule_uses_data_intervals_from_the_environment(monkeypatch: 
     assert dag.catchup is True
 
     monkeypatch.setenv("SCOUT_REFRESH_START_DATE", "2026-11-01")
-    assert load_dag("scout_artifactory_refresh").start_date == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert load_dag("scout_artifactory_refresh").start_date == datetime(2026, 11, 1, tzinfo=UTC)
     monkeypatch.setenv("SCOUT_REFRESH_START_DATE", "2026-11-01T06:00:00+02:00")
-    assert load_dag("scout_artifactory_refresh").start_date == datetime(2026, 11, 1, 4, tzinfo=timezone.utc)
+    assert load_dag("scout_artifactory_refresh").start_date == datetime(2026, 11, 1, 4, tzinfo=UTC)
     monkeypatch.setenv("SCOUT_REFRESH_START_DATE", "last week")
     with pytest.raises(ValueError, match="SCOUT_REFRESH_START_DATE must be an ISO 8601 date or time"):
         load_dag("scout_artifactory_refresh")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,7 @@ def test_refresh_indexes_only_the_images_pushed_in_its_data_interval(
     emulator.admin.seed_tags(
         "docker-local", "dags-tests/refresh-probe", ["r1"], f"{source.repository}/{source.image}:{source.tag}"
     )
-    interval_start = datetime(2024, 2, 3, 4, 0, tzinfo=timezone.utc)  # after the DAG start_date
+    interval_start = datetime(2024, 2, 3, 4, 0, tzinfo=UTC)  # after the DAG start_date
     emulator.admin.set_modified(
         "docker-local", "dags-tests/refresh-probe", "r1", interval_start + timedelta(minutes=30)
     )
@@ -166,7 +166,7 @@ def test_webhook_run_indexes_every_platform_of_the_pushed_digest(
         platforms=pushed.platforms,
         reference=f"{emulator.registry}/{pushed.repository}/{pushed.image}:{pushed.tag}@{pushed.digest}",
         event_type="pushed",
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
     )
     conf = {"events": [event.to_dict()], "registry": emulator.registry_string()}
     run = run_airflow(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -45,8 +45,8 @@ def _resolved(image: ResolvedImage, modified: datetime | None = None) -> TagReso
 
 
 def test_tags_of_one_digest_merge_into_one_target_with_every_tag() -> None:
-    early = datetime(2024, 6, 1, tzinfo=timezone.utc)
-    late = datetime(2024, 6, 2, tzinfo=timezone.utc)
+    early = datetime(2024, 6, 1, tzinfo=UTC)
+    late = datetime(2024, 6, 2, tzinfo=UTC)
     targets = plan_targets(
         CONFIG,
         [

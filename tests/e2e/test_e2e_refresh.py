@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from devstack.stack import DevStack, FinishedRun
 pytestmark = pytest.mark.e2e
 
 # An hour of the refresh DAG's @hourly schedule, long before anything else in the registry.
-WINDOW_START = datetime(2025, 3, 4, 10, 0, tzinfo=timezone.utc)
+WINDOW_START = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(hours=1)
 
 

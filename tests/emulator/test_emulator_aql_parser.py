@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from airflow_provider_scout.emulator.aql import (
     run_query,
 )
 
-BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def item(
@@ -161,4 +161,4 @@ def test_query_longer_than_artifactory_allows_is_refused() -> None:
 def test_time_format_is_utc_with_milliseconds() -> None:
     moment = datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=timezone(timedelta(hours=2)))
     assert format_time(moment) == "2026-03-04T03:06:07.891Z"
-    assert parse_time("2026-03-04") == datetime(2026, 3, 4, tzinfo=timezone.utc)
+    assert parse_time("2026-03-04") == datetime(2026, 3, 4, tzinfo=UTC)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -79,7 +79,7 @@ def pushed_tags(emulator: EmulatorHandle) -> tuple[str, list[str]]:
     for tag in tags[:-1]:
         client.push(image, tag, tiny_image(text=tag))
     client.push(image, "multi", tiny_index("amd64", "arm64"))
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for hours, tag in enumerate(tags):
         emulator.admin.set_modified("docker-prod", image, tag, start + timedelta(hours=hours))
     return image, tags

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -26,7 +26,7 @@ def test_state_dir_keeps_modification_times_across_a_restart(
     first = start_emulator(registry.url, tmp_path / "first", token="restart-token", extra_args=state)
     try:
         RegistryClient(first.url, "/v2/docker-prod", first.token).push(image, "1", content)
-        first.admin.set_modified("docker-prod", image, "1", datetime(2025, 5, 5, 12, tzinfo=timezone.utc))
+        first.admin.set_modified("docker-prod", image, "1", datetime(2025, 5, 5, 12, tzinfo=UTC))
     finally:
         first.stop()
     second = start_emulator(registry.url, tmp_path / "second", token="restart-token", extra_args=state)
@@ -50,7 +50,7 @@ def test_without_state_the_index_is_rebuilt_from_the_registry(
 ) -> None:
     image, index = unique_image("crawl"), tiny_index("amd64", "arm64", text="crawl")
     RegistryClient(emulator.url, "/v2/docker-dev", emulator.token).push(image, "multi", index)
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     fresh = start_emulator(registry.url, tmp_path, repositories=("docker-dev",))  # anonymous
     try:
         rebuilt = tag_of(fresh, "docker-dev", image, "multi")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -21,7 +21,7 @@ from airflow_provider_scout.hooks.aql import (
 )
 from airflow_provider_scout.models import TagRecord
 
-T0 = datetime(2024, 6, 1, 10, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2024, 6, 1, 10, 0, 0, 123456, tzinfo=UTC)
 
 
 def _find_criteria(query: str) -> object:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -108,7 +108,7 @@ def test_a_time_window_lists_exactly_the_tags_modified_inside_it(
     image = f"hooks/window-{uuid.uuid4().hex[:8]}"
     tags = ["t0", "t1", "t2", "t3", "t4"]
     emulator.admin.seed_tags("docker-dev", image, tags, source="docker-local/team/backend-api:2.3.0")
-    start = datetime(2003, 3, 3, tzinfo=timezone.utc)  # a year no other test uses
+    start = datetime(2003, 3, 3, tzinfo=UTC)  # a year no other test uses
     for hours, tag in enumerate(tags):
         emulator.admin.set_modified("docker-dev", image, tag, start + timedelta(hours=hours))
     window = list(
@@ -132,7 +132,7 @@ def test_catalog_crawl_takes_over_where_aql_is_refused(
 ) -> None:
     clean_faults.inject_fault(r"^/artifactory/api/search/aql$", 403, count=None)
     repositories = ["docker-local", "docker-prod", "docker-dev"]
-    records = list(hook.iter_tags(repositories, modified_after=datetime(2000, 1, 1, tzinfo=timezone.utc)))
+    records = list(hook.iter_tags(repositories, modified_after=datetime(2000, 1, 1, tzinfo=UTC)))
     listed = _of_fixtures(records, fixture_images)
     assert set(listed) == _fixture_keys(fixture_images)
     assert all(r.modified is None and r.sha256 is None for r in records)  # the window cannot filter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -218,7 +218,7 @@ def test_error_message_reads_artifactory_and_registry_bodies() -> None:
 
 
 def test_retry_after_takes_seconds_or_an_http_date() -> None:
-    now = datetime(2024, 6, 1, 10, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2024, 6, 1, 10, 0, 0, tzinfo=UTC)
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds("Sat, 01 Jun 2024 10:00:30 GMT", now) == 30.0
     assert retry_after_seconds("Sat, 01 Jun 2024 09:00:00 GMT", now) == 0.0  # already past

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import jsonschema
@@ -24,7 +24,7 @@ REGISTRY = (
     "type=artifactory,registry=registry.example:8082,api=https://artifactory.example/artifactory,"
     '"repository=docker-local,docker-prod",include=*/team/*,exclude=*/team/secret*'
 )
-RECEIVED = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
 
 @pytest.fixture

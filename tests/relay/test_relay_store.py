@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,7 +28,7 @@ def make_event(tag: str, seed: str = "") -> ImageEvent:
         platforms=("linux/amd64",),
         reference=f"registry.example/docker-local/team/app:{tag}@{digest}",
         event_type="pushed",
-        received_at=datetime.fromtimestamp(T0, timezone.utc),
+        received_at=datetime.fromtimestamp(T0, UTC),
     )
 
 
