@@ -22,4 +22,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
-.venv/bin/pip install -q -e '.[test]'
+# Reinstall only when the packaging changed: a re-run of the demo or the tests starts at once.
+stamp=.venv/.bootstrap-pyproject.sha256
+if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+  log=$(mktemp)
+  if ! .venv/bin/pip install -q -e '.[test]' >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+  sha256sum pyproject.toml > "$stamp"
+fi
