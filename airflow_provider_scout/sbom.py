@@ -12,6 +12,9 @@ share one definition. The converter reads what syft 1.x writes for an image sour
   config gives the platform. syft's own ``architecture`` field is not used because
   it echoes the platform syft was asked for, not the one the image declares;
 * top-level ``distro`` (os-release ``ID`` and ``VERSION_ID``).
+
+It also reads and extends the tags of a stored SBOM, so a digest that gains a tag is
+not analysed again.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ __all__ = [
     "SYFT_TO_SCOUT_TYPES",
     "SbomConversionError",
     "sbom_relative_path",
+    "stored_sbom_tags",
     "syft_to_scout_sbom",
+    "with_tags",
 ]
 
 SBOM_GENERATOR = "airflow-provider-docker-scout"
@@ -107,6 +112,31 @@ def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str
         "artifacts": artifacts,
         "descriptor": {"name": SBOM_GENERATOR, "version": __version__, "sbom_version": SBOM_VERSION},
     }
+
+
+def stored_sbom_tags(document: Any, digest: str) -> list[str] | None:
+    """The tags a stored Scout SBOM of ``digest`` lists; None when ``document`` is not one.
+
+    A document that is not such an SBOM (hand-edited, truncated, another digest's) is
+    treated as absent by the caller, so the image is analysed again instead of trusted.
+    """
+    if not isinstance(document, Mapping) or not isinstance(document.get("artifacts"), list):
+        return None
+    source = document.get("source")
+    image = source.get("image") if isinstance(source, Mapping) else None
+    if not isinstance(image, Mapping) or image.get("digest") != digest:
+        return None
+    tags = image.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return None
+    return tags
+
+
+def with_tags(document: Mapping[str, Any], tags: Sequence[str]) -> dict[str, Any]:
+    """A copy of a Scout SBOM whose ``source.image.tags`` also hold ``tags``, known ones first."""
+    image = document["source"]["image"]
+    merged = list(dict.fromkeys([*image["tags"], *tags]))
+    return {**document, "source": {**document["source"], "image": {**image, "tags": merged}}}
 
 
 def _is_hex(text: str) -> bool:

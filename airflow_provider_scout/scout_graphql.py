@@ -5,6 +5,13 @@ each operation takes ``context: Context!``, which names the organization, and
 ``imageSummariesByDigest`` takes the repository as ``ScRepositoryInput``. They are kept
 here, in one place, and the tests validate them against a hand-written SDL of just the
 fields used (``tests/scout/scout_schema.graphql``). No Airflow import.
+
+``indexImage`` is documented only as ``indexImage(context, image: {digest, repository,
+tags}) -> {digest}``. Inferred, not documented: that ``repository`` is the same
+``ScRepositoryInput`` (``{hostName, repoName}``) ``imageSummariesByDigest`` takes, and the
+field types. The document therefore spells the ``image`` object out inline instead of
+naming its (unknown) input type, and declares every variable non-null, which fits both a
+nullable and a non-null argument of the real schema.
 """
 
 from __future__ import annotations
@@ -16,14 +23,17 @@ from typing import Any
 __all__ = [
     "IMAGE_SUMMARIES_BY_DIGEST",
     "INDEXED",
+    "INDEX_IMAGE",
     "ORGANIZATION_STATUS",
     "SEVERITIES",
     "ImageSummary",
     "OrganizationStatus",
     "ScoutGraphQLError",
     "image_summaries_request",
+    "index_image_request",
     "organization_status_request",
     "parse_image_summaries",
+    "parse_index_image",
     "parse_organization_status",
 ]
 
@@ -49,6 +59,16 @@ query organizationStatus($context: Context!) {
   organizationStatus(context: $context) {
     hasImageAnalysisEnabled
     hasAnalyzedImages
+  }
+}
+"""
+
+INDEX_IMAGE = """\
+mutation indexImage(
+  $context: Context!, $digest: String!, $repository: ScRepositoryInput!, $tags: [String!]!
+) {
+  indexImage(context: $context, image: {digest: $digest, repository: $repository, tags: $tags}) {
+    digest
   }
 }
 """
@@ -105,6 +125,22 @@ def image_summaries_request(
     }
 
 
+def index_image_request(
+    organization: str, digest: str, repository_host: str, repository_name: str, tags: Iterable[str]
+) -> dict[str, Any]:
+    """The JSON body of an ``indexImage`` mutation: record ``tags`` for ``digest`` in the repository."""
+    return {
+        "operationName": "indexImage",
+        "query": INDEX_IMAGE,
+        "variables": {
+            "context": _context(organization),
+            "digest": digest,
+            "repository": {"hostName": repository_host, "repoName": repository_name},
+            "tags": list(tags),
+        },
+    }
+
+
 def organization_status_request(organization: str) -> dict[str, Any]:
     """The JSON body of an ``organizationStatus`` request."""
     return {
@@ -149,6 +185,14 @@ def parse_image_summaries(answer: Any) -> dict[str, ImageSummary]:
             vulnerabilities=vulnerabilities,
         )
     return summaries
+
+
+def parse_index_image(answer: Any) -> str:
+    """``indexImage`` answer -> the digest Scout recorded."""
+    result = _data(answer, "indexImage")
+    if not isinstance(result, Mapping) or not result.get("digest"):
+        raise ScoutGraphQLError("Scout's answer to indexImage has no digest")
+    return str(result["digest"])
 
 
 def parse_organization_status(answer: Any) -> OrganizationStatus:

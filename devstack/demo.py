@@ -175,7 +175,8 @@ def _report(
     results: list[dict[str, Any]] = summary["results"]
     print("\n" + format_results(results), file=out)
     print(
-        f"\n{summary['indexed']} indexed, {summary['skipped']} already indexed, {summary['failed']} failed",
+        f"\n{summary['indexed']} indexed, {summary['retagged']} retagged, "
+        f"{summary['skipped']} already indexed, {summary['failed']} failed",
         file=out,
     )
     written = sbom_digests(sbom_dir)
@@ -184,7 +185,9 @@ def _report(
     broken = {(p.repository, p.image) for p in pushed if p.kind in BROKEN_KINDS}
     failed = [r for r in results if r["state"] == "failed"]
     unexpected = [r for r in failed if (r["repository"], r["image"]) not in broken]
-    missing_sboms = [r for r in results if r["state"] == "indexed" and r["digest"] not in written]
+    missing_sboms = [
+        r for r in results if r["state"] in ("indexed", "retagged") and r["digest"] not in written
+    ]
     if unexpected or missing_sboms:
         for result in unexpected:
             print(f"UNEXPECTED FAILURE {result['reference']}: {result['error']}", file=out)

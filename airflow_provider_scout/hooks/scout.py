@@ -2,12 +2,15 @@
 
 Two backends, chosen by the Scout connection (SPEC section 5):
 
-* ``cli`` runs the official ``docker-scout push --sbom`` CLI; Scout and registry
-  credentials reach it through the environment variables it documents, never argv;
+* ``cli`` runs the official ``docker-scout push --sbom`` CLI on ``name:tag@digest``;
+  Scout and registry credentials reach it through the environment variables it
+  documents, never argv. A push records one tag, so the other tags of the digest go to
+  Scout through the ``indexImage`` mutation;
 * ``local`` (the default when no Scout connection is configured) runs syft on the
   worker, converts its report to Scout's SBOM JSON (:mod:`airflow_provider_scout.sbom`)
   and writes ``<sbom dir>/sha256/<hex>.json``, the directory being a local path or any
-  Airflow ObjectStoragePath URL.
+  Airflow ObjectStoragePath URL. A digest whose SBOM is stored is not analysed again
+  when it gains a tag: the tag is added to the stored SBOM.
 
 The read-back (sbomState and vulnerability counts, organization status) goes through
 Scout's GraphQL API with a Docker Hub access token; the documents live in
@@ -43,7 +46,13 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_scout import scout_graphql
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
-from airflow_provider_scout.sbom import SbomConversionError, sbom_relative_path, syft_to_scout_sbom
+from airflow_provider_scout.sbom import (
+    SbomConversionError,
+    sbom_relative_path,
+    stored_sbom_tags,
+    syft_to_scout_sbom,
+    with_tags,
+)
 
 __all__ = [
     "DEFAULT_API_URL",
@@ -102,7 +111,7 @@ class IndexOutcome:
     digest: str
     platform: str | None
     packages: int | None  # None when the backend does not report it
-    state: str  # "indexed" or "dry_run"
+    state: str  # "indexed", "retagged" (local: new tags added to the stored SBOM) or "dry_run"
     sbom_path: str | None  # local backend: where the SBOM was written
     vulnerabilities: dict[str, int] | None  # counts by severity when Scout already has a report
     duration: float  # seconds
@@ -257,11 +266,15 @@ class ScoutHook(BaseHook):
     def is_indexed(self, target: IndexTarget) -> bool:
         """Whether the target's digest is already indexed (so indexing it again can be skipped).
 
-        local: its SBOM file exists. cli: Scout reports ``sbomState == INDEXED``; when Scout
-        cannot be asked, False, so the image is indexed again rather than silently skipped.
+        local: its stored SBOM lists every tag of the target (a digest that gained a tag is
+        not indexed yet: :meth:`index` adds the tag). cli: Scout reports ``sbomState ==
+        INDEXED``; Scout does not say which tags it knows, so a skipped target still goes
+        through :meth:`register_tags`. When Scout cannot be asked, False, so the image is
+        indexed again rather than silently skipped.
         """
         if self.backend_name == "local":
-            return self._sbom_location(target.digest).exists()
+            stored = self._stored_sbom(target.digest)
+            return stored is not None and _lists_every_tag(stored, target)
         host, repository = _split_reference(target.reference)
         try:
             summary = self.image_summaries([target.digest], host, repository).get(target.digest)
@@ -279,12 +292,19 @@ class ScoutHook(BaseHook):
         registry_auth: RegistryAuth | None,
         plain_http: bool,
         dry_run: bool = False,
+        force: bool = False,
     ) -> IndexOutcome:
         """Index one image manifest (one platform) and say what came of it.
+
+        local: when the digest's SBOM is already stored but lacks some of the target's tags,
+        they are added to it without running syft (state ``retagged``), unless ``force`` or
+        ``dry_run``.
 
         :param registry_auth: credentials for pulling ``target.reference``, None for anonymous pulls.
         :param plain_http: allow plain HTTP to the registry (only for registries configured as http).
         :param dry_run: analyse the image without pushing to Scout or writing the SBOM.
+        :param force: local: analyse the image again even when its SBOM is stored
+            (the cli backend always pushes).
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """
         for secret in registry_auth.secrets if registry_auth else ():
@@ -297,10 +317,18 @@ class ScoutHook(BaseHook):
             self.backend_name,
             " (dry run)" if dry_run else "",
         )
+        state = "dry_run" if dry_run else "indexed"
         if self.backend_name == "cli":
             packages, sbom_path, vulnerabilities = self._push_with_cli(
                 target, registry_auth, plain_http, dry_run
             )
+        elif (
+            not (dry_run or force)
+            and (stored := self._stored_sbom(target.digest)) is not None
+            and not _lists_every_tag(stored, target)
+        ):
+            state, vulnerabilities = "retagged", None
+            packages, sbom_path = self._add_tags_to_stored_sbom(target, stored)
         else:
             packages, sbom_path, vulnerabilities = self._index_locally(
                 target, registry_auth, plain_http, dry_run
@@ -310,13 +338,34 @@ class ScoutHook(BaseHook):
             digest=target.digest,
             platform=target.platform,
             packages=packages,
-            state="dry_run" if dry_run else "indexed",
+            state=state,
             sbom_path=sbom_path,
             vulnerabilities=vulnerabilities,
             duration=round(time.monotonic() - started, 3),
         )
         self.log.info("Indexed %s: %s", target.reference, outcome.to_dict())
         return outcome
+
+    def register_tags(self, target: IndexTarget) -> None:
+        """Make sure Scout knows every tag of a target it already indexed (the skip path).
+
+        cli: Scout's image summaries do not say which tags it knows, so this sends all of
+        the target's tags with one ``indexImage`` mutation: a small request, where finding
+        out would need a push. local: nothing to send, because :meth:`is_indexed` is only
+        True when the stored SBOM already lists every tag.
+
+        :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
+        """
+        if self.backend_name != "cli" or not target.tags:
+            return
+        try:
+            self._send_index_image(target)
+        except ScoutIndexError as exc:
+            raise type(exc)(
+                f"Scout did not record the tags {', '.join(target.tags)} of the already indexed "
+                f"{target.reference}: {exc}"
+            ) from None
+        self.log.info("Told Scout the tags %s of %s", ", ".join(target.tags), target.reference)
 
     # -- cli backend
 
@@ -347,7 +396,7 @@ class ScoutHook(BaseHook):
             argv += ["--platform", target.platform]
         if dry_run:
             argv.append("--dry-run")
-        argv.append(f"registry://{target.reference}")
+        argv.append(f"registry://{_push_reference(target)}")
 
         env = dict(os.environ)
         env["DOCKER_SCOUT_HUB_USER"] = settings.hub_user
@@ -370,6 +419,19 @@ class ScoutHook(BaseHook):
 
         packages = _reported_package_count(result.lines)
         vulnerabilities = None
+        if not dry_run and len(target.tags) > 1:
+            # The push recorded the first tag only. Should telling Scout the others fail, the
+            # image fails: a run triggered by one push or one refresh window never lists
+            # these tags again, so a tag lost here would stay lost. A retry sends them again,
+            # through register_tags once Scout reports the digest indexed, else after a
+            # new push (pushing a digest again is idempotent).
+            try:
+                self._send_index_image(target)
+            except ScoutIndexError as exc:
+                raise type(exc)(
+                    f"docker-scout pushed {target.reference}, but Scout did not record its tags "
+                    f"{', '.join(target.tags)}: {exc}"
+                ) from None
         if not dry_run:
             host, repository = _split_reference(target.reference)
             try:
@@ -381,7 +443,53 @@ class ScoutHook(BaseHook):
                 )
         return packages, None, vulnerabilities
 
+    def _send_index_image(self, target: IndexTarget) -> None:
+        """The ``indexImage`` mutation with every tag of the target; errors do not name it."""
+        host, repository = _split_reference(target.reference)
+        body = scout_graphql.index_image_request(
+            self._graphql_org(), target.digest, host, repository, target.tags
+        )
+        try:
+            scout_graphql.parse_index_image(self._graphql(body))
+        except scout_graphql.ScoutGraphQLError as exc:
+            raise ScoutFatalError(str(exc)) from None
+
     # -- local backend
+
+    def _stored_sbom(self, digest: str) -> dict[str, Any] | None:
+        """The stored SBOM of ``digest``; None when there is none or it is not a readable SBOM of it."""
+        location = self._sbom_location(digest)
+        try:
+            raw = location.read_bytes()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # OSError locally; each fsspec backend raises its own error types
+            raise ScoutRetryableError(
+                f"cannot read the stored SBOM {location}: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            document = None
+        if stored_sbom_tags(document, digest) is None:
+            self.log.warning(
+                "%s is not a Scout SBOM of %s; the image will be analysed again", location, digest
+            )
+            return None
+        return dict(document)
+
+    def _add_tags_to_stored_sbom(self, target: IndexTarget, stored: dict[str, Any]) -> tuple[int, str]:
+        """Add the target's tags to the stored SBOM of its digest: (package count, where it is)."""
+        location = self._sbom_location(target.digest)
+        known = stored_sbom_tags(stored, target.digest) or []
+        _write_sbom(location, with_tags(stored, target.tags))
+        self.log.info(
+            "%s was analysed before; added the tags %s to its stored SBOM %s without running syft",
+            target.reference,
+            ", ".join(tag for tag in target.tags if tag not in known),
+            location,
+        )
+        return len(stored["artifacts"]), str(location)
 
     def _index_locally(
         self, target: IndexTarget, registry_auth: RegistryAuth | None, plain_http: bool, dry_run: bool
@@ -434,7 +542,7 @@ class ScoutHook(BaseHook):
         packages = len(document["artifacts"])
         if location is None:
             return packages, None, None
-        _write_atomically(location, json.dumps(document, indent=1).encode())
+        _write_sbom(location, document)
         return packages, str(location), None
 
     def _syft_binary(self) -> str:
@@ -728,6 +836,22 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def _lists_every_tag(stored_sbom: Mapping[str, Any], target: IndexTarget) -> bool:
+    return set(target.tags) <= set(stored_sbom_tags(stored_sbom, target.digest) or ())
+
+
+def _push_reference(target: IndexTarget) -> str:
+    """``name:tag@digest`` (its first tag): the digest pins what is pulled, the tag is what Scout records.
+
+    go-containerregistry, which docker-scout uses to parse references, accepts a tag next
+    to a digest and pulls by the digest. Without a tag (none is known) ``name@digest``.
+    """
+    if not target.tags:
+        return target.reference
+    host, repository = _split_reference(target.reference)
+    return f"{host}/{repository}:{target.tags[0]}@{target.digest}"
+
+
 def _split_reference(reference: str) -> tuple[str, str]:
     """``host[:port]/path[:tag][@digest]`` -> (host, path): Scout's hostName and repoName."""
     name = reference.split("@", 1)[0]
@@ -767,6 +891,10 @@ def _describe(exc: BaseException | None) -> str:
     if isinstance(exc, _TransientHTTPError):
         return f"HTTP {exc.response.status_code}"
     return type(exc).__name__ if exc else "unknown error"
+
+
+def _write_sbom(location: Path | ObjectStoragePath, document: Mapping[str, Any]) -> None:
+    _write_atomically(location, json.dumps(document, indent=1).encode())
 
 
 def _write_atomically(location: Path | ObjectStoragePath, data: bytes) -> None:

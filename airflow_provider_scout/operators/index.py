@@ -70,6 +70,9 @@ __all__ = [
 # Every indexed image emits an event for its asset through this alias, so a downstream
 # DAG can schedule on the alias (any image) or on one image's asset.
 SBOM_ASSET_ALIAS = AssetAlias("scout_sboms")
+# The results that emit that event. "retagged" too: a tag now names the digest (a new
+# release tag, or "latest" moved back to it) and its SBOM changed, which downstream DAGs act on.
+_DELIVERED_STATES = ("indexed", "retagged")
 # Set on the mapped indexing task so the UI shows images instead of map indexes.
 INDEX_MAP_INDEX_TEMPLATE = "{{ task.map_label }}"
 # Indexing results are pushed under this key before a failing task raises: a failed
@@ -355,6 +358,9 @@ class IndexImageOperator(BaseOperator):
 
     Meant to be mapped: ``IndexImageOperator.partial(..., outlets=[SBOM_ASSET_ALIAS],
     map_index_template=INDEX_MAP_INDEX_TEMPLATE).expand(targets=planning.output)``.
+    A digest already indexed is skipped, but still gets every tag it is listed under: the
+    local backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
+    the cli backend tells Scout its tags (Scout cannot say which it knows).
     Every target of the input is attempted; the task then fails when one failed,
     retryably when a failure may pass (network, rate limit), for good otherwise. The
     per-image results are pushed under :data:`RESULTS_XCOM_KEY` either way.
@@ -421,10 +427,12 @@ class IndexImageOperator(BaseOperator):
 
         alias_events = context["outlet_events"][SBOM_ASSET_ALIAS]
         for result in results:
-            if result["state"] == "indexed":
+            if result["state"] in _DELIVERED_STATES:
                 alias_events.add(
                     Asset(image_asset_uri(config, result["repository"], result["image"])),
-                    extra={k: result[k] for k in ("digest", "platform", "tags", "packages", "sbom_path")},
+                    extra={
+                        k: result[k] for k in ("digest", "platform", "tags", "packages", "sbom_path", "state")
+                    },
                 )
 
         failed = [r for r in results if r["state"] == "failed"]
@@ -455,6 +463,10 @@ class IndexImageOperator(BaseOperator):
         try:
             if not force and scout.is_indexed(target):
                 self.log.info("%s is already indexed; skipping it", target.label)
+                if not dry_run:
+                    # cli: Scout cannot be asked which tags it holds, so all are sent;
+                    # local: is_indexed already found every tag in the stored SBOM.
+                    scout.register_tags(target)
                 result["state"] = "skipped"
                 return result, False
             outcome = scout.index(
@@ -462,6 +474,7 @@ class IndexImageOperator(BaseOperator):
                 registry_auth=artifactory.registry_auth(),
                 plain_http=config.registry_uses_plain_http,
                 dry_run=dry_run,
+                force=force,
             )
         except (ScoutIndexError, ArtifactoryError) as exc:
             result["error"] = str(exc)
@@ -485,7 +498,8 @@ class IndexImageOperator(BaseOperator):
 
 XCOM_RETURN_KEY = BaseXCom.XCOM_RETURN_KEY
 
-_STATES = ("indexed", "skipped", "dry_run", "failed")
+# "retagged": the local backend added new tags to the stored SBOM of a digest analysed before.
+_STATES = ("indexed", "retagged", "skipped", "dry_run", "failed")
 _SEVERITIES = ("critical", "high", "medium", "low")
 
 
@@ -533,8 +547,10 @@ class SummarizeIndexingOperator(BaseOperator):
         summary = _summary(results)
         self.log.info("Indexing summary\n%s", _table(results))
         self.log.info(
-            "%d indexed, %d skipped (already indexed), %d dry run, %d failed",
+            "%d indexed, %d retagged (new tags on a stored SBOM), %d skipped (already indexed), "
+            "%d dry run, %d failed",
             summary["indexed"],
+            summary["retagged"],
             summary["skipped"],
             summary["dry_run"],
             summary["failed"],

@@ -7,6 +7,7 @@ reads its own Airflow configuration the way a real Airflow process does.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from airflow_provider_scout.emulator.harness import EmulatorHandle
 
 RUNNER = Path(__file__).with_name("airflow_runner.py")
+SCOUT_STAND_INS = Path(__file__).resolve().parents[1] / "scout" / "stand-ins"
 VENV_BIN = Path(sys.executable).parent
 # Settings of the machine running the tests must not change what the DAGs do.
 _SCOUT_ENV = (
@@ -48,6 +50,25 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def emulator_connection(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default Artifactory connection points at the emulator, for in-process operators."""
     monkeypatch.setenv("AIRFLOW_CONN_ARTIFACTORY_DEFAULT", artifactory_connection(emulator))
+
+
+@pytest.fixture
+def stand_in_scout() -> Iterator[Any]:
+    """The ScoutHook tests' stand-in Docker Hub + Scout GraphQL server, for the cli backend.
+
+    Its user, token and organization are ``scout-robot``, ``dckr_pat_standin`` and ``acme``.
+    """
+    server = sys.modules.get("scout_server")
+    if server is None:  # stand-ins/ is a folder of executables and servers, not a package
+        spec = importlib.util.spec_from_file_location("scout_server", SCOUT_STAND_INS / "scout_server.py")
+        assert spec and spec.loader
+        server = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = server  # dataclasses resolve annotations through sys.modules
+        spec.loader.exec_module(server)
+    scout = server.StandInScout(identifier="scout-robot", secret="dckr_pat_standin", organization="acme")
+    scout.start()
+    yield scout
+    scout.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,12 @@ targets are derived from the fixture image definitions, never typed in.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def test_listing_with_a_window_lists_only_tags_modified_inside_it(
         ["w1", "w2"],
         f"{source.repository}/{source.image}:{source.tag}",
     )
-    start = datetime(2021, 3, 4, 5, 0, tzinfo=timezone.utc)
+    start = datetime(2021, 3, 4, 5, 0, tzinfo=UTC)
     emulator.admin.set_modified("docker-dev", "dags-tests/window-probe", "w1", start + timedelta(minutes=10))
     emulator.admin.set_modified(
         "docker-dev", "dags-tests/window-probe", "w2", start + timedelta(hours=1)
@@ -286,6 +287,81 @@ def test_indexing_writes_one_sbom_per_digest_with_all_tags_then_skips_it(
     assert [r["state"] for r in results] == ["indexed"]
 
 
+def test_a_digest_that_gains_a_tag_is_retagged_without_a_new_analysis_then_skipped(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sbom_dir = tmp_path / "sboms"
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(sbom_dir))
+    registry = emulator.registry_string(include=fixture_include(fixture_images))
+    (target,) = [t for t in flatten(list_images(emulator, registry=registry)) if len(t.tags) == 3]
+    first_push = dataclasses.replace(target, tags=target.tags[:1])
+    (analysed,), _ = index([first_push.to_dict()], registry)
+    assert analysed["state"] == "indexed"
+
+    # From now on "syft" fails whenever it runs: the new tags must not cost an analysis.
+    no_syft = tmp_path / "no-syft"
+    no_syft.write_text("#!/bin/sh\necho 'syft must not run' >&2\nexit 1\n")
+    no_syft.chmod(0o755)
+    extra = {"backend": "local", "sbom_dir": str(sbom_dir), "syft_path": str(no_syft)}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps({"conn_type": "docker_scout", "extra": extra})
+    )
+    (result,), context = index([target.to_dict()], registry)
+    assert (result["state"], result["error"]) == ("retagged", None)
+    assert (result["packages"], result["sbom_path"]) == (analysed["packages"], analysed["sbom_path"])
+    sbom = json.loads(Path(result["sbom_path"]).read_text())
+    assert sbom["source"]["image"]["tags"] == list(target.tags)
+    (event,) = alias_events(context)  # the SBOM changed: downstream DAGs hear of it
+    assert event.extra["state"] == "retagged" and event.extra["tags"] == list(target.tags)
+
+    results, context = index([target.to_dict()], registry)
+    assert [r["state"] for r in results] == ["skipped"] and alias_events(context) == []
+
+
+def test_an_indexed_digest_skipped_on_the_cli_backend_still_gets_every_tag_to_scout(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    stand_in_scout: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    registry = emulator.registry_string(include=fixture_include(fixture_images))
+    (target,) = [t for t in flatten(list_images(emulator, registry=registry)) if len(t.tags) == 3]
+    stand_in_scout.add_image(target.digest, "INDEXED")
+    connection = {
+        "conn_type": "docker_scout",
+        "login": stand_in_scout.identifier,
+        "password": stand_in_scout.secret,
+        "extra": {
+            "backend": "cli",
+            "org": stand_in_scout.organization,
+            "api_url": f"{stand_in_scout.url}/v1/graphql",
+            "hub_url": stand_in_scout.url,
+            "cli_path": str(tmp_path / "no-docker-scout"),  # a push would fail: none must happen
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
+
+    results, context = index([target.to_dict()], registry)
+    assert [(r["state"], r["error"]) for r in results] == [("skipped", None)]
+    assert stand_in_scout.indexed_images == [
+        {
+            "digest": target.digest,
+            "repository": {"hostName": emulator.registry, "repoName": f"{target.repository}/{target.image}"},
+            "tags": list(target.tags),
+        }
+    ]
+    assert alias_events(context) == []
+
+    stand_in_scout.indexed_images.clear()
+    results, _ = index([target.to_dict()], registry, scout_dry_run=True)
+    assert [r["state"] for r in results] == ["skipped"]
+    assert stand_in_scout.indexed_images == []  # a dry run delivers nothing
+
+
 def test_dry_run_analyses_but_writes_nothing(
     emulator: EmulatorHandle,
     fixture_images: list[PushedImage],
@@ -347,7 +423,7 @@ def test_webhook_events_resolve_by_pushed_digest_to_every_platform(
             platforms=image.platforms,
             reference=f"{emulator.registry}/{image.repository}/{image.image}:{image.tag}@{image.digest}",
             event_type="pushed",
-            received_at=datetime(2024, 6, 1, tzinfo=timezone.utc),
+            received_at=datetime(2024, 6, 1, tzinfo=UTC),
         ).to_dict()
 
     operator = ResolveImageEventsOperator(
@@ -439,13 +515,19 @@ def test_summary_reports_every_image_and_fails_the_run_when_one_failed(
     assert indexed["sbom_path"] in log
 
 
-def test_summary_succeeds_when_nothing_failed_and_fails_when_planning_failed() -> None:
-    planned = _planned(2)
+def test_summary_succeeds_when_nothing_failed_and_fails_when_planning_failed(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    planned = _planned(3)
     ti = RecordingTaskInstance(
         {
-            ("list_images", "return_value"): [[planned[0].to_dict(), planned[1].to_dict()]],
+            ("list_images", "return_value"): [[t.to_dict() for t in planned]],
             ("index_images", RESULTS_XCOM_KEY): [
-                [_result(planned[0], "skipped"), _result(planned[1], "dry_run")]
+                [
+                    _result(planned[0], "skipped"),
+                    _result(planned[1], "dry_run"),
+                    _result(planned[2], "retagged", packages=7),
+                ]
             ],
         }
     )
@@ -453,7 +535,11 @@ def test_summary_succeeds_when_nothing_failed_and_fails_when_planning_failed() -
         task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
     )
     summary, _ = run(operator, ti)
-    assert (summary["indexed"], summary["skipped"], summary["dry_run"], summary["failed"]) == (0, 1, 1, 0)
+    counts = ("indexed", "retagged", "skipped", "dry_run", "failed")
+    assert tuple(summary[state] for state in counts) == (0, 1, 1, 1, 0)
+    log = capfd.readouterr().out
+    assert "0 indexed, 1 retagged (new tags on a stored SBOM), 1 skipped (already indexed)" in log
+    assert re.search(r"docker-local/team/app2 .* v2 +retagged +7 ", log)
 
     with pytest.raises(AirflowFailException, match="list_images produced no plan"):
         run(operator, RecordingTaskInstance())

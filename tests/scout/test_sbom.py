@@ -20,7 +20,9 @@ from airflow_provider_scout.sbom import (
     SBOM_VERSION,
     SbomConversionError,
     sbom_relative_path,
+    stored_sbom_tags,
     syft_to_scout_sbom,
+    with_tags,
 )
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -262,3 +264,26 @@ def test_sbom_relative_path() -> None:
     for bad in ("sha256:abc", "md5:" + "a" * 64, "a" * 64, "sha256:" + "G" * 64, "sha256:../" + "a" * 61):
         with pytest.raises(ValueError, match="is not sha256:<64 hex characters>"):
             sbom_relative_path(bad)
+
+
+def test_tags_are_added_to_a_stored_sbom_after_the_known_ones_and_nothing_else_changes() -> None:
+    stored = syft_to_scout_sbom(_report("python"), name=NAME, tags=["1.0", "latest"])
+    digest = stored["source"]["image"]["digest"]
+    pristine = copy.deepcopy(stored)
+    retagged = with_tags(stored, ["latest", "1.1", "1.0", "stable"])
+    assert stored_sbom_tags(retagged, digest) == ["1.0", "latest", "1.1", "stable"]
+    assert stored == pristine  # the stored document is not modified in place
+    retagged["source"]["image"]["tags"] = pristine["source"]["image"]["tags"]
+    assert retagged == pristine
+
+
+def test_stored_sbom_tags_refuses_what_is_not_a_scout_sbom_of_the_digest() -> None:
+    stored = syft_to_scout_sbom(_report("npm"), name=NAME, tags=["3"])
+    digest = stored["source"]["image"]["digest"]
+    assert stored_sbom_tags(stored, digest) == ["3"]
+    assert stored_sbom_tags(stored, "sha256:" + "0" * 64) is None
+    assert stored_sbom_tags({**stored, "artifacts": None}, digest) is None
+    assert stored_sbom_tags([stored], digest) is None
+    untagged = copy.deepcopy(stored)
+    untagged["source"]["image"]["tags"] = "3"
+    assert stored_sbom_tags(untagged, digest) is None

@@ -15,17 +15,22 @@ from airflow_provider_scout.models import IndexTarget, RegistryAuth
 
 DIGEST = "sha256:" + "c" * 64
 REFERENCE = f"example.jfrog.io/docker-local/team/app@{DIGEST}"
+# What docker-scout is given: the first tag, so Scout records one, and the digest, which pins the pull.
+PUSHED = f"example.jfrog.io/docker-local/team/app:1.0@{DIGEST}"
+SCOUT_REPOSITORY = {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"}
 REGISTRY_USER = "ci-puller"
 REGISTRY_PASSWORD = "artifactory-reg-secret-42"
 REPORT = {"critical": 1, "high": 0, "medium": 0, "low": 0, "unspecified": 0, "total": 1}
 
 
-def _target(platform: str | None = "linux/arm64/v8") -> IndexTarget:
+def _target(
+    platform: str | None = "linux/arm64/v8", tags: tuple[str, ...] = ("1.0", "latest")
+) -> IndexTarget:
     return IndexTarget(
         repository="docker-local",
         image="team/app",
         digest=DIGEST,
-        tags=("1.0", "latest"),
+        tags=tags,
         reference=REFERENCE,
         platform=platform,
     )
@@ -43,13 +48,13 @@ def cli_hook(stand_in_scout: StandInScout, scout_connection: Callable[..., None]
     return ScoutHook()
 
 
-def _index(hook: ScoutHook, **kwargs: object) -> object:
+def _index(hook: ScoutHook, target: IndexTarget | None = None, **kwargs: object) -> object:
     options: dict[str, object] = {
         "registry_auth": RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD),
         "plain_http": False,
     }
     options.update(kwargs)
-    return hook.index(_target(), **options)  # type: ignore[arg-type]
+    return hook.index(target or _target(), **options)  # type: ignore[arg-type]
 
 
 def test_push_gets_the_documented_flags_and_a_registry_reference(
@@ -58,7 +63,7 @@ def test_push_gets_the_documented_flags_and_a_registry_reference(
     _index(cli_hook)
     call = cli_record.last()
     assert call["argv"] == [
-        "push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"registry://{REFERENCE}"
+        "push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"registry://{PUSHED}"
     ]  # fmt: skip
 
 
@@ -72,10 +77,11 @@ def test_dry_run_and_no_platform(
         ORGANIZATION,
         "--sbom",
         "--dry-run",
-        f"registry://{REFERENCE}",
+        f"registry://{PUSHED}",
     ]
     assert outcome.state == "dry_run"
-    assert "/v1/graphql" not in stand_in_scout.paths()  # nothing was pushed, so nothing to read back
+    # Nothing was pushed, so no tags to tell and nothing to read back.
+    assert "/v1/graphql" not in stand_in_scout.paths()
 
 
 def test_credentials_travel_in_the_environment_only(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
@@ -135,8 +141,75 @@ def test_a_failed_read_back_does_not_fail_the_push(
 ) -> None:
     monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.inject_fault("/v2/auth/token", 502, count=5)
-    outcome = _index(cli_hook)
+    # One tag: the push records it, so the read-back is the only request to Scout.
+    outcome = _index(cli_hook, _target(tags=("1.0",)))
     assert outcome.state == "indexed" and outcome.vulnerabilities is None  # type: ignore[attr-defined]
+
+
+def test_a_digest_under_several_tags_is_pushed_once_then_scout_is_told_every_tag(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    _index(cli_hook, _target(tags=("1.0", "latest", "stable")))
+    assert [call["argv"][-1] for call in cli_record.calls()] == [f"registry://{PUSHED}"]
+    assert stand_in_scout.indexed_images == [
+        {"digest": DIGEST, "repository": SCOUT_REPOSITORY, "tags": ["1.0", "latest", "stable"]}
+    ]
+
+
+def test_a_single_tag_needs_no_more_than_the_push(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    _index(cli_hook, _target(tags=("1.0",)))
+    assert cli_record.last()["argv"][-1] == f"registry://{PUSHED}"
+    assert stand_in_scout.indexed_images == []
+
+
+def test_a_target_without_tags_is_pushed_by_digest(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    _index(cli_hook, _target(tags=()))
+    assert cli_record.last()["argv"][-1] == f"registry://{REFERENCE}"
+    assert stand_in_scout.indexed_images == []
+
+
+def test_a_failed_push_tells_scout_no_tags(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:MANIFEST_UNKNOWN: manifest unknown")
+    with pytest.raises(ScoutFatalError):
+        _index(cli_hook)
+    assert stand_in_scout.indexed_images == [] and "/v1/graphql" not in stand_in_scout.paths()
+
+
+def test_tags_scout_could_not_take_for_a_while_fail_the_push_retryably(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
+    stand_in_scout.inject_fault("/v1/graphql", 503, count=5)
+    with pytest.raises(ScoutRetryableError) as raised:
+        _index(cli_hook)
+    assert str(raised.value).startswith(
+        f"docker-scout pushed {REFERENCE}, but Scout did not record its tags 1.0, latest: "
+        "Scout indexImage kept failing with HTTP 503"
+    )
+    assert len(cli_record.calls()) == 1  # the push itself went through
+
+
+def test_tags_scout_refuses_fail_the_push_for_good(
+    stand_in_scout: StandInScout, scout_connection: Callable[..., None], cli_record: CliRecord
+) -> None:
+    scout_connection(
+        org="someone-else",
+        cli_path=str(DOCKER_SCOUT_STAND_IN),
+        api_url=f"{stand_in_scout.url}/v1/graphql",
+        hub_url=stand_in_scout.url,
+    )
+    with pytest.raises(ScoutFatalError) as raised:
+        _index(ScoutHook())
+    assert str(raised.value) == (
+        f"docker-scout pushed {REFERENCE}, but Scout did not record its tags 1.0, latest: "
+        "Scout rejected indexImage: you are not a member of organization 'someone-else'"
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ from airflow_provider_scout import scout_graphql
 from airflow_provider_scout.scout_graphql import (
     ScoutGraphQLError,
     image_summaries_request,
+    index_image_request,
     organization_status_request,
     parse_image_summaries,
+    parse_index_image,
     parse_organization_status,
 )
 
@@ -35,7 +37,7 @@ def _documents() -> dict[str, str]:
 
 
 def test_the_module_holds_the_documents_the_hook_uses() -> None:
-    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "ORGANIZATION_STATUS"}
+    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "INDEX_IMAGE", "ORGANIZATION_STATUS"}
 
 
 @pytest.mark.parametrize("name", sorted(_documents()))
@@ -80,6 +82,42 @@ def test_image_summaries_request_variables_fit_the_schema_and_reach_the_resolver
         "repository": {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"},
     }
     assert parse_image_summaries({"data": result.data})[DIGEST].sbom_state == "INDEXING"
+
+
+def test_index_image_request_hands_scout_the_image_with_every_tag(schema: GraphQLSchema) -> None:
+    seen: dict[str, Any] = {}
+
+    def resolver(_info: Any, **args: Any) -> dict[str, str]:
+        seen.update(args)
+        return {"digest": args["image"]["digest"]}
+
+    request = index_image_request(
+        "acme", DIGEST, "example.jfrog.io", "docker-local/team/app", ("1.0", "latest", "stable")
+    )
+    result = _execute(schema, request, {"indexImage": resolver})
+    assert result.errors is None
+    assert seen == {
+        "context": {"organization": "acme"},
+        "image": {
+            "digest": DIGEST,
+            "repository": {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"},
+            "tags": ["1.0", "latest", "stable"],
+        },
+    }
+    assert parse_index_image({"data": result.data}) == DIGEST
+
+
+def test_index_image_is_a_mutation_not_a_query(schema: GraphQLSchema) -> None:
+    # Guards the guard: the SDL offers indexImage on Mutation only, as Scout does.
+    as_query = scout_graphql.INDEX_IMAGE.replace("mutation indexImage", "query indexImage", 1)
+    assert [e.message for e in validate(schema, parse(as_query))] == [
+        "Cannot query field 'indexImage' on type 'Query'."
+    ]
+
+
+def test_an_index_image_answer_without_a_digest_is_an_error() -> None:
+    with pytest.raises(ScoutGraphQLError, match="answer to indexImage has no digest"):
+        parse_index_image({"data": {"indexImage": None}})
 
 
 def test_organization_status_request_fits_the_schema(schema: GraphQLSchema) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -381,3 +382,93 @@ def test_without_any_syft_the_error_says_how_to_install_it(
 def test_test_connection_of_the_local_backend(local_hook: ScoutHook, sbom_dir: Path) -> None:
     ok, message = local_hook.test_connection()
     assert ok and str(sbom_dir) in message and "syft" in message
+
+
+# ---------------------------------------------------------------- a digest that gains a tag
+
+
+def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_syft(
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    scout_connection: Callable[..., None],
+    cli_record: CliRecord,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (target,) = images["debian"].targets
+    first_push = dataclasses.replace(target, tags=target.tags[:1])
+    sbom_dir = tmp_path / "sboms"
+    scout_connection(backend="local", sbom_dir=str(sbom_dir))  # real syft
+    # Same SBOMs, but "syft" is the recording stand-in, told to fail: any run shows and fails.
+    scout_connection(
+        "docker_scout_no_syft", backend="local", sbom_dir=str(sbom_dir), syft_path=str(DOCKER_SCOUT_STAND_IN)
+    )
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:syft must not run")
+
+    analysed = ScoutHook().index(first_push, registry_auth=registry_auth, plain_http=True)
+    assert analysed.state == "indexed" and analysed.sbom_path
+    sbom_path = Path(analysed.sbom_path)
+    before = json.loads(sbom_path.read_text())
+    assert before["source"]["image"]["tags"] == list(first_push.tags)
+
+    hook = ScoutHook("docker_scout_no_syft")
+    assert hook.is_indexed(first_push) and not hook.is_indexed(target)
+    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True)
+    assert cli_record.calls() == []  # syft did not run
+    assert (outcome.state, outcome.packages, outcome.sbom_path) == (
+        "retagged",
+        analysed.packages,
+        str(sbom_path),
+    )
+    after = json.loads(sbom_path.read_text())
+    assert after["source"]["image"]["tags"] == list(target.tags)
+    after["source"]["image"]["tags"] = before["source"]["image"]["tags"]
+    assert after == before  # only the tags changed
+    assert hook.is_indexed(target)
+    assert [p.name for p in sbom_path.parent.iterdir()] == [sbom_path.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("option", ["force", "dry_run"])
+def test_force_and_dry_run_analyse_again_instead_of_adding_tags(
+    option: str, recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, tmp_path: Path
+) -> None:
+    stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["0.9"])
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        recording_syft().index(TARGET, registry_auth=None, plain_http=False, **{option: True})
+    assert len(cli_record.calls()) == 1
+    assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["0.9"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        json.dumps(
+            {"source": {"image": {"digest": "sha256:" + "e" * 64, "tags": []}}, "artifacts": []}
+        ).encode(),
+    ],
+    ids=["not-json", "another-digest"],
+)
+def test_a_stored_file_that_is_no_sbom_of_the_digest_is_analysed_again(
+    content: bytes, recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, tmp_path: Path
+) -> None:
+    hook = recording_syft()
+    location = tmp_path / "sboms" / "sha256" / f"{TARGET.digest.split(':')[1]}.json"
+    location.parent.mkdir(parents=True)
+    location.write_bytes(content)
+    assert not hook.is_indexed(TARGET)
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        hook.index(TARGET, registry_auth=None, plain_http=False)
+    assert len(cli_record.calls()) == 1
+
+
+def _stored_sbom(sbom_dir: Path, target: IndexTarget, tags: list[str]) -> Path:
+    """A minimal Scout SBOM of ``target``'s digest, as an earlier run would have stored it."""
+    location = sbom_dir / "sha256" / f"{target.digest.split(':')[1]}.json"
+    location.parent.mkdir(parents=True)
+    location.write_text(
+        json.dumps(
+            {"source": {"type": "image", "image": {"digest": target.digest, "tags": tags}}, "artifacts": []}
+        )
+    )
+    return location

@@ -201,3 +201,48 @@ def test_read_back_needs_a_scout_connection(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
     with pytest.raises(ScoutFatalError, match="needs a Scout connection with the cli backend"):
         ScoutHook().image_summaries([DIGEST], HOST, REPOSITORY)
+
+
+def test_register_tags_tells_scout_every_tag_of_an_indexed_digest(
+    hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    target = IndexTarget(
+        repository="docker-local",
+        image="team/app",
+        digest=DIGEST,
+        tags=("1.0", "latest"),
+        reference=f"{HOST}/{REPOSITORY}@{DIGEST}",
+    )
+    hook.register_tags(target)
+    assert stand_in_scout.indexed_images == [
+        {
+            "digest": DIGEST,
+            "repository": {"hostName": HOST, "repoName": REPOSITORY},
+            "tags": ["1.0", "latest"],
+        }
+    ]
+
+
+def test_register_tags_without_tags_sends_nothing(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
+    hook.register_tags(IndexTarget("docker-local", "team/app", DIGEST, (), f"{HOST}/{REPOSITORY}@{DIGEST}"))
+    assert stand_in_scout.paths() == []
+
+
+def test_register_tags_names_the_reference_when_scout_stays_unavailable(
+    hook: ScoutHook, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
+    stand_in_scout.inject_fault("/v1/graphql", 502, count=5)
+    with pytest.raises(ScoutRetryableError) as raised:
+        hook.register_tags(_target())
+    assert str(raised.value).startswith(
+        f"Scout did not record the tags 1.0 of the already indexed {HOST}/{REPOSITORY}@{DIGEST}: "
+        "Scout indexImage kept failing with HTTP 502"
+    )
+
+
+def test_the_local_backend_has_no_tags_to_register(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    # Asking Scout from the local backend raises (test_read_back_needs_a_scout_connection);
+    # is_indexed already compared the stored SBOM's tags, so there is nothing to send.
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    ScoutHook().register_tags(_target())

@@ -10,7 +10,8 @@ server. It answers
   field, argument or variable type is answered with GraphQL ``errors`` as Scout would.
 
 Tests arrange state (``images``, ``analysis_enabled``), inject faults, revoke tokens and
-read back every request received (``requests``).
+read back every request received (``requests``) and every image the ``indexImage``
+mutation was given (``indexed_images``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class StandInScout:
     )  # digest -> sbomState, vulnerabilityReport
     requests: list[ReceivedRequest] = field(default_factory=list)
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
+    indexed_images: list[dict[str, Any]] = field(default_factory=list)  # indexImage's image arguments
     _valid_tokens: set[str] = field(default_factory=set)
     _faults: deque[_Fault] = field(default_factory=deque)
     _serial: itertools.count[int] = field(default_factory=itertools.count)
@@ -174,6 +176,7 @@ class StandInScout:
             root_value={
                 "imageSummariesByDigest": self._image_summaries,
                 "organizationStatus": self._organization_status,
+                "indexImage": self._index_image,
             },
             variable_values=body.get("variables"),
             operation_name=body.get("operationName"),
@@ -197,6 +200,11 @@ class StandInScout:
         self._check_organization(context)
         self.repositories_asked.append(repository)
         return [{"digest": digest, **self.images[digest]} for digest in digests if digest in self.images]
+
+    def _index_image(self, _info: Any, context: dict[str, Any], image: dict[str, Any]) -> dict[str, str]:
+        self._check_organization(context)
+        self.indexed_images.append(image)
+        return {"digest": image["digest"]}
 
     def _organization_status(self, _info: Any, context: dict[str, Any]) -> dict[str, bool]:
         self._check_organization(context)
