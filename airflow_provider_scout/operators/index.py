@@ -462,7 +462,7 @@ class IndexImageOperator(BaseOperator):
             return result, False
         try:
             if not force and scout.is_indexed(target):
-                self.log.info("%s is already indexed; skipping it", target.label)
+                self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
                 if not dry_run:
                     # cli: Scout cannot be asked which tags it holds, so all are sent;
                     # local: is_indexed already found every tag in the stored SBOM.
@@ -478,12 +478,12 @@ class IndexImageOperator(BaseOperator):
             )
         except (ScoutIndexError, ArtifactoryError) as exc:
             result["error"] = str(exc)
-            self.log.error("Indexing %s failed: %s", target.label, exc)
+            self.log.error("Indexing %s (%s) failed: %s", target.label, target.digest, exc)
             return result, isinstance(exc, ScoutIndexError) and exc.retryable
         except Exception as exc:
             # A bug or an unforeseen error in one image must not stop the rest of its batch.
             result["error"] = f"unexpected {type(exc).__name__}: {exc}"
-            self.log.exception("Indexing %s failed unexpectedly", target.label)
+            self.log.exception("Indexing %s (%s) failed unexpectedly", target.label, target.digest)
             return result, False
         result.update(
             packages=outcome.packages,
