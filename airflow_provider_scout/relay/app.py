@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +60,9 @@ def _answer(status_code: int, **content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=status_code)
 
 
+WORKER_STOP_SECONDS = 10.0
+
+
 def build_app(settings: RelaySettings) -> FastAPI:
     """The relay as an ASGI app; its lifespan opens the store and runs the delivery worker."""
     selection = settings.selection
@@ -89,9 +92,12 @@ def build_app(settings: RelaySettings) -> FastAPI:
         try:
             yield
         finally:
+            worker.stop()
             task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
+            # Never hang a shutdown on the worker: what it had not delivered stays stored.
+            done, _ = await asyncio.wait({task}, timeout=WORKER_STOP_SECONDS)
+            if not done:
+                log.warning("delivery worker did not stop within %ss; exiting anyway", WORKER_STOP_SECONDS)
             await client.aclose()
             store.close()
 

@@ -42,6 +42,7 @@ class DeliveryWorker:
         self._max_batch_size = max_batch_size
         self._retry_max_seconds = retry_max_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
         self._consecutive_failures = 0
         self._resume_at = 0.0
 
@@ -49,8 +50,17 @@ class DeliveryWorker:
         """A new event is stored: recompute when the next batch closes."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """End :meth:`run` after the current round.
+
+        Cancelling the task alone is not enough on Python 3.11: ``asyncio.wait_for`` drops a
+        cancellation that arrives as the event it waits for is set, and the loop would go on.
+        """
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 pause = await self._deliver_due()
