@@ -58,30 +58,27 @@ def wait_idle(relay: RelayProcess, timeout: float = 20.0) -> dict[str, object]:
     return relay.health()
 
 
-@pytest.mark.parametrize("secret", [None, "", "   "], ids=["unset", "empty", "blank"])
-def test_refuses_to_start_without_a_secret(tmp_path: Path, secret: str | None) -> None:
-    env = relay_environment(secret, AIRFLOW_API_TOKEN="token-for-tests")
-    result = subprocess.run(
+def _start_relay_once(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``airflow-scout relay`` to completion (a refusal ends it at once)."""
+    return subprocess.run(
         [*airflow_scout_command(), "relay", *relay_args(tmp_path, "http://127.0.0.1:9")],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("secret", [None, "", "   "], ids=["unset", "empty", "blank"])
+def test_refuses_to_start_without_a_secret(tmp_path: Path, secret: str | None) -> None:
+    result = _start_relay_once(tmp_path, relay_environment(secret, AIRFLOW_API_TOKEN="token-for-tests"))
     assert result.returncode == 2
     assert "DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET is not set" in result.stderr
     assert not (tmp_path / "relay.sqlite3").exists()
 
 
 def test_refuses_to_start_without_airflow_credentials(tmp_path: Path) -> None:
-    env = relay_environment("x" * 64)
-    result = subprocess.run(
-        [*airflow_scout_command(), "relay", *relay_args(tmp_path, "http://127.0.0.1:9")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = _start_relay_once(tmp_path, relay_environment("x" * 64))
     assert result.returncode == 2
     assert "AIRFLOW_API_USERNAME and AIRFLOW_API_PASSWORD, or AIRFLOW_API_TOKEN" in result.stderr
 
