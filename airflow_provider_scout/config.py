@@ -14,16 +14,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from airflow_provider_scout.exceptions import RegistryStringError
+
 __all__ = [
     "ArtifactoryRegistryConfig",
     "RegistryStringError",
     "TagFilter",
     "parse_registry_string",
 ]
-
-
-class RegistryStringError(ValueError):
-    """The registry string is malformed; the message names the offending key."""
 
 
 _MULTI_VALUED = {"repository": "repositories", "include": "includes", "exclude": "excludes"}

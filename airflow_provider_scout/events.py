@@ -28,6 +28,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, TagFilter
+from airflow_provider_scout.docker_reference import (
+    IMAGE_NAME_PATTERN,
+    PLATFORM_PATTERN,
+    REPOSITORY_KEY_PATTERN,
+    SHA256_DIGEST_PATTERN,
+    TAG_PATTERN,
+    is_image_name,
+    is_platform,
+    is_repository_key,
+    is_sha256_digest,
+    is_tag,
+)
+from airflow_provider_scout.exceptions import InvalidEventError
 from airflow_provider_scout.models import Platform
 
 __all__ = [
@@ -44,17 +57,10 @@ __all__ = [
 # What the relay can act on: a new or re-pointed tag. `deleted` needs no indexing.
 EVENT_TYPES = ("pushed", "promoted")
 
-_REPOSITORY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-# Docker reference grammar for a repository path (lower case components).
-_IMAGE_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_PATTERN = rf"^{_IMAGE_COMPONENT}(?:/{_IMAGE_COMPONENT})*$"
-_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
-_DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
-_PLATFORM_PATTERN = r"^[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?$"
 _EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # RFC 3339 date-time with an offset; a pattern, because jsonschema checks "format" only with extras installed.
 _TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$"
-_SHA256_HEX = re.compile(r"^[0-9A-Fa-f]{64}$")
+_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 
 IMAGE_EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -77,21 +83,21 @@ IMAGE_EVENT_SCHEMA: dict[str, Any] = {
             "pattern": _EVENT_ID_PATTERN,
             "description": "Derived from repository, image, tag and digest; duplicates share it.",
         },
-        "repository": {"type": "string", "pattern": _REPOSITORY_PATTERN, "description": "Repository key."},
+        "repository": {"type": "string", "pattern": REPOSITORY_KEY_PATTERN, "description": "Repository key."},
         "image": {
             "type": "string",
-            "pattern": _IMAGE_PATTERN,
+            "pattern": IMAGE_NAME_PATTERN,
             "description": "Image path in the repository.",
         },
-        "tag": {"type": "string", "pattern": _TAG_PATTERN},
+        "tag": {"type": "string", "pattern": TAG_PATTERN},
         "digest": {
             "type": "string",
-            "pattern": _DIGEST_PATTERN,
+            "pattern": SHA256_DIGEST_PATTERN,
             "description": "Digest of the manifest (or manifest list / index) the tag points at.",
         },
         "platforms": {
             "type": "array",
-            "items": {"type": "string", "pattern": _PLATFORM_PATTERN},
+            "items": {"type": "string", "pattern": PLATFORM_PATTERN},
             "description": "os/architecture[/variant] of each image in the push, as Artifactory lists them.",
         },
         "reference": {"type": "string", "minLength": 1, "description": "Pullable name:tag@digest."},
@@ -106,23 +112,18 @@ IMAGE_EVENT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-_FIELD_PATTERNS = {
-    "repository": re.compile(_REPOSITORY_PATTERN),
-    "image": re.compile(_IMAGE_PATTERN),
-    "tag": re.compile(_TAG_PATTERN),
-    "digest": re.compile(_DIGEST_PATTERN),
+_FIELD_CHECKS = {
+    "repository": is_repository_key,
+    "image": is_image_name,
+    "tag": is_tag,
+    "digest": is_sha256_digest,
 }
-_PLATFORM_RE = re.compile(_PLATFORM_PATTERN)
 
 
 def _shown(value: object) -> str:
     """A sender's value for a message, cut short: error answers and logs stay one short line."""
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:77]}..."
-
-
-class InvalidEventError(ValueError):
-    """The webhook body is not a well-formed event; the message names what is wrong."""
 
 
 def event_id_for(repository: str, image: str, tag: str, digest: str) -> str:
@@ -145,12 +146,12 @@ class ImageEvent:
     received_at: datetime
 
     def __post_init__(self) -> None:
-        for name, pattern in _FIELD_PATTERNS.items():
+        for name, check in _FIELD_CHECKS.items():
             value = getattr(self, name)
-            if not isinstance(value, str) or not pattern.match(value):
+            if not check(value):
                 raise InvalidEventError(f"event field {name!r} is not valid: {_shown(value)}")
         for platform in self.platforms:
-            if not isinstance(platform, str) or not _PLATFORM_RE.match(platform):
+            if not is_platform(platform):
                 raise InvalidEventError(f"event platform {_shown(platform)} is not os/architecture[/variant]")
         if not isinstance(self.reference, str) or not self.reference:
             raise InvalidEventError("event field 'reference' is empty")
@@ -266,7 +267,7 @@ def _platforms(data: Mapping[str, Any]) -> tuple[str, ...]:
             raise InvalidEventError(f"body field 'data.platforms[{position}]' needs 'os' and 'architecture'")
         variant = item.get("variant")
         text = str(Platform(item["os"], item["architecture"], variant if isinstance(variant, str) else None))
-        if not _PLATFORM_RE.match(text):
+        if not is_platform(text):
             raise InvalidEventError(
                 f"body field 'data.platforms[{position}]' is not a valid platform: {_shown(text)}"
             )
@@ -303,15 +304,15 @@ class EventSelection:
         image = _data_string(data, "image_name").strip("/")
         tag = _data_string(data, "tag")
         sha256 = _data_string(data, "sha256")
-        if not _SHA256_HEX.match(sha256):
+        if not _SHA256_HEX.fullmatch(sha256):
             raise InvalidEventError("body field 'data.sha256' must be 64 hex digits")
         digest = f"sha256:{sha256.lower()}"
-        for name, value, pattern in (
-            ("repo_key", repository, _FIELD_PATTERNS["repository"]),
-            ("image_name", image, _FIELD_PATTERNS["image"]),
-            ("tag", tag, _FIELD_PATTERNS["tag"]),
+        for name, value, check in (
+            ("repo_key", repository, _FIELD_CHECKS["repository"]),
+            ("image_name", image, _FIELD_CHECKS["image"]),
+            ("tag", tag, _FIELD_CHECKS["tag"]),
         ):
-            if not pattern.match(value):
+            if not check(value):
                 raise InvalidEventError(
                     f"body field 'data.{name}' is not a valid docker name: {_shown(value)}"
                 )

@@ -9,6 +9,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from airflow_provider_scout.docker_reference import Platform
+
+__all__ = ["IndexTarget", "Platform", "PlatformManifest", "RegistryAuth", "ResolvedImage", "TagRecord"]
+
 
 @dataclass(frozen=True)
 class TagRecord:
@@ -20,23 +24,6 @@ class TagRecord:
     manifest_name: str = "manifest.json"  # or "list.manifest.json" for a manifest list / OCI index
     sha256: str | None = None  # hex of the stored manifest file, when the listing reports it
     modified: datetime | None = None  # timezone-aware UTC
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    architecture: str
-    variant: str | None = None
-
-    def __str__(self) -> str:
-        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
-
-    @classmethod
-    def parse(cls, text: str) -> Platform:
-        parts = text.split("/")
-        if len(parts) not in (2, 3) or not all(parts):
-            raise ValueError(f"platform {text!r} is not os/architecture[/variant]")
-        return cls(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
 @dataclass(frozen=True)

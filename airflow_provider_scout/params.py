@@ -17,16 +17,19 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowTimetableInvalid
 
+from airflow_provider_scout.defaults import (
+    ARTIFACTORY_CONN_ID,
+    INDEX_WORKERS,
+    INDEX_WORKERS_ENV,
+    REFRESH_CATCHUP_ENV,
+    REFRESH_SCHEDULE_ENV,
+    REFRESH_START_DATE_ENV,
+    REGISTRY_ENV,
+    SCOUT_CONN_ID,
+)
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
 
 __all__ = [
-    "CATCHUP_ENV",
-    "DEFAULT_ARTIFACTORY_CONN_ID",
-    "DEFAULT_SCOUT_CONN_ID",
-    "INDEX_WORKERS_ENV",
-    "REFRESH_SCHEDULE_ENV",
-    "REGISTRY_ENV",
-    "START_DATE_ENV",
     "events_param",
     "index_workers",
     "indexing_params",
@@ -36,14 +39,6 @@ __all__ = [
     "registry_string_schema",
 ]
 
-REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"
-INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"
-REFRESH_SCHEDULE_ENV = "SCOUT_REFRESH_SCHEDULE"
-CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
-START_DATE_ENV = "SCOUT_REFRESH_START_DATE"
-DEFAULT_ARTIFACTORY_CONN_ID = "artifactory_default"
-DEFAULT_SCOUT_CONN_ID = "docker_scout_default"
-DEFAULT_INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
 DEFAULT_REFRESH_SCHEDULE = "@hourly"
 DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -135,12 +130,12 @@ def indexing_params(*, with_tags: bool = True) -> dict[str, Param]:
         params["tags"] = _tags_param()
     params.update(
         artifactory_conn_id=_connection_param(
-            DEFAULT_ARTIFACTORY_CONN_ID,
+            ARTIFACTORY_CONN_ID,
             "Artifactory connection",
             "Airflow connection with the Artifactory API credentials (also used to pull the images).",
         ),
         scout_conn_id=_connection_param(
-            DEFAULT_SCOUT_CONN_ID,
+            SCOUT_CONN_ID,
             "Docker Scout connection",
             "Airflow connection choosing the indexing backend; without one, SBOMs are written locally.",
         ),
@@ -169,7 +164,7 @@ def index_workers() -> int:
     """How many images a run indexes at once (``docker scout watch --workers``)."""
     raw = os.environ.get(INDEX_WORKERS_ENV, "").strip()
     if not raw:
-        return DEFAULT_INDEX_WORKERS
+        return INDEX_WORKERS
     try:
         workers = int(raw)
     except ValueError:
@@ -201,12 +196,12 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 def refresh_catchup() -> bool:
     """Whether the refresh DAG runs the intervals it missed (off by default)."""
-    raw = os.environ.get(CATCHUP_ENV, "").strip().lower()
+    raw = os.environ.get(REFRESH_CATCHUP_ENV, "").strip().lower()
     if raw in _TRUE:
         return True
     if raw in _FALSE:
         return False
-    raise ValueError(f"{CATCHUP_ENV} must be true or false, not {raw!r}")
+    raise ValueError(f"{REFRESH_CATCHUP_ENV} must be true or false, not {raw!r}")
 
 
 def refresh_start_date() -> datetime:
@@ -215,11 +210,11 @@ def refresh_start_date() -> datetime:
     It matters only with catch-up on, where every interval since this date is run; a fixed
     date (not "now") keeps the DAG's intervals stable from one parse to the next.
     """
-    raw = os.environ.get(START_DATE_ENV, "").strip()
+    raw = os.environ.get(REFRESH_START_DATE_ENV, "").strip()
     if not raw:
         return DEFAULT_REFRESH_START_DATE
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValueError(f"{START_DATE_ENV} must be an ISO 8601 date or time, not {raw!r}") from None
+        raise ValueError(f"{REFRESH_START_DATE_ENV} must be an ISO 8601 date or time, not {raw!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

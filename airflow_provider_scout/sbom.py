@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from airflow_provider_scout import __version__
+from airflow_provider_scout.exceptions import SbomConversionError
 
 __all__ = [
     "SBOM_GENERATOR",
@@ -56,10 +57,6 @@ SYFT_TO_SCOUT_TYPES: Mapping[str, str] = {
     "php-composer": "composer",
     "dart-pub": "pub",
 }
-
-
-class SbomConversionError(ValueError):
-    """The syft report is not an image SBOM this converter understands; the message says what is missing."""
 
 
 def sbom_relative_path(digest: str) -> str:

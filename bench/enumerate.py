@@ -31,14 +31,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.emulator.harness import EmulatorHandle, start_emulator, start_registry
 from airflow_provider_scout.emulator.images import build_layout, push_oci_layout
-from airflow_provider_scout.hooks.artifactory import (
-    CATALOG_PAGE_SIZE,
-    ENV_PASSWORD,
-    ENV_USER,
-    ArtifactoryHook,
-)
+from airflow_provider_scout.hooks.artifactory import CATALOG_PAGE_SIZE, ArtifactoryHook
 from airflow_provider_scout.models import TagRecord
 
 REQUEST_RATIO_GOAL = 50.0
@@ -94,8 +90,8 @@ def main() -> int:
 
     username, password = "bench-reader", secrets.token_urlsafe(24)
     # The hook finds no connection and falls back to these, as a `docker scout watch` user would.
-    os.environ[ENV_USER] = username
-    os.environ[ENV_PASSWORD] = password
+    os.environ[ARTIFACTORY_USER_ENV] = username
+    os.environ[ARTIFACTORY_PASSWORD_ENV] = password
     workdir = Path(tempfile.mkdtemp(prefix="bench-enumerate-"))
     registry = start_registry(workdir / "registry")
     emulator = None

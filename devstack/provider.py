@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, INDEX_WORKERS_ENV, REGISTRY_ENV, SBOM_DIR_ENV
 from airflow_provider_scout.emulator.harness import EmulatorHandle
-from airflow_provider_scout.params import DEFAULT_ARTIFACTORY_CONN_ID, INDEX_WORKERS_ENV, REGISTRY_ENV
 
 FULL_INGEST_DAG = "scout_artifactory_full_ingest"
 REFRESH_DAG = "scout_artifactory_refresh"
@@ -21,7 +21,6 @@ SCOUT_DAGS = (FULL_INGEST_DAG, REFRESH_DAG, WEBHOOK_DAG)
 # Task ids every Scout DAG shares.
 INDEX_TASK = "index_images"
 SUMMARY_TASK = "summarize"
-SBOM_DIR_ENV = "SCOUT_SBOM_DIR"
 
 
 def connection_env_name(conn_id: str) -> str:
@@ -44,7 +43,7 @@ def provider_environment(
     env = {
         REGISTRY_ENV: registry_string,
         SBOM_DIR_ENV: str(sbom_dir),
-        connection_env_name(DEFAULT_ARTIFACTORY_CONN_ID): json.dumps(connection),
+        connection_env_name(ARTIFACTORY_CONN_ID): json.dumps(connection),
     }
     if index_workers is not None:
         env[INDEX_WORKERS_ENV] = str(index_workers)

@@ -29,10 +29,9 @@ never the secret.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +44,9 @@ from airflow.sdk.log import mask_secret
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from airflow_provider_scout import __version__
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
+from airflow_provider_scout.docker_reference import is_digest, is_image_name, is_repository_key, is_tag
+from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidNameError
 from airflow_provider_scout.hooks import aql
 from airflow_provider_scout.hooks.registry_api import (
     MANIFEST_ACCEPT,
@@ -52,60 +54,26 @@ from airflow_provider_scout.hooks.registry_api import (
     ManifestIndex,
     content_digest,
     error_message,
-    is_digest,
     next_page_params,
     parse_image_config,
     parse_manifest,
     parse_www_authenticate,
-    retry_after_seconds,
 )
+from airflow_provider_scout.http_retry import RetryPolicy, retry_after_seconds
 from airflow_provider_scout.models import PlatformManifest, RegistryAuth, ResolvedImage, TagRecord
 
 __all__ = [
     "CATALOG_PAGE_SIZE",
-    "ENV_PASSWORD",
-    "ENV_USER",
     "ArtifactoryAuthError",
     "ArtifactoryError",
     "ArtifactoryHook",
     "InvalidNameError",
 ]
 
-ENV_USER = "DOCKER_SCOUT_ARTIFACTORY_API_USER"
-ENV_PASSWORD = "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD"
 # Docker clients page _catalog and tags/list 100 at a time; registries cap n near there too.
 CATALOG_PAGE_SIZE = 100
-# A server asking for a longer pause than this gets retried earlier: a task must not park
-# for an hour on one header, and the attempts stay bounded either way.
-RETRY_AFTER_CAP_SECONDS = 60.0
-BACKOFF_INITIAL_SECONDS = 0.5
-BACKOFF_MAX_SECONDS = 30.0
-
-# 0.5s, 1s, 2s... plus up to 0.5s of jitter so parallel tasks do not retry in step.
-_BACKOFF = tenacity.wait_exponential(
-    multiplier=BACKOFF_INITIAL_SECONDS, max=BACKOFF_MAX_SECONDS
-) + tenacity.wait_random(0, BACKOFF_INITIAL_SECONDS)
-_REPOSITORY_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# The image name grammar of the OCI distribution spec (path components joined by "/").
-_IMAGE_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-
-
-class ArtifactoryError(Exception):
-    """Artifactory answered with an error or could not be reached; the message says which and where."""
-
-    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.url = url
-
-
-class ArtifactoryAuthError(ArtifactoryError):
-    """Artifactory refused the credentials (401) or their permissions (403)."""
-
-
-class InvalidNameError(ArtifactoryError, ValueError):
-    """A repository key, image name or reference that cannot be put in a request (names it)."""
+# Artifactory and its registry API are retried alike (see http_retry); attempts per hook.
+RETRY_POLICY = RetryPolicy()
 
 
 class _TransientError(ArtifactoryError):
@@ -251,12 +219,15 @@ class ArtifactoryHook(BaseHook):
 
     def _settings_from_environment(self) -> _Settings:
         conn_id = self.artifactory_conn_id
-        user, password = os.environ.get(ENV_USER) or None, os.environ.get(ENV_PASSWORD) or None
-        source = f"environment variables {ENV_USER}/{ENV_PASSWORD}"
+        user, password = (
+            os.environ.get(ARTIFACTORY_USER_ENV) or None,
+            os.environ.get(ARTIFACTORY_PASSWORD_ENV) or None,
+        )
+        source = f"environment variables {ARTIFACTORY_USER_ENV}/{ARTIFACTORY_PASSWORD_ENV}"
         if not password:
             raise ArtifactoryError(
-                f"Airflow connection '{conn_id}' is not defined and {ENV_PASSWORD} is not set; "
-                f"create the connection or set {ENV_USER} and {ENV_PASSWORD}"
+                f"Airflow connection '{conn_id}' is not defined and {ARTIFACTORY_PASSWORD_ENV} is not set; "
+                f"create the connection or set {ARTIFACTORY_USER_ENV} and {ARTIFACTORY_PASSWORD_ENV}"
             )
         if not self._api_url_override:
             raise ArtifactoryError(
@@ -401,7 +372,7 @@ class ArtifactoryHook(BaseHook):
         _check_repository_key(repository)
         base = f"{self.api_url}/api/docker/{repository}/v2"
         for image in self._paged_names(f"{base}/_catalog", "repositories", page_size):
-            if not _IMAGE_RE.match(image):
+            if not is_image_name(image):
                 self.log.warning("skipping image %r of %s: not a valid image name", image, repository)
                 continue
             try:
@@ -447,7 +418,7 @@ class ArtifactoryHook(BaseHook):
         """
         _check_repository_key(repository)
         _check_image_name(image)
-        if not (is_digest(reference) or _TAG_RE.match(reference)):
+        if not (is_digest(reference) or is_tag(reference)):
             raise InvalidNameError(
                 f"reference {reference[:140]!r} is neither a tag nor a sha256/sha512 digest"
             )
@@ -530,12 +501,8 @@ class ArtifactoryHook(BaseHook):
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send with retries on transient failures; the final answer may still be an error status."""
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
-            wait=self._retry_wait,
-            retry=tenacity.retry_if_exception_type(_TransientError),
-            before_sleep=self._log_retry,
-            reraise=True,
+        retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
+            _TransientError, before_sleep=self._log_retry
         )
         try:
             response: requests.Response = retrying(self._send_once, method, url, **kwargs)
@@ -571,13 +538,6 @@ class ArtifactoryHook(BaseHook):
                 retry_after=retry_after_seconds(response.headers.get("Retry-After")),
             )
         return response
-
-    @staticmethod
-    def _retry_wait(state: tenacity.RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, _TransientError) and error.retry_after is not None:
-            return min(error.retry_after, RETRY_AFTER_CAP_SECONDS)
-        return float(_BACKOFF(state))
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -656,10 +616,10 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def _check_repository_key(key: str) -> None:
-    if not isinstance(key, str) or not _REPOSITORY_KEY_RE.match(key):
+    if not is_repository_key(key):
         raise InvalidNameError(f"repository key {str(key)[:80]!r} is not a valid Artifactory repository key")
 
 
 def _check_image_name(image: str) -> None:
-    if not isinstance(image, str) or not _IMAGE_RE.match(image):
+    if not is_image_name(image):
         raise InvalidNameError(f"image name {str(image)[:140]!r} is not a valid Docker image name")

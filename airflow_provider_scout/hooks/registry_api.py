@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from airflow_provider_scout.docker_reference import is_digest
+from airflow_provider_scout.exceptions import ManifestError
 from airflow_provider_scout.models import Platform, PlatformManifest
 
 __all__ = [
@@ -35,12 +35,10 @@ __all__ = [
     "ManifestIndex",
     "content_digest",
     "error_message",
-    "is_digest",
     "next_page_params",
     "parse_image_config",
     "parse_manifest",
     "parse_www_authenticate",
-    "retry_after_seconds",
 ]
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -55,13 +53,8 @@ IMAGE_CONFIG_TYPES = frozenset(
     {"application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json"}
 )
 _ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _QUOTED_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
-
-
-class ManifestError(ValueError):
-    """A manifest, index or image config is not what the registry API promises; says what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +87,6 @@ class Challenge:
     params: dict[str, str] = field(default_factory=dict)
 
 
-def is_digest(reference: str) -> bool:
-    return bool(_DIGEST_RE.match(reference))
-
-
 def content_digest(body: bytes, header: str | None = None, *, what: str) -> str:
     """The digest of ``body``; an expected digest (``Docker-Content-Digest``, a descriptor's) must agree.
 
@@ -108,7 +97,7 @@ def content_digest(body: bytes, header: str | None = None, *, what: str) -> str:
     if not header:
         return computed
     header = header.strip()
-    if not _DIGEST_RE.match(header):
+    if not is_digest(header):
         raise ManifestError(f"{what}: digest {header[:80]!r} is not a sha256/sha512 digest")
     algorithm, _, expected_hex = header.partition(":")
     if hashlib.new(algorithm, body).hexdigest() != expected_hex:
@@ -198,22 +187,6 @@ def _skip_spaces(text: str, position: int) -> int:
     while position < len(text) and text[position] in " \t":
         position += 1
     return position
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """The wait a ``Retry-After`` header asks for: delay-seconds or an HTTP-date; None if absent or bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 def error_message(body: bytes | str, limit: int = 300) -> str:

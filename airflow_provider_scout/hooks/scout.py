@@ -45,6 +45,8 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_scout import scout_graphql
+from airflow_provider_scout.defaults import HUB_URL, SBOM_DIR_ENV, SCOUT_API_URL
+from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.sbom import (
     SbomConversionError,
@@ -55,9 +57,6 @@ from airflow_provider_scout.sbom import (
 )
 
 __all__ = [
-    "DEFAULT_API_URL",
-    "DEFAULT_HUB_URL",
-    "SBOM_DIR_ENV",
     "IndexOutcome",
     "ScoutFatalError",
     "ScoutHook",
@@ -66,9 +65,6 @@ __all__ = [
     "ScoutSettings",
 ]
 
-DEFAULT_API_URL = "https://api.scout.docker.com/v1/graphql"
-DEFAULT_HUB_URL = "https://hub.docker.com"
-SBOM_DIR_ENV = "SCOUT_SBOM_DIR"
 BACKENDS = ("cli", "local")
 DEFAULT_RUN_TIMEOUT = 1800.0  # seconds one docker-scout or syft run may take
 HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
@@ -80,27 +76,6 @@ SUMMARY_BATCH = 100  # digests per imageSummariesByDigest request
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
 _TAIL_LINES = 200
 _ERROR_LINES = 6
-
-
-class ScoutIndexError(Exception):
-    """Indexing or reading back from Scout failed; ``retryable`` says whether trying again may help.
-
-    Messages name the image reference or the connection field at fault, never a secret.
-    """
-
-    retryable: bool = False
-
-
-class ScoutRetryableError(ScoutIndexError):
-    """A transient failure: network, timeout, rate limit, server error."""
-
-    retryable = True
-
-
-class ScoutFatalError(ScoutIndexError):
-    """Retrying will not help: bad credentials, unknown image or organization, bad configuration."""
-
-    retryable = False
 
 
 @dataclass(frozen=True)
@@ -131,8 +106,8 @@ class ScoutSettings:
     hub_token: str | None = field(default=None, repr=False)
     cli_path: str = "docker-scout"
     syft_path: str | None = None
-    api_url: str = DEFAULT_API_URL
-    hub_url: str = DEFAULT_HUB_URL
+    api_url: str = SCOUT_API_URL
+    hub_url: str = HUB_URL
     sbom_dir: str | None = None
     timeout: float = DEFAULT_RUN_TIMEOUT
 
@@ -232,8 +207,8 @@ class ScoutHook(BaseHook):
             hub_token=hub_token,
             cli_path=option("cli_path") or "docker-scout",
             syft_path=option("syft_path") or None,
-            api_url=(option("api_url") or DEFAULT_API_URL),
-            hub_url=(option("hub_url") or DEFAULT_HUB_URL).rstrip("/"),
+            api_url=(option("api_url") or SCOUT_API_URL),
+            hub_url=(option("hub_url") or HUB_URL).rstrip("/"),
             sbom_dir=option("sbom_dir") or os.environ.get(SBOM_DIR_ENV) or None,
             timeout=timeout,
         )

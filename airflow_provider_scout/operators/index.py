@@ -31,16 +31,12 @@ from airflow_provider_scout.config import (
     TagFilter,
     parse_registry_string,
 )
+from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, REGISTRY_ENV, SCOUT_CONN_ID
 from airflow_provider_scout.events import ImageEvent, InvalidEventError
 from airflow_provider_scout.hooks.artifactory import ArtifactoryAuthError, ArtifactoryError, ArtifactoryHook
 from airflow_provider_scout.hooks.scout import ScoutHook, ScoutIndexError
 from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
-from airflow_provider_scout.params import (
-    DEFAULT_ARTIFACTORY_CONN_ID,
-    DEFAULT_SCOUT_CONN_ID,
-    REGISTRY_ENV,
-    index_workers,
-)
+from airflow_provider_scout.params import index_workers
 from airflow_provider_scout.planning import (
     TagResolution,
     batch_label,
@@ -176,10 +172,7 @@ def _resolve_all(
 
 def _listing_failure(exc: ArtifactoryError) -> AirflowException:
     """Retry the listing only when Artifactory may answer better later (unreachable, 408, 429, 5xx)."""
-    refused = isinstance(exc, ArtifactoryAuthError) or (
-        exc.status is not None and exc.status < 500 and exc.status not in (408, 429)
-    )
-    return AirflowFailException(str(exc)) if refused else AirflowException(str(exc))
+    return AirflowException(str(exc)) if exc.retryable else AirflowFailException(str(exc))
 
 
 def _unique(records: Iterable[TagRecord]) -> list[TagRecord]:
@@ -256,7 +249,7 @@ class ListArtifactoryImagesOperator(_PlanningOperator):
         *,
         registry: str | None = None,
         tags: Sequence[str] | str | None = None,
-        artifactory_conn_id: str = DEFAULT_ARTIFACTORY_CONN_ID,
+        artifactory_conn_id: str = ARTIFACTORY_CONN_ID,
         modified_after: datetime | str | None = None,
         modified_before: datetime | str | None = None,
         **kwargs: Any,
@@ -312,7 +305,7 @@ class ResolveImageEventsOperator(_PlanningOperator):
         *,
         events: Sequence[Mapping[str, Any]] | str,
         registry: str | None = None,
-        artifactory_conn_id: str = DEFAULT_ARTIFACTORY_CONN_ID,
+        artifactory_conn_id: str = ARTIFACTORY_CONN_ID,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -387,8 +380,8 @@ class IndexImageOperator(BaseOperator):
         *,
         targets: Sequence[Mapping[str, Any]],
         registry: str | None = None,
-        artifactory_conn_id: str = DEFAULT_ARTIFACTORY_CONN_ID,
-        scout_conn_id: str = DEFAULT_SCOUT_CONN_ID,
+        artifactory_conn_id: str = ARTIFACTORY_CONN_ID,
+        scout_conn_id: str = SCOUT_CONN_ID,
         force: bool | str = False,
         scout_dry_run: bool | str = False,
         **kwargs: Any,
@@ -523,7 +516,7 @@ class SummarizeIndexingOperator(BaseOperator):
         *,
         planning_task_id: str,
         indexing_task_id: str,
-        scout_conn_id: str = DEFAULT_SCOUT_CONN_ID,
+        scout_conn_id: str = SCOUT_CONN_ID,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("trigger_rule", TriggerRule.ALL_DONE)

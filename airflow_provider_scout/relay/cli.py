@@ -9,16 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_scout.relay.settings import (
+from airflow_provider_scout.defaults import (
     AIRFLOW_PASSWORD_ENV,
     AIRFLOW_TOKEN_ENV,
     AIRFLOW_URL_ENV,
     AIRFLOW_USERNAME_ENV,
-    DEFAULT_DAG_ID,
-    DEFAULT_PORT,
-    RECOMMENDED_SECRET_LENGTH,
     REGISTRY_ENV,
-    SECRET_ENV,
+    RELAY_PORT,
+    WEBHOOK_DAG_ID,
+    WEBHOOK_SECRET_ENV,
+)
+from airflow_provider_scout.relay.settings import (
+    RECOMMENDED_SECRET_LENGTH,
     RelayConfigError,
     RelaySettings,
     airflow_url_from,
@@ -41,7 +43,8 @@ def add_parser(subparsers: Any) -> None:
             "deliver them to Airflow as runs of the webhook DAG."
         ),
         epilog=(
-            f"Environment: {SECRET_ENV} (required; {RECOMMENDED_SECRET_LENGTH}+ characters recommended), "
+            f"Environment: {WEBHOOK_SECRET_ENV} (required; "
+            f"{RECOMMENDED_SECRET_LENGTH}+ characters recommended), "
             f"{REGISTRY_ENV}, {AIRFLOW_URL_ENV}, {AIRFLOW_USERNAME_ENV} + {AIRFLOW_PASSWORD_ENV} "
             f"or {AIRFLOW_TOKEN_ENV}."
         ),
@@ -58,7 +61,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--port",
         type=int,
-        help=f"listening port (default: the registry string's port, else {DEFAULT_PORT}; 0: any free port)",
+        help=f"listening port (default: the registry string's port, else {RELAY_PORT}; 0: any free port)",
     )
     parser.add_argument(
         "--state-dir",
@@ -73,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
         help="events arriving within this window become one DAG run (default: %(default)s)",
     )
     parser.add_argument("--airflow-url", help=f"Airflow API server base URL (default: ${AIRFLOW_URL_ENV})")
-    parser.add_argument("--dag-id", default=DEFAULT_DAG_ID, help="DAG to trigger (default: %(default)s)")
+    parser.add_argument("--dag-id", default=WEBHOOK_DAG_ID, help="DAG to trigger (default: %(default)s)")
     parser.add_argument(
         "--accept-promoted",
         action="store_true",
@@ -92,7 +95,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Rel
     registry = registry_from(args.registry, environ)
     return RelaySettings(
         registry=registry,
-        secret=environ.get(SECRET_ENV, ""),
+        secret=environ.get(WEBHOOK_SECRET_ENV, ""),
         airflow_url=airflow_url_from(args.airflow_url, environ),
         airflow_credentials=credentials_from(environ),
         state_dir=args.state_dir,
@@ -100,7 +103,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> Rel
         accept_promoted=args.accept_promoted,
         dag_id=args.dag_id,
         host=args.host,
-        port=args.port if args.port is not None else registry.port or DEFAULT_PORT,
+        port=args.port if args.port is not None else registry.port or RELAY_PORT,
         coalesce_seconds=args.coalesce_seconds,
         max_body_bytes=args.max_body_bytes,
     )
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.secret_is_short:
         log.warning(
             "%s is shorter than %d characters; use a longer random secret",
-            SECRET_ENV,
+            WEBHOOK_SECRET_ENV,
             RECOMMENDED_SECRET_LENGTH,
         )
 

@@ -14,6 +14,7 @@ import logging
 import time
 from contextlib import suppress
 
+from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome
 from airflow_provider_scout.relay.store import EventStore
 
@@ -41,6 +42,9 @@ class DeliveryWorker:
         self._coalesce_seconds = coalesce_seconds
         self._max_batch_size = max_batch_size
         self._retry_max_seconds = retry_max_seconds
+        self._retry_policy = RetryPolicy(
+            initial=min(_FIRST_RETRY_SECONDS, retry_max_seconds), maximum=retry_max_seconds
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._consecutive_failures = 0
@@ -72,8 +76,7 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=pause)
 
     def _backoff(self) -> float:
-        delay = _FIRST_RETRY_SECONDS * 2 ** (self._consecutive_failures - 1)
-        return float(min(self._retry_max_seconds, delay))
+        return self._retry_policy.delay(self._consecutive_failures)
 
     async def _deliver_due(self) -> float | None:
         """Close due batches and send what may be sent; return how long to sleep (None: until woken)."""

@@ -19,13 +19,21 @@ from airflow_provider_scout.config import (
     TagFilter,
     parse_registry_string,
 )
+from airflow_provider_scout.defaults import (
+    AIRFLOW_PASSWORD_ENV,
+    AIRFLOW_TOKEN_ENV,
+    AIRFLOW_URL_ENV,
+    AIRFLOW_USERNAME_ENV,
+    REGISTRY_ENV,
+    RELAY_PORT,
+    WEBHOOK_DAG_ID,
+    WEBHOOK_SECRET_ENV,
+)
 from airflow_provider_scout.events import EventSelection
+from airflow_provider_scout.exceptions import RelayConfigError
 
 __all__ = [
-    "DEFAULT_DAG_ID",
-    "DEFAULT_PORT",
     "RECOMMENDED_SECRET_LENGTH",
-    "SECRET_ENV",
     "AirflowCredentials",
     "RelayConfigError",
     "RelaySettings",
@@ -35,15 +43,7 @@ __all__ = [
     "tag_filter_from",
 ]
 
-SECRET_ENV = "DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET"
-REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"
-AIRFLOW_URL_ENV = "AIRFLOW_API_URL"
-AIRFLOW_USERNAME_ENV = "AIRFLOW_API_USERNAME"
-AIRFLOW_PASSWORD_ENV = "AIRFLOW_API_PASSWORD"
-AIRFLOW_TOKEN_ENV = "AIRFLOW_API_TOKEN"
 
-DEFAULT_DAG_ID = "scout_artifactory_webhook"
-DEFAULT_PORT = 9000  # what `docker scout watch` listens on when the registry string has no port
 RECOMMENDED_SECRET_LENGTH = 64
 
 
@@ -60,10 +60,6 @@ class AirflowCredentials:
         return bool(self.username and self.password)
 
 
-class RelayConfigError(ValueError):
-    """The relay cannot start; the message says which setting is wrong (never its secret value)."""
-
-
 @dataclass(frozen=True)
 class RelaySettings:
     registry: ArtifactoryRegistryConfig
@@ -73,9 +69,9 @@ class RelaySettings:
     state_dir: Path
     tags: TagFilter = field(default_factory=TagFilter)
     accept_promoted: bool = False
-    dag_id: str = DEFAULT_DAG_ID
+    dag_id: str = WEBHOOK_DAG_ID
     host: str = "0.0.0.0"
-    port: int = DEFAULT_PORT  # 0 binds any free port (tests); the bound port is logged
+    port: int = RELAY_PORT  # 0 binds any free port (tests); the bound port is logged
     coalesce_seconds: float = 3.0
     max_batch_size: int = 500
     max_body_bytes: int = 256 * 1024
@@ -83,7 +79,9 @@ class RelaySettings:
 
     def __post_init__(self) -> None:
         if not self.secret.strip():
-            raise RelayConfigError(f"{SECRET_ENV} is not set; the relay refuses unauthenticated webhooks")
+            raise RelayConfigError(
+                f"{WEBHOOK_SECRET_ENV} is not set; the relay refuses unauthenticated webhooks"
+            )
         scheme = urlsplit(self.airflow_url).scheme
         if scheme not in ("http", "https") or not urlsplit(self.airflow_url).netloc:
             raise RelayConfigError("the Airflow API URL must be an http(s) URL")

@@ -37,8 +37,8 @@ from compose_support import (
 
 from airflow_provider_scout.cli import build_parser as scout_cli_parser
 from airflow_provider_scout.config import parse_registry_string
+from airflow_provider_scout.defaults import RELAY_PORT
 from airflow_provider_scout.emulator.images import standard_fixtures
-from airflow_provider_scout.relay.settings import DEFAULT_PORT as RELAY_DEFAULT_PORT
 
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_HOME = "/opt/airflow"
@@ -301,7 +301,7 @@ def test_relay_port_matches_the_registry_string(compose: dict[str, Any], env_exa
     relay = services(compose)["relay"]
     port = container_port(relay)
     for text in examples:
-        configured = parse_registry_string(text).port or RELAY_DEFAULT_PORT
+        configured = parse_registry_string(text).port or RELAY_PORT
         assert configured == port, f"the relay listens on {configured} for {text!r}, compose maps {port}"
     assert "--port" not in " ".join(scout_commands(compose)["relay"])
     # Artifactory calls the host port, which SCOUT_RELAY_PORT moves without touching the container.

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from compose_support import REPO_ROOT, load_write_init_files
 
+from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, SCOUT_CONN_ID
 from airflow_provider_scout.hooks.scout import ScoutHook
-from airflow_provider_scout.params import DEFAULT_ARTIFACTORY_CONN_ID, DEFAULT_SCOUT_CONN_ID
 
 INSTALLER = REPO_ROOT / "docker" / "install-docker-scout.sh"
 VERSION = "1.23.0"
@@ -192,16 +192,16 @@ def test_connections_are_the_ones_the_dags_and_hooks_use_by_default(tmp_path: Pa
     from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 
     connections = _imported_connections(tmp_path, _init_env())
-    assert set(connections) == {DEFAULT_ARTIFACTORY_CONN_ID, DEFAULT_SCOUT_CONN_ID}
-    assert ArtifactoryHook.default_conn_name == DEFAULT_ARTIFACTORY_CONN_ID
-    assert ScoutHook.default_conn_name == DEFAULT_SCOUT_CONN_ID
+    assert set(connections) == {ARTIFACTORY_CONN_ID, SCOUT_CONN_ID}
+    assert ArtifactoryHook.default_conn_name == ARTIFACTORY_CONN_ID
+    assert ScoutHook.default_conn_name == SCOUT_CONN_ID
 
-    artifactory = connections[DEFAULT_ARTIFACTORY_CONN_ID]
+    artifactory = connections[ARTIFACTORY_CONN_ID]
     assert artifactory.conn_type == ArtifactoryHook.conn_type
     assert artifactory.host == "https://example.jfrog.io/artifactory"  # the registry string's api
     assert (artifactory.login, artifactory.password) == ("scout-reader", "artifactory-secret-value")
 
-    scout = connections[DEFAULT_SCOUT_CONN_ID]
+    scout = connections[SCOUT_CONN_ID]
     assert scout.conn_type == ScoutHook.conn_type
     assert scout.extra_dejson == {"backend": "local"}
     assert scout.login is None and scout.password is None
@@ -214,7 +214,7 @@ def test_cli_backend_connection_carries_the_hub_credentials(tmp_path: Path) -> N
         DOCKER_SCOUT_HUB_PASSWORD="dckr_oat_value",
         DOCKER_SCOUT_ORG="my-org",
     )
-    scout = _imported_connections(tmp_path, env)[DEFAULT_SCOUT_CONN_ID]
+    scout = _imported_connections(tmp_path, env)[SCOUT_CONN_ID]
     assert (scout.login, scout.password) == ("my-org", "dckr_oat_value")
     assert scout.extra_dejson == {"backend": "cli", "org": "my-org"}
 

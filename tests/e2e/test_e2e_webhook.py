@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from airflow_provider_scout.relay.settings import (
+from airflow_provider_scout.defaults import (
     AIRFLOW_PASSWORD_ENV,
     AIRFLOW_URL_ENV,
     AIRFLOW_USERNAME_ENV,
     REGISTRY_ENV,
-    SECRET_ENV,
+    WEBHOOK_SECRET_ENV,
 )
 from devstack.airflow import free_port
 from devstack.provider import WEBHOOK_DAG
@@ -36,7 +36,7 @@ def relay_url(e2e_stack: DevStack, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        SECRET_ENV: secret,
+        WEBHOOK_SECRET_ENV: secret,
         REGISTRY_ENV: e2e_stack.registry_string,
         AIRFLOW_URL_ENV: e2e_stack.airflow.api_url,
         AIRFLOW_USERNAME_ENV: e2e_stack.airflow.username,

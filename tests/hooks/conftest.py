@@ -8,17 +8,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import tenacity
 from hook_stub import StubServer, running_stub
 
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.hooks import artifactory
+from airflow_provider_scout.http_retry import RetryPolicy
 
 
 @pytest.fixture(autouse=True)
 def no_seed_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """The env var fallback is only in play when a test sets it."""
-    monkeypatch.delenv(artifactory.ENV_USER, raising=False)
-    monkeypatch.delenv(artifactory.ENV_PASSWORD, raising=False)
+    monkeypatch.delenv(ARTIFACTORY_USER_ENV, raising=False)
+    monkeypatch.delenv(ARTIFACTORY_PASSWORD_ENV, raising=False)
 
 
 @pytest.fixture
@@ -47,4 +48,4 @@ def stub() -> Iterator[StubServer]:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without the exponential pause, for tests that count attempts rather than time them."""
-    monkeypatch.setattr(artifactory, "_BACKOFF", tenacity.wait_none())
+    monkeypatch.setattr(artifactory, "RETRY_POLICY", RetryPolicy(initial=0.0, maximum=0.0))

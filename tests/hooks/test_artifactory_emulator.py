@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from airflow_provider_scout.config import TagFilter, parse_registry_string
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
 from airflow_provider_scout.emulator.images import PushedImage
-from airflow_provider_scout.hooks import artifactory
 from airflow_provider_scout.hooks.artifactory import ArtifactoryAuthError, ArtifactoryError, ArtifactoryHook
 from airflow_provider_scout.hooks.registry_api import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
 from airflow_provider_scout.models import Platform, RegistryAuth, TagRecord
@@ -287,10 +287,10 @@ def test_undefined_connection_uses_the_seed_environment_variables(
 ) -> None:
     assert emulator.username and emulator.password and emulator.token
     if with_user:
-        monkeypatch.setenv(artifactory.ENV_USER, emulator.username)
-        monkeypatch.setenv(artifactory.ENV_PASSWORD, emulator.password)
+        monkeypatch.setenv(ARTIFACTORY_USER_ENV, emulator.username)
+        monkeypatch.setenv(ARTIFACTORY_PASSWORD_ENV, emulator.password)
     else:
-        monkeypatch.setenv(artifactory.ENV_PASSWORD, emulator.token)
+        monkeypatch.setenv(ARTIFACTORY_PASSWORD_ENV, emulator.token)
     hook = ArtifactoryHook("artifactory_not_defined", api_url=emulator.api_url)
     pushed = fixture_images[0]
     assert hook.resolve(pushed.repository, pushed.image, pushed.tag).digest == pushed.digest
@@ -306,9 +306,9 @@ def test_wrong_environment_password_names_the_variables(
     emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     wrong = f"wrong-{uuid.uuid4().hex}"
-    monkeypatch.setenv(artifactory.ENV_PASSWORD, wrong)
+    monkeypatch.setenv(ARTIFACTORY_PASSWORD_ENV, wrong)
     with pytest.raises(ArtifactoryAuthError) as raised:
         ArtifactoryHook("artifactory_not_defined", api_url=emulator.api_url).list_docker_repositories()
     message = str(raised.value)
-    assert f"environment variables {artifactory.ENV_USER}/{artifactory.ENV_PASSWORD}" in message
+    assert f"environment variables {ARTIFACTORY_USER_ENV}/{ARTIFACTORY_PASSWORD_ENV}" in message
     assert f"{emulator.api_url}/api/repositories" in message and wrong not in message

@@ -17,6 +17,7 @@ from airflow.providers_manager import ProvidersManager
 from airflow.sdk import BaseHook
 from hook_stub import Reply, StubServer
 
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.hooks import artifactory
 from airflow_provider_scout.hooks.artifactory import (
     ArtifactoryAuthError,
@@ -25,6 +26,7 @@ from airflow_provider_scout.hooks.artifactory import (
     InvalidNameError,
 )
 from airflow_provider_scout.hooks.registry_api import MANIFEST_ACCEPT, OCI_MANIFEST
+from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.models import Platform, PlatformManifest, RegistryAuth
 
 PING = "/artifactory/api/system/ping"
@@ -134,10 +136,10 @@ def test_undefined_connection_falls_back_to_the_seed_environment_variables(
     stub: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stub.on("GET", PING, Reply(body="OK"))
-    monkeypatch.setenv(artifactory.ENV_USER, "watcher")
-    monkeypatch.setenv(artifactory.ENV_PASSWORD, SECRET)
+    monkeypatch.setenv(ARTIFACTORY_USER_ENV, "watcher")
+    monkeypatch.setenv(ARTIFACTORY_PASSWORD_ENV, SECRET)
     ArtifactoryHook("artifactory_not_defined", api_url=stub.api_url).ping()
-    monkeypatch.delenv(artifactory.ENV_USER)
+    monkeypatch.delenv(ARTIFACTORY_USER_ENV)
     ArtifactoryHook("artifactory_not_defined", api_url=stub.api_url).ping()
     assert [s.headers["authorization"] for s in stub.seen] == [_basic("watcher", SECRET), f"Bearer {SECRET}"]
     assert SECRET not in redact(SECRET)
@@ -148,7 +150,7 @@ def test_undefined_connection_without_environment_says_what_to_set() -> None:
         ArtifactoryHook("artifactory_not_defined", api_url="https://example.jfrog.io/artifactory").ping()
     message = str(raised.value)
     assert "'artifactory_not_defined' is not defined" in message
-    assert artifactory.ENV_USER in message and artifactory.ENV_PASSWORD in message
+    assert ARTIFACTORY_USER_ENV in message and ARTIFACTORY_PASSWORD_ENV in message
 
 
 def test_airflow_builds_the_hook_from_the_connection_type_and_offers_the_token_field(
@@ -191,9 +193,9 @@ def test_401_with_seed_environment_names_the_variables(
     stub: StubServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stub.on("GET", PING, Reply(401, {"errors": [{"status": 401, "message": "Bad credentials"}]}))
-    monkeypatch.setenv(artifactory.ENV_PASSWORD, SECRET)
+    monkeypatch.setenv(ARTIFACTORY_PASSWORD_ENV, SECRET)
     with pytest.raises(
-        ArtifactoryAuthError, match=f"environment variables {artifactory.ENV_USER}/"
+        ArtifactoryAuthError, match=f"environment variables {ARTIFACTORY_USER_ENV}/"
     ) as raised:
         ArtifactoryHook("artifactory_not_defined", api_url=stub.api_url).ping()
     assert SECRET not in str(raised.value)
@@ -227,7 +229,7 @@ def test_retry_after_seconds_are_waited_and_the_retries_counted(
 def test_a_long_retry_after_is_capped(
     stub: StubServer, define_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(artifactory, "RETRY_AFTER_CAP_SECONDS", 0.1)
+    monkeypatch.setattr(artifactory, "RETRY_POLICY", RetryPolicy(retry_after_cap=0.1))
     stub.on("GET", PING, Reply(429, "slow down", {"Retry-After": "3600"}), Reply(body="OK"))
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     started = time.monotonic()

@@ -25,8 +25,8 @@ from airflow_provider_scout.hooks.registry_api import (
     parse_image_config,
     parse_manifest,
     parse_www_authenticate,
-    retry_after_seconds,
 )
+from airflow_provider_scout.http_retry import retry_after_seconds
 from airflow_provider_scout.models import Platform, PlatformManifest
 
 WHAT = "docker-local/app:1.0"

@@ -1,0 +1,49 @@
+"""Names and defaults that several parts of the provider must agree on (no Airflow import).
+
+The relay, the provider info, the hooks, the operators and the DAG files import these
+instead of spelling them again, so a renamed variable or id cannot drift apart.
+"""
+
+from __future__ import annotations
+
+# Environment variables. The DOCKER_SCOUT_* names are those of `docker scout watch` and the
+# docker-scout CLI, so a user moving over keeps the environment they have.
+REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"  # also the Airflow Variable the DAGs read
+INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"
+REFRESH_SCHEDULE_ENV = "SCOUT_REFRESH_SCHEDULE"
+REFRESH_CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
+REFRESH_START_DATE_ENV = "SCOUT_REFRESH_START_DATE"
+SBOM_DIR_ENV = "SCOUT_SBOM_DIR"
+ARTIFACTORY_USER_ENV = "DOCKER_SCOUT_ARTIFACTORY_API_USER"
+ARTIFACTORY_PASSWORD_ENV = "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD"
+WEBHOOK_SECRET_ENV = "DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET"
+HUB_USER_ENV = "DOCKER_SCOUT_HUB_USER"
+HUB_PASSWORD_ENV = "DOCKER_SCOUT_HUB_PASSWORD"
+AIRFLOW_URL_ENV = "AIRFLOW_API_URL"
+AIRFLOW_USERNAME_ENV = "AIRFLOW_API_USERNAME"
+AIRFLOW_PASSWORD_ENV = "AIRFLOW_API_PASSWORD"
+AIRFLOW_TOKEN_ENV = "AIRFLOW_API_TOKEN"
+
+# Connections.
+ARTIFACTORY_CONN_TYPE = "artifactory"
+ARTIFACTORY_CONN_ID = "artifactory_default"
+SCOUT_CONN_TYPE = "docker_scout"
+SCOUT_CONN_ID = "docker_scout_default"
+
+# Docker's public endpoints (every one configurable on the Scout connection).
+SCOUT_API_URL = "https://api.scout.docker.com/v1/graphql"
+HUB_URL = "https://hub.docker.com"
+
+# DAGs, tasks and what they share.
+FULL_INGEST_DAG_ID = "scout_artifactory_full_ingest"
+REFRESH_DAG_ID = "scout_artifactory_refresh"
+WEBHOOK_DAG_ID = "scout_artifactory_webhook"
+LIST_TASK_ID = "list_images"
+RESOLVE_EVENTS_TASK_ID = "resolve_events"
+INDEX_TASK_ID = "index_images"
+SUMMARY_TASK_ID = "summarize"
+SBOM_ASSET_ALIAS_NAME = "scout_sboms"
+ASSET_SCHEME = "scout"
+
+INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
+RELAY_PORT = 9000  # what `docker scout watch` listens on when the registry string has no port

@@ -1,0 +1,115 @@
+"""Every error the provider raises on purpose, in one tree (no Airflow import).
+
+::
+
+    ScoutProviderError                 retryable: may the same call succeed later?
+    ├── ArtifactoryError               status, url; retryable when unreachable, 408, 429 or 5xx
+    │   ├── ArtifactoryAuthError       401 or 403: never retried
+    │   └── InvalidNameError           (also ValueError) a name that cannot go in a request
+    ├── ScoutIndexError                indexing or reading back from Scout failed
+    │   ├── ScoutRetryableError        network, timeout, rate limit, server error
+    │   └── ScoutFatalError            credentials, unknown image or org, configuration
+    └── InputError                     (also ValueError) bad input, named in the message
+        ├── RegistryStringError        the ``docker scout watch`` registry string
+        ├── InvalidEventError          a webhook body or a DAG-run event
+        ├── ManifestError              a manifest, index or image config from the registry
+        ├── SbomConversionError        a syft report that is not one
+        └── RelayConfigError           the relay's options and environment
+
+Messages name what was wrong (the image reference, the connection and field, the key of
+the registry string) and never a secret. Operators map ``retryable`` to Airflow's retry
+or fail-now exceptions in one place.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from airflow_provider_scout.http_retry import is_transient_status
+
+__all__ = [
+    "ArtifactoryAuthError",
+    "ArtifactoryError",
+    "InputError",
+    "InvalidEventError",
+    "InvalidNameError",
+    "ManifestError",
+    "RegistryStringError",
+    "RelayConfigError",
+    "SbomConversionError",
+    "ScoutFatalError",
+    "ScoutIndexError",
+    "ScoutProviderError",
+    "ScoutRetryableError",
+]
+
+
+class ScoutProviderError(Exception):
+    """Base of the provider's errors."""
+
+    retryable: bool = False
+
+
+class ArtifactoryError(ScoutProviderError):
+    """Artifactory answered with an error or could not be reached; the message says which and where."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.retryable = not self.permanent and (status is None or is_transient_status(status))
+
+    permanent: ClassVar[bool] = False  # whatever the status, asking again cannot help
+
+
+class ArtifactoryAuthError(ArtifactoryError):
+    """Artifactory refused the credentials (401) or their permissions (403)."""
+
+    permanent = True
+
+
+class InvalidNameError(ArtifactoryError, ValueError):
+    """A repository key, image name or reference that cannot be put in a request (names it)."""
+
+    permanent = True
+
+
+class ScoutIndexError(ScoutProviderError):
+    """Indexing or reading back from Scout failed; ``retryable`` says whether trying again may help.
+
+    Messages name the image reference or the connection field at fault, never a secret.
+    """
+
+
+class ScoutRetryableError(ScoutIndexError):
+    """A transient failure: network, timeout, rate limit, server error."""
+
+    retryable = True
+
+
+class ScoutFatalError(ScoutIndexError):
+    """Retrying will not help: bad credentials, unknown image or organization, bad configuration."""
+
+
+class InputError(ScoutProviderError, ValueError):
+    """Input that can never work as given; the message names the part at fault."""
+
+
+class RegistryStringError(InputError):
+    """The registry string is malformed; the message names the offending key or item."""
+
+
+class InvalidEventError(InputError):
+    """The webhook body is not a well-formed event; the message names what is wrong."""
+
+
+class ManifestError(InputError):
+    """A manifest, index or image config the registry returned is not usable."""
+
+
+class SbomConversionError(InputError):
+    """A syft report could not be turned into a Scout SBOM."""
+
+
+class RelayConfigError(InputError):
+    """The relay's options or environment are wrong; the message names the option."""
