@@ -11,7 +11,7 @@ import pytest
 from hook_stub import StubServer, running_stub
 
 from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
-from airflow_provider_scout.hooks import artifactory
+from airflow_provider_scout.hooks.artifactory import transport
 from airflow_provider_scout.http_retry import RetryPolicy
 
 
@@ -48,4 +48,4 @@ def stub() -> Iterator[StubServer]:
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retries without the exponential pause, for tests that count attempts rather than time them."""
-    monkeypatch.setattr(artifactory, "RETRY_POLICY", RetryPolicy(initial=0.0, maximum=0.0))
+    monkeypatch.setattr(transport, "RETRY_POLICY", RetryPolicy(initial=0.0, maximum=0.0))

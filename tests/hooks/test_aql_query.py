@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from airflow_provider_scout.emulator.aql import parse_aql, run_query
-from airflow_provider_scout.hooks.aql import (
+from airflow_provider_scout.hooks.artifactory.aql import (
     MAX_QUERY_LENGTH,
     aql_refused,
     format_aql_time,

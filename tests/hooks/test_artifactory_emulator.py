@@ -20,7 +20,7 @@ from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTOR
 from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
 from airflow_provider_scout.emulator.images import PushedImage
 from airflow_provider_scout.hooks.artifactory import ArtifactoryAuthError, ArtifactoryError, ArtifactoryHook
-from airflow_provider_scout.hooks.registry_api import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
+from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
 from airflow_provider_scout.models import Platform, RegistryAuth, TagRecord
 from airflow_provider_scout.selection import select_tags
 

@@ -18,14 +18,14 @@ from airflow.sdk import BaseHook
 from hook_stub import Reply, StubServer
 
 from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
-from airflow_provider_scout.hooks import artifactory
 from airflow_provider_scout.hooks.artifactory import (
     ArtifactoryAuthError,
     ArtifactoryError,
     ArtifactoryHook,
     InvalidNameError,
+    transport,
 )
-from airflow_provider_scout.hooks.registry_api import MANIFEST_ACCEPT, OCI_MANIFEST
+from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, OCI_MANIFEST
 from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.models import Platform, PlatformManifest, RegistryAuth
 
@@ -229,7 +229,7 @@ def test_retry_after_seconds_are_waited_and_the_retries_counted(
 def test_a_long_retry_after_is_capped(
     stub: StubServer, define_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(artifactory, "RETRY_POLICY", RetryPolicy(retry_after_cap=0.1))
+    monkeypatch.setattr(transport, "RETRY_POLICY", RetryPolicy(retry_after_cap=0.1))
     stub.on("GET", PING, Reply(429, "slow down", {"Retry-After": "3600"}), Reply(body="OK"))
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     started = time.monotonic()

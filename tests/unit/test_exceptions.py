@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_scout import config, events, exceptions
-from airflow_provider_scout.hooks import artifactory, registry_api
+from airflow_provider_scout.hooks import artifactory
+from airflow_provider_scout.hooks.artifactory import registry_api
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,360 @@
+"""ArtifactoryHook: one Artifactory instance's REST API and the Docker Registry API it serves per repository.
+
+The hook enumerates and resolves; it does not choose. Which repositories, images and
+tags are wanted is decided by :mod:`airflow_provider_scout.selection` from the registry
+string and the tag filter, so the AQL stays short and the rules live in one place.
+
+Connection (``conn_type=artifactory``, see :mod:`.connection` for the precedence):
+``host`` is the REST base URL (e.g. ``https://example.jfrog.io/artifactory``; a host
+without a scheme means HTTPS); ``login`` + ``password`` for basic auth (the password may
+be an API key or identity token); ``password`` alone or the extra ``access_token`` for
+``Authorization: Bearer``; no credentials for anonymous access. Without the connection,
+``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD`` as
+``docker scout watch`` reads them. Retries and error mapping: :mod:`.transport`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+import requests
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CONN_TYPE
+from airflow_provider_scout.docker_reference import is_digest, is_image_name, is_repository_key, is_tag
+from airflow_provider_scout.exceptions import ArtifactoryError, InvalidNameError, ManifestError
+from airflow_provider_scout.hooks.artifactory import aql
+from airflow_provider_scout.hooks.artifactory.connection import (
+    ArtifactorySettings,
+    settings_from_connection,
+    settings_from_environment,
+)
+from airflow_provider_scout.hooks.artifactory.registry_api import (
+    MANIFEST_ACCEPT,
+    ManifestIndex,
+    content_digest,
+    error_message,
+    next_page_params,
+    parse_image_config,
+    parse_manifest,
+)
+from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
+from airflow_provider_scout.models import PlatformManifest, RegistryAuth, ResolvedImage, TagRecord
+
+__all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
+
+# Docker clients page _catalog and tags/list 100 at a time; registries cap n near there too.
+CATALOG_PAGE_SIZE = 100
+
+
+class _AqlRefused(Exception):
+    """AQL is not available to this user or instance; the catalog crawl takes over."""
+
+
+class ArtifactoryHook(BaseHook):
+    """Talks to one Artifactory instance: repositories, tags (AQL or catalog) and manifests.
+
+    :param artifactory_conn_id: Airflow connection of type ``artifactory``.
+    :param api_url: REST base URL; overrides the connection's host (the registry string's ``api``).
+    :param timeout: seconds allowed for each request to connect and for each read.
+    :param max_attempts: tries per request, the first included, for failures worth retrying.
+    """
+
+    conn_name_attr = "artifactory_conn_id"
+    default_conn_name = ARTIFACTORY_CONN_ID
+    conn_type = ARTIFACTORY_CONN_TYPE
+    hook_name = "JFrog Artifactory"
+
+    def __init__(
+        self,
+        artifactory_conn_id: str = default_conn_name,
+        *,
+        api_url: str | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+    ) -> None:
+        super().__init__()
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        self.artifactory_conn_id = artifactory_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self._api_url_override = api_url
+        self._aql_refused = False
+        self._lock = threading.Lock()
+        self._transport_instance: ArtifactoryTransport | None = None
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def request_count(self) -> int:
+        """HTTP requests sent so far, retries and token requests included."""
+        return self._transport.request_count
+
+    @property
+    def api_url(self) -> str:
+        return self.settings.api_url
+
+    @property
+    def settings(self) -> ArtifactorySettings:
+        """The connection (or environment) read on first use; errors name the connection."""
+        return self._transport.settings
+
+    @property
+    def _transport(self) -> ArtifactoryTransport:
+        # Operators resolve tags from several threads through one hook: one transport, one count.
+        with self._lock:
+            if self._transport_instance is None:
+                try:
+                    connection = self.get_connection(self.artifactory_conn_id)
+                except AirflowNotFoundException:
+                    settings = settings_from_environment(
+                        self.artifactory_conn_id, api_url=self._api_url_override
+                    )
+                else:
+                    settings = settings_from_connection(connection, api_url=self._api_url_override)
+                self._transport_instance = ArtifactoryTransport(
+                    settings, timeout=self.timeout, max_attempts=self.max_attempts, log=self.log
+                )
+            return self._transport_instance
+
+    def get_conn(self) -> requests.Session:
+        """A session carrying the credentials; every request through the hook also sets a timeout."""
+        return self._transport.session
+
+    def close(self) -> None:
+        """Close the HTTP session; the hook opens a new one if used again."""
+        with self._lock:
+            if self._transport_instance is not None:
+                self._transport_instance.close()
+                self._transport_instance = None
+
+    def registry_auth(self) -> RegistryAuth | None:
+        """Credentials for pulling the images (syft, docker scout); None for anonymous access.
+
+        Hand them to a subprocess through its environment, never its arguments.
+        """
+        return self.settings.auth
+
+    # ------------------------------------------------------------------ REST API
+
+    def ping(self) -> None:
+        """``GET /api/system/ping``; raises unless Artifactory answers ``OK``."""
+        url = f"{self.api_url}/api/system/ping"
+        response = self._transport.checked("GET", url)
+        if response.text.strip() != "OK":
+            raise ArtifactoryError(
+                f"GET {url} answered {response.status_code} but not 'OK' (is this Artifactory's REST base "
+                f"URL?): {error_message(response.content, 120)}",
+                status=response.status_code,
+                url=url,
+            )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ping, then list the Docker repositories the credentials can see."""
+        try:
+            self.ping()
+            repositories = self.list_docker_repositories()
+        except (ArtifactoryError, ValueError) as exc:
+            return False, str(exc)
+        return (
+            True,
+            f"Artifactory at {self.api_url} answered; {len(repositories)} Docker repositories visible",
+        )
+
+    def list_docker_repositories(self) -> list[str]:
+        """Keys of every Docker repository the user can see: local, remote, virtual and federated.
+
+        All are kept and the registry string decides. Remote repositories list only what
+        they have cached, and a virtual one repeats its members' images (the same digests,
+        which indexing deduplicates).
+        """
+        url = f"{self.api_url}/api/repositories"
+        listing = self._transport.json(
+            self._transport.checked("GET", url, params={"packageType": "docker"}), url
+        )
+        if not isinstance(listing, list):
+            raise ArtifactoryError(f"GET {url} did not answer a JSON list of repositories", url=url)
+        keys = [
+            entry["key"]
+            for entry in listing
+            if isinstance(entry, Mapping)
+            and isinstance(entry.get("key"), str)
+            and str(entry.get("packageType", "docker")).lower() == "docker"
+        ]
+        return list(dict.fromkeys(keys))
+
+    def iter_tags(
+        self,
+        repositories: Iterable[str],
+        *,
+        modified_after: datetime | None = None,
+        modified_before: datetime | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[TagRecord]:
+        """Every tag of ``repositories``, oldest modification first, through paged AQL.
+
+        With a window, only tags modified in ``[modified_after, modified_before)``. Where
+        AQL is refused (403/404, or a 400 saying it is not allowed) the hook switches to
+        :meth:`iter_tags_by_catalog` for good; that crawl knows no modification times, so
+        the window cannot filter and every tag comes back with ``modified=None``: callers
+        must treat such records as "maybe changed".
+        """
+        keys = tuple(dict.fromkeys(repositories))
+        for key in keys:
+            _check_repository_key(key)
+        if not keys:
+            return
+        if not self._aql_refused:
+            try:
+                yield from self._iter_tags_by_aql(keys, modified_after, modified_before, page_size)
+                return
+            except _AqlRefused as refusal:
+                self._aql_refused = True
+                self.log.warning("%s; listing tags through the Docker catalog instead", refusal)
+        if modified_after is not None or modified_before is not None:
+            self.log.warning("the catalog crawl knows no modification times: every tag is listed")
+        for key in keys:
+            yield from self.iter_tags_by_catalog(key)
+
+    def _iter_tags_by_aql(
+        self,
+        repositories: tuple[str, ...],
+        modified_after: datetime | None,
+        modified_before: datetime | None,
+        page_size: int,
+    ) -> Iterator[TagRecord]:
+        url = f"{self.api_url}/api/search/aql"
+        window = {"modified_after": modified_after, "modified_before": modified_before}
+        first_request = True
+        for batch in aql.repository_batches(repositories, limit=page_size, **window):
+            offset = 0
+            while True:
+                query = aql.tag_query(batch, offset=offset, limit=page_size, **window)
+                response = self._transport.request(
+                    "POST", url, data=query.encode(), headers={"Content-Type": "text/plain"}
+                )
+                # Only the very first answer may switch methods: later, tags were already yielded.
+                reason = error_message(response.content, 120)
+                if first_request and aql.aql_refused(response.status_code, reason):
+                    raise _AqlRefused(f"AQL refused at {url} ({response.status_code}: {reason})")
+                first_request = False
+                self._transport.raise_for_status(response, "POST", url)
+                try:
+                    records, rows = aql.parse_tag_page(self._transport.json(response, url))
+                except ValueError as exc:
+                    raise ArtifactoryError(f"POST {url}: unexpected AQL answer: {exc}", url=url) from None
+                yield from records
+                if rows < page_size:
+                    break
+                offset += rows
+
+    def iter_tags_by_catalog(
+        self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE
+    ) -> Iterator[TagRecord]:
+        """Every tag of one repository through the Registry API: ``_catalog``, then ``tags/list`` per image.
+
+        One request per ``page_size`` images plus at least one per image: use it where AQL
+        is refused. Records carry no modification time or checksum, and ``manifest_name``
+        is left at its default because the listing does not tell lists from single images
+        (:meth:`resolve` does).
+        """
+        _check_repository_key(repository)
+        base = f"{self.api_url}/api/docker/{repository}/v2"
+        for image in self._paged_names(f"{base}/_catalog", "repositories", page_size):
+            if not is_image_name(image):
+                self.log.warning("skipping image %r of %s: not a valid image name", image, repository)
+                continue
+            try:
+                tags = list(self._paged_names(f"{base}/{image}/tags/list", "tags", page_size))
+            except ArtifactoryError as exc:
+                if exc.status != 404:
+                    raise
+                # Deleted between the catalog page and now; the other images go on.
+                self.log.warning("image %s/%s vanished while listing: %s", repository, image, exc)
+                continue
+            for tag in tags:
+                yield TagRecord(repository=repository, image=image, tag=tag)
+
+    def _paged_names(self, url: str, key: str, page_size: int) -> Iterator[str]:
+        if page_size < 1:
+            raise ValueError(f"page size must be >= 1, not {page_size}")
+        params = {"n": str(page_size)}
+        while True:
+            response = self._transport.docker_get(url, params=params)
+            body = self._transport.json(response, url)
+            names = body.get(key) if isinstance(body, Mapping) else None
+            if names is None and isinstance(body, Mapping) and key in body:
+                names = []  # registries answer "tags": null for an image without tags
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ArtifactoryError(f"GET {url} did not answer a '{key}' list of names", url=url)
+            yield from names
+            following = next_page_params(response.headers.get("Link"))
+            if not following or not names:
+                return
+            if following.get("last") == params.get("last"):
+                raise ArtifactoryError(
+                    f"GET {url} keeps answering the same page (last={params.get('last')!r})"
+                )
+            params = {**following, "n": str(page_size)}
+
+    # ------------------------------------------------------------------ Registry API
+
+    def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
+        """The digest a tag (or digest) points at and the platform manifests under it.
+
+        For an index or manifest list each runnable platform manifest is listed (attestations
+        left out); for a single image its platform is read from the config blob.
+        """
+        _check_repository_key(repository)
+        _check_image_name(image)
+        if not (is_digest(reference) or is_tag(reference)):
+            raise InvalidNameError(
+                f"reference {reference[:140]!r} is neither a tag nor a sha256/sha512 digest"
+            )
+        what = f"{repository}/{image}{'@' if is_digest(reference) else ':'}{reference}"
+        base = f"{self.api_url}/api/docker/{repository}/v2/{image}"
+        url = f"{base}/manifests/{reference}"
+        response = self._transport.docker_get(url, headers={"Accept": MANIFEST_ACCEPT})
+        try:
+            digest = content_digest(
+                response.content, response.headers.get("Docker-Content-Digest"), what=what
+            )
+            if is_digest(reference) and digest != reference:
+                raise ManifestError(f"{what}: the registry answered the manifest {digest}")
+            parsed = parse_manifest(response.content, response.headers.get("Content-Type"), what=what)
+            if isinstance(parsed, ManifestIndex):
+                manifests = parsed.manifests
+            else:
+                platform = None
+                if parsed.config_is_image:
+                    config_url = f"{base}/blobs/{parsed.config_digest}"
+                    config = self._transport.docker_get(config_url)
+                    content_digest(config.content, parsed.config_digest, what=f"{what} config")
+                    platform = parse_image_config(config.content, what=what)
+                manifests = (PlatformManifest(digest, platform, parsed.media_type),)
+        except ManifestError as exc:
+            raise ArtifactoryError(str(exc), url=url) from None
+        return ResolvedImage(
+            repository=repository,
+            image=image,
+            tag=reference,
+            digest=digest,
+            media_type=parsed.media_type,
+            manifests=manifests,
+        )
+
+
+def _check_repository_key(key: str) -> None:
+    if not is_repository_key(key):
+        raise InvalidNameError(f"repository key {str(key)[:80]!r} is not a valid Artifactory repository key")
+
+
+def _check_image_name(image: str) -> None:
+    if not is_image_name(image):
+        raise InvalidNameError(f"image name {str(image)[:140]!r} is not a valid Docker image name")

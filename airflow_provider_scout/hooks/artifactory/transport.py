@@ -1,0 +1,214 @@
+"""HTTP to one Artifactory instance: a session with its credentials, retries, errors that name the URL.
+
+Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx are retried
+under :data:`RETRY_POLICY` (backoff with jitter, ``Retry-After`` honoured but capped).
+401 and 403 fail at once with :class:`ArtifactoryAuthError`, naming where the
+credentials came from and the URL, never the secret. A Registry API ``Bearer``
+challenge is answered with a token from its realm, only on the origin that was asked.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.sdk.log import mask_secret
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from airflow_provider_scout import __version__
+from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError
+from airflow_provider_scout.hooks.artifactory.connection import ArtifactorySettings
+from airflow_provider_scout.hooks.artifactory.registry_api import error_message, parse_www_authenticate
+from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+from airflow_provider_scout.models import RegistryAuth
+
+__all__ = ["RETRY_POLICY", "ArtifactoryTransport"]
+
+# Artifactory and its registry API are retried alike; the attempts are set per hook.
+RETRY_POLICY = RetryPolicy()
+
+
+class _TransientError(ArtifactoryError):
+    """A failure worth retrying: unreachable, timed out, 408, 429 or 5xx."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, url: str, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status, url=url)
+        self.retry_after = retry_after
+
+
+class _BearerAuth(AuthBase):
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+class ArtifactoryTransport:
+    """Sends requests for one hook; safe to use from the planner's resolving threads."""
+
+    def __init__(self, settings: ArtifactorySettings, *, timeout: float, max_attempts: int, log: Any) -> None:
+        self.settings = settings
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.log = log
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"airflow-provider-docker-scout/{__version__}"
+        self.session.auth = _auth_of(settings.auth)
+        self.request_count = 0
+        self._registry_tokens: list[str] = []  # kept only to scrub them from messages
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def checked(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """:meth:`request`, then :meth:`raise_for_status`."""
+        response = self.request(method, url, **kwargs)
+        self.raise_for_status(response, method, url)
+        return response
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send with retries on transient failures; the final answer may still be an error status."""
+        retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
+            _TransientError, before_sleep=self._log_retry
+        )
+        try:
+            response: requests.Response = retrying(self._send_once, method, url, **kwargs)
+        except _TransientError as exc:
+            raise ArtifactoryError(
+                f"{exc} (gave up after {self.max_attempts} attempts)", status=exc.status, url=url
+            ) from exc
+        return response
+
+    def docker_get(
+        self, url: str, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+    ) -> requests.Response:
+        """A Registry API GET; a Bearer challenge is answered with a token from its realm, once.
+
+        Artifactory takes the connection's credentials on its Registry API directly; the
+        token exchange is for registries (or proxies in front) that insist on it.
+        """
+        response = self.request("GET", url, headers=headers, params=params)
+        if response.status_code == 401:
+            token = self._registry_token(url, response.headers.get("WWW-Authenticate"))
+            if token is not None:
+                response = self.request("GET", url, headers=headers, params=params, auth=_BearerAuth(token))
+        self.raise_for_status(response, "GET", url)
+        return response
+
+    def raise_for_status(self, response: requests.Response, method: str, url: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        detail = self.scrub(error_message(response.content, 200))
+        source = self.settings.source
+        if status == 401:
+            raise ArtifactoryAuthError(
+                f"Artifactory rejected the credentials of {source} (401 Unauthorized) "
+                f"for {method} {url}: {detail}",
+                status=status,
+                url=url,
+            )
+        if status == 403:
+            raise ArtifactoryAuthError(
+                f"the credentials of {source} lack permission for {method} {url} (403 Forbidden): {detail}",
+                status=status,
+                url=url,
+            )
+        raise ArtifactoryError(
+            f"{method} {url} answered {status} {response.reason}: {detail}", status=status, url=url
+        )
+
+    def json(self, response: requests.Response, url: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ArtifactoryError(
+                f"{url} answered {response.status_code} without JSON: {error_message(response.content, 120)}",
+                status=response.status_code,
+                url=url,
+            ) from None
+
+    def scrub(self, text: str) -> str:
+        """Defence in depth: a server echoing a credential must not put it in our messages."""
+        auth = self.settings.auth
+        for secret in (*(auth.secrets if auth else ()), *self._registry_tokens):
+            text = text.replace(secret, "***")
+        return text
+
+    def _send_once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        with self._lock:
+            self.request_count += 1
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise ArtifactoryError(f"{method} {url}: TLS failed: {self.scrub(str(exc))}", url=url) from None
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ) as exc:
+            raise _TransientError(f"{method} {url} failed: {type(exc).__name__}", url=url) from exc
+        except requests.exceptions.RequestException as exc:
+            raise ArtifactoryError(f"{method} {url} failed: {self.scrub(str(exc))}", url=url) from None
+        status = response.status_code
+        if is_transient_status(status):
+            raise _TransientError(
+                f"{method} {url} answered {status} {response.reason}: "
+                f"{self.scrub(error_message(response.content, 160))}",
+                status=status,
+                url=url,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        return response
+
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        pause = state.next_action.sleep if state.next_action else 0.0
+        self.log.warning(
+            "%s; attempt %d of %d, retrying in %.1fs", error, state.attempt_number, self.max_attempts, pause
+        )
+
+    def _registry_token(self, url: str, header: str | None) -> str | None:
+        challenge = next((c for c in parse_www_authenticate(header) if c.scheme == "bearer"), None)
+        realm = challenge.params.get("realm") if challenge else None
+        if challenge is None or not realm:
+            return None
+        if _origin(realm) != _origin(url):
+            # Our credentials go only where the request went; another host gets none of them.
+            raise ArtifactoryAuthError(
+                f"GET {url} asks for a token from {realm}, another host than the one asked; "
+                "refusing to send it the credentials",
+                status=401,
+                url=url,
+            )
+        params = {k: challenge.params[k] for k in ("service", "scope") if challenge.params.get(k)}
+        body = self.json(self.checked("GET", realm, params=params), realm)
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, Mapping) else None
+        if not isinstance(token, str) or not token:
+            raise ArtifactoryError(f"GET {realm} answered no token", url=realm)
+        mask_secret(token)
+        self._registry_tokens.append(token)
+        return token
+
+
+def _auth_of(auth: RegistryAuth | None) -> AuthBase | None:
+    if auth is None:
+        return None
+    if auth.username and auth.password:
+        return HTTPBasicAuth(auth.username, auth.password)
+    return _BearerAuth(auth.token or "")
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc.lower()
