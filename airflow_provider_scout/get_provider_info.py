@@ -111,7 +111,11 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "Docker Scout",
-                "python-modules": ["airflow_provider_scout.operators.index"],
+                "python-modules": [
+                    "airflow_provider_scout.operators.planning",
+                    "airflow_provider_scout.operators.indexing",
+                    "airflow_provider_scout.operators.summary",
+                ],
             },
         ],
         "asset-uris": [
