@@ -12,6 +12,8 @@ string (``fullmatch``): a pattern ending in ``$`` would let a trailing newline t
 * Artifactory repository keys: letters, digits, ``.``, ``_``, ``-``, starting with a letter
   or digit, at most 64 characters (the limit Artifactory's repository form enforces).
 * Platforms: ``os/architecture[/variant]``.
+* Registry hosts: a domain name (``.``-joined components of letters, digits and inner
+  ``-``), an IPv4 address or a bracketed IPv6 address, with an optional port.
 
 The ``*_PATTERN`` strings are JSON-schema patterns (anchored, for ``re.search`` and ECMA
 engines alike); the ``is_*`` functions are the strict checks.
@@ -36,6 +38,7 @@ __all__ = [
     "is_digest",
     "is_image_name",
     "is_platform",
+    "is_registry_host",
     "is_repository_key",
     "is_sha256_digest",
     "is_tag",
@@ -53,6 +56,8 @@ _REPOSITORY_KEY = rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{REPOSITORY_KEY_MAX_LENGTH - 1
 _SHA256_DIGEST = r"sha256:[0-9a-f]{64}"
 _DIGEST = rf"(?:{_SHA256_DIGEST}|sha512:[0-9a-f]{{128}})"
 _PLATFORM = r"[A-Za-z0-9._-]+/[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)?"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
 
 REPOSITORY_KEY_PATTERN = f"^{_REPOSITORY_KEY}$"
 # The length limit is a lookahead so the one pattern carries it into JSON schemas too.
@@ -68,6 +73,7 @@ _TAG_RE = re.compile(_TAG)
 _SHA256_DIGEST_RE = re.compile(_SHA256_DIGEST)
 _DIGEST_RE = re.compile(_DIGEST)
 _PLATFORM_RE = re.compile(_PLATFORM)
+_REGISTRY_HOST_RE = re.compile(_REGISTRY_HOST)
 
 
 def is_repository_key(value: object) -> bool:
@@ -97,6 +103,11 @@ def is_sha256_digest(value: object) -> bool:
 
 def is_platform(value: object) -> bool:
     return isinstance(value, str) and _PLATFORM_RE.fullmatch(value) is not None
+
+
+def is_registry_host(value: object) -> bool:
+    """``host[:port]`` as an image reference starts: ``example.jfrog.io``, ``127.0.0.1:5000``."""
+    return isinstance(value, str) and _REGISTRY_HOST_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)

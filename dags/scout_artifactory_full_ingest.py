@@ -8,26 +8,22 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from airflow_provider_scout.operators.index import (
-    INDEXING_DEFAULT_ARGS,
-    ListArtifactoryImagesOperator,
-    index_planned_images,
-)
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, LIST_TASK_ID
+from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
 from airflow_provider_scout.params import indexing_params
+from airflow_provider_scout.pipeline import INDEXING_DAG_ARGS, INDEXING_DAG_TAGS, index_planned_images
 
 with DAG(
-    dag_id="scout_artifactory_full_ingest",
+    dag_id=FULL_INGEST_DAG_ID,
     description="Index every selected Artifactory image into Docker Scout",
     schedule=None,
     params=indexing_params(),
-    render_template_as_native_obj=True,
-    default_args=INDEXING_DEFAULT_ARGS,
-    max_active_runs=1,
-    tags=["docker-scout", "artifactory"],
+    tags=INDEXING_DAG_TAGS,
     doc_md=__doc__,
+    **INDEXING_DAG_ARGS,
 ) as dag:
     list_images = ListArtifactoryImagesOperator(
-        task_id="list_images",
+        task_id=LIST_TASK_ID,
         registry="{{ params.registry }}",
         tags="{{ params.tags }}",
         artifactory_conn_id="{{ params.artifactory_conn_id }}",

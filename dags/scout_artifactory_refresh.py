@@ -16,33 +16,29 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from airflow_provider_scout.operators.index import (
-    INDEXING_DEFAULT_ARGS,
-    ListArtifactoryImagesOperator,
-    index_planned_images,
-)
+from airflow_provider_scout.defaults import LIST_TASK_ID, REFRESH_DAG_ID
+from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
 from airflow_provider_scout.params import (
     indexing_params,
     refresh_catchup,
     refresh_start_date,
     refresh_timetable,
 )
+from airflow_provider_scout.pipeline import INDEXING_DAG_ARGS, INDEXING_DAG_TAGS, index_planned_images
 
 with DAG(
-    dag_id="scout_artifactory_refresh",
+    dag_id=REFRESH_DAG_ID,
     description="Index the Artifactory images pushed during each data interval into Docker Scout",
     schedule=refresh_timetable(),
     start_date=refresh_start_date(),
     catchup=refresh_catchup(),
     params=indexing_params(),
-    render_template_as_native_obj=True,
-    default_args=INDEXING_DEFAULT_ARGS,
-    max_active_runs=1,
-    tags=["docker-scout", "artifactory"],
+    tags=INDEXING_DAG_TAGS,
     doc_md=__doc__,
+    **INDEXING_DAG_ARGS,
 ) as dag:
     list_images = ListArtifactoryImagesOperator(
-        task_id="list_images",
+        task_id=LIST_TASK_ID,
         registry="{{ params.registry }}",
         tags="{{ params.tags }}",
         artifactory_conn_id="{{ params.artifactory_conn_id }}",

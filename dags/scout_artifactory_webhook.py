@@ -9,26 +9,22 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from airflow_provider_scout.operators.index import (
-    INDEXING_DEFAULT_ARGS,
-    ResolveImageEventsOperator,
-    index_planned_images,
-)
+from airflow_provider_scout.defaults import RESOLVE_EVENTS_TASK_ID, WEBHOOK_DAG_ID
+from airflow_provider_scout.operators.planning import ResolveImageEventsOperator
 from airflow_provider_scout.params import events_param, indexing_params
+from airflow_provider_scout.pipeline import INDEXING_DAG_ARGS, INDEXING_DAG_TAGS, index_planned_images
 
 with DAG(
-    dag_id="scout_artifactory_webhook",
+    dag_id=WEBHOOK_DAG_ID,
     description="Index the Artifactory images named by relayed webhook events into Docker Scout",
     schedule=None,
     params={"events": events_param(), **indexing_params(with_tags=False)},
-    render_template_as_native_obj=True,
-    default_args=INDEXING_DEFAULT_ARGS,
-    max_active_runs=1,
-    tags=["docker-scout", "artifactory", "webhook"],
+    tags=[*INDEXING_DAG_TAGS, "webhook"],
     doc_md=__doc__,
+    **INDEXING_DAG_ARGS,
 ) as dag:
     resolve_events = ResolveImageEventsOperator(
-        task_id="resolve_events",
+        task_id=RESOLVE_EVENTS_TASK_ID,
         events="{{ params.events }}",
         registry="{{ params.registry }}",
         artifactory_conn_id="{{ params.artifactory_conn_id }}",

@@ -166,7 +166,7 @@ def _documented_extras(marker: str) -> set[str]:
 
 
 def _form_fields(conn_type: str) -> set[str]:
-    from airflow_provider_scout import get_provider_info
+    from airflow_provider_scout.get_provider_info import get_provider_info
 
     (connection,) = [c for c in get_provider_info()["connection-types"] if c["connection-type"] == conn_type]
     return set(connection.get("conn-fields", {}))

@@ -14,12 +14,12 @@ from airflow.sdk import DAG
 from airflow.serialization.serialized_objects import DagSerialization
 
 from airflow_provider_scout.events import ImageEvent
-from airflow_provider_scout.operators.index import (
+from airflow_provider_scout.operators.indexing import (
     INDEX_MAP_INDEX_TEMPLATE,
     SBOM_ASSET_ALIAS,
     IndexImageOperator,
-    SummarizeIndexingOperator,
 )
+from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_IDS = ("scout_artifactory_full_ingest", "scout_artifactory_refresh", "scout_artifactory_webhook")

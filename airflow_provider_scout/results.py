@@ -1,0 +1,177 @@
+"""What indexing one image gave, and the run's summary of them (no Airflow import).
+
+The indexing task pushes its :class:`IndexResult` list under :data:`RESULTS_XCOM_KEY`
+as JSON-ready dicts; the summary task reads them back, fills in a failed result for
+every planned image that has none, and reports them as :class:`IndexSummary`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.models import IndexTarget
+
+__all__ = ["RESULTS_XCOM_KEY", "IndexResult", "IndexState", "IndexSummary"]
+
+# Indexing results are pushed under this key before a failing task raises: a failed
+# task's return value is never stored, and the summary must still see why it failed.
+RESULTS_XCOM_KEY = "index_results"
+
+_SEVERITIES = ("critical", "high", "medium", "low")
+_REQUIRED_FIELDS = ("reference", "repository", "image", "digest", "state")
+
+
+class IndexState(StrEnum):
+    """How one image ended; the value is what XComs, logs and asset events carry."""
+
+    INDEXED = "indexed"
+    # The local backend added new tags to the stored SBOM of a digest analysed before.
+    RETAGGED = "retagged"
+    SKIPPED = "skipped"  # already indexed
+    DRY_RUN = "dry_run"
+    FAILED = "failed"
+
+    @property
+    def delivered(self) -> bool:
+        """Whether image data changed where downstream DAGs look: those results emit an asset event.
+
+        ``retagged`` counts: a tag now names the digest (a new release tag, or ``latest``
+        moved back to it) and its SBOM changed.
+        """
+        return self in (IndexState.INDEXED, IndexState.RETAGGED)
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """One planned image, how indexing it ended and what it produced."""
+
+    reference: str
+    repository: str
+    image: str
+    tags: tuple[str, ...]
+    digest: str
+    platform: str | None
+    state: IndexState
+    packages: int | None = None
+    vulnerabilities: Mapping[str, int] | None = None  # counts by severity, when Scout has a report
+    sbom_path: str | None = None  # local backend: where the SBOM was written
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, target: IndexTarget, error: str) -> IndexResult:
+        return cls.of(target, IndexState.FAILED, error=error)
+
+    @classmethod
+    def of(cls, target: IndexTarget, state: IndexState, **produced: Any) -> IndexResult:
+        """The result of ``target`` in ``state`` with what indexing produced (packages, sbom_path, ...)."""
+        return cls(
+            reference=target.reference,
+            repository=target.repository,
+            image=target.image,
+            tags=tuple(target.tags),
+            digest=target.digest,
+            platform=target.platform,
+            state=state,
+            **produced,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, for XCom and asset event extras."""
+        data = dataclasses.asdict(self)
+        data["tags"] = list(self.tags)
+        data["state"] = self.state.value
+        data["vulnerabilities"] = dict(self.vulnerabilities) if self.vulnerabilities is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IndexResult:
+        """Read :meth:`to_dict` back; a missing field or an unknown state is named in the error."""
+        missing = [name for name in _REQUIRED_FIELDS if name not in data]
+        if missing:
+            raise InputError(f"index result is missing fields: {', '.join(missing)}")
+        try:
+            state = IndexState(data["state"])
+        except ValueError:
+            raise InputError(
+                f"index result of {data['reference']!r} has an unknown state {data['state']!r}"
+            ) from None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(
+            **{
+                **known,
+                "tags": tuple(data.get("tags") or ()),
+                "platform": data.get("platform"),
+                "state": state,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """Every planned image of a run, in plan order, with its result."""
+
+    results: tuple[IndexResult, ...]
+
+    def count(self, state: IndexState) -> int:
+        return sum(1 for result in self.results if result.state is state)
+
+    @property
+    def failures(self) -> tuple[IndexResult, ...]:
+        return tuple(result for result in self.results if result.state is IndexState.FAILED)
+
+    def counts_line(self) -> str:
+        return (
+            f"{self.count(IndexState.INDEXED)} indexed, "
+            f"{self.count(IndexState.RETAGGED)} retagged (new tags on a stored SBOM), "
+            f"{self.count(IndexState.SKIPPED)} skipped (already indexed), "
+            f"{self.count(IndexState.DRY_RUN)} dry run, "
+            f"{self.count(IndexState.FAILED)} failed"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary task's XCom: a count per state, the failures, then every result."""
+        return {
+            **{state.value: self.count(state) for state in IndexState},
+            "failures": [{"reference": r.reference, "error": r.error} for r in self.failures],
+            "results": [result.to_dict() for result in self.results],
+        }
+
+    def table(self) -> str:
+        """One line per image, columns aligned; the error column last and unpadded."""
+        header = ("IMAGE", "PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES", "ERROR")
+        rows = [
+            (
+                f"{r.repository}/{r.image}",
+                r.platform or "-",
+                _short_digest(r.digest),
+                ",".join(r.tags) or "-",
+                r.state.value,
+                "-" if r.packages is None else str(r.packages),
+                _vulnerabilities(r.vulnerabilities),
+                r.error or "",
+            )
+            for r in self.results
+        ]
+        if not rows:
+            return "(no image selected)"
+        widths = [max(len(row[column]) for row in (header, *rows)) for column in range(len(header) - 1)]
+        lines = []
+        for row in (header, *rows):
+            cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+            lines.append("  ".join([*cells, row[-1]]).rstrip())
+        return "\n".join(lines)
+
+
+def _short_digest(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else "-"
+
+
+def _vulnerabilities(counts: Mapping[str, int] | None) -> str:
+    if not counts:
+        return "-"
+    return " ".join(f"{severity[0].upper()}:{counts.get(severity, 0)}" for severity in _SEVERITIES)

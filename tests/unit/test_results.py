@@ -1,0 +1,127 @@
+"""Indexing results cross XCom as JSON and come back typed; the summary counts and tabulates them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.results import IndexResult, IndexState, IndexSummary
+
+
+def target(n: int, platform: str | None = "linux/amd64") -> IndexTarget:
+    digest = f"sha256:{n:064x}"
+    return IndexTarget(
+        "docker-local",
+        f"team/app{n}",
+        digest,
+        (f"v{n}", "latest"),
+        f"r.example/docker-local/team/app{n}@{digest}",
+        platform=platform,
+    )
+
+
+def test_a_result_survives_the_json_round_trip_of_an_xcom() -> None:
+    result = IndexResult.of(
+        target(1),
+        IndexState.INDEXED,
+        packages=12,
+        vulnerabilities={"critical": 1, "high": 2},
+        sbom_path="/sboms/sha256/1.json",
+    )
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["state"] == "indexed" and data["tags"] == ["v1", "latest"]
+    assert IndexResult.from_dict(data) == result
+    assert IndexResult.from_dict(data).state is IndexState.INDEXED
+
+
+def test_a_failed_result_carries_the_target_and_the_error() -> None:
+    result = IndexResult.failed(target(2, platform=None), "syft failed (exit status 1)")
+    assert (result.state, result.error, result.platform) == (
+        IndexState.FAILED,
+        "syft failed (exit status 1)",
+        None,
+    )
+    assert (result.packages, result.vulnerabilities, result.sbom_path) == (None, None, None)
+    assert IndexResult.from_dict(result.to_dict()) == result
+
+
+def test_only_indexed_and_retagged_results_are_delivered() -> None:
+    assert {state for state in IndexState if state.delivered} == {IndexState.INDEXED, IndexState.RETAGGED}
+
+
+def test_a_malformed_result_is_refused_naming_what_is_wrong() -> None:
+    data = IndexResult.of(target(3), IndexState.SKIPPED).to_dict()
+    with pytest.raises(InputError, match="has an unknown state 'lost'"):
+        IndexResult.from_dict({**data, "state": "lost"})
+    with pytest.raises(InputError, match="missing fields: digest, state"):
+        IndexResult.from_dict({k: v for k, v in data.items() if k not in ("digest", "state")})
+
+
+def summary_of_every_state() -> IndexSummary:
+    return IndexSummary(
+        (
+            IndexResult.of(target(0), IndexState.INDEXED, packages=12, vulnerabilities={"critical": 1}),
+            IndexResult.of(target(1), IndexState.RETAGGED, packages=7),
+            IndexResult.of(target(2), IndexState.SKIPPED),
+            IndexResult.of(target(3), IndexState.DRY_RUN, packages=3),
+            IndexResult.failed(target(4), "no result recorded"),
+            IndexResult.failed(target(5), "cannot resolve the tag: 404"),
+        )
+    )
+
+
+def test_the_summary_counts_every_state_and_lists_the_failures_in_plan_order() -> None:
+    summary = summary_of_every_state()
+    data = json.loads(json.dumps(summary.to_dict()))
+    assert {state.value: data[state.value] for state in IndexState} == {
+        "indexed": 1,
+        "retagged": 1,
+        "skipped": 1,
+        "dry_run": 1,
+        "failed": 2,
+    }
+    assert data["failures"] == [
+        {"reference": target(4).reference, "error": "no result recorded"},
+        {"reference": target(5).reference, "error": "cannot resolve the tag: 404"},
+    ]
+    assert [IndexResult.from_dict(r) for r in data["results"]] == list(summary.results)
+    assert summary.counts_line() == (
+        "1 indexed, 1 retagged (new tags on a stored SBOM), 1 skipped (already indexed), 1 dry run, 2 failed"
+    )
+
+
+def test_the_summary_table_has_one_aligned_row_per_image() -> None:
+    lines = summary_of_every_state().table().splitlines()
+    header, first, *_, last = lines
+    assert len(lines) == 7
+    assert header.split() == [
+        "IMAGE",
+        "PLATFORM",
+        "DIGEST",
+        "TAGS",
+        "STATE",
+        "PACKAGES",
+        "VULNERABILITIES",
+        "ERROR",
+    ]
+    assert first.split() == [
+        "docker-local/team/app0",
+        "linux/amd64",
+        "0" * 12,
+        "v0,latest",
+        "indexed",
+        "12",
+        "C:1",
+        "H:0",
+        "M:0",
+        "L:0",
+    ]
+    assert last.split()[4:7] == ["failed", "-", "-"] and last.endswith("  cannot resolve the tag: 404")
+    # Columns line up: every column but the last starts at the same offset on every line.
+    for column in ("PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES"):
+        offset = header.index(column)
+        assert all(line[offset - 2 : offset] == "  " and line[offset] != " " for line in lines)
+    assert IndexSummary(()).table() == "(no image selected)"
