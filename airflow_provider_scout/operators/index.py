@@ -352,7 +352,7 @@ class IndexImageOperator(BaseOperator):
     Meant to be mapped: ``IndexImageOperator.partial(..., outlets=[SBOM_ASSET_ALIAS],
     map_index_template=INDEX_MAP_INDEX_TEMPLATE).expand(targets=planning.output)``.
     A digest already indexed is skipped, but still gets every tag it is listed under: the
-    local backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
+    sbom backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
     the cli backend tells Scout its tags (Scout cannot say which it knows).
     Every target of the input is attempted; the task then fails when one failed,
     retryably when a failure may pass (network, rate limit), for good otherwise. The
@@ -491,7 +491,7 @@ class IndexImageOperator(BaseOperator):
 
 XCOM_RETURN_KEY = BaseXCom.XCOM_RETURN_KEY
 
-# "retagged": the local backend added new tags to the stored SBOM of a digest analysed before.
+# "retagged": the sbom backend added new tags to the stored SBOM of a digest analysed before.
 _STATES = ("indexed", "retagged", "skipped", "dry_run", "failed")
 _SEVERITIES = ("critical", "high", "medium", "low")
 
@@ -565,7 +565,7 @@ class SummarizeIndexingOperator(BaseOperator):
         except ScoutIndexError as exc:  # a broken Scout connection must not hide the summary's verdict
             self.log.warning("Cannot tell where image data went: %s", exc)
             return
-        if backend != "local":
+        if backend != "sbom":
             self.log.info(
                 "Image data went to Docker Scout through the %s backend; no SBOM is kept here", backend
             )
