@@ -102,7 +102,8 @@ def read_settings(
 
     backend = _backend(*lookup("backend"), default="cli" if connection is not None else "sbom")
     timeout = _timeout(*lookup("timeout"))
-    urls = {name: _url(*lookup(name)) for name in ("api_url", "hub_url")}
+    api_url = _url(*lookup("api_url"))
+    hub_url = _url(*lookup("hub_url"))
     hub_user = (connection.login if connection else None) or environ.get(HUB_USER_ENV) or None
     hub_token = (connection.password if connection else None) or environ.get(HUB_PASSWORD_ENV) or None
     if hub_token:
@@ -116,8 +117,8 @@ def read_settings(
         hub_token=hub_token,
         cli_path=lookup("cli_path")[0] or DEFAULT_CLI_PATH,
         syft_path=lookup("syft_path")[0] or None,
-        api_url=urls["api_url"] or SCOUT_API_URL,
-        hub_url=(urls["hub_url"] or HUB_URL).rstrip("/"),
+        api_url=api_url or SCOUT_API_URL,
+        hub_url=(hub_url or HUB_URL).rstrip("/"),
         sbom_dir=lookup("sbom_dir")[0] or environ.get(SBOM_DIR_ENV) or None,
         timeout=timeout,
     )
