@@ -18,6 +18,7 @@ from airflow_provider_scout.defaults import HUB_PASSWORD_ENV, HUB_USER_ENV
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import Delivery, scout_repository
+from airflow_provider_scout.hooks.scout.graphql import ImageSummary
 from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -52,9 +53,8 @@ class CliBackend:
         :meth:`register_tags`; an unanswered question means indexing again rather than
         silently skipping.
         """
-        host, repository = scout_repository(target.reference)
         try:
-            summary = self.api.image_summaries([target.digest], host, repository).get(target.digest)
+            summary = self._summary(target)
         except ScoutIndexError as exc:
             self.log.warning(
                 "Could not ask Scout whether %s is indexed, indexing it: %s", target.reference, exc
@@ -166,15 +166,18 @@ class CliBackend:
 
     def _vulnerabilities(self, target: IndexTarget) -> dict[str, int] | None:
         """Scout's counts for a digest just pushed, if it has them; a failed read-back is only logged."""
-        host, repository = scout_repository(target.reference)
         try:
-            summary = self.api.image_summaries([target.digest], host, repository).get(target.digest)
+            summary = self._summary(target)
         except ScoutIndexError as exc:
             self.log.warning(
                 "Pushed %s, but could not read its vulnerability counts: %s", target.reference, exc
             )
             return None
         return summary.vulnerabilities if summary else None
+
+    def _summary(self, target: IndexTarget) -> ImageSummary | None:
+        host, repository = scout_repository(target.reference)
+        return self.api.image_summaries([target.digest], host, repository).get(target.digest)
 
 
 def _push_reference(target: IndexTarget) -> str:

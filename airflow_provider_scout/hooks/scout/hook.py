@@ -47,8 +47,9 @@ class ScoutHook(BaseHook):
     ``docker_scout_default`` the hook is the sbom backend writing under ``SCOUT_SBOM_DIR``.
 
     :param scout_conn_id: the Scout connection; only the default one may be missing.
-    :param backend: ``sbom_dir`` and ``timeout``: instead of the connection's extras of
-        the same names (see :mod:`airflow_provider_scout.hooks.scout.settings`).
+    :param backend: instead of the connection's extra ``backend``.
+    :param sbom_dir: instead of the extra ``sbom_dir`` and ``SCOUT_SBOM_DIR``.
+    :param timeout: instead of the extra ``timeout`` (seconds per image).
     """
 
     conn_name_attr = "scout_conn_id"
