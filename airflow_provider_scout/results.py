@@ -30,7 +30,7 @@ class IndexState(StrEnum):
     """How one image ended; the value is what XComs, logs and asset events carry."""
 
     INDEXED = "indexed"
-    # The local backend added new tags to the stored SBOM of a digest analysed before.
+    # The sbom backend added new tags to the stored SBOM of a digest analysed before.
     RETAGGED = "retagged"
     SKIPPED = "skipped"  # already indexed
     DRY_RUN = "dry_run"
@@ -59,7 +59,7 @@ class IndexResult:
     state: IndexState
     packages: int | None = None
     vulnerabilities: Mapping[str, int] | None = None  # counts by severity, when Scout has a report
-    sbom_path: str | None = None  # local backend: where the SBOM was written
+    sbom_path: str | None = None  # sbom backend: where the SBOM was written
     error: str | None = None
 
     @classmethod

@@ -1,6 +1,6 @@
 """syft's JSON report converted into Docker Scout's SBOM JSON (what ``docker scout sbom`` prints).
 
-Pure functions with no Airflow import, so the local indexing backend and its tests
+Pure functions with no Airflow import, so the sbom indexing backend and its tests
 share one definition. The converter reads what syft 1.x writes for an image source:
 
 * ``source.metadata.manifestDigest`` / ``imageID`` / ``imageSize``;

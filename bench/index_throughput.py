@@ -6,7 +6,7 @@ package databases) under 3 tags each, 90 tags in all. Then, in the same run:
 
 * **ours**: the listing operator (paged AQL, include/exclude, tag resolution to digests)
   and the indexing operator with 3 workers, one per mapped input, as the DAGs run them
-  with ``SCOUT_INDEX_WORKERS=3``; the local (syft) backend writes one Scout SBOM per digest;
+  with ``SCOUT_INDEX_WORKERS=3``; the sbom (syft) backend writes one Scout SBOM per digest;
 * **naive**: what a loop over the registry does without planning: ``syft registry:<tag>``
   once per tag, one after the other.
 
@@ -129,7 +129,7 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_ARTIFACTORY_DEFAULT"] = json.dumps(
             {"conn_type": "artifactory", "host": emulator.api_url, "login": username, "password": password}
         )
-        print(f"seeded {len(references)} tags over {args.images} images; indexing with the local backend")
+        print(f"seeded {len(references)} tags over {args.images} images; indexing with the sbom backend")
 
         started = time.perf_counter()
         results = run_ours(registry, args.workers)

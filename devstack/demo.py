@@ -5,7 +5,7 @@ Artifactory) in front of it seeded with the fixture images, and an Airflow 3 ins
 (API server, scheduler, DAG processor, LocalExecutor, SQLite). It then triggers
 ``scout_artifactory_full_ingest`` through Airflow's REST API, shows progress while the
 mapped indexing tasks run, and ends with the per-image results and where the SBOMs are.
-The local Scout backend writes them with syft; nothing leaves this machine.
+The sbom Scout backend writes them with syft; nothing leaves this machine.
 
 The fixture set holds one deliberately corrupt image: it fails its own task while every
 other image is indexed, which is what the demo shows. It exits 0 when only deliberately

@@ -1,7 +1,7 @@
 """How the dev stack configures the provider inside Airflow: environment variables only.
 
 The same variables a deployment would set (see ``.env.example``): the registry string, the
-SBOM directory of the local Scout backend, and the Artifactory connection in Airflow's
+SBOM directory of the sbom Scout backend, and the Artifactory connection in Airflow's
 JSON form. The connection carries the emulator's credentials, which is why it travels in
 the Airflow processes' environment and never on a command line.
 """
@@ -31,7 +31,7 @@ def connection_env_name(conn_id: str) -> str:
 def provider_environment(
     emulator: EmulatorHandle, registry_string: str, sbom_dir: Path, index_workers: int | None = None
 ) -> dict[str, str]:
-    """Environment for Airflow processes indexing ``emulator``'s images with the local Scout backend."""
+    """Environment for Airflow processes indexing ``emulator``'s images with the sbom Scout backend."""
     if emulator.username is None or emulator.password is None:
         raise ValueError("the dev stack expects an emulator that enforces a username and password")
     connection = {
@@ -51,5 +51,5 @@ def provider_environment(
 
 
 def sbom_digests(sbom_dir: Path) -> set[str]:
-    """The digests the local backend wrote an SBOM for (``<dir>/sha256/<hex>.json``)."""
+    """The digests the sbom backend wrote an SBOM for (``<dir>/sha256/<hex>.json``)."""
     return {f"sha256:{path.stem}" for path in (sbom_dir / "sha256").glob("*.json")}

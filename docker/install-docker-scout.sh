@@ -12,7 +12,7 @@ set -euo pipefail
 
 version="${DOCKER_SCOUT_VERSION:-}"
 if [[ -z "${version}" ]]; then
-  echo "docker-scout: DOCKER_SCOUT_VERSION is empty, not installing (the local backend needs only syft)"
+  echo "docker-scout: DOCKER_SCOUT_VERSION is empty, not installing (the sbom backend needs only syft)"
   exit 0
 fi
 version="${version#v}"

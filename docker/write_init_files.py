@@ -20,7 +20,10 @@ from typing import Any
 
 ARTIFACTORY_CONN_ID = "artifactory_default"
 SCOUT_CONN_ID = "docker_scout_default"
-SCOUT_BACKENDS = ("local", "cli")
+SCOUT_BACKENDS = ("sbom", "cli")
+# .env files written before the rename say `local`; the hook still reads it, but new
+# connections get the current name.
+RENAMED_SCOUT_BACKENDS = {"local": "sbom"}
 
 
 class InitConfigError(ValueError):
@@ -60,7 +63,8 @@ def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         "password": _required(env, "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD"),
     }
 
-    backend = env.get("SCOUT_BACKEND", "").strip() or "local"
+    backend = env.get("SCOUT_BACKEND", "").strip() or "sbom"
+    backend = RENAMED_SCOUT_BACKENDS.get(backend, backend)
     if backend not in SCOUT_BACKENDS:
         raise InitConfigError(f"SCOUT_BACKEND must be one of {', '.join(SCOUT_BACKENDS)}, not {backend!r}")
     # No sbom_dir extra: the hook's default, SCOUT_SBOM_DIR, is set for every Airflow service.

@@ -45,7 +45,7 @@ class IndexImageOperator(ArtifactoryOperator):
     Meant to be mapped: ``IndexImageOperator.partial(..., outlets=[SBOM_ASSET_ALIAS],
     map_index_template=INDEX_MAP_INDEX_TEMPLATE).expand(targets=planning.output)``.
     A digest already indexed is skipped, but still gets every tag it is listed under: the
-    local backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
+    sbom backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
     the cli backend tells Scout its tags (Scout cannot say which it knows).
     Every target of the input is attempted; the task then fails when one failed,
     retryably when a failure may pass (network, rate limit), for good otherwise. The
@@ -139,7 +139,7 @@ class IndexImageOperator(ArtifactoryOperator):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
                 if not dry_run:
                     # cli: Scout cannot be asked which tags it holds, so all are sent;
-                    # local: is_indexed already found every tag in the stored SBOM.
+                    # sbom: is_indexed already found every tag in the stored SBOM.
                     scout.register_tags(target)
                 return IndexResult.of(target, IndexState.SKIPPED), False
             outcome = scout.index(

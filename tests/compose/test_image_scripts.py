@@ -203,8 +203,13 @@ def test_connections_are_the_ones_the_dags_and_hooks_use_by_default(tmp_path: Pa
 
     scout = connections[SCOUT_CONN_ID]
     assert scout.conn_type == ScoutHook.conn_type
-    assert scout.extra_dejson == {"backend": "local"}
+    assert scout.extra_dejson == {"backend": "sbom"}
     assert scout.login is None and scout.password is None
+
+
+def test_an_env_file_naming_the_backend_local_gets_its_new_name(tmp_path: Path) -> None:
+    scout = _imported_connections(tmp_path, _init_env(SCOUT_BACKEND="local"))[SCOUT_CONN_ID]
+    assert scout.extra_dejson == {"backend": "sbom"}
 
 
 def test_cli_backend_connection_carries_the_hub_credentials(tmp_path: Path) -> None:

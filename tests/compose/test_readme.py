@@ -25,7 +25,7 @@ from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
 from airflow_provider_scout.params import indexing_params
 
 README = REPO_ROOT / "README.md"
-SCOUT_HOOK_SOURCE = REPO_ROOT / "airflow_provider_scout" / "hooks" / "scout.py"
+SCOUT_SETTINGS_SOURCE = REPO_ROOT / "airflow_provider_scout" / "hooks" / "scout" / "settings.py"
 # Every option of `docker scout watch` (docker/scout-cli docs/docker_scout_watch.yaml).
 WATCH_OPTIONS = (
     "--all-images",
@@ -173,7 +173,7 @@ def _form_fields(conn_type: str) -> set[str]:
 
 
 def test_readme_connection_extras_are_the_ones_the_hooks_read() -> None:
-    read = set(re.findall(r'option\("(\w+)"\)', SCOUT_HOOK_SOURCE.read_text()))
+    read = set(re.findall(r'lookup\("(\w+)"\)', SCOUT_SETTINGS_SOURCE.read_text()))
     documented = _documented_extras("**`docker_scout_default`**")
     assert documented == read == _form_fields("docker_scout")
     assert _documented_extras("**`artifactory_default`**") == _form_fields("artifactory")

@@ -1,4 +1,4 @@
-"""Whole DAG runs with ``dag.test()`` against the emulator and the local (syft) backend.
+"""Whole DAG runs with ``dag.test()`` against the emulator and the sbom (syft) backend.
 
 Each run happens in a fresh process (see ``airflow_runner.py``) on a migrated SQLite
 metadata database; the run's task instances, XComs and asset events are read back from

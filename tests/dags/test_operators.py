@@ -1,4 +1,4 @@
-"""The operators against the Artifactory emulator and the local (syft) backend, task by task.
+"""The operators against the Artifactory emulator and the sbom (syft) backend, task by task.
 
 Each test runs ``execute`` the way a worker does for one task instance, with a task
 instance that records XCom pushes and Airflow's own outlet event accessors. Expected
@@ -305,7 +305,7 @@ def test_a_digest_that_gains_a_tag_is_retagged_without_a_new_analysis_then_skipp
     no_syft = tmp_path / "no-syft"
     no_syft.write_text("#!/bin/sh\necho 'syft must not run' >&2\nexit 1\n")
     no_syft.chmod(0o755)
-    extra = {"backend": "local", "sbom_dir": str(sbom_dir), "syft_path": str(no_syft)}
+    extra = {"backend": "sbom", "sbom_dir": str(sbom_dir), "syft_path": str(no_syft)}
     monkeypatch.setenv(
         "AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps({"conn_type": "docker_scout", "extra": extra})
     )

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 from scout_support import HUB_TOKEN, HUB_USER, ORGANIZATION, CliRecord, StandInScout
 
+from airflow_provider_scout.hooks.scout import api
+from airflow_provider_scout.http_retry import RetryPolicy
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,3 +58,9 @@ def cli_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRecord:
     record = tmp_path / "docker-scout-calls.json"
     monkeypatch.setenv("SCOUT_STANDIN_RECORD", str(record))
     return CliRecord(record)
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries without the pause between attempts, for tests that count attempts rather than time them."""
+    monkeypatch.setattr(api, "RETRY_POLICY", RetryPolicy(initial=0.0, maximum=0.0))

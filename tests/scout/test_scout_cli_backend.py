@@ -136,10 +136,10 @@ def test_outcome_reports_packages_and_scouts_vulnerability_counts(
     ]
 
 
+@pytest.mark.usefixtures("no_backoff")
 def test_a_failed_read_back_does_not_fail_the_push(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.inject_fault("/v2/auth/token", 502, count=5)
     # One tag: the push records it, so the read-back is the only request to Scout.
     outcome = _index(cli_hook, _target(tags=("1.0",)))
@@ -181,10 +181,10 @@ def test_a_failed_push_tells_scout_no_tags(
     assert stand_in_scout.indexed_images == [] and "/v1/graphql" not in stand_in_scout.paths()
 
 
+@pytest.mark.usefixtures("no_backoff")
 def test_tags_scout_could_not_take_for_a_while_fail_the_push_retryably(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.inject_fault("/v1/graphql", 503, count=5)
     with pytest.raises(ScoutRetryableError) as raised:
         _index(cli_hook)

@@ -18,7 +18,10 @@ REGISTRY_PASSWORD = "artifactory-reg-secret-42"
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ({"backend": "cloud"}, "extra 'backend' must be one of cli, local, not 'cloud'"),
+        (
+            {"backend": "cloud"},
+            "Scout connection 'docker_scout_default': extra 'backend' must be one of cli, sbom, not 'cloud'",
+        ),
         ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds"),
         ({"timeout": -3}, "extra 'timeout' must be positive"),
         ({"api_url": "ftp://scout"}, "extra 'api_url' must be an http"),
@@ -48,20 +51,20 @@ def test_the_connection_type_resolves_to_the_scout_hook(
 ) -> None:
     from airflow.sdk import BaseHook
 
-    scout_connection("scout_from_ui", backend="local", sbom_dir=str(tmp_path))
+    scout_connection("scout_from_ui", backend="sbom", sbom_dir=str(tmp_path))
     hook = BaseHook.get_hook("scout_from_ui")
     assert isinstance(hook, ScoutHook)
-    assert (hook.scout_conn_id, hook.backend_name) == ("scout_from_ui", "local")
+    assert (hook.scout_conn_id, hook.backend_name) == ("scout_from_ui", "sbom")
 
 
-def test_without_a_connection_the_hook_is_the_local_backend() -> None:
-    assert ScoutHook().backend_name == "local"
+def test_without_a_connection_the_hook_is_the_sbom_backend() -> None:
+    assert ScoutHook().backend_name == "sbom"
 
 
 def test_extras_saved_with_the_legacy_prefix_are_read(scout_connection: Callable[..., None]) -> None:
-    scout_connection(**{"extra__docker_scout__backend": "local", "extra__docker_scout__org": "legacy-org"})
+    scout_connection(**{"extra__docker_scout__backend": "sbom", "extra__docker_scout__org": "legacy-org"})
     hook = ScoutHook()
-    assert (hook.backend_name, hook.settings.org) == ("local", "legacy-org")
+    assert (hook.backend_name, hook.settings.org) == ("sbom", "legacy-org")
 
 
 def test_settings_repr_hides_the_token(scout_connection: Callable[..., None]) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from graphql import GraphQLSchema, build_schema, graphql_sync, parse, validate
 
-from airflow_provider_scout import scout_graphql
-from airflow_provider_scout.scout_graphql import (
+from airflow_provider_scout.hooks.scout import graphql as scout_graphql
+from airflow_provider_scout.hooks.scout.graphql import (
     ScoutGraphQLError,
     image_summaries_request,
     index_image_request,

@@ -1,4 +1,4 @@
-"""The local backend with real syft on the fixture images served by the Artifactory emulator."""
+"""The sbom backend with real syft on the fixture images served by the Artifactory emulator."""
 
 from __future__ import annotations
 
@@ -99,12 +99,12 @@ def sbom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local_hook(sbom_dir: Path) -> Iterator[ScoutHook]:
+def sbom_hook(sbom_dir: Path) -> Iterator[ScoutHook]:
     with pytest.MonkeyPatch.context() as patch:
-        connection = {"conn_type": "docker_scout", "extra": {"backend": "local", "sbom_dir": str(sbom_dir)}}
+        connection = {"conn_type": "docker_scout", "extra": {"backend": "sbom", "sbom_dir": str(sbom_dir)}}
         patch.setenv(f"AIRFLOW_CONN_{SYFT_CONN.upper()}", json.dumps(connection))
         hook = ScoutHook(SYFT_CONN)
-        assert hook.backend_name == "local"
+        assert hook.backend_name == "sbom"
         yield hook
 
 
@@ -118,7 +118,7 @@ class Indexed:
 
 @pytest.fixture(scope="module")
 def indexed(
-    local_hook: ScoutHook,
+    sbom_hook: ScoutHook,
     images: dict[str, Image],
     registry_auth: RegistryAuth,
     registry_config: ArtifactoryRegistryConfig,
@@ -129,12 +129,12 @@ def indexed(
         if image.kind == "corrupt":
             continue
         for target in image.targets:
-            before = local_hook.is_indexed(target)
-            outcome = local_hook.index(
+            before = sbom_hook.is_indexed(target)
+            outcome = sbom_hook.index(
                 target, registry_auth=registry_auth, plain_http=registry_config.registry_uses_plain_http
             )
             sbom = json.loads(Path(outcome.sbom_path or "").read_text())
-            results[target.digest] = Indexed(outcome, before, local_hook.is_indexed(target), sbom)
+            results[target.digest] = Indexed(outcome, before, sbom_hook.is_indexed(target), sbom)
     return results
 
 
@@ -212,28 +212,28 @@ def test_a_multi_arch_image_yields_one_sbom_per_platform(
 
 
 def test_a_corrupt_image_fails_alone_with_a_clear_error(
-    local_hook: ScoutHook,
+    sbom_hook: ScoutHook,
     images: dict[str, Image],
     registry_auth: RegistryAuth,
     indexed: dict[str, Indexed],
 ) -> None:
     (target,) = images["corrupt"].targets
     with pytest.raises(ScoutFatalError) as raised:
-        local_hook.index(target, registry_auth=registry_auth, plain_http=True)
+        sbom_hook.index(target, registry_auth=registry_auth, plain_http=True)
     message = str(raised.value)
     assert message.startswith(f"syft failed for {target.reference} (exit status 1); last output:")
     assert "failed to read layer" in message  # syft's own explanation of what is wrong
-    assert not local_hook.is_indexed(target)
+    assert not sbom_hook.is_indexed(target)
     assert all(Path(r.outcome.sbom_path or "").exists() for r in indexed.values())  # the others stand
 
 
 def test_wrong_registry_credentials_are_fatal_and_not_echoed(
-    local_hook: ScoutHook, images: dict[str, Image], emulator: EmulatorHandle
+    sbom_hook: ScoutHook, images: dict[str, Image], emulator: EmulatorHandle
 ) -> None:
     (target,) = images["alpine"].targets
     wrong = RegistryAuth(emulator.username, "not-the-emulator-password")
     with pytest.raises(ScoutFatalError, match=f"syft failed for {target.reference}") as raised:
-        local_hook.index(target, registry_auth=wrong, plain_http=True)
+        sbom_hook.index(target, registry_auth=wrong, plain_http=True)
     assert "not-the-emulator-password" not in str(raised.value)
     assert "UNAUTHORIZED" in str(raised.value).upper()
 
@@ -269,7 +269,7 @@ def test_sboms_can_go_to_an_object_storage_url(
 
 
 def test_a_reference_that_does_not_pin_the_target_digest_is_refused(
-    local_hook: ScoutHook, images: dict[str, Image], registry_auth: RegistryAuth
+    sbom_hook: ScoutHook, images: dict[str, Image], registry_auth: RegistryAuth
 ) -> None:
     amd64, arm64 = images["multiarch"].targets
     mismatched = IndexTarget(
@@ -277,7 +277,7 @@ def test_a_reference_that_does_not_pin_the_target_digest_is_refused(
         reference=amd64.reference, platform=amd64.platform,
     )  # fmt: skip
     with pytest.raises(ScoutFatalError, match=f"syft analysed {amd64.digest} instead of {arm64.digest}"):
-        local_hook.index(mismatched, registry_auth=registry_auth, plain_http=True, dry_run=True)
+        sbom_hook.index(mismatched, registry_auth=registry_auth, plain_http=True, dry_run=True)
 
 
 # ---------------------------------------------------------------- how syft is run (recording stand-in)
@@ -287,8 +287,8 @@ def test_a_reference_that_does_not_pin_the_target_digest_is_refused(
 def recording_syft(
     scout_connection: Callable[..., None], cli_record: CliRecord, tmp_path: Path
 ) -> Callable[[], ScoutHook]:
-    """A local-backend hook whose "syft" is the recording stand-in (it writes no report)."""
-    scout_connection(backend="local", syft_path=str(DOCKER_SCOUT_STAND_IN), sbom_dir=str(tmp_path / "sboms"))
+    """An sbom-backend hook whose "syft" is the recording stand-in (it writes no report)."""
+    scout_connection(backend="sbom", syft_path=str(DOCKER_SCOUT_STAND_IN), sbom_dir=str(tmp_path / "sboms"))
     return ScoutHook
 
 
@@ -364,7 +364,7 @@ def test_without_connection_or_sbom_dir_the_error_says_what_to_set() -> None:
 
 
 def test_a_missing_configured_syft_is_named(scout_connection: Callable[..., None], tmp_path: Path) -> None:
-    scout_connection(backend="local", sbom_dir=str(tmp_path), syft_path=str(tmp_path / "no-syft"))
+    scout_connection(backend="sbom", sbom_dir=str(tmp_path), syft_path=str(tmp_path / "no-syft"))
     with pytest.raises(ScoutFatalError, match=r"syft was not found at .*no-syft.* \(extra 'syft_path'"):
         ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
 
@@ -379,8 +379,8 @@ def test_without_any_syft_the_error_says_how_to_install_it(
         ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
 
 
-def test_test_connection_of_the_local_backend(local_hook: ScoutHook, sbom_dir: Path) -> None:
-    ok, message = local_hook.test_connection()
+def test_test_connection_of_the_sbom_backend(sbom_hook: ScoutHook, sbom_dir: Path) -> None:
+    ok, message = sbom_hook.test_connection()
     assert ok and str(sbom_dir) in message and "syft" in message
 
 
@@ -398,10 +398,10 @@ def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_sy
     (target,) = images["debian"].targets
     first_push = dataclasses.replace(target, tags=target.tags[:1])
     sbom_dir = tmp_path / "sboms"
-    scout_connection(backend="local", sbom_dir=str(sbom_dir))  # real syft
+    scout_connection(backend="sbom", sbom_dir=str(sbom_dir))  # real syft
     # Same SBOMs, but "syft" is the recording stand-in, told to fail: any run shows and fails.
     scout_connection(
-        "docker_scout_no_syft", backend="local", sbom_dir=str(sbom_dir), syft_path=str(DOCKER_SCOUT_STAND_IN)
+        "docker_scout_no_syft", backend="sbom", sbom_dir=str(sbom_dir), syft_path=str(DOCKER_SCOUT_STAND_IN)
     )
     monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:syft must not run")
 

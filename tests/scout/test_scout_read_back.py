@@ -105,7 +105,7 @@ def test_a_token_without_exp_is_cached_for_a_conservative_while(
     hook.organization_status()
     hook.organization_status()
     assert stand_in_scout.paths().count("/v2/auth/token") == 1
-    assert 0 < hook._access_token_expires - time.time() <= 300
+    assert 0 < hook.api._access_token_expires - time.time() <= 300
 
 
 def test_wrong_hub_credentials_are_fatal_without_echoing_the_secret(
@@ -132,20 +132,18 @@ def test_rate_limit_is_retried_after_the_announced_delay(
     assert stand_in_scout.paths().count("/v1/graphql") == 3
 
 
+@pytest.mark.usefixtures("no_backoff")
 def test_server_errors_are_retried_then_reported_as_retryable(
-    hook: ScoutHook, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+    hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.inject_fault("/v2/auth/token", 503, count=5)
     with pytest.raises(ScoutRetryableError, match="Docker Hub token exchange kept failing with HTTP 503"):
         hook.organization_status()
     assert stand_in_scout.paths() == ["/v2/auth/token"] * 5
 
 
-def test_unreachable_scout_is_retryable_and_names_the_host(
-    scout_connection: Callable[..., None], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
+@pytest.mark.usefixtures("no_backoff")
+def test_unreachable_scout_is_retryable_and_names_the_host(scout_connection: Callable[..., None]) -> None:
     scout_connection(org=ORGANIZATION, hub_url="http://127.0.0.1:9")
     with pytest.raises(ScoutRetryableError, match=r"could not reach 127\.0\.0\.1:9 after 5 attempts"):
         ScoutHook().organization_status()
@@ -176,10 +174,10 @@ def test_is_indexed_follows_the_sbom_state(hook: ScoutHook, stand_in_scout: Stan
     assert stand_in_scout.repositories_asked[0] == {"hostName": HOST, "repoName": REPOSITORY}
 
 
+@pytest.mark.usefixtures("no_backoff")
 def test_is_indexed_is_false_when_scout_cannot_be_asked(
-    hook: ScoutHook, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+    hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.add_image(DIGEST, "INDEXED")
     stand_in_scout.inject_fault("/v2/auth/token", 500, count=5)
     assert hook.is_indexed(_target(DIGEST)) is False
@@ -228,10 +226,10 @@ def test_register_tags_without_tags_sends_nothing(hook: ScoutHook, stand_in_scou
     assert stand_in_scout.paths() == []
 
 
+@pytest.mark.usefixtures("no_backoff")
 def test_register_tags_names_the_reference_when_scout_stays_unavailable(
-    hook: ScoutHook, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
+    hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
-    monkeypatch.setattr("airflow_provider_scout.hooks.scout._wait_retry_after", lambda state: 0.0)
     stand_in_scout.inject_fault("/v1/graphql", 502, count=5)
     with pytest.raises(ScoutRetryableError) as raised:
         hook.register_tags(_target())
@@ -241,8 +239,8 @@ def test_register_tags_names_the_reference_when_scout_stays_unavailable(
     )
 
 
-def test_the_local_backend_has_no_tags_to_register(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    # Asking Scout from the local backend raises (test_read_back_needs_a_scout_connection);
+def test_the_sbom_backend_has_no_tags_to_register(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    # Asking Scout from the sbom backend raises (test_read_back_needs_a_scout_connection);
     # is_indexed already compared the stored SBOM's tags, so there is nothing to send.
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
     ScoutHook().register_tags(_target())

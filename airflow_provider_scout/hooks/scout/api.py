@@ -1,0 +1,215 @@
+"""Docker Scout's GraphQL API, reached with a Docker Hub access token.
+
+The Hub token exchange (``POST <hub_url>/v2/auth/token`` with the connection's login and
+access token) gives a short-lived JWT, cached until shortly before it expires and renewed
+once when Scout answers 401. Every request follows the provider's one retry policy
+(:mod:`airflow_provider_scout.http_retry`) on connection errors, timeouts, 408, 429 and
+5xx. The GraphQL documents and their parsers live beside this module in
+:mod:`~airflow_provider_scout.hooks.scout.graphql`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
+from airflow_provider_scout.hooks.scout import graphql
+from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+__all__ = ["RETRY_POLICY", "ScoutApi"]
+
+RETRY_POLICY = RetryPolicy()
+HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
+TOKEN_TTL_WITHOUT_EXP = 300.0  # Hub tokens live longer; without an exp claim assume little
+TOKEN_RENEW_MARGIN = 60.0
+SUMMARY_BATCH = 100  # digests per imageSummariesByDigest request
+
+
+class _TransientHTTPError(Exception):
+    """An answer worth another attempt; ``retry_after`` is what its header asks for, if anything."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.status = response.status_code
+        self.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+
+
+class ScoutApi:
+    """Scout's read-back (image summaries, organization status) and its ``indexImage`` mutation.
+
+    Only a ``cli`` connection reaches Scout: the ``sbom`` backend never talks to it.
+    """
+
+    def __init__(self, settings: ScoutSettings, session: requests.Session, log: Logger) -> None:
+        self.settings = settings
+        self.session = session
+        self.log = log
+        self._access_token: str | None = None
+        self._access_token_expires = 0.0
+
+    def image_summaries(
+        self, digests: Iterable[str], repository_host: str, repository_name: str
+    ) -> dict[str, graphql.ImageSummary]:
+        """Scout's sbomState and vulnerability counts by digest; digests Scout does not know are absent."""
+        unique = list(dict.fromkeys(digests))
+        summaries: dict[str, graphql.ImageSummary] = {}
+        for start in range(0, len(unique), SUMMARY_BATCH):
+            body = graphql.image_summaries_request(
+                self._organization(), unique[start : start + SUMMARY_BATCH], repository_host, repository_name
+            )
+            answer = self._graphql(body)
+            try:
+                summaries.update(graphql.parse_image_summaries(answer))
+            except graphql.ScoutGraphQLError as exc:
+                raise ScoutFatalError(str(exc)) from None
+        return summaries
+
+    def organization_status(self) -> graphql.OrganizationStatus:
+        """Whether the organization has image analysis enabled and analysed images."""
+        answer = self._graphql(graphql.organization_status_request(self._organization()))
+        try:
+            return graphql.parse_organization_status(answer)
+        except graphql.ScoutGraphQLError as exc:
+            raise ScoutFatalError(str(exc)) from None
+
+    def index_image(
+        self, digest: str, repository_host: str, repository_name: str, tags: Sequence[str]
+    ) -> None:
+        """The ``indexImage`` mutation: Scout records ``tags`` for ``digest`` (errors do not name it)."""
+        body = graphql.index_image_request(
+            self._organization(), digest, repository_host, repository_name, tags
+        )
+        try:
+            graphql.parse_index_image(self._graphql(body))
+        except graphql.ScoutGraphQLError as exc:
+            raise ScoutFatalError(str(exc)) from None
+
+    def _organization(self) -> str:
+        settings = self.settings
+        if settings.backend != "cli":
+            raise ScoutFatalError(
+                "reading back from Docker Scout needs a Scout connection with the cli backend "
+                f"(this hook uses {settings.source})"
+            )
+        if not settings.org or not settings.hub_user or not settings.hub_token:
+            raise ScoutFatalError(
+                f"{settings.source} needs a login, a password and an organization for Scout"
+            )
+        return settings.org
+
+    def _graphql(self, body: Mapping[str, Any]) -> Any:
+        operation = body.get("operationName", "GraphQL request")
+        url = self.settings.api_url
+        for renewed in (False, True):
+            headers = {"Authorization": f"Bearer {self._hub_access_token()}"}
+            response = self._send("POST", url, json=body, headers=headers, what=f"Scout {operation}")
+            if response.status_code != 401 or renewed:
+                break
+            self.log.info("Scout answered 401 to %s; renewing the Docker Hub token once", operation)
+            self._access_token = None
+        if response.status_code in (401, 403):
+            raise ScoutFatalError(
+                f"Scout refused {operation} for organization {self.settings.org!r} "
+                f"(HTTP {response.status_code}); check the Scout connection's credentials and 'org'"
+            )
+        if not response.ok:
+            raise ScoutFatalError(f"Scout answered {operation} with HTTP {response.status_code}")
+        try:
+            return response.json()
+        except ValueError:
+            raise ScoutFatalError(f"Scout's answer to {operation} is not JSON") from None
+
+    def _hub_access_token(self) -> str:
+        """A Docker Hub access token for the Scout API, cached until shortly before it expires."""
+        if self._access_token and time.time() < self._access_token_expires - TOKEN_RENEW_MARGIN:
+            return self._access_token
+        settings = self.settings
+        response = self._send(
+            "POST",
+            f"{settings.hub_url}/v2/auth/token",
+            json={"identifier": settings.hub_user, "secret": settings.hub_token},
+            headers={},
+            what="Docker Hub token exchange",
+        )
+        if response.status_code in (401, 403):
+            raise ScoutFatalError(
+                f"Docker Hub refused the access token of {settings.hub_user!r} "
+                f"(HTTP {response.status_code}); check the password of {settings.source}"
+            )
+        if not response.ok:
+            raise ScoutFatalError(f"Docker Hub token exchange failed with HTTP {response.status_code}")
+        try:
+            token = response.json()["access_token"]
+        except (ValueError, KeyError, TypeError):
+            raise ScoutFatalError("Docker Hub's token answer has no access_token") from None
+        if not isinstance(token, str) or not token:
+            raise ScoutFatalError("Docker Hub's token answer has an empty access_token")
+        mask_secret(token)
+        self._access_token = token
+        self._access_token_expires = _jwt_expiry(token) or time.time() + TOKEN_TTL_WITHOUT_EXP
+        return token
+
+    def _send(
+        self, method: str, url: str, *, json: Any, headers: Mapping[str, str], what: str
+    ) -> requests.Response:
+        """One request, retried by :data:`RETRY_POLICY` on connection errors, timeouts, transient answers."""
+        policy = RETRY_POLICY
+
+        def attempt() -> requests.Response:
+            response = self.session.request(
+                method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT
+            )
+            if is_transient_status(response.status_code):
+                raise _TransientHTTPError(response)
+            return response
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "%s failed (%s); attempt %d of %d",
+                what,
+                str(error) if isinstance(error, _TransientHTTPError) else type(error).__name__,
+                state.attempt_number,
+                policy.attempts,
+            )
+
+        retrying = policy.retrying(
+            (_TransientHTTPError, requests.ConnectionError, requests.Timeout), before_sleep=before_sleep
+        )
+        try:
+            return retrying(attempt)
+        except _TransientHTTPError as exc:
+            raise ScoutRetryableError(
+                f"{what} kept failing with HTTP {exc.status} after {policy.attempts} attempts"
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise ScoutRetryableError(
+                f"{what} could not reach {urlsplit(url).netloc} after {policy.attempts} attempts: "
+                f"{type(exc).__name__}"
+            ) from None
+
+
+def _jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim of a JWT, read without verifying it (only used to schedule renewal)."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        exp = payload.get("exp") if isinstance(payload, dict) else None
+    except ValueError:
+        return None
+    return float(exp) if isinstance(exp, (int, float)) else None

@@ -1,0 +1,202 @@
+"""ScoutHook: index container images into Docker Scout and read Scout's view of them back.
+
+The hook reads its connection once (:mod:`.settings`), picks the backend the connection
+names and hands every indexing call to it:
+
+* ``cli`` (:mod:`.cli`) pushes with the official docker-scout CLI;
+* ``sbom`` (:mod:`.sbom`) writes syft SBOMs to the SBOM directory and never talks to
+  Scout; it is the default when no Scout connection exists.
+
+The read-back (sbomState and vulnerability counts, organization status) goes through
+Scout's GraphQL API with a Docker Hub access token (:mod:`.api`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+import requests
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.exceptions import AirflowNotFoundException
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_scout.defaults import SCOUT_CONN_ID, SCOUT_CONN_TYPE
+from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
+from airflow_provider_scout.hooks.scout import graphql
+from airflow_provider_scout.hooks.scout.api import ScoutApi
+from airflow_provider_scout.hooks.scout.backend import Backend, IndexOutcome
+from airflow_provider_scout.hooks.scout.cli import CliBackend
+from airflow_provider_scout.hooks.scout.sbom import SbomBackend
+from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
+from airflow_provider_scout.models import IndexTarget, RegistryAuth
+
+__all__ = ["ScoutHook"]
+
+
+class ScoutHook(BaseHook):
+    """Docker Scout: push image data (``cli``) or write Scout SBOMs (``sbom``), and read Scout back.
+
+    Connection (type ``docker_scout``): login = Docker ID or organization, password =
+    personal or organization access token. Extras: ``org`` (defaults to the login),
+    ``backend`` (``cli`` or ``sbom``, default ``cli``; ``local`` is the deprecated name of
+    ``sbom``), ``cli_path``, ``syft_path``, ``api_url``, ``hub_url``, ``sbom_dir`` (default:
+    env ``SCOUT_SBOM_DIR``) and ``timeout`` (seconds per image). Without a connection named
+    ``docker_scout_default`` the hook is the sbom backend writing under ``SCOUT_SBOM_DIR``.
+
+    :param scout_conn_id: the Scout connection; only the default one may be missing.
+    :param backend: instead of the connection's extra ``backend``.
+    :param sbom_dir: instead of the extra ``sbom_dir`` and ``SCOUT_SBOM_DIR``.
+    :param timeout: instead of the extra ``timeout`` (seconds per image).
+    """
+
+    conn_name_attr = "scout_conn_id"
+    default_conn_name = SCOUT_CONN_ID
+    conn_type = SCOUT_CONN_TYPE
+    hook_name = "Docker Scout"
+
+    def __init__(
+        self,
+        scout_conn_id: str = default_conn_name,
+        *,
+        backend: str | None = None,
+        sbom_dir: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.scout_conn_id = scout_conn_id
+        self._arguments: dict[str, Any] = {"backend": backend, "sbom_dir": sbom_dir, "timeout": timeout}
+        self._session = requests.Session()
+
+    @cached_property
+    def settings(self) -> ScoutSettings:
+        """The settings, resolved on first use.
+
+        :raises ScoutFatalError: naming the connection and extra that is wrong.
+        """
+        return read_settings(self.scout_conn_id, self._connection(), self._arguments)
+
+    def _connection(self) -> Connection | None:
+        """The Scout connection; None when the default one is not defined."""
+        try:
+            return self.get_connection(self.scout_conn_id)
+        except AirflowNotFoundException:
+            if self.scout_conn_id != self.default_conn_name:
+                raise ScoutFatalError(f"Scout connection {self.scout_conn_id!r} is not defined") from None
+            return None
+
+    @property
+    def backend_name(self) -> str:
+        """``cli`` or ``sbom``."""
+        return self.settings.backend
+
+    @cached_property
+    def api(self) -> ScoutApi:
+        """Scout's GraphQL API (only a ``cli`` connection may use it)."""
+        return ScoutApi(self.settings, self._session, self.log)
+
+    @cached_property
+    def backend(self) -> Backend:
+        """The backend the settings name, chosen once."""
+        if self.settings.backend == "cli":
+            return CliBackend(self.settings, self.api, self.log)
+        return SbomBackend(self.settings, self.log)
+
+    def get_conn(self) -> requests.Session:
+        """The HTTP session used for Docker Hub and Scout requests."""
+        return self._session
+
+    def close(self) -> None:
+        """Release the HTTP session's connections; the hook can still be used afterwards."""
+        self._session.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            return True, self.backend.describe()
+        except ScoutIndexError as exc:
+            return False, str(exc)
+
+    # ------------------------------------------------------------------ indexing
+
+    def is_indexed(self, target: IndexTarget) -> bool:
+        """Whether the target's digest is already indexed (so indexing it again can be skipped).
+
+        sbom: its stored SBOM lists every tag of the target (a digest that gained a tag is
+        not indexed yet: :meth:`index` adds the tag). cli: Scout reports ``sbomState ==
+        INDEXED``; Scout does not say which tags it knows, so a skipped target still goes
+        through :meth:`register_tags`. When Scout cannot be asked, False, so the image is
+        indexed again rather than silently skipped.
+        """
+        return self.backend.is_indexed(target)
+
+    def index(
+        self,
+        target: IndexTarget,
+        *,
+        registry_auth: RegistryAuth | None,
+        plain_http: bool,
+        dry_run: bool = False,
+        force: bool = False,
+    ) -> IndexOutcome:
+        """Index one image manifest (one platform) and say what came of it.
+
+        sbom: when the digest's SBOM is already stored but lacks some of the target's tags,
+        they are added to it without running syft (state ``retagged``), unless ``force`` or
+        ``dry_run``.
+
+        :param registry_auth: credentials for pulling ``target.reference``, None for anonymous pulls.
+        :param plain_http: allow plain HTTP to the registry (only for registries configured as http).
+        :param dry_run: analyse the image without pushing to Scout or writing the SBOM.
+        :param force: sbom: analyse the image again even when its SBOM is stored
+            (the cli backend always pushes).
+        :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
+        """
+        for secret in registry_auth.secrets if registry_auth else ():
+            mask_secret(secret)
+        started = time.monotonic()
+        self.log.info(
+            "Indexing %s%s with the %s backend%s",
+            target.reference,
+            f" [{target.platform}]" if target.platform else "",
+            self.backend_name,
+            " (dry run)" if dry_run else "",
+        )
+        delivery = self.backend.index(
+            target, registry_auth=registry_auth, plain_http=plain_http, dry_run=dry_run, force=force
+        )
+        outcome = IndexOutcome(
+            reference=target.reference,
+            digest=target.digest,
+            platform=target.platform,
+            packages=delivery.packages,
+            state=delivery.state,
+            sbom_path=delivery.sbom_path,
+            vulnerabilities=delivery.vulnerabilities,
+            duration=round(time.monotonic() - started, 3),
+        )
+        self.log.info("Indexed %s: %s", target.reference, outcome.to_dict())
+        return outcome
+
+    def register_tags(self, target: IndexTarget) -> None:
+        """Make sure Scout knows every tag of a target it already indexed (the skip path).
+
+        cli: one ``indexImage`` mutation with all the target's tags. sbom: nothing to send,
+        because :meth:`is_indexed` is only True when the stored SBOM already lists every tag.
+
+        :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
+        """
+        self.backend.register_tags(target)
+
+    # ------------------------------------------------------------------ Scout GraphQL read-back
+
+    def image_summaries(
+        self, digests: Iterable[str], repository_host: str, repository_name: str
+    ) -> dict[str, graphql.ImageSummary]:
+        """Scout's sbomState and vulnerability counts by digest; digests Scout does not know are absent."""
+        return self.api.image_summaries(digests, repository_host, repository_name)
+
+    def organization_status(self) -> graphql.OrganizationStatus:
+        """Whether the organization has image analysis enabled and analysed images."""
+        return self.api.organization_status()

@@ -1,0 +1,144 @@
+"""Running docker-scout or syft: own process group, masked streamed output, bounded time.
+
+The tool runs in a new session so a timeout stops it and everything it started (SIGTERM,
+then SIGKILL after a grace period). Its combined output is streamed to the task log line
+by line with secrets replaced and colour codes removed; the last lines are kept to
+classify a failure as retryable (network, rate limit, server error) or fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, ScoutRetryableError
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+__all__ = ["RunResult", "failure", "run_tool"]
+
+_STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
+_TAIL_LINES = 200
+_ERROR_LINES = 6
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Judged on the last output line that matches any pattern: tools often log transient
+# trouble they recovered from before the error that actually ended the run.
+_RETRYABLE = re.compile(
+    r"connection refused|connection reset|broken pipe|i/o timeout|tls handshake timeout|timed? ?out"
+    r"|deadline exceeded|no such host|temporary failure in name resolution"
+    r"|network is unreachable|too ?many ?requests|rate.?limit|status(?: code)?:? (?:429|5\d\d)\b"
+    r"|\b(?:429|5\d\d) (?:too many requests|internal server error|bad gateway|service unavailable"
+    r"|gateway time-?out)|internal server error|bad gateway|service unavailable",
+    re.IGNORECASE,
+)
+_FATAL = re.compile(
+    r"unauthori[sz]ed|authentication required|status(?: code)?:? 40[13]\b|forbidden|denied"
+    r"|manifest unknown|name unknown|blob unknown|not found|no such org|invalid reference",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    lines: list[str]  # the last lines of combined output, masked and without colour codes
+
+
+def run_tool(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    secrets: Iterable[str | None],
+    *,
+    tool: str,
+    reference: str,
+    timeout: float,
+    log: Logger,
+) -> RunResult:
+    """Run ``argv`` in its own process group, streaming its output to ``log``, masked.
+
+    :raises ScoutFatalError: when the tool cannot be started.
+    :raises ScoutRetryableError: when it runs longer than ``timeout`` seconds (it is stopped).
+    """
+    masked = [s for s in secrets if s]
+    try:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ScoutFatalError(f"cannot start {tool} for {reference}: {exc.strerror or exc}") from None
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = _clean_line(raw.decode("utf-8", "replace"), masked)
+            if line:
+                tail.append(line)
+                log.info("%s: %s", tool, line)
+
+    reader = threading.Thread(target=pump, name=f"{tool}-output", daemon=True)
+    reader.start()
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop_group(process)
+        reader.join(_STOP_GRACE)
+        raise ScoutRetryableError(
+            f"{tool} did not finish indexing {reference} within {timeout:g}s and was stopped"
+            + _last_lines(list(tail))
+        ) from None
+    reader.join(_STOP_GRACE)
+    return RunResult(returncode, list(tail))
+
+
+def failure(tool: str, reference: str, result: RunResult) -> ScoutIndexError:
+    """The error for a failed run, classified by its output (unknown failures are fatal)."""
+    retryable = False
+    for line in reversed(result.lines):
+        if _FATAL.search(line):
+            break
+        if _RETRYABLE.search(line):
+            retryable = True
+            break
+    kind = ScoutRetryableError if retryable else ScoutFatalError
+    return kind(
+        f"{tool} failed for {reference} (exit status {result.returncode})" + _last_lines(result.lines)
+    )
+
+
+def _clean_line(text: str, secrets: Sequence[str]) -> str:
+    text = _ANSI.sub("", text).rstrip()
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _last_lines(lines: Sequence[str]) -> str:
+    return ("; last output: " + " | ".join(lines[-_ERROR_LINES:])) if lines else ""
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(_STOP_GRACE)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,116 @@
+"""Where the ``sbom`` backend keeps Scout SBOMs: ``<sbom dir>/sha256/<hex>.json``.
+
+The directory is a local path, a ``file://`` URL or any Airflow ObjectStoragePath URL
+(``s3://...``). Writes never leave half a file for a reader to find.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider_scout.defaults import SBOM_DIR_ENV
+from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
+from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.sbom import sbom_relative_path, stored_sbom_tags
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+__all__ = ["SbomStore"]
+
+
+class SbomStore:
+    """The SBOM directory of one hook's settings."""
+
+    def __init__(self, settings: ScoutSettings, log: Logger) -> None:
+        self.settings = settings
+        self.log = log
+
+    def base(self) -> Path | ObjectStoragePath:
+        """The SBOM directory.
+
+        :raises ScoutFatalError: when none is configured, saying where to set one.
+        """
+        base = self.settings.sbom_dir
+        if not base:
+            raise ScoutFatalError(
+                f"the sbom backend needs a directory for SBOMs: set the {SBOM_DIR_ENV} environment "
+                f"variable or the extra 'sbom_dir' of the Scout connection {self.settings.conn_id!r}"
+            )
+        if "://" not in base:
+            return Path(base)
+        if base.startswith("file://"):
+            return Path(urlsplit(base).path)
+        return ObjectStoragePath(base)
+
+    def location(self, digest: str) -> Path | ObjectStoragePath:
+        try:
+            relative = sbom_relative_path(digest)
+        except ValueError as exc:
+            raise ScoutFatalError(str(exc)) from None
+        return self.base() / relative
+
+    def read(self, digest: str) -> dict[str, Any] | None:
+        """The stored SBOM of ``digest``; None when there is none or it is not a readable SBOM of it."""
+        location = self.location(digest)
+        try:
+            raw = location.read_bytes()
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # OSError locally; each fsspec backend raises its own error types
+            raise ScoutRetryableError(
+                f"cannot read the stored SBOM {location}: {type(exc).__name__}: {exc}"
+            ) from None
+        try:
+            document = json.loads(raw)
+        except ValueError:
+            document = None
+        if stored_sbom_tags(document, digest) is None:
+            self.log.warning(
+                "%s is not a Scout SBOM of %s; the image will be analysed again", location, digest
+            )
+            return None
+        return dict(document)
+
+    @staticmethod
+    def write(location: Path | ObjectStoragePath, document: Mapping[str, Any]) -> None:
+        """Store an SBOM at the :meth:`location` of its digest."""
+        _write_atomically(location, json.dumps(document, indent=1).encode())
+
+
+def _write_atomically(location: Path | ObjectStoragePath, data: bytes) -> None:
+    """Write so readers never see half a file: temp file + rename locally, write + verify remotely."""
+    if isinstance(location, Path):
+        try:
+            location.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix=f".{location.name}.", dir=location.parent)
+            try:
+                with os.fdopen(fd, "wb") as temp:
+                    temp.write(data)
+                os.replace(temp_name, location)
+            except BaseException:
+                Path(temp_name).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise ScoutRetryableError(f"cannot write the SBOM to {location}: {exc}") from None
+        return
+    # Object stores replace an object in one PUT, so there is no rename; reading it back
+    # catches a store that accepted less than was sent.
+    try:
+        location.parent.mkdir(parents=True, exist_ok=True)
+        location.write_bytes(data)
+        written = location.read_bytes()
+    except Exception as exc:  # each fsspec backend raises its own error types
+        raise ScoutRetryableError(
+            f"cannot write the SBOM to {location}: {type(exc).__name__}: {exc}"
+        ) from None
+    if written != data:
+        raise ScoutRetryableError(f"the SBOM written to {location} reads back differently")
