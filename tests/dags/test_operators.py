@@ -20,8 +20,6 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
-from airflow_provider_scout.emulator.images import PushedImage
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.index import (
@@ -32,6 +30,8 @@ from airflow_provider_scout.operators.index import (
     ResolveImageEventsOperator,
     SummarizeIndexingOperator,
 )
+from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
+from scout_testing.fixture_images import PushedImage
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 

@@ -20,9 +20,9 @@ from airflow_provider_scout.defaults import (
     REGISTRY_ENV,
     WEBHOOK_SECRET_ENV,
 )
-from devstack.airflow import free_port
-from devstack.provider import WEBHOOK_DAG
-from devstack.stack import DevStack, FinishedRun
+from scout_testing.devstack.provider import WEBHOOK_DAG
+from scout_testing.devstack.stack import DevStack, FinishedRun
+from scout_testing.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
