@@ -94,10 +94,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request drowns the log
     if not 1 <= args.port <= 65535:
-        print(f"emulator: --port must be 1-65535, got {args.port}", file=sys.stderr)
+        print(f"artifactory-emulator: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
     if not args.registry_url.startswith(("http://", "https://")):
-        print(f"emulator: --registry-url must be an http(s) URL, got {args.registry_url!r}", file=sys.stderr)
+        print(
+            f"artifactory-emulator: --registry-url must be an http(s) URL, got {args.registry_url!r}",
+            file=sys.stderr,
+        )
         return 2
     secret = os.environ.get(ENV_WEBHOOK_SECRET) or None
     if args.webhook_urls and secret is None:
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             for number, url in enumerate(args.webhook_urls, start=1)
         ]
     except ValueError as exc:
-        print(f"emulator: {exc}", file=sys.stderr)
+        print(f"artifactory-emulator: {exc}", file=sys.stderr)
         return 2
     config = EmulatorConfig(
         registry_url=args.registry_url,
