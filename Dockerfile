@@ -1,8 +1,12 @@
-# The image every service of docker-compose.yaml runs: the official Airflow 3 image extended
-# with this provider, syft (the `sbom` indexing backend) and, optionally, the docker-scout CLI
-# (the `cli` backend). Extending the official image is the documented way to add packages:
-# https://airflow.apache.org/docs/docker-stack/build.html
-FROM apache/airflow:3.3.2-python3.11
+# The image every production service of docker-compose.yaml runs: the official Airflow 3 image
+# extended with this provider, syft (the `sbom` indexing backend) and, optionally, the
+# docker-scout CLI (the `cli` backend). Extending the official image is the documented way to
+# add packages: https://airflow.apache.org/docs/docker-stack/build.html
+#
+# Stages: `product` holds the provider only, and is what a plain `docker build .` gives (the
+# last stage is a bare copy of it); `dev` adds the test rig (testing/: the Artifactory emulator
+# and its fixture images), for the compose `demo` profile only.
+FROM apache/airflow:3.3.2-python3.11 AS product
 
 # docker-scout release to install for the `cli` backend, e.g. --build-arg DOCKER_SCOUT_VERSION=1.23.0.
 # Empty (the default) installs nothing: the `sbom` backend needs only syft.
@@ -38,3 +42,15 @@ RUN pip install --no-cache-dir \
         "/opt/airflow/provider-src[sbom]" \
     && syft version \
     && airflow-scout --help >/dev/null
+
+# The test rig on top of the product: the `artifactory-emulator` command of the demo profile.
+FROM product AS dev
+COPY --chown=airflow:root testing /opt/airflow/testing-src
+RUN pip install --no-cache-dir \
+        --constraint "${HOME}/constraints.txt" \
+        "apache-airflow==${AIRFLOW_VERSION}" \
+        /opt/airflow/testing-src \
+    && artifactory-emulator --help >/dev/null
+
+# Built when no --target is given: the production image, without the test rig.
+FROM product

@@ -1,4 +1,4 @@
-"""The ``airflow-scout`` console command: the webhook relay and the Artifactory emulator."""
+"""The ``airflow-scout`` console command: the webhook relay."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # Each subcommand module owns its own arguments; imports stay lazy so `--help` is fast.
-    from airflow_provider_scout.emulator.cli import add_parser as add_emulator
     from airflow_provider_scout.relay.cli import add_parser as add_relay
 
     add_relay(commands)
-    add_emulator(commands)
     return parser
 
 

@@ -32,10 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
-from airflow_provider_scout.emulator.harness import EmulatorHandle, start_emulator, start_registry
-from airflow_provider_scout.emulator.images import build_layout, push_oci_layout
 from airflow_provider_scout.hooks.artifactory import CATALOG_PAGE_SIZE, ArtifactoryHook
 from airflow_provider_scout.models import TagRecord
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.fixture_images import build_layout, push_oci_layout
+from scout_testing.processes import start_registry
 
 REQUEST_RATIO_GOAL = 50.0
 REPOSITORY = "docker-local"

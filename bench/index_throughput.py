@@ -35,11 +35,12 @@ from typing import Any
 
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle, start_emulator, start_registry
-from airflow_provider_scout.emulator.images import build_layout, push_oci_layout
 from airflow_provider_scout.operators.indexing import IndexImageOperator
 from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.fixture_images import build_layout, push_oci_layout
+from scout_testing.processes import start_registry
 
 SPEEDUP_GOAL = 5.0
 REPOSITORY = "docker-local"

@@ -1,6 +1,6 @@
 """Burst benchmark of the webhook relay: 1,000 signed pushes over loopback.
 
-Starts the stand-in Airflow API (tests/relay/airflow_standin.py) and
+Starts the stand-in Airflow API (scout_testing.stand_ins.airflow_api) and
 ``airflow-scout relay`` as real processes on free loopback ports, sends 1,000 HMAC-signed
 docker push events with distinct tags from a few concurrent clients, and reports:
 
@@ -32,9 +32,9 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))  # the stand-in and the payload helpers live with the tests
+sys.path.insert(0, str(REPO_ROOT))  # the payload helpers live with the tests
 
-from tests.relay.relay_process import RelayProcess, relay_environment  # noqa: E402
+from scout_testing.relay_process import RelayProcess, relay_environment  # noqa: E402
 from tests.relay.webhook_payloads import encode, hmac_signature, push_payload  # noqa: E402
 
 P99_GOAL_MS = 50.0
@@ -47,7 +47,7 @@ REGISTRY = (
 
 def start_standin(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.relay.airflow_standin"],
+        [sys.executable, "-m", "scout_testing.stand_ins.airflow_api"],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

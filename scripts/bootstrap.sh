@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make this checkout runnable on a fresh machine: Debian tools for the test registry and
-# image handling, then a virtualenv with the provider and its test dependencies.
+# image handling, then a virtualenv with the provider, its test dependencies and the test rig
+# (testing/: the Artifactory emulator, fixture images, stand-ins and the dev stack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,14 +24,16 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/pip install -q --upgrade pip
 fi
 # Reinstall only when the packaging changed: a re-run of the demo or the tests starts at once.
+# The test rig is a package of its own, never a dependency of the provider: the `test` extra
+# cannot name a local path, so this is where it gets installed.
 stamp=.venv/.bootstrap-pyproject.sha256
 if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   log=$(mktemp)
-  if ! .venv/bin/pip install -q -e '.[test]' >"$log" 2>&1; then
+  if ! .venv/bin/pip install -q -e '.[test]' -e ./testing >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     exit 1
   fi
   rm -f "$log"
-  sha256sum pyproject.toml > "$stamp"
+  sha256sum pyproject.toml testing/pyproject.toml > "$stamp"
 fi

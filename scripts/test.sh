@@ -14,7 +14,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
 fi
 
-.venv/bin/ruff check airflow_provider_scout dags tests bench devstack
-.venv/bin/ruff format --check airflow_provider_scout dags tests bench devstack
+.venv/bin/ruff check airflow_provider_scout dags tests bench testing
+.venv/bin/ruff format --check airflow_provider_scout dags tests bench testing
 .venv/bin/mypy
 .venv/bin/pytest -p no:cacheprovider -ra "$@"

@@ -11,16 +11,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_provider_scout.emulator.harness import (
-    EmulatorAdmin,
-    EmulatorHandle,
-    RegistryProcess,
-    start_emulator,
-    start_registry,
-)
+from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle, start_emulator
+from scout_testing.processes import RegistryProcess, start_registry
 
 if TYPE_CHECKING:
-    from airflow_provider_scout.emulator.images import PushedImage
+    from scout_testing.fixture_images import PushedImage
 
 EMULATOR_USER = "scout-reader"
 
@@ -49,7 +44,7 @@ def emulator(registry: RegistryProcess, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="session")
 def fixture_images(emulator: EmulatorHandle) -> list[PushedImage]:
     """The standard fixture images (Debian-like, Alpine-like, Python, npm, multi-arch), pushed once."""
-    from airflow_provider_scout.emulator.images import seed_fixtures
+    from scout_testing.fixture_images import seed_fixtures
 
     return seed_fixtures(emulator.url, emulator.username, emulator.password)
 

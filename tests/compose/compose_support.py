@@ -154,6 +154,30 @@ def dockerfile_instructions(path: Path = DOCKERFILE) -> Iterator[Instruction]:
     assert not logical, "the Dockerfile ends inside a continued instruction"
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One build stage: ``FROM <base> [AS <name>]`` and the instructions up to the next FROM."""
+
+    base: str
+    name: str | None
+    instructions: tuple[Instruction, ...]
+
+
+def dockerfile_stages(path: Path = DOCKERFILE) -> list[Stage]:
+    stages: list[Stage] = []
+    for instruction in dockerfile_instructions(path):
+        if instruction.keyword == "FROM":
+            words = [w for w in instruction.arguments.split() if not w.startswith("--")]
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            assert len(words) in (1, 3), f"unexpected FROM {instruction.arguments!r}"
+            stages.append(Stage(words[0], name, ()))
+        else:
+            assert stages, f"{instruction.keyword} before the first FROM"
+            last = stages[-1]
+            stages[-1] = Stage(last.base, last.name, (*last.instructions, instruction))
+    return stages
+
+
 def load_write_init_files() -> Any:
     """docker/write_init_files.py as a module (it is a script the image ships, not a package)."""
     spec = importlib.util.spec_from_file_location("write_init_files", INIT_FILES_SCRIPT)

@@ -9,8 +9,10 @@ string, every service has a healthcheck and no secret is written into the compos
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +28,10 @@ from compose_support import (
     REPO_ROOT,
     EnvExample,
     MissingVariableError,
+    Stage,
     command_argv,
     dockerfile_instructions,
+    dockerfile_stages,
     interpolate_tree,
     is_secret_name,
     load_write_init_files,
@@ -38,7 +42,8 @@ from compose_support import (
 from airflow_provider_scout.cli import build_parser as scout_cli_parser
 from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.defaults import RELAY_PORT
-from airflow_provider_scout.emulator.images import standard_fixtures
+from scout_testing.artifactory_emulator.cli import build_parser as emulator_cli_parser
+from scout_testing.fixture_images import standard_fixtures
 
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_HOME = "/opt/airflow"
@@ -93,13 +98,28 @@ def airflow_command_lines(compose: dict[str, Any]) -> dict[str, list[list[str]]]
     return found
 
 
-def scout_commands(compose: dict[str, Any]) -> dict[str, list[str]]:
-    """Every ``airflow-scout ...`` argv (without ``airflow-scout``) a container runs, by service."""
+def console_commands(compose: dict[str, Any], script: str) -> dict[str, list[str]]:
+    """Every ``<script> ...`` argv (without ``<script>``) a container runs, by service."""
     return {
         name: command_argv(service.get("command"))[1:]
         for name, service in services(compose).items()
-        if command_argv(service.get("command"))[:1] == ["airflow-scout"]
+        if command_argv(service.get("command"))[:1] == [script]
     }
+
+
+def scout_commands(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """Every ``airflow-scout ...`` argv (the product's console command), by service."""
+    return console_commands(compose, "airflow-scout")
+
+
+def emulator_commands(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """Every ``artifactory-emulator ...`` argv (the test rig's console command), by service."""
+    return console_commands(compose, "artifactory-emulator")
+
+
+def stage(name: str | None) -> Stage:
+    (found,) = [s for s in dockerfile_stages() if s.name == name]
+    return found
 
 
 # ---------------------------------------------------------------------------------- structure
@@ -179,19 +199,38 @@ def test_airflow_cli_check_rejects_what_airflow_3_removed(airflow_cli: argparse.
             airflow_cli.parse_args(argv)
 
 
-def test_airflow_scout_commands_exist_in_the_package_cli(compose: dict[str, Any]) -> None:
-    commands = scout_commands(compose)
-    assert {argv[0] for argv in commands.values()} == {"relay", "emulator"}
-    parser = scout_cli_parser()
+@pytest.mark.parametrize(
+    ("script", "commands_of", "parser_of"),
+    [
+        ("airflow-scout", scout_commands, scout_cli_parser),
+        ("artifactory-emulator", emulator_commands, emulator_cli_parser),
+    ],
+)
+def test_console_commands_exist_in_their_package_cli(
+    compose: dict[str, Any],
+    script: str,
+    commands_of: Callable[[dict[str, Any]], dict[str, list[str]]],
+    parser_of: Callable[[], argparse.ArgumentParser],
+) -> None:
+    commands = commands_of(compose)
+    assert commands, f"no service runs {script}"
+    parser = parser_of()
     svc = services(compose)
     for name, argv in commands.items():
         try:
             parser.parse_args(argv)
         except SystemExit:
-            pytest.fail(f"{name}: `airflow-scout {shlex.join(argv)}` is not valid")
-        # Through the image's own entrypoint this would run `airflow airflow-scout ...`.
+            pytest.fail(f"{name}: `{script} {shlex.join(argv)}` is not valid")
+        # Through the image's own entrypoint this would run `airflow <script> ...`.
         entrypoint = command_argv(svc[name].get("entrypoint"))
         assert entrypoint and IMAGE_ENTRYPOINT not in entrypoint, f"{name} must bypass {IMAGE_ENTRYPOINT}"
+
+
+def test_the_product_command_runs_the_relay_and_the_rig_runs_the_emulator(compose: dict[str, Any]) -> None:
+    assert {argv[0] for argv in scout_commands(compose).values()} == {"relay"}
+    assert set(emulator_commands(compose)) == {"artifactory-emulator"}
+    with pytest.raises(SystemExit):
+        scout_cli_parser().parse_args(["emulator", "--help"])
 
 
 def test_init_runs_the_helper_the_image_ships(compose: dict[str, Any]) -> None:
@@ -314,7 +353,7 @@ def test_relay_keeps_its_event_store_on_a_named_volume(compose: dict[str, Any]) 
     volumes = dict(str(m).split(":", 1)[::-1] for m in relay["volumes"])
     assert volumes.get(str(state_dir)) in compose["volumes"], "accepted events must survive a restart"
     # A new named volume takes the ownership of the image's directory: the relay's user must own it.
-    runs = " ".join(i.arguments for i in dockerfile_instructions() if i.keyword == "RUN")
+    runs = " ".join(i.arguments for i in stage("product").instructions if i.keyword == "RUN")
     assert re.search(rf"install -d -o airflow -g 0 -m 2?775 {re.escape(str(state_dir))}(\s|$)", runs)
 
 
@@ -325,7 +364,7 @@ def test_demo_profile_serves_the_registry_string_of_env_example(
     demo = {name for name, service in svc.items() if "demo" in service.get("profiles", [])}
     assert demo == {"registry", "artifactory-emulator"}
     registry = parse_registry_string(env_example.values["SCOUT_ARTIFACTORY_REGISTRY"])
-    emulator = scout_cli_parser().parse_args(scout_commands(compose)["artifactory-emulator"])
+    emulator = emulator_cli_parser().parse_args(emulator_commands(compose)["artifactory-emulator"])
 
     host, _, port = registry.registry.partition(":")
     assert host == "artifactory-emulator" and int(port) == emulator.port
@@ -390,14 +429,15 @@ def _copies() -> list[tuple[list[str], str]]:
 def test_dockerfile_extends_the_official_image_of_the_installed_airflow() -> None:
     import airflow
 
-    (base,) = [i.arguments for i in dockerfile_instructions() if i.keyword == "FROM"]
-    assert base == f"apache/airflow:{airflow.__version__}-python3.11"
+    first, *later = dockerfile_stages()
+    assert (first.base, first.name) == (f"apache/airflow:{airflow.__version__}-python3.11", "product")
+    assert all(s.base in {"product", "dev"} for s in later), "every later stage builds on the product"
 
 
 def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> None:
     import tomllib
 
-    instructions = list(dockerfile_instructions())
+    instructions = list(stage("product").instructions)
     pip_runs = [n for n, i in enumerate(instructions) if i.keyword == "RUN" and "pip install" in i.arguments]
     assert len(pip_runs) == 1
     user = [i.arguments for i in instructions[: pip_runs[0]] if i.keyword == "USER"][-1]
@@ -439,3 +479,45 @@ def test_compose_build_arguments_are_dockerfile_args(compose: dict[str, Any]) ->
     build_args = compose["x-scout-image"]["build"]["args"]
     assert set(build_args) <= set(args)
     assert args["DOCKER_SCOUT_VERSION"] in ('""', ""), "the docker-scout CLI must be opt-in"
+
+
+# ---------------------------------------------------------------------------------- product vs. test rig
+
+
+def test_a_plain_build_and_the_production_services_get_the_product_only() -> None:
+    stages = dockerfile_stages()
+    default = stages[-1]
+    assert default.base == "product" and not default.instructions, "`docker build .` must give the product"
+    copied = [i.arguments for i in stage("product").instructions if i.keyword == "COPY"]
+    assert not any("testing" in shlex.split(arguments) for arguments in copied)
+
+
+def test_the_dev_stage_adds_the_test_rig_and_its_console_command() -> None:
+    import tomllib
+
+    dev = stage("dev")
+    assert dev.base == "product"
+    (copy,) = [shlex.split(i.arguments) for i in dev.instructions if i.keyword == "COPY"]
+    source, target = [w for w in copy if not w.startswith("--")]
+    assert source == "testing"
+    (run,) = [i.arguments for i in dev.instructions if i.keyword == "RUN"]
+    assert f"{target} " in f"{run} " and '--constraint "${HOME}/constraints.txt"' in run
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
+    scripts = tomllib.loads((REPO_ROOT / source / "pyproject.toml").read_text())["project"]["scripts"]
+    assert "artifactory-emulator --help" in run and "artifactory-emulator" in scripts
+    module, _, function = scripts["artifactory-emulator"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_only_the_demo_emulator_runs_the_dev_stage(compose: dict[str, Any]) -> None:
+    for name, service in services(compose).items():
+        build = service.get("build")
+        if build is None:
+            assert not service["image"].startswith("airflow-provider-docker-scout"), name
+            continue
+        assert (COMPOSE_FILE.parent / build["context"]).resolve() == REPO_ROOT, name
+        if name == "artifactory-emulator":
+            assert build["target"] == "dev" and service["profiles"] == ["demo"]
+            assert service["image"] != compose["x-scout-image"]["image"], "the dev image needs its own name"
+        else:
+            assert build["target"] == "product", f"{name} must run the product-only stage"

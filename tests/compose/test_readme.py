@@ -221,8 +221,8 @@ def test_readme_webhook_subscription_targets_the_relay(tmp_path: Path, compose: 
 
 def test_readme_names_only_files_that_exist() -> None:
     text = README.read_text()
-    named = set(re.findall(r"`((?:bench|tests|docker|scripts|dags)/[\w./-]+\.(?:py|sh))`", text))
-    named |= set(re.findall(r"`(tests/[\w/-]+/[\w-]+)`", text))
-    assert {"bench/webhook_burst.py", "tests/scout/stand-ins/docker-scout"} <= named
+    named = set(re.findall(r"`((?:bench|tests|testing|docker|scripts|dags)/[\w./-]+\.(?:py|sh))`", text))
+    named |= set(re.findall(r"`((?:tests|testing)/[\w/-]+/[\w-]+)`", text))
+    assert {"bench/webhook_burst.py", "testing/scout_testing/stand_ins/docker-scout"} <= named
     missing = sorted(path for path in named if not (REPO_ROOT / path).exists())
     assert not missing, f"the README names files that do not exist: {missing}"

@@ -7,7 +7,6 @@ reads its own Airflow configuration the way a real Airflow process does.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from dag_test_support import AirflowRunFailed, artifactory_connection
 
+from scout_testing.stand_ins.scout_server import StandInScout
+
 if TYPE_CHECKING:
-    from airflow_provider_scout.emulator.harness import EmulatorHandle
+    from scout_testing.artifactory_emulator.harness import EmulatorHandle
 
 RUNNER = Path(__file__).with_name("airflow_runner.py")
-SCOUT_STAND_INS = Path(__file__).resolve().parents[1] / "scout" / "stand-ins"
+SCOUT_SCHEMA = Path(__file__).resolve().parents[1] / "scout" / "scout_schema.graphql"
 VENV_BIN = Path(sys.executable).parent
 # Settings of the machine running the tests must not change what the DAGs do.
 _SCOUT_ENV = (
@@ -53,19 +54,14 @@ def emulator_connection(emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.fixture
-def stand_in_scout() -> Iterator[Any]:
+def stand_in_scout() -> Iterator[StandInScout]:
     """The ScoutHook tests' stand-in Docker Hub + Scout GraphQL server, for the cli backend.
 
     Its user, token and organization are ``scout-robot``, ``dckr_pat_standin`` and ``acme``.
     """
-    server = sys.modules.get("scout_server")
-    if server is None:  # stand-ins/ is a folder of executables and servers, not a package
-        spec = importlib.util.spec_from_file_location("scout_server", SCOUT_STAND_INS / "scout_server.py")
-        assert spec and spec.loader
-        server = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = server  # dataclasses resolve annotations through sys.modules
-        spec.loader.exec_module(server)
-    scout = server.StandInScout(identifier="scout-robot", secret="dckr_pat_standin", organization="acme")
+    scout = StandInScout(
+        identifier="scout-robot", secret="dckr_pat_standin", organization="acme", schema_path=SCOUT_SCHEMA
+    )
     scout.start()
     yield scout
     scout.stop()

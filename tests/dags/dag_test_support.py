@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
 
 
 def artifactory_connection(emulator: EmulatorHandle) -> str:

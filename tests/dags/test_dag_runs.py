@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from dag_test_support import AirflowRunFailed, artifactory_connection
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle
-from airflow_provider_scout.emulator.images import PushedImage
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.planning import batch_label
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
+from scout_testing.fixture_images import PushedImage
 
 RunAirflow = Callable[..., dict[str, Any]]
 

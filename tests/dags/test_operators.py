@@ -21,8 +21,6 @@ import requests
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
-from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
-from airflow_provider_scout.emulator.images import PushedImage
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.indexing import SBOM_ASSET_ALIAS, IndexImageOperator
@@ -32,6 +30,8 @@ from airflow_provider_scout.operators.planning import (
 )
 from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
+from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
+from scout_testing.fixture_images import PushedImage
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 

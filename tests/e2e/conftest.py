@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_scout.emulator.cli import DEFAULT_REPOSITORIES
-from devstack.airflow import postgres_database
-from devstack.provider import FULL_INGEST_DAG
-from devstack.stack import DevStack, FinishedRun, dev_stack
+from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
+from scout_testing.devstack.airflow import postgres_database
+from scout_testing.devstack.provider import FULL_INGEST_DAG
+from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
 
 BULK_REPOSITORY = "docker-bulk"
 

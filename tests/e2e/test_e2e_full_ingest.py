@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from devstack.provider import FULL_INGEST_DAG, INDEX_TASK
-from devstack.stack import BROKEN_KINDS, DevStack, FinishedRun, indexable_digests, is_selected
+from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK
+from scout_testing.devstack.stack import BROKEN_KINDS, DevStack, FinishedRun, indexable_digests, is_selected
 
 pytestmark = pytest.mark.e2e
 

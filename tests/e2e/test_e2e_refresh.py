@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devstack.provider import INDEX_TASK, REFRESH_DAG
-from devstack.stack import DevStack, FinishedRun
+from scout_testing.devstack.provider import INDEX_TASK, REFRESH_DAG
+from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devstack.provider import FULL_INGEST_DAG, INDEX_TASK
-from devstack.stack import DevStack, FinishedRun
+from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK
+from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
 

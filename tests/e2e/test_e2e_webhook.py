@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from airflow_provider_scout.defaults import (
     AIRFLOW_PASSWORD_ENV,
@@ -20,9 +18,9 @@ from airflow_provider_scout.defaults import (
     REGISTRY_ENV,
     WEBHOOK_SECRET_ENV,
 )
-from devstack.airflow import free_port
-from devstack.provider import WEBHOOK_DAG
-from devstack.stack import DevStack, FinishedRun
+from scout_testing.devstack.provider import WEBHOOK_DAG
+from scout_testing.devstack.stack import DevStack, FinishedRun
+from scout_testing.processes import ManagedProcess, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -47,35 +45,17 @@ def relay_url(e2e_stack: DevStack, tmp_path: Path) -> Iterator[str]:
         "--host", "127.0.0.1", "--port", str(port),
         "--state-dir", str(tmp_path / "relay"), "--coalesce-seconds", "1",
     ]  # fmt: skip
-    log_path = tmp_path / "relay.log"
-    with log_path.open("wb") as log:
-        relay = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
+    relay = ManagedProcess.start("airflow-scout relay", command, tmp_path / "relay.log", env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(relay, f"{url}/healthz", log_path)
+        if not relay.wait_for_http(f"{url}/healthz", timeout=30):
+            pytest.fail(f"the relay exited with {relay.exit_code}:\n{relay.log_text()}")
         e2e_stack.emulator.admin.add_webhook(f"{url}/", secret, signing="hmac")
         yield url
     finally:
         e2e_stack.emulator.admin.clear_webhooks()
-        relay.terminate()
-        relay.wait(timeout=20)
-    assert secret not in log_path.read_text(errors="replace"), "the relay logged its webhook secret"
-
-
-def _wait_until_healthy(relay: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if relay.poll() is not None:
-            pytest.fail(f"the relay exited with {relay.returncode}:\n{log_path.read_text(errors='replace')}")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the relay did not answer on {url}:\n{log_path.read_text(errors='replace')}")
+        relay.stop(grace=20)
+    assert secret not in relay.log_text(), "the relay logged its webhook secret"
 
 
 def test_a_pushed_image_is_indexed_through_the_relay_and_the_webhook_dag(

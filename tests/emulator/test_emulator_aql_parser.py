@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_scout.emulator.aql import (
+from scout_testing.artifactory_emulator.aql import (
     DEFAULT_FIELDS,
     MAX_QUERY_LENGTH,
     AqlError,

@@ -8,7 +8,7 @@ import pytest
 import requests
 from emulator_test_support import MANIFEST_ACCEPT, RegistryClient, tiny_image, unique_image
 
-from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
+from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 
 
 @pytest.fixture

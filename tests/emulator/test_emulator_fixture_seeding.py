@@ -7,8 +7,9 @@ from pathlib import Path
 
 import requests
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle, RegistryProcess, start_emulator
-from airflow_provider_scout.emulator.images import PushedImage
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.fixture_images import PushedImage
+from scout_testing.processes import RegistryProcess
 
 
 def test_every_fixture_tag_is_listed_by_aql_with_its_digest(

@@ -19,7 +19,7 @@ from emulator_test_support import (
     write_oci_layout,
 )
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
 
 MOUNTS = ("path", "rest", "subdomain")
 

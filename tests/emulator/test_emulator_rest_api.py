@@ -10,8 +10,8 @@ import requests
 from emulator_test_support import RegistryClient, tiny_image, tiny_index, unique_image
 
 from airflow_provider_scout.config import parse_registry_string
-from airflow_provider_scout.emulator.aql import parse_time
-from airflow_provider_scout.emulator.harness import EmulatorAdmin, EmulatorHandle
+from scout_testing.artifactory_emulator.aql import parse_time
+from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ from pathlib import Path
 import requests
 from emulator_test_support import RegistryClient, tiny_image, tiny_index, unique_image
 
-from airflow_provider_scout.emulator.aql import parse_time
-from airflow_provider_scout.emulator.harness import EmulatorHandle, RegistryProcess, start_emulator
+from scout_testing.artifactory_emulator.aql import parse_time
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.processes import RegistryProcess
 
 
 def tag_of(emulator: EmulatorHandle, repository: str, image: str, tag: str) -> dict[str, object]:
@@ -104,8 +105,9 @@ def test_seed_tags_refuses_a_missing_source(emulator: EmulatorHandle) -> None:
 
 
 def test_help_says_it_is_a_test_double() -> None:
+    # The console script the test rig's package installs, next to this interpreter.
     shown = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_scout.emulator.cli", "emulator", "--help"],
+        [str(Path(sys.executable).with_name("artifactory-emulator")), "--help"],
         capture_output=True, text=True, check=True, timeout=30,
     )  # fmt: skip
     assert "TEST DOUBLE" in shown.stdout

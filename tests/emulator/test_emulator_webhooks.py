@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 from emulator_test_support import RegistryClient, tiny_image, tiny_index, unique_image
 
-from airflow_provider_scout.emulator.harness import EmulatorHandle, RegistryProcess, start_emulator
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.processes import RegistryProcess, free_port
 
 SECRET = "webhook-secret-for-tests"
 
@@ -111,9 +111,7 @@ def test_plain_secret_and_multi_arch_platforms(webhooks: EmulatorHandle, receive
 
 
 def test_failed_delivery_neither_blocks_the_push_nor_logs_the_secret(webhooks: EmulatorHandle) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    dead_url = f"http://127.0.0.1:{free_port()}/hook"  # a port nobody listens on
     secret = "never-log-this-secret-6f1c"
     webhooks.admin.add_webhook(dead_url, secret, "plain")
     started = time.monotonic()

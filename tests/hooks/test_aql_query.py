@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from airflow_provider_scout.emulator.aql import parse_aql, run_query
 from airflow_provider_scout.hooks.artifactory.aql import (
     MAX_QUERY_LENGTH,
     aql_refused,
@@ -20,6 +19,7 @@ from airflow_provider_scout.hooks.artifactory.aql import (
     tag_record,
 )
 from airflow_provider_scout.models import TagRecord
+from scout_testing.artifactory_emulator.aql import parse_aql, run_query
 
 T0 = datetime(2024, 6, 1, 10, 0, 0, 123456, tzinfo=UTC)
 

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import re
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from airflow_provider_scout.hooks.artifactory import (
 from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, OCI_MANIFEST
 from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.models import Platform, PlatformManifest, RegistryAuth
+from scout_testing.processes import free_port
 
 PING = "/artifactory/api/system/ping"
 AQL = "/artifactory/api/search/aql"
@@ -255,9 +255,7 @@ def test_attempts_are_bounded_and_the_last_error_is_reported(
 
 @pytest.mark.usefixtures("no_backoff")
 def test_connection_errors_are_retried_then_reported(define_connection: Callable[..., str]) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/artifactory"
+    dead = f"http://127.0.0.1:{free_port()}/artifactory"  # a port nobody listens on
     hook = ArtifactoryHook(define_connection(host=dead), max_attempts=2)
     with pytest.raises(ArtifactoryError, match="ConnectionError \\(gave up after 2 attempts\\)"):
         hook.ping()

@@ -6,11 +6,8 @@ import base64
 import os
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +16,7 @@ from pathlib import Path
 
 import requests
 
-REGISTRY_BINARY = "/usr/bin/docker-registry"
+from scout_testing.processes import start_registry
 
 
 def syft_binary() -> str:
@@ -34,51 +31,14 @@ def syft_environment() -> dict[str, str]:
     return {**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_REGISTRY_INSECURE_USE_HTTP": "true"}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def running_registry(workdir: Path) -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a docker-registry with its own config and storage under ``workdir``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    config = workdir / "config.yml"
-    config.write_text(
-        "version: 0.1\n"
-        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {workdir / 'storage'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    log = (workdir / "registry.log").open("wb")
-    process = subprocess.Popen([REGISTRY_BINARY, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    registry = start_registry(workdir)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"docker-registry exited: {(workdir / 'registry.log').read_text()[-2000:]}"
-                )
-            try:
-                if requests.get(f"{url}/v2/", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("docker-registry did not answer /v2/ within 15 s")
-            time.sleep(0.1)
-        yield url
+        yield registry.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        registry.stop()
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 import requests
 from image_test_support import AuthFront, syft_binary, syft_environment
 
-from airflow_provider_scout.emulator.images import (
+from scout_testing.fixture_images import (
     KINDS,
     BuiltLayout,
     FixturePushError,

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.relay.app import build_app
 from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
-from tests.relay.airflow_standin import StandinServer, StandinState
+from scout_testing.stand_ins.airflow_api import StandinServer, StandinState
 from tests.relay.webhook_payloads import encode, hmac_signature
 
 REGISTRY = (

@@ -14,7 +14,7 @@ from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.relay.app import build_app
 from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
 from airflow_provider_scout.relay.store import EventStore
-from tests.relay.airflow_standin import StandinServer
+from scout_testing.stand_ins.airflow_api import StandinServer
 from tests.relay.conftest import InProcessRelay, wait_until
 from tests.relay.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
 

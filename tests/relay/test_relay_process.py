@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.relay.airflow_standin import StandinServer
+from scout_testing.relay_process import RelayProcess, airflow_scout_command, relay_environment
+from scout_testing.stand_ins.airflow_api import StandinServer
 from tests.relay.conftest import API_USERNAME, REGISTRY, wait_until
-from tests.relay.relay_process import RelayProcess, airflow_scout_command, relay_environment
 from tests.relay.webhook_payloads import encode, hmac_signature, push_payload
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scout_support import HUB_TOKEN, HUB_USER, ORGANIZATION, CliRecord, StandInScout
+from scout_support import HUB_TOKEN, HUB_USER, ORGANIZATION, SCOUT_SCHEMA, CliRecord, StandInScout
 
 from airflow_provider_scout.hooks.scout import api
 from airflow_provider_scout.http_retry import RetryPolicy
@@ -47,7 +47,9 @@ def scout_connection(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 
 @pytest.fixture
 def stand_in_scout() -> Iterator[StandInScout]:
-    scout = StandInScout(identifier=HUB_USER, secret=HUB_TOKEN, organization=ORGANIZATION)
+    scout = StandInScout(
+        identifier=HUB_USER, secret=HUB_TOKEN, organization=ORGANIZATION, schema_path=SCOUT_SCHEMA
+    )
     scout.start()
     yield scout
     scout.stop()

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-STAND_INS = Path(__file__).resolve().parent / "stand-ins"
-DOCKER_SCOUT_STAND_IN = STAND_INS / "docker-scout"
+from scout_testing.stand_ins import DOCKER_SCOUT_STAND_IN
+from scout_testing.stand_ins.scout_server import StandInScout
 
+__all__ = ["DOCKER_SCOUT_STAND_IN", "SCOUT_SCHEMA", "CliRecord", "StandInScout"]
 
-def _load_stand_in_server() -> Any:
-    # stand-ins/ is a folder of executables and servers, not a package.
-    spec = importlib.util.spec_from_file_location("scout_server", STAND_INS / "scout_server.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-StandInScout = _load_stand_in_server().StandInScout
+# What the tests know of Scout's GraphQL schema; the stand-in server executes requests against it.
+SCOUT_SCHEMA = Path(__file__).resolve().parent / "scout_schema.graphql"
 
 HUB_USER = "scout-robot"
 HUB_TOKEN = "dckr_pat_standin-hub-secret-0123456789"

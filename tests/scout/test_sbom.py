@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_scout import __version__
-from airflow_provider_scout.emulator.images import build_layout, expected_packages
 from airflow_provider_scout.sbom import (
     SBOM_VERSION,
     SbomConversionError,
@@ -24,6 +23,7 @@ from airflow_provider_scout.sbom import (
     syft_to_scout_sbom,
     with_tags,
 )
+from scout_testing.fixture_images import build_layout, expected_packages
 
 DATA = Path(__file__).resolve().parent / "data"
 SAVED_KINDS = ("debian", "python", "npm")

@@ -15,10 +15,10 @@ import pytest
 from scout_support import DOCKER_SCOUT_STAND_IN, CliRecord
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
-from airflow_provider_scout.emulator.harness import EmulatorHandle
-from airflow_provider_scout.emulator.images import PushedImage, build_layout, standard_fixtures
 from airflow_provider_scout.hooks.scout import IndexOutcome, ScoutFatalError, ScoutHook
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
+from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 
 SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
 

@@ -3,7 +3,7 @@
     .venv/bin/python tests/scout/data/regenerate_syft_reports.py
 
 Each ``syft-<kind>.json`` is syft's ``-o json`` report of the fixture image of that kind
-(airflow_provider_scout.emulator.images), scanned as an OCI layout.
+(scout_testing.fixture_images), scanned as an OCI layout.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airflow_provider_scout.emulator.images import build_layout
+from scout_testing.fixture_images import build_layout
 
 KINDS = ("debian", "python", "npm")
 HERE = Path(__file__).resolve().parent

@@ -44,8 +44,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from airflow_provider_scout.emulator.aql import AqlError, format_time, parse_aql, parse_time, run_query
-from airflow_provider_scout.emulator.state import (
+from scout_testing.artifactory_emulator.aql import AqlError, format_time, parse_aql, parse_time, run_query
+from scout_testing.artifactory_emulator.state import (
     INDEX_MEDIA_TYPES,
     FaultBook,
     RequestStats,
@@ -55,7 +55,7 @@ from airflow_provider_scout.emulator.state import (
     utcnow,
 )
 
-log = logging.getLogger("airflow_provider_scout.emulator")
+log = logging.getLogger("scout_testing.artifactory_emulator")
 
 MANIFEST_ACCEPT = ", ".join(
     (
@@ -214,7 +214,7 @@ class ArtifactoryEmulator:
                     break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.1)
-        from airflow_provider_scout.emulator.images import seed_fixtures
+        from scout_testing.fixture_images import seed_fixtures
 
         secret = self.config.password or self.config.token
         # With no user configured any user name goes with the password or token.

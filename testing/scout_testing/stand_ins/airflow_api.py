@@ -9,11 +9,10 @@ answers 404 for an unknown DAG, 409 for an existing ``dag_run_id`` and 200 with 
 run. Test controls (``/_standin/...``) make it answer a fixed status, hold its answer
 after recording a run, or forget every issued token.
 
-It lives with the tests, not in the package: it is a fake of someone else's server
-that only the tests and the bench need, whereas the Artifactory emulator ships
-because the demo stack runs it. The bench imports it through the repository root.
+Part of the test rig (``scout_testing``), never of the provider's wheel: it is a fake of
+someone else's server that only the tests and the bench need.
 
-Run as a process: ``python -m tests.relay.airflow_standin`` (users from
+Run as a process: ``python -m scout_testing.stand_ins.airflow_api`` (users from
 ``AIRFLOW_API_USERNAME`` / ``AIRFLOW_API_PASSWORD``); it prints its URL on stdout.
 """
 

@@ -18,22 +18,22 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from scout_testing.processes import ManagedProcess, free_port
+
+# The checkout this package is installed from in development mode (testing/scout_testing/devstack/).
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags"
 ADMIN_USER = "admin"
 POSTGRES_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
@@ -52,14 +52,6 @@ class AirflowApiError(RuntimeError):
     def __init__(self, method: str, path: str, status: int, detail: str) -> None:
         super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
         self.status = status
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -85,21 +77,6 @@ def postgres_database(
             # FORCE: a process that outlived its stop (or a leaked pool) must not keep the database.
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
-
-
-@dataclass
-class _Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    log_file: TextIO
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 class AirflowStack:
@@ -130,7 +107,7 @@ class AirflowStack:
         self.port = 0
         self._extra_environment = dict(environment or {})
         self._jwt_secret = secrets.token_urlsafe(64)  # HS512 wants at least 64 bytes
-        self._processes: list[_Process] = []
+        self._processes: list[ManagedProcess] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -208,18 +185,10 @@ class AirflowStack:
     def stop(self, grace: float = 20.0) -> None:
         """Stop every process this stack started (whole process groups: executors fork workers)."""
         for process in self._processes:
-            if process.popen.poll() is None:
-                _signal_group(process.popen, signal.SIGTERM)
+            process.terminate()
         deadline = time.monotonic() + grace
         for process in self._processes:
-            try:
-                process.popen.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                _signal_group(process.popen, signal.SIGKILL)
-                process.popen.wait()
-            # Task processes may outlive their supervisor's group leader by a moment.
-            _signal_group(process.popen, signal.SIGKILL)
-            process.log_file.close()
+            process.finish(deadline - time.monotonic())
         self._processes.clear()
 
     def __enter__(self) -> AirflowStack:
@@ -234,11 +203,11 @@ class AirflowStack:
     def check_alive(self) -> None:
         """Raise with the process's log tail when one of the stack's processes has exited."""
         for process in self._processes:
-            code = process.popen.poll()
+            code = process.exit_code
             if code is not None:
                 raise AirflowStackError(
                     f"airflow {process.name} exited with code {code}; log {process.log_path}:\n"
-                    f"{process.log_tail()}"
+                    f"{process.log_tail(40)}"
                 )
 
     def log_path(self, name: str) -> Path:
@@ -272,18 +241,15 @@ class AirflowStack:
     # -- internals -------------------------------------------------------------------------
 
     def _spawn(self, name: str, *args: str) -> None:
-        log_path = self.log_path(name)
-        log_file = log_path.open("a")
-        popen = subprocess.Popen(
+        process = ManagedProcess.start(
+            name,
             [_airflow_executable(), *args],
+            self.log_path(name),
             env=self.environment(),
             cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            process_group=True,  # executors fork workers that must stop with them
         )
-        self._processes.append(_Process(name, popen, log_path, log_file))
+        self._processes.append(process)
 
     def _wait_healthy(self, deadline: float) -> None:
         url = f"{self.api_url}/api/v2/monitor/health"
@@ -308,11 +274,6 @@ _REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "dag_processor")
 def _airflow_executable() -> str:
     candidate = Path(sys.executable).parent / "airflow"
     return str(candidate) if candidate.exists() else "airflow"
-
-
-def _signal_group(popen: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    with suppress(ProcessLookupError):
-        os.killpg(popen.pid, sig)
 
 
 class AirflowClient:

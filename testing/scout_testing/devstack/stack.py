@@ -16,16 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
-from airflow_provider_scout.emulator.cli import DEFAULT_REPOSITORIES
-from airflow_provider_scout.emulator.harness import EmulatorHandle, start_emulator, start_registry
-from airflow_provider_scout.emulator.images import PushedImage, build_layout, push_oci_layout, seed_fixtures
-from devstack.airflow import AirflowClient, AirflowStack
-from devstack.provider import SCOUT_DAGS, SUMMARY_TASK, provider_environment, sbom_digests
+from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.devstack.airflow import AirflowClient, AirflowStack
+from scout_testing.devstack.provider import SCOUT_DAGS, SUMMARY_TASK, provider_environment, sbom_digests
+from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout, seed_fixtures
+from scout_testing.processes import start_registry
 
 EMULATOR_USER = "scout-reader"
 # The seed's exclude glob at work: the standard fixtures' dta/ image is not selected.
 DEFAULT_EXCLUDES = ("*/dta/*",)
-# Kinds of fixture images built to fail indexing (see airflow_provider_scout.emulator.images).
+# Kinds of fixture images built to fail indexing (see scout_testing.fixture_images).
 BROKEN_KINDS = frozenset({"corrupt"})
 
 

@@ -6,8 +6,9 @@ server. It answers
 * ``POST /v2/auth/token`` with ``{"identifier", "secret"}`` -> ``{"access_token": <JWT>}``
   (401 for other credentials), the JWT carrying an ``exp`` claim unless told otherwise;
 * ``POST /v1/graphql`` with a Bearer token it issued and has not revoked (else 401),
-  executing the request with graphql-core against ``scout_schema.graphql``, so an unknown
-  field, argument or variable type is answered with GraphQL ``errors`` as Scout would.
+  executing the request with graphql-core against ``schema_path`` (the tests' description of
+  Scout's schema, ``tests/scout/scout_schema.graphql``), so an unknown field, argument or
+  variable type is answered with GraphQL ``errors`` as Scout would.
 
 Tests arrange state (``images``, ``analysis_enabled``), inject faults, revoke tokens and
 read back every request received (``requests``) and every image the ``indexImage``
@@ -29,8 +30,6 @@ from typing import Any
 
 from graphql import GraphQLError, build_schema, graphql_sync
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "scout_schema.graphql"
-
 
 @dataclass
 class ReceivedRequest:
@@ -51,6 +50,7 @@ class StandInScout:
     identifier: str
     secret: str
     organization: str
+    schema_path: Path
     token_lifetime: float | None = 3600.0  # None issues tokens without an exp claim
     analysis_enabled: bool = True
     images: dict[str, dict[str, Any]] = field(
@@ -65,7 +65,7 @@ class StandInScout:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._schema = build_schema(SCHEMA_PATH.read_text())
+        self._schema = build_schema(self.schema_path.read_text())
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.url = ""  # http://127.0.0.1:PORT once started

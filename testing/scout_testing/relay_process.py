@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -14,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from scout_testing.processes import ManagedProcess
 
 _READY = re.compile(r"relay ready on http://[^:\s]+:(\d+)")
 
@@ -33,26 +33,22 @@ class RelayProcess:
         self.args = list(args)
         self.env = dict(env)
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: ManagedProcess | None = None
         self.url = ""
 
     def start(self, timeout: float = 30.0) -> RelayProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*airflow_scout_command(), "relay", *self.args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
+        self.process = process = ManagedProcess.start(
+            "relay", [*airflow_scout_command(), "relay", *self.args], self.log_path, env=self.env
+        )
         deadline = time.monotonic() + timeout
         while True:
             match = _READY.search(self.log_path.read_text()[offset:])
             if match:
                 self.url = f"http://127.0.0.1:{match.group(1)}"
                 return self
-            if self.process.poll() is not None:
-                raise RuntimeError(f"relay exited with {self.process.returncode}:\n{self.log()[offset:]}")
+            if process.exit_code is not None:
+                raise RuntimeError(f"relay exited with {process.exit_code}:\n{self.log()[offset:]}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"relay did not become ready:\n{self.log()[offset:]}")
@@ -69,18 +65,13 @@ class RelayProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash or an OOM kill."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            self.process.kill()
 
     def stop(self) -> None:
         """SIGTERM and wait (a graceful stop; uvicorn then re-raises the signal, so no exit code 0)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.process is not None:
+            self.process.stop(grace=15)
 
 
 def relay_environment(secret: str | None, **variables: str) -> dict[str, str]:

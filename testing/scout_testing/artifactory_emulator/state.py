@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_scout.emulator.aql import format_time, parse_time
+from scout_testing.artifactory_emulator.aql import format_time, parse_time
 
 MANIFEST_FILE = "manifest.json"
 LIST_MANIFEST_FILE = "list.manifest.json"

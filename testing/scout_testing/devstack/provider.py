@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, INDEX_WORKERS_ENV, REGISTRY_ENV, SBOM_DIR_ENV
-from airflow_provider_scout.emulator.harness import EmulatorHandle
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
 
 FULL_INGEST_DAG = "scout_artifactory_full_ingest"
 REFRESH_DAG = "scout_artifactory_refresh"

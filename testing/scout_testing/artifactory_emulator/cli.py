@@ -1,4 +1,7 @@
-"""``airflow-scout emulator``: run the Artifactory emulator, a TEST DOUBLE of JFrog Artifactory.
+"""``artifactory-emulator``: run the Artifactory emulator, a TEST DOUBLE of JFrog Artifactory.
+
+A console script of the test rig (``testing/pyproject.toml``), not of the provider: the
+provider's ``airflow-scout`` command only runs the relay.
 
 Secrets come from the environment only: ``ARTIFACTORY_EMULATOR_USER`` /
 ``ARTIFACTORY_EMULATOR_PASSWORD`` (basic auth), ``ARTIFACTORY_EMULATOR_TOKEN`` (bearer, or
@@ -14,9 +17,8 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from airflow_provider_scout.emulator.state import SIGNING_MODES, WebhookTarget
+from scout_testing.artifactory_emulator.state import SIGNING_MODES, WebhookTarget
 
 ENV_USER = "ARTIFACTORY_EMULATOR_USER"
 ENV_PASSWORD = "ARTIFACTORY_EMULATOR_PASSWORD"
@@ -39,10 +41,9 @@ With no credential set, clients are served anonymously.
 """
 
 
-def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "emulator",
-        help="run the Artifactory emulator (a test double) in front of a docker-registry",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="artifactory-emulator",
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -82,21 +83,24 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="after start, build the standard fixture images and push them through the emulator",
     )
-    parser.set_defaults(run=run)
+    return parser
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from airflow_provider_scout.emulator.app import EmulatorConfig, create_app
+    from scout_testing.artifactory_emulator.app import EmulatorConfig, create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per proxied request drowns the log
     if not 1 <= args.port <= 65535:
-        print(f"emulator: --port must be 1-65535, got {args.port}", file=sys.stderr)
+        print(f"artifactory-emulator: --port must be 1-65535, got {args.port}", file=sys.stderr)
         return 2
     if not args.registry_url.startswith(("http://", "https://")):
-        print(f"emulator: --registry-url must be an http(s) URL, got {args.registry_url!r}", file=sys.stderr)
+        print(
+            f"artifactory-emulator: --registry-url must be an http(s) URL, got {args.registry_url!r}",
+            file=sys.stderr,
+        )
         return 2
     secret = os.environ.get(ENV_WEBHOOK_SECRET) or None
     if args.webhook_urls and secret is None:
@@ -109,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             for number, url in enumerate(args.webhook_urls, start=1)
         ]
     except ValueError as exc:
-        print(f"emulator: {exc}", file=sys.stderr)
+        print(f"artifactory-emulator: {exc}", file=sys.stderr)
         return 2
     config = EmulatorConfig(
         registry_url=args.registry_url,
@@ -127,12 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m airflow_provider_scout.emulator.cli emulator ...``: no relay import needed."""
-    parser = argparse.ArgumentParser(prog="airflow-scout")
-    add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
-    return result
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from airflow_provider_scout.emulator.images import PushedImage
-from devstack.airflow import REPO_ROOT, AirflowClient, AirflowStack
-from devstack.provider import FULL_INGEST_DAG, INDEX_TASK, SUMMARY_TASK, sbom_digests
-from devstack.stack import BROKEN_KINDS, dev_stack
+from scout_testing.devstack.airflow import REPO_ROOT, AirflowClient, AirflowStack
+from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK, SUMMARY_TASK, sbom_digests
+from scout_testing.devstack.stack import BROKEN_KINDS, dev_stack
+from scout_testing.fixture_images import PushedImage
 
 DEFAULT_WORKDIR = REPO_ROOT / ".scout" / "demo"
 # What the demo creates under its work directory (and clears when it starts again).
@@ -39,7 +39,7 @@ _FAILED_TI_STATES = frozenset({"failed", "upstream_failed"})
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m devstack.demo",
+        prog="python -m scout_testing.devstack.demo",
         description="Run the full ingestion of the fixture registry through a real Airflow 3.",
     )
     parser.add_argument(

@@ -1,20 +1,16 @@
-"""Start and stop the test stack: a real ``docker-registry`` and the Artifactory emulator (a test double).
+"""Start and stop the Artifactory emulator (a test double) in front of a ``docker-registry``.
 
-Used by the pytest fixtures, the benchmarks and the demo script. Every process binds
-127.0.0.1 on a free port, logs to a file in its work directory (named in every startup
-error) and gets its secrets through the environment, never argv.
+The registry itself comes from :func:`scout_testing.processes.start_registry`. Used by the
+pytest fixtures, the benchmarks and the demo script. The emulator binds 127.0.0.1 on a
+free port, logs to a file in its work directory (named in every startup error) and gets
+its secrets through the environment, never argv.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import secrets
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,114 +19,20 @@ from typing import Any
 
 import requests
 
-from airflow_provider_scout.emulator.cli import (
+from scout_testing.artifactory_emulator.cli import (
     DEFAULT_REPOSITORIES,
     ENV_PASSWORD,
     ENV_TOKEN,
     ENV_USER,
     ENV_WEBHOOK_SECRET,
 )
+from scout_testing.processes import START_ATTEMPTS, ManagedProcess, StartupError, free_port
 
 __all__ = [
     "EmulatorAdmin",
     "EmulatorHandle",
-    "RegistryProcess",
     "start_emulator",
-    "start_registry",
 ]
-
-REGISTRY_BINARY = "docker-registry"
-_START_ATTEMPTS = 3  # a free port can be taken between probing and binding; try another
-
-
-class StartupError(RuntimeError):
-    """A process of the test stack did not come up; the message names its log file."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class _Process:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-
-@dataclass
-class RegistryProcess:
-    """A ``docker-registry`` with the project's own config (never /etc/docker/registry/config.yml)."""
-
-    url: str
-    port: int
-    workdir: Path
-    log_path: Path
-    _process: _Process = field(repr=False)
-
-    def stop(self) -> None:
-        self._process.stop()
-
-
-def _registry_config(port: int, storage: Path) -> str:
-    # JSON is valid YAML, and needs no YAML library here.
-    import json
-
-    return json.dumps(
-        {
-            "version": 0.1,
-            "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "storage": {
-                "filesystem": {"rootdirectory": str(storage)},
-                "delete": {"enabled": True},
-                "cache": {"blobdescriptor": "inmemory"},
-                "maintenance": {"uploadpurging": {"enabled": False}},
-            },
-            "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
-        },
-        indent=2,
-    )
-
-
-def start_registry(workdir: Path | str, timeout: float = 30.0) -> RegistryProcess:
-    """Run a real registry storing under ``workdir``; returns once ``/v2/`` answers."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
-    if not os.path.exists(binary):
-        raise StartupError(f"{REGISTRY_BINARY} is not installed (Debian package docker-registry)")
-    log_path = workdir / "registry.log"
-    # REGISTRY_* variables would override the config file; none of the caller's may leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-    for _ in range(_START_ATTEMPTS):
-        port = free_port()
-        config_path = workdir / "registry-config.yml"
-        config_path.write_text(_registry_config(port, workdir / "storage"))
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(
-                [binary, "serve", str(config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        process = _Process(popen, log_path)
-        url = f"http://127.0.0.1:{port}"
-        if _wait_until_up(process, f"{url}/v2/", timeout, log_path, "docker-registry"):
-            atexit.register(process.stop)
-            return RegistryProcess(url=url, port=port, workdir=workdir, log_path=log_path, _process=process)
-    raise StartupError(f"docker-registry did not start; see {log_path}:\n{_tail(log_path)}")
 
 
 class EmulatorAdmin:
@@ -231,7 +133,7 @@ class EmulatorHandle:
     admin: EmulatorAdmin
     log_path: Path
     registry_url: str  # the docker-registry behind it
-    _process: _Process = field(repr=False)
+    _process: ManagedProcess = field(repr=False)
 
     def registry_string(self, **overrides: str | bool | int | Iterable[str] | None) -> str:
         """A ``type=artifactory`` registry string for this emulator (repository path method).
@@ -276,7 +178,7 @@ def start_emulator(
     extra_args: Sequence[str] = (),
     timeout: float = 120.0,  # without --state-dir, startup crawls every tag in the registry
 ) -> EmulatorHandle:
-    """Run ``airflow-scout emulator`` as a subprocess; returns once it answers."""
+    """Run ``artifactory-emulator`` as a subprocess; returns once it answers."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "emulator.log"
@@ -286,10 +188,10 @@ def start_emulator(
             env[name] = value
     if webhook_secret is not None:
         env[ENV_WEBHOOK_SECRET] = webhook_secret
-    for _ in range(_START_ATTEMPTS):
+    for _ in range(START_ATTEMPTS):
         port = free_port()
         command = [
-            sys.executable, "-m", "airflow_provider_scout.emulator.cli", "emulator",
+            sys.executable, "-m", "scout_testing.artifactory_emulator.cli",
             "--port", str(port), "--registry-url", registry_url, "--webhook-signing", signing,
         ]  # fmt: skip
         for repository in repositories:
@@ -297,13 +199,9 @@ def start_emulator(
         for url in webhook_urls:
             command += ["--webhook-url", url]
         command += list(extra_args)
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
-        process = _Process(popen, log_path)
+        process = ManagedProcess.start("the Artifactory emulator", command, log_path, env=env)
         url = f"http://127.0.0.1:{port}"
-        if _wait_until_up(process, f"{url}/_emulator/status", timeout, log_path, "the Artifactory emulator"):
+        if process.wait_for_http(f"{url}/_emulator/status", timeout):
             atexit.register(process.stop)
             return EmulatorHandle(
                 url=url,
@@ -318,27 +216,4 @@ def start_emulator(
                 registry_url=registry_url,
                 _process=process,
             )
-    raise StartupError(f"the Artifactory emulator did not start; see {log_path}:\n{_tail(log_path)}")
-
-
-def _wait_until_up(process: _Process, url: str, timeout: float, log_path: Path, what: str) -> bool:
-    """True once ``url`` answers 200; False if the process exited (perhaps its port was taken)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            return False
-        try:
-            if requests.get(url, timeout=1.0).status_code == 200:
-                return True
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    process.stop()
-    raise StartupError(f"{what} did not answer within {timeout:.0f}s; see {log_path}:\n{_tail(log_path)}")
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log written)"
+    raise StartupError(f"the Artifactory emulator did not start; see {log_path}:\n{process.log_tail()}")
