@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,7 +86,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EventStore(settings.database_path)
+        store = EventStore(settings.database_path, settings.dedupe_window)
         client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
         worker = DeliveryWorker(
             store,
@@ -94,15 +95,17 @@ def build_app(settings: RelaySettings) -> FastAPI:
             coalesce_seconds=settings.coalesce_seconds,
             max_batch_size=settings.max_batch_size,
             retry_max_seconds=settings.retry_max_seconds,
+            failed_retention=settings.failed_retention,
         )
         state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
         log.info(
-            "relay ready on http://%s:%d, triggering DAG %r at %s",
+            "relay ready on http://%s:%d, triggering DAG %r at %s, events in %s",
             settings.host,
             settings.port,
             settings.dag_id,
             settings.airflow_url,
+            settings.database_path,
         )
         try:
             yield
@@ -154,7 +157,12 @@ def build_app(settings: RelaySettings) -> FastAPI:
             return _answer(200, status="ignored", reason=result.reason)
 
         writer: GroupCommitWriter = state["writer"]
-        is_new = await writer.add(result, received_at.timestamp())
+        try:
+            is_new = await writer.add(result, received_at.timestamp())
+        except sqlite3.Error as exc:
+            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
+            log.error("cannot store webhook %s in %s: %s", result.label, settings.database_path, exc)
+            return _answer(503, status="unavailable", reason="the event store cannot be written")
         if is_new:
             state["worker"].notify()
             log.info("accepted %s event %s (%s)", result.event_type, result.label, result.event_id)
@@ -166,9 +174,24 @@ def build_app(settings: RelaySettings) -> FastAPI:
     app.add_api_route("/", receive, methods=["POST"])
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> JSONResponse:
+        """200 when an event could be stored right now (a real write), else 503; backlog either way."""
         store: EventStore = state["store"]
-        stats = await asyncio.to_thread(store.stats, time.time())
-        return {"status": "ok", **stats}
+        now = time.time()
+        report: dict[str, Any] = {"status": "ok"}
+        try:
+            await asyncio.to_thread(store.probe_write, now)
+        except sqlite3.Error as exc:
+            report = {
+                "status": "unavailable",
+                "reason": f"the event store {store.path} cannot be written: {exc}",
+            }
+        try:
+            report.update(await asyncio.to_thread(store.stats, now))
+        except sqlite3.Error as exc:
+            report.setdefault("reason", f"the event store {store.path} cannot be read: {exc}")
+            report["status"] = "unavailable"
+        report["last_delivery_error"] = state["worker"].last_error
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return app

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sqlite3
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,6 +159,22 @@ def add_parser(subparsers: Any) -> None:
         )
     parser.set_defaults(run=run)
 
+    actions = parser.add_subparsers(dest="relay_action", metavar="ACTION")
+    requeue = actions.add_parser(
+        "requeue",
+        help="re-deliver batches Airflow refused for good (under new DAG run ids)",
+        description=(
+            "List the batches Airflow refused for good, or move their events into new batches that a "
+            "running relay delivers within seconds (exactly once, like any batch)."
+        ),
+    )
+    requeue.add_argument("dag_run_ids", nargs="*", metavar="DAG_RUN_ID", help="failed batches to re-deliver")
+    requeue.add_argument("--all", action="store_true", help="re-deliver every failed batch")
+    requeue.add_argument(
+        "--state-dir", type=Path, default=Path(".scout/relay"), help="the relay's state directory"
+    )
+    requeue.set_defaults(run=run_requeue)
+
 
 def settings_from_args(args: argparse.Namespace, environ: dict[str, str]) -> RelaySettings:
     registry = registry_from(args.registry, environ)
@@ -201,6 +219,21 @@ def run(args: argparse.Namespace) -> int:
         )
 
     from airflow_provider_scout.relay.server import serve
+    from airflow_provider_scout.relay.store import EventStore
+
+    # Fail here, in one line naming the file, rather than in the server's lifespan with a traceback.
+    try:
+        store = EventStore(settings.database_path, settings.dedupe_window)
+        try:
+            store.probe_write(time.time())
+        finally:
+            store.close()
+    except (OSError, sqlite3.Error) as exc:
+        print(
+            f"airflow-scout relay: error: cannot write the event store {settings.database_path}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
 
     try:
         serve(settings)
@@ -211,3 +244,36 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def run_requeue(args: argparse.Namespace) -> int:
+    from airflow_provider_scout.relay.store import EventStore
+
+    path = args.state_dir / "relay.sqlite3"
+    if not path.is_file():
+        print(f"airflow-scout relay requeue: error: no event store at {path}", file=sys.stderr)
+        return 2
+    try:
+        store = EventStore(path)
+    except (OSError, sqlite3.Error) as exc:
+        print(
+            f"airflow-scout relay requeue: error: cannot open the event store {path}: {exc}", file=sys.stderr
+        )
+        return 1
+    try:
+        if not args.all and not args.dag_run_ids:
+            failed = store.failed_batches()
+            for batch in failed:
+                print(f"{batch['dag_run_id']}  {batch['events']} events  {batch['error']}")
+            print(f"{len(failed)} failed batches; re-deliver with DAG_RUN_ID... or --all")
+            return 0
+        try:
+            moved = store.requeue(None if args.all else args.dag_run_ids, time.time())
+        except ValueError as exc:
+            print(f"airflow-scout relay requeue: error: {exc}", file=sys.stderr)
+            return 2
+        for old, new in moved:
+            print(f"requeued {old} as {new}")
+        return 0
+    finally:
+        store.close()
