@@ -186,3 +186,11 @@ def test_limits_default_safe_and_come_from_flags_or_environment() -> None:
 def test_bad_limits_are_named(argv: list[str], environ: dict[str, str], message: str) -> None:
     with pytest.raises(RelayConfigError, match=message):
         _settings(argv, **environ)
+
+
+@pytest.mark.parametrize("url", ["http://relay:Pa55-w0rd@airflow:8080", "http://[::1"])
+def test_airflow_url_with_credentials_or_garbled_is_refused_without_echo(url: str) -> None:
+    with pytest.raises(RelayConfigError) as refused:
+        _settings(["--airflow-url", url])
+    assert "Pa55-w0rd" not in str(refused.value)
+    assert "Airflow API URL" in str(refused.value)
