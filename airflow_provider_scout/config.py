@@ -29,7 +29,8 @@ _ALIASES = {"includes": "include", "excludes": "exclude", "repositories": "repos
 _SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
 _REQUIRED = ("type", "registry", "api", "repository")
 _BOOLEANS = {"true": True, "false": False}
-_HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?$")
+# Matched with fullmatch: a `$` anchor would let a trailing newline through.
+_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,9 @@ class ArtifactoryRegistryConfig:
     def selects(self, repository: str, image: str) -> bool:
         """True when ``<repository>/<image>`` matches an include (or there are none) and no exclude."""
         path = f"{repository}/{image.strip('/')}"
-        if self._include_res and not any(r.match(path) for r in self._include_res):
+        if self._include_res and not any(r.fullmatch(path) for r in self._include_res):
             return False
-        return not any(r.match(path) for r in self._exclude_res)
+        return not any(r.fullmatch(path) for r in self._exclude_res)
 
     def image_repository(self, repository: str, image: str) -> str:
         """The pullable repository part of a reference, without tag or digest."""
@@ -213,13 +214,18 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
         raise RegistryStringError(f"registry string key 'type' must be 'artifactory', not {single['type']!r}")
 
     registry = single["registry"]
-    if "://" in registry or "/" in registry or not _HOST_RE.match(registry):
+    if "://" in registry or "/" in registry or not _HOST_RE.fullmatch(registry):
         raise RegistryStringError(
             f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
         )
 
     api = single["api"].rstrip("/")
-    parts = urlsplit(api)
+    try:
+        parts = urlsplit(api)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        # Not echoed: the value may hold credentials; urlsplit's message would not name the key.
+        raise RegistryStringError("registry string key 'api' is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RegistryStringError("registry string key 'api' must be an http(s) URL")
     if parts.username or parts.password:

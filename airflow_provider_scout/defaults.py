@@ -23,6 +23,9 @@ AIRFLOW_URL_ENV = "AIRFLOW_API_URL"
 AIRFLOW_USERNAME_ENV = "AIRFLOW_API_USERNAME"
 AIRFLOW_PASSWORD_ENV = "AIRFLOW_API_PASSWORD"
 AIRFLOW_TOKEN_ENV = "AIRFLOW_API_TOKEN"
+# `airflow-scout relay --some-option` falls back to SCOUT_RELAY_SOME_OPTION (not --port:
+# compose's SCOUT_RELAY_PORT is the host port, the registry string's `port` the relay's).
+RELAY_OPTION_ENV_PREFIX = "SCOUT_RELAY_"
 
 # Connections.
 ARTIFACTORY_CONN_TYPE = "artifactory"

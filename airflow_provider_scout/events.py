@@ -57,6 +57,10 @@ __all__ = [
 # What the relay can act on: a new or re-pointed tag. `deleted` needs no indexing.
 EVENT_TYPES = ("pushed", "promoted")
 
+# Artifactory's docker events nest 4 levels (body > data > platforms > platform); anything far
+# deeper is not a webhook, and would otherwise reach Python's recursion limit in json.loads.
+MAX_JSON_DEPTH = 16
+
 _EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # RFC 3339 date-time with an offset; a pattern, because jsonschema checks "format" only with extras installed.
 _TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$"
@@ -236,6 +240,10 @@ def parse_body(body: bytes) -> dict[str, Any]:
         payload = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEventError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidEventError(f"body nests JSON deeper than {MAX_JSON_DEPTH} levels") from None
+    if _depth(payload) > MAX_JSON_DEPTH:
+        raise InvalidEventError(f"body nests JSON deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(payload, dict):
         raise InvalidEventError(f"body must be a JSON object, not {type(payload).__name__}")
     for name in ("domain", "event_type"):
@@ -244,6 +252,22 @@ def parse_body(body: bytes) -> dict[str, Any]:
     if not isinstance(payload.get("data"), dict):
         raise InvalidEventError("body field 'data' is missing or not an object")
     return payload
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), without recursion."""
+    deepest = 0
+    level: list[tuple[Any, int]] = [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth + 1)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        level.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _data_string(data: Mapping[str, Any], name: str) -> str:

@@ -9,18 +9,18 @@ them is stored, and only once it is on disk does the sender get 202.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import socket
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse_body
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
@@ -29,7 +29,7 @@ from airflow_provider_scout.relay.settings import RelaySettings
 from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter
 from airflow_provider_scout.webhook import SIGNATURE_HEADER, verify_signature
 
-__all__ = ["build_app", "serve"]
+__all__ = ["build_app"]
 
 log = logging.getLogger("airflow_provider_scout.relay")
 
@@ -52,6 +52,22 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class HeaderCountLimit:
+    """Answers 431 to a request with more than ``max_headers`` headers (their bytes are bounded by h11)."""
+
+    def __init__(self, app: ASGIApp, max_headers: int) -> None:
+        self.app = app
+        self.max_headers = max_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope["headers"]) > self.max_headers:
+            reason = f"more than {self.max_headers} headers"
+            log.warning("rejected request from %s (431): %s", (scope.get("client") or ("?",))[0], reason)
+            await _answer(431, status="rejected", reason=reason)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def _client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
@@ -70,7 +86,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EventStore(settings.database_path)
+        store = EventStore(settings.database_path, settings.dedupe_window)
         client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
         worker = DeliveryWorker(
             store,
@@ -79,15 +95,17 @@ def build_app(settings: RelaySettings) -> FastAPI:
             coalesce_seconds=settings.coalesce_seconds,
             max_batch_size=settings.max_batch_size,
             retry_max_seconds=settings.retry_max_seconds,
+            failed_retention=settings.failed_retention,
         )
         state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
         log.info(
-            "relay ready on http://%s:%d, triggering DAG %r at %s",
+            "relay ready on http://%s:%d, triggering DAG %r at %s, events in %s",
             settings.host,
             settings.port,
             settings.dag_id,
             settings.airflow_url,
+            settings.database_path,
         )
         try:
             yield
@@ -102,6 +120,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
             store.close()
 
     app = FastAPI(title="Docker Scout Artifactory webhook relay", lifespan=lifespan)
+    app.add_middleware(HeaderCountLimit, max_headers=settings.limits.max_headers)
 
     async def receive(request: Request) -> JSONResponse:
         source = _client_address(request)
@@ -111,6 +130,10 @@ def build_app(settings: RelaySettings) -> FastAPI:
             reason = f"body is larger than {settings.max_body_bytes} bytes"
             log.warning("rejected webhook from %s (413): %s", source, reason)
             return _answer(413, status="rejected", reason=reason)
+        except ClientDisconnect:
+            # Gone mid-body, or closed by the body timeout: nobody is left to answer.
+            log.warning("webhook from %s: the client went away before sending the whole body", source)
+            return _answer(400, status="rejected", reason="incomplete body")
 
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
@@ -134,7 +157,12 @@ def build_app(settings: RelaySettings) -> FastAPI:
             return _answer(200, status="ignored", reason=result.reason)
 
         writer: GroupCommitWriter = state["writer"]
-        is_new = await writer.add(result, received_at.timestamp())
+        try:
+            is_new = await writer.add(result, received_at.timestamp())
+        except sqlite3.Error as exc:
+            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
+            log.error("cannot store webhook %s in %s: %s", result.label, settings.database_path, exc)
+            return _answer(503, status="unavailable", reason="the event store cannot be written")
         if is_new:
             state["worker"].notify()
             log.info("accepted %s event %s (%s)", result.event_type, result.label, result.event_id)
@@ -146,26 +174,24 @@ def build_app(settings: RelaySettings) -> FastAPI:
     app.add_api_route("/", receive, methods=["POST"])
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    async def healthz() -> JSONResponse:
+        """200 when an event could be stored right now (a real write), else 503; backlog either way."""
         store: EventStore = state["store"]
-        stats = await asyncio.to_thread(store.stats, time.time())
-        return {"status": "ok", **stats}
+        now = time.time()
+        report: dict[str, Any] = {"status": "ok"}
+        try:
+            await asyncio.to_thread(store.probe_write, now)
+        except sqlite3.Error as exc:
+            report = {
+                "status": "unavailable",
+                "reason": f"the event store {store.path} cannot be written: {exc}",
+            }
+        try:
+            report.update(await asyncio.to_thread(store.stats, now))
+        except sqlite3.Error as exc:
+            report.setdefault("reason", f"the event store {store.path} cannot be read: {exc}")
+            report["status"] = "unavailable"
+        report["last_delivery_error"] = state["worker"].last_error
+        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
     return app
-
-
-def serve(settings: RelaySettings) -> None:
-    """Serve the relay until SIGINT/SIGTERM; with port 0 the bound port is in the ready log line."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((settings.host, settings.port))
-        # Listening before the lifespan runs queues early webhooks instead of refusing them.
-        sock.listen(1024)
-    except OSError:
-        sock.close()
-        raise
-    bound = dataclasses.replace(settings, port=sock.getsockname()[1])
-    config = uvicorn.Config(build_app(bound), log_config=None, access_log=False, timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])

@@ -4,7 +4,9 @@ Runs as one asyncio task inside the relay app. Each round it closes the batches
 that are due (see :meth:`EventStore.claim_batches`), then sends in-flight batches
 oldest first. A retryable failure (Airflow down, 5xx, not ready) stops the round
 and pauses delivery with capped exponential backoff; the events stay in flight
-and are re-sent under the same ``dag_run_id``.
+and are re-sent under the same ``dag_run_id``. Now and then it also prunes the store
+(see :meth:`EventStore.prune`), and it looks at the store at least every few seconds
+so that batches requeued by another process are sent without a restart.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
 
 from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome
@@ -23,6 +28,8 @@ __all__ = ["DeliveryWorker"]
 log = logging.getLogger(__name__)
 
 _FIRST_RETRY_SECONDS = 0.5
+IDLE_POLL_SECONDS = 5.0
+PRUNE_INTERVAL_SECONDS = 600.0
 
 
 class DeliveryWorker:
@@ -35,6 +42,8 @@ class DeliveryWorker:
         coalesce_seconds: float,
         max_batch_size: int,
         retry_max_seconds: float,
+        failed_retention: float = 30 * 24 * 3600.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._client = client
@@ -49,6 +58,10 @@ class DeliveryWorker:
         self._stopping = False
         self._consecutive_failures = 0
         self._resume_at = 0.0
+        self._failed_retention = failed_retention
+        self._clock = clock
+        self._next_prune_at = 0.0
+        self.last_error: dict[str, Any] | None = None  # the latest failed attempt, for /healthz
 
     def notify(self) -> None:
         """A new event is stored: recompute when the next batch closes."""
@@ -72,6 +85,7 @@ class DeliveryWorker:
                 # A bug or a broken disk must not end delivery for good; the state is in SQLite.
                 log.exception("delivery round failed")
                 pause = self._retry_max_seconds
+            pause = IDLE_POLL_SECONDS if pause is None else min(pause, IDLE_POLL_SECONDS)
             with suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=pause)
 
@@ -81,16 +95,25 @@ class DeliveryWorker:
     async def _deliver_due(self) -> float | None:
         """Close due batches and send what may be sent; return how long to sleep (None: until woken)."""
         store = self._store
+        if self._clock() >= self._next_prune_at:
+            self._next_prune_at = self._clock() + PRUNE_INTERVAL_SECONDS
+            removed = await asyncio.to_thread(store.prune, self._clock(), self._failed_retention)
+            if any(removed.values()):
+                log.info(
+                    "pruned %d delivered or expired events in %d batches",
+                    removed["events"],
+                    removed["batches"],
+                )
         await asyncio.to_thread(
-            store.claim_batches, time.time(), self._coalesce_seconds, self._max_batch_size
+            store.claim_batches, self._clock(), self._coalesce_seconds, self._max_batch_size
         )
-        now = time.time()
+        now = self._clock()
         if now < self._resume_at:
             send_wait: float | None = self._resume_at - now  # backing off: new events must not hammer Airflow
         else:
             send_wait = await self._send_in_flight()
         next_claim = await asyncio.to_thread(store.next_claim_at, self._coalesce_seconds)
-        claim_wait = None if next_claim is None else max(0.0, next_claim - time.time())
+        claim_wait = None if next_claim is None else max(0.0, next_claim - self._clock())
         waits = [w for w in (send_wait, claim_wait) if w is not None]
         return min(waits) if waits else None
 
@@ -100,10 +123,16 @@ class DeliveryWorker:
         while (batch := await asyncio.to_thread(store.oldest_in_flight)) is not None:
             result = await self._client.trigger_dag_run(self._dag_id, batch.batch_id, batch.conf_json())
             count = len(batch.documents)
+            if result.outcome in (Outcome.RETRY, Outcome.FAILED):
+                self.last_error = {
+                    "at": datetime.fromtimestamp(self._clock(), UTC).isoformat(),
+                    "dag_run_id": batch.batch_id,
+                    "error": result.detail,
+                }
             if result.outcome is Outcome.RETRY:
                 self._consecutive_failures += 1
                 delay = self._backoff()
-                self._resume_at = time.time() + delay
+                self._resume_at = self._clock() + delay
                 await asyncio.to_thread(store.record_attempt, batch.batch_id, result.detail)
                 log.warning(
                     "dag run %s (%d events) not delivered, attempt %d: %s; retrying in %.1fs",
@@ -116,12 +145,15 @@ class DeliveryWorker:
                 return delay
             self._consecutive_failures = 0
             if result.outcome is Outcome.FAILED:
-                await asyncio.to_thread(store.mark_failed, batch.batch_id, result.detail, time.time())
+                await asyncio.to_thread(store.mark_failed, batch.batch_id, result.detail, self._clock())
                 log.error(
-                    "dag run %s (%d events) refused by Airflow: %s", batch.batch_id, count, result.detail
+                    "dag run %s (%d events) refused by Airflow: %s; kept for `airflow-scout relay requeue`",
+                    batch.batch_id,
+                    count,
+                    result.detail,
                 )
                 continue
-            await asyncio.to_thread(store.mark_delivered, batch.batch_id, time.time())
+            await asyncio.to_thread(store.mark_delivered, batch.batch_id, self._clock())
             if result.outcome is Outcome.ALREADY_EXISTS:
                 log.info("dag run %s (%d events) already existed: delivered earlier", batch.batch_id, count)
             else:

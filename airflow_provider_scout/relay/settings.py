@@ -35,16 +35,34 @@ from airflow_provider_scout.exceptions import RelayConfigError
 __all__ = [
     "RECOMMENDED_SECRET_LENGTH",
     "AirflowCredentials",
+    "ConnectionLimits",
     "RelayConfigError",
     "RelaySettings",
     "airflow_url_from",
     "credentials_from",
+    "parse_duration",
     "registry_from",
     "tag_filter_from",
 ]
 
 
 RECOMMENDED_SECRET_LENGTH = 64
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``; raises ValueError naming the text."""
+    stripped = text.strip().lower()
+    unit = _DURATION_UNITS.get(stripped[-1:]) if stripped else None
+    number = stripped[:-1] if unit is not None else stripped
+    try:
+        value = float(number) * (unit or 1.0)
+    except ValueError:
+        raise ValueError(f"{text[:40]!r} is not a duration such as 30, 30s, 15m, 24h or 7d") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{text[:40]!r} is not a positive duration")
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,6 +79,34 @@ class AirflowCredentials:
 
 
 @dataclass(frozen=True)
+class ConnectionLimits:
+    """What one client may hold of the relay: bytes, headers, time and connections.
+
+    The defaults fit Artifactory's webhooks (a few hundred bytes of headers, one request per
+    connection or a short keep-alive) with a wide margin, and keep a flood of slow or idle
+    connections from holding memory or file descriptors for long.
+    """
+
+    max_header_bytes: int = 16 * 1024  # request line + headers, per request
+    max_headers: int = 100
+    header_timeout: float = 10.0  # a new connection must send a complete request head within this
+    body_timeout: float = 30.0  # ... and then the whole body within this
+    keep_alive: float = 5.0  # an idle connection between requests is closed after this
+    max_connections: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_header_bytes < 1024:
+            raise RelayConfigError("the header size limit must be at least 1024 bytes")
+        if self.max_headers < 8:
+            raise RelayConfigError("the header count limit must be at least 8")
+        for name in ("header_timeout", "body_timeout", "keep_alive"):
+            if not getattr(self, name) > 0:
+                raise RelayConfigError(f"the {name.replace('_', ' ')} must be positive")
+        if self.max_connections < 1:
+            raise RelayConfigError("the connection limit must be at least 1")
+
+
+@dataclass(frozen=True)
 class RelaySettings:
     registry: ArtifactoryRegistryConfig
     secret: str = field(repr=False)
@@ -70,21 +116,35 @@ class RelaySettings:
     tags: TagFilter = field(default_factory=TagFilter)
     accept_promoted: bool = False
     dag_id: str = WEBHOOK_DAG_ID
-    host: str = "0.0.0.0"
+    host: str = "127.0.0.1"  # loopback unless configured: compose opens it to its network
     port: int = RELAY_PORT  # 0 binds any free port (tests); the bound port is logged
     coalesce_seconds: float = 3.0
     max_batch_size: int = 500
     max_body_bytes: int = 256 * 1024
     retry_max_seconds: float = 30.0
+    # A tag seen again at the same digest within this window is a duplicate (JFrog retries);
+    # delivered events are kept this long, failed batches `failed_retention`.
+    dedupe_window: float = 24 * 3600.0
+    failed_retention: float = 30 * 24 * 3600.0
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __post_init__(self) -> None:
         if not self.secret.strip():
             raise RelayConfigError(
                 f"{WEBHOOK_SECRET_ENV} is not set; the relay refuses unauthenticated webhooks"
             )
-        scheme = urlsplit(self.airflow_url).scheme
-        if scheme not in ("http", "https") or not urlsplit(self.airflow_url).netloc:
+        try:
+            url = urlsplit(self.airflow_url)
+            url.port  # noqa: B018 - raises for a port that is not a number
+        except ValueError:
+            raise RelayConfigError("the Airflow API URL is not a valid URL") from None
+        if url.scheme not in ("http", "https") or not url.hostname:
             raise RelayConfigError("the Airflow API URL must be an http(s) URL")
+        if url.username is not None or url.password is not None:
+            raise RelayConfigError(
+                f"the Airflow API URL must not carry credentials; set {AIRFLOW_USERNAME_ENV} and "
+                f"{AIRFLOW_PASSWORD_ENV}, or {AIRFLOW_TOKEN_ENV}"
+            )
         if not (self.airflow_credentials.renewable or self.airflow_credentials.token):
             raise RelayConfigError(
                 f"set {AIRFLOW_USERNAME_ENV} and {AIRFLOW_PASSWORD_ENV}, or {AIRFLOW_TOKEN_ENV}, "
@@ -100,6 +160,8 @@ class RelaySettings:
             raise RelayConfigError("the maximum body size must be at least 1 byte")
         if self.retry_max_seconds <= 0:
             raise RelayConfigError("the maximum retry delay must be positive")
+        if self.dedupe_window <= 0 or self.failed_retention <= 0:
+            raise RelayConfigError("the dedupe window and the failed-batch retention must be positive")
 
     @property
     def selection(self) -> EventSelection:

@@ -8,7 +8,14 @@ An event is *pending* until a batch claims it; a batch is *in flight* until Airf
 confirms the DAG run (then *delivered*) or refuses it for good (then *failed*).
 The batch id is the ``dag_run_id`` and is stored together with the claim, so a
 relay that dies mid-request re-sends the very same run id after a restart and
-Airflow's 409 makes the delivery exactly-once.
+Airflow's 409 makes the delivery exactly-once. A failed batch can be *requeued*: its
+events move to a new in-flight batch with a new run id, in one transaction.
+
+Dedupe knows each tag's history: an arrival is a duplicate only when its
+repository/image/tag was last accepted at the same digest less than the dedupe window
+ago, so a tag moved A -> B -> A is delivered three times. Delivered batches older than
+the window (failed ones older than their retention) are deleted by :meth:`EventStore.prune`,
+which also hands the freed pages back to the file system.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from typing import Any
 
 from airflow_provider_scout.events import ImageEvent
 
-__all__ = ["Batch", "EventStore", "GroupCommitWriter", "batch_id_for"]
+__all__ = ["Batch", "EventStore", "GroupCommitWriter", "arrival_key", "batch_id_for"]
+
+SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -40,22 +49,72 @@ CREATE TABLE IF NOT EXISTS batches (
 );
 CREATE INDEX IF NOT EXISTS batches_by_state ON batches (state);
 CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
     received_at REAL NOT NULL,
     event TEXT NOT NULL,
     batch_id TEXT REFERENCES batches (batch_id)
 );
 CREATE INDEX IF NOT EXISTS events_unclaimed ON events (received_at) WHERE batch_id IS NULL;
 CREATE INDEX IF NOT EXISTS events_by_batch ON events (batch_id);
+-- The digest each tag was last accepted at, and when: what dedupe compares with.
+CREATE TABLE IF NOT EXISTS tags_seen (
+    tag_key TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    seen_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tags_seen_by_time ON tags_seen (seen_at);
+CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL);
 """
+
+# Version 0 keyed events by their content id, so an event could never be accepted twice.
+_MIGRATE_FROM_V0 = (
+    """
+ALTER TABLE events RENAME TO events_v0;
+DROP INDEX IF EXISTS events_unclaimed;
+DROP INDEX IF EXISTS events_by_batch;
+"""
+    + _SCHEMA
+    + """
+INSERT INTO events (event_id, received_at, event, batch_id)
+    SELECT event_id, received_at, event, batch_id FROM events_v0 ORDER BY received_at, event_id;
+INSERT OR REPLACE INTO tags_seen (tag_key, digest, seen_at)
+    SELECT json_extract(event, '$.repository') || char(10) || json_extract(event, '$.image') || char(10)
+           || json_extract(event, '$.tag'), json_extract(event, '$.digest'), received_at
+    FROM events ORDER BY received_at;
+DROP TABLE events_v0;
+"""
+)
+
+_DONE_BEFORE = (
+    "(state = 'delivered' AND finished_at < :delivered_before) "
+    "OR (state = 'failed' AND finished_at < :failed_before)"
+)
 
 _BATCH_ID_PREFIX = "relay__"
 
 
-def batch_id_for(event_ids: Sequence[str]) -> str:
-    """The ``dag_run_id`` of a batch: the same events always give the same run id."""
-    digest = hashlib.sha256("\n".join(sorted(event_ids)).encode()).hexdigest()
+def batch_id_for(arrival_keys: Sequence[str]) -> str:
+    """The ``dag_run_id`` of a batch: the same arrivals always give the same run id.
+
+    An arrival key is :func:`arrival_key` of an event: its id and arrival time, so a tag that
+    moves back to a digest it had before makes a new run, not Airflow's 409 for the old one.
+    """
+    digest = hashlib.sha256("\n".join(sorted(arrival_keys)).encode()).hexdigest()
     return f"{_BATCH_ID_PREFIX}{digest[:40]}"
+
+
+def arrival_key(event_id: str, received_at: float) -> str:
+    return f"{event_id}@{received_at:.6f}"
+
+
+def _requeued_batch_id(batch_id: str) -> str:
+    digest = hashlib.sha256(f"{batch_id}\nrequeued".encode()).hexdigest()
+    return f"{_BATCH_ID_PREFIX}{digest[:40]}"
+
+
+def _tag_key(event: ImageEvent) -> str:
+    return "\n".join((event.repository, event.image, event.tag))
 
 
 @dataclass(frozen=True)
@@ -78,15 +137,39 @@ class Batch:
 class EventStore:
     """One SQLite database under the relay's state directory; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, dedupe_window: float = 24 * 3600.0) -> None:
+        """Open (creating or migrating) the store; raises OSError or sqlite3.Error when it cannot."""
+        self.path = path
+        self.dedupe_window = dedupe_window
         path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: every statement outside an explicit BEGIN commits (and syncs) by itself.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(_SCHEMA)
+        try:
+            # Another process (``airflow-scout relay requeue``) may hold the write lock briefly.
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            # Before the first table exists, so pages freed by prune() can be returned to the disk.
+            self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._upgrade_schema()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _upgrade_schema(self) -> None:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
+        script = _MIGRATE_FROM_V0 if columns and "seq" not in columns else _SCHEMA
+        self._conn.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
+        )
+        if script is _MIGRATE_FROM_V0:
+            # A version-0 file has no auto_vacuum yet; VACUUM applies the pragma set above.
+            self._conn.execute("VACUUM")
 
     def close(self) -> None:
         with self._lock:
@@ -106,18 +189,26 @@ class EventStore:
     def add_many(self, arrivals: Sequence[tuple[ImageEvent, float]]) -> list[bool]:
         """Persist accepted events with their arrival times in one transaction.
 
-        For each event, True when it is new, False when an event with the same id is already
-        stored (or came earlier in ``arrivals``).
+        For each event, True when it is new, False for a duplicate: its tag was last accepted
+        at the same digest less than the dedupe window before (or earlier in ``arrivals``).
         """
         with self._transaction() as conn:
-            return [
-                conn.execute(
-                    "INSERT OR IGNORE INTO events (event_id, received_at, event) VALUES (?, ?, ?)",
-                    (event.event_id, received_at, json.dumps(event.to_dict(), separators=(",", ":"))),
-                ).rowcount
-                == 1
-                for event, received_at in arrivals
-            ]
+            return [self._add(conn, event, received_at) for event, received_at in arrivals]
+
+    def _add(self, conn: sqlite3.Connection, event: ImageEvent, received_at: float) -> bool:
+        tag_key = _tag_key(event)
+        seen = conn.execute("SELECT digest, seen_at FROM tags_seen WHERE tag_key = ?", (tag_key,)).fetchone()
+        if seen is not None and seen[0] == event.digest and received_at - seen[1] < self.dedupe_window:
+            return False
+        conn.execute(
+            "INSERT INTO events (event_id, received_at, event) VALUES (?, ?, ?)",
+            (event.event_id, received_at, json.dumps(event.to_dict(), separators=(",", ":"))),
+        )
+        conn.execute(
+            "INSERT OR REPLACE INTO tags_seen (tag_key, digest, seen_at) VALUES (?, ?, ?)",
+            (tag_key, event.digest, received_at),
+        )
+        return True
 
     def claim_batches(self, now: float, coalesce_seconds: float, max_batch_size: int) -> list[str]:
         """Group pending events into batches and return the new batch ids.
@@ -130,25 +221,24 @@ class EventStore:
             while True:
                 rows = conn.execute(
                     "SELECT event_id, received_at FROM events WHERE batch_id IS NULL "
-                    "ORDER BY received_at, event_id LIMIT ?",
+                    "ORDER BY received_at, seq LIMIT ?",
                     (max_batch_size,),
                 ).fetchall()
                 if not rows:
                     break
                 if len(rows) < max_batch_size and now - rows[0][1] < coalesce_seconds:
                     break
-                event_ids = [row[0] for row in rows]
-                batch_id = batch_id_for(event_ids)
+                batch_id = batch_id_for([arrival_key(event_id, at) for event_id, at in rows])
                 conn.execute(
                     "INSERT INTO batches (batch_id, created_at, state, event_count) "
                     "VALUES (?, ?, 'in_flight', ?)",
-                    (batch_id, now, len(event_ids)),
+                    (batch_id, now, len(rows)),
                 )
                 # The same rows as the SELECT above: the transaction holds the write lock.
                 conn.execute(
-                    "UPDATE events SET batch_id = ? WHERE event_id IN (SELECT event_id FROM events "
-                    "WHERE batch_id IS NULL ORDER BY received_at, event_id LIMIT ?)",
-                    (batch_id, len(event_ids)),
+                    "UPDATE events SET batch_id = ? WHERE seq IN (SELECT seq FROM events "
+                    "WHERE batch_id IS NULL ORDER BY received_at, seq LIMIT ?)",
+                    (batch_id, len(rows)),
                 )
                 created.append(batch_id)
         return created
@@ -162,7 +252,7 @@ class EventStore:
             if row is None:
                 return None
             events = self._conn.execute(
-                "SELECT event FROM events WHERE batch_id = ? ORDER BY received_at, event_id", (row[0],)
+                "SELECT event FROM events WHERE batch_id = ? ORDER BY received_at, seq", (row[0],)
             ).fetchall()
         return Batch(row[0], row[1], tuple(document for (document,) in events))
 
@@ -190,6 +280,78 @@ class EventStore:
                 (error, now, batch_id),
             )
 
+    def failed_batches(self) -> list[dict[str, Any]]:
+        """Batches Airflow refused for good, newest first: what ``relay requeue`` can re-deliver."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT batch_id, event_count, attempts, last_error, finished_at FROM batches "
+                "WHERE state = 'failed' ORDER BY finished_at DESC, rowid DESC"
+            ).fetchall()
+        return [
+            {"dag_run_id": b, "events": n, "attempts": a, "error": e, "failed_at": f}
+            for b, n, a, e, f in rows
+        ]
+
+    def requeue(self, batch_ids: Sequence[str] | None, now: float) -> list[tuple[str, str]]:
+        """Move the events of failed batches (all of them when ``batch_ids`` is None) to new batches.
+
+        Returns (old, new) run ids. The new run id is stored with the move, so it is sent, and
+        re-sent after a crash, like any other batch. Raises ValueError naming a batch that is
+        not a failed one.
+        """
+        with self._transaction() as conn:
+            failed = [row[0] for row in conn.execute("SELECT batch_id FROM batches WHERE state = 'failed'")]
+            chosen = failed if batch_ids is None else list(dict.fromkeys(batch_ids))
+            unknown = sorted(set(chosen) - set(failed))
+            if unknown:
+                raise ValueError(f"not a failed batch: {', '.join(unknown)}")
+            moved = []
+            for old in chosen:
+                new = _requeued_batch_id(old)
+                conn.execute(
+                    "INSERT INTO batches (batch_id, created_at, state, event_count) "
+                    "SELECT ?, ?, 'in_flight', event_count FROM batches WHERE batch_id = ?",
+                    (new, now, old),
+                )
+                conn.execute("UPDATE events SET batch_id = ? WHERE batch_id = ?", (new, old))
+                conn.execute("DELETE FROM batches WHERE batch_id = ?", (old,))
+                moved.append((old, new))
+        return moved
+
+    def probe_write(self, now: float) -> None:
+        """Commit a one-row write, synced like an event; raises sqlite3.Error when that fails."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO health_probe (id, written_at) VALUES (1, ?)", (now,))
+
+    def prune(self, now: float, failed_retention: float) -> dict[str, int]:
+        """Delete what is finished and old, then give the freed space back; returns the counts deleted.
+
+        Delivered batches older than the dedupe window and failed ones older than
+        ``failed_retention`` go with their events; so does the tag history older than the window,
+        which can no longer make a duplicate.
+        """
+        bounds = {"delivered_before": now - self.dedupe_window, "failed_before": now - failed_retention}
+        with self._transaction() as conn:
+            events = conn.execute(
+                f"DELETE FROM events WHERE batch_id IN (SELECT batch_id FROM batches WHERE {_DONE_BEFORE})",
+                bounds,
+            ).rowcount
+            batches = conn.execute(f"DELETE FROM batches WHERE {_DONE_BEFORE}", bounds).rowcount
+            tags = conn.execute(
+                "DELETE FROM tags_seen WHERE seen_at < ?", (now - self.dedupe_window,)
+            ).rowcount
+        with self._lock:
+            self._conn.execute("PRAGMA incremental_vacuum")
+            # TRUNCATE: the WAL file goes back to zero bytes instead of keeping its high-water mark.
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return {"events": events, "batches": batches, "tags": tags}
+
+    def size_on_disk(self) -> int:
+        """Bytes of the database file and its WAL."""
+        return sum(
+            p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists()
+        )
+
     def next_claim_at(self, coalesce_seconds: float) -> float | None:
         """When the oldest pending event's batch closes, or None when nothing is pending."""
         with self._lock:
@@ -202,11 +364,12 @@ class EventStore:
             pending, oldest_pending = self._conn.execute(
                 "SELECT COUNT(*), MIN(received_at) FROM events WHERE batch_id IS NULL"
             ).fetchone()
-            counts = dict(
-                self._conn.execute(
-                    "SELECT state, COALESCE(SUM(event_count), 0) FROM batches GROUP BY state"
-                ).fetchall()
-            )
+            counts: dict[str, int] = {}
+            batch_counts: dict[str, int] = {}
+            for state, events, batches in self._conn.execute(
+                "SELECT state, COALESCE(SUM(event_count), 0), COUNT(*) FROM batches GROUP BY state"
+            ):
+                counts[state], batch_counts[state] = events, batches
             (oldest_in_flight,) = self._conn.execute(
                 "SELECT MIN(e.received_at) FROM events e JOIN batches b ON e.batch_id = b.batch_id "
                 "WHERE b.state = 'in_flight'"
@@ -221,6 +384,7 @@ class EventStore:
             "pending": pending,
             "in_flight": counts.get("in_flight", 0),
             "failed": counts.get("failed", 0),
+            "failed_batches": batch_counts.get("failed", 0),
             "delivered": counts.get("delivered", 0),
             "oldest_pending_age_s": None if oldest is None else round(max(0.0, now - oldest), 3),
             "errors": [

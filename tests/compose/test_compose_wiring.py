@@ -343,6 +343,8 @@ def test_relay_port_matches_the_registry_string(compose: dict[str, Any], env_exa
         configured = parse_registry_string(text).port or RELAY_PORT
         assert configured == port, f"the relay listens on {configured} for {text!r}, compose maps {port}"
     assert "--port" not in " ".join(scout_commands(compose)["relay"])
+    listen = scout_cli_parser().parse_args(scout_commands(compose)["relay"]).host
+    assert listen == "0.0.0.0", "the relay listens on loopback unless compose opens it to its network"
     # Artifactory calls the host port, which SCOUT_RELAY_PORT moves without touching the container.
     assert str(relay["ports"][0]).rsplit(":", 1)[0] == env_example.values["SCOUT_RELAY_PORT"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -224,3 +225,41 @@ def test_error_messages_quote_long_values_briefly(selection: EventSelection) -> 
         read(selection, _with("tag", "t" * 10_000))
     assert "data.tag" in str(raised.value)
     assert len(str(raised.value)) < 200
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"domain": "docker", "event_type": "pushed", "data": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", [16, 100, 100_000])  # plus the body object itself
+def test_json_nested_deeper_than_any_webhook_is_invalid(depth: int) -> None:
+    with pytest.raises(InvalidEventError, match="nests JSON deeper than 16 levels"):
+        parse_body(_nested(depth))
+
+
+def test_nesting_within_the_limit_is_read(selection: EventSelection) -> None:
+    payload = push_payload(tag="1.0")
+    payload["data"]["extra"] = json.loads("[" * 10 + "]" * 10)  # 13 levels with body > data > extra
+    assert isinstance(selection.read(parse_body(encode(payload)), RECEIVED), ImageEvent)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("repo_key", "r" * 65),  # Artifactory's repository key limit is 64
+        ("image_name", "team/" + "a" * 251),  # Docker's NameTotalLengthMax is 255
+        ("image_name", "a" * 120_000),
+        ("tag", "t" * 129),  # Docker's tag limit is 128
+    ],
+    ids=["repo-65", "image-256", "image-120k", "tag-129"],
+)
+def test_names_longer_than_dockers_limits_are_invalid(
+    selection: EventSelection, field: str, value: str
+) -> None:
+    with pytest.raises(InvalidEventError, match=f"data.{field}"):
+        read(selection, _with(field, value))
+
+
+def test_names_at_dockers_limits_are_read(selection: EventSelection) -> None:
+    event = read(selection, _with("tag", "1." + "9" * 126))
+    assert isinstance(event, ImageEvent) and len(event.tag) == 128

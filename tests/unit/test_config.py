@@ -169,3 +169,50 @@ def test_tag_filter_has_go_matchstring_semantics() -> None:
 def test_tag_filter_names_a_bad_pattern() -> None:
     with pytest.raises(ValueError, match=r"'\(unclosed'"):
         TagFilter.of(["(unclosed"])
+
+
+def test_globs_match_whole_paths_only() -> None:
+    config = parse_registry_string(BASE + ",include=docker-local/app")
+    assert config.selects("docker-local", "app")
+    assert not config.selects("docker-local", "app\n")
+
+
+@pytest.mark.parametrize("api", ["http://[::1", "http://host:port", "https://[v1.x]:99999", "http://h:99999"])
+def test_unparseable_api_urls_are_registry_string_errors(api: str) -> None:
+    with pytest.raises(RegistryStringError, match="'api'"):
+        parse_registry_string(BASE.replace("api=https://example.jfrog.io/artifactory", f"api={api}"))
+
+
+# Pieces of registry strings, valid and broken, for the fuzzer to recombine.
+_FUZZ_PIECES = (
+    "type=artifactory", "type=", "registry=example.jfrog.io", "registry=h:1", "registry=a/b", "api=",
+    "api=https://example.jfrog.io/artifactory", "api=http://[::1", "api=http://[::1]:8080/a", "api=http://u:p@h",
+    "api=http://h:port", "api=http://h:99999", "repository=docker-local", "repository=docker-*",
+    '"repository=a,b"', "include=*/x*", "exclude=[", "exclude=[!a-", "port=9000", "port=-1", "port=1e3",
+    "port=99999999999999999999", "subdomain-mode=true", "subdomain-mode=yes", "includes=a", "=", ",", '"',
+    "\n", "\x00", "é", "\udcff", "%", "[", "]", "::", "@", "//", " ", "type", "unknown=1",
+)  # fmt: skip
+
+
+def test_fuzzed_registry_strings_raise_only_registry_string_errors() -> None:
+    import random
+
+    rng = random.Random(20240612)
+    outcomes = {"parsed": 0, "refused": 0}
+    for _ in range(5000):
+        pieces = [rng.choice(_FUZZ_PIECES) for _ in range(rng.randint(0, 6))]
+        if rng.random() < 0.5:  # around a valid core, so that mutations reach the later checks
+            pieces[rng.randint(0, len(pieces)) : 0] = BASE.split(",")
+        if rng.random() < 0.3:
+            pieces.append("".join(chr(rng.randint(0, 0x2FF)) for _ in range(rng.randint(1, 12))))
+        text = rng.choice((",", ",", "", " , ")).join(pieces)
+        try:
+            config = parse_registry_string(text)
+        except RegistryStringError:
+            outcomes["refused"] += 1
+            continue
+        # Whatever parses is usable.
+        config.selects("docker-local", "team/app")
+        config.image_reference("docker-local", "team/app", tag="1")
+        outcomes["parsed"] += 1
+    assert outcomes["parsed"] > 0 and outcomes["refused"] > 0, outcomes

@@ -64,7 +64,9 @@ def test_the_wheel_holds_only_the_provider_package(wheel: zipfile.ZipFile) -> No
 def test_the_wheel_declares_the_provider_and_the_relay_command(wheel: zipfile.ZipFile) -> None:
     entry_points = configparser.ConfigParser()
     entry_points.read_string(wheel.read(f"{_dist_info(wheel)}/entry_points.txt").decode())
-    assert dict(entry_points["apache_airflow_provider"]) == {"provider_info": f"{PACKAGE}.get_provider_info:get_provider_info"}
+    assert dict(entry_points["apache_airflow_provider"]) == {
+        "provider_info": f"{PACKAGE}.get_provider_info:get_provider_info"
+    }
     assert dict(entry_points["console_scripts"]) == {"airflow-scout": f"{PACKAGE}.cli:main"}
 
 
