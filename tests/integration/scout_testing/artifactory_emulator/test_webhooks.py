@@ -1,0 +1,150 @@
+"""Docker ``pushed`` webhooks, shaped and signed as Artifactory sends them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
+from scout_testing.processes import RegistryProcess, free_port
+from tests.support.registry_client import RegistryClient, tiny_image, tiny_index, unique_image
+
+SECRET = "webhook-secret-for-tests"
+
+
+@dataclass
+class Receiver:
+    url: str
+    deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
+        deadline = time.monotonic() + timeout
+        while len(self.deliveries) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return list(self.deliveries)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    deliveries: list[tuple[dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", deliveries)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def webhooks(emulator: EmulatorHandle) -> Iterator[EmulatorHandle]:
+    emulator.admin.clear_webhooks()
+    yield emulator
+    emulator.admin.clear_webhooks()
+
+
+def test_push_by_tag_fires_an_hmac_signed_pushed_event(webhooks: EmulatorHandle, receiver: Receiver) -> None:
+    webhooks.admin.add_webhook(receiver.url, SECRET, "hmac")
+    image, content = unique_image(), tiny_image("arm64", text="webhook")
+    RegistryClient(webhooks.url, "/v2/docker-dev", webhooks.token).push(image, "2.1", content)
+    [(headers, body)] = receiver.wait_for(1)
+    assert headers["x-jfrog-event-auth"] == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["content-type"] == "application/json"
+    event = json.loads(body)
+    sha256 = content.digest.split(":", 1)[1]
+    assert event == {
+        "domain": "docker",
+        "event_type": "pushed",
+        "data": {
+            "repo_key": "docker-dev",
+            "event_type": "pushed",
+            "path": f"{image}/2.1/manifest.json",
+            "name": "manifest.json",
+            "sha256": sha256,
+            "size": len(content.manifest),
+            "image_name": image,
+            "tag": "2.1",
+            "platforms": [{"architecture": "arm64", "os": "linux"}],
+        },
+        "subscription_key": event["subscription_key"],
+        "jpd_origin": webhooks.url,
+        "source": f"jfrog/{webhooks.username}",
+    }
+
+
+def test_plain_secret_and_multi_arch_platforms(webhooks: EmulatorHandle, receiver: Receiver) -> None:
+    webhooks.admin.add_webhook(receiver.url, SECRET, "plain")
+    image = unique_image()
+    RegistryClient(webhooks.url, "/v2/docker-local", webhooks.token).push(
+        image, "multi", tiny_index("amd64", "arm64", text="hooked")
+    )
+    deliveries = receiver.wait_for(1)
+    assert len(deliveries) == 1  # child manifests pushed by digest are not tag pushes
+    headers, body = deliveries[0]
+    assert headers["x-jfrog-event-auth"] == SECRET
+    data = json.loads(body)["data"]
+    assert (data["name"], data["path"]) == ("list.manifest.json", f"{image}/multi/list.manifest.json")
+    assert data["platforms"] == [
+        {"architecture": "amd64", "os": "linux"},
+        {"architecture": "arm64", "os": "linux"},
+    ]
+
+
+def test_failed_delivery_neither_blocks_the_push_nor_logs_the_secret(webhooks: EmulatorHandle) -> None:
+    dead_url = f"http://127.0.0.1:{free_port()}/hook"  # a port nobody listens on
+    secret = "never-log-this-secret-6f1c"
+    webhooks.admin.add_webhook(dead_url, secret, "plain")
+    started = time.monotonic()
+    RegistryClient(webhooks.url, "/v2/docker-local", webhooks.token).push(unique_image(), "1", tiny_image())
+    assert time.monotonic() - started < 5
+    deadline = time.monotonic() + 5
+    while webhooks.admin.webhooks()[0]["failed"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [state] = webhooks.admin.webhooks()
+    assert (state["failed"], state["delivered"]) == (1, 0)
+    assert "secret" not in state
+    log = webhooks.log_path.read_text()
+    assert dead_url in log
+    assert secret not in log
+
+
+def test_command_line_webhook_uses_the_secret_from_the_environment(
+    registry: RegistryProcess, receiver: Receiver, tmp_path: Path
+) -> None:
+    configured = start_emulator(
+        registry.url,
+        tmp_path,
+        repositories=("docker-local",),
+        webhook_urls=(receiver.url,),
+        webhook_secret=SECRET,
+        signing="hmac",
+    )
+    try:
+        RegistryClient(configured.url, "/v2/docker-local", None).push(unique_image(), "cli", tiny_image())
+        [(headers, body)] = receiver.wait_for(1)
+        assert headers["x-jfrog-event-auth"] == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert json.loads(body)["data"]["tag"] == "cli"
+        assert json.loads(body)["source"] == "jfrog/anonymous"
+    finally:
+        configured.stop()
+    assert SECRET not in configured.log_path.read_text()

@@ -1,0 +1,28 @@
+"""Helpers the tests share, imported as ``tests.support.<module>``; fixtures live in :mod:`.fixtures`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airflow_provider_scout import defaults
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+
+# Settings of the machine running the tests must not change what a test sees.
+MACHINE_SETTINGS = (
+    defaults.REGISTRY_ENV,
+    defaults.SBOM_DIR_ENV,
+    defaults.INDEX_WORKERS_ENV,
+    defaults.REFRESH_SCHEDULE_ENV,
+    defaults.REFRESH_CATCHUP_ENV,
+    defaults.REFRESH_START_DATE_ENV,
+    defaults.ARTIFACTORY_USER_ENV,
+    defaults.ARTIFACTORY_PASSWORD_ENV,
+    defaults.HUB_USER_ENV,
+    defaults.HUB_PASSWORD_ENV,
+    "AIRFLOW_CONN_ARTIFACTORY_DEFAULT",
+    "AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT",
+    "SCOUT_STANDIN_MODE",
+    "SCOUT_STANDIN_RECORD",
+)

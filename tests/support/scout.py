@@ -1,0 +1,35 @@
+"""Shared constants and helpers of the ScoutHook tests (a uniquely named module, unlike conftest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from scout_testing.stand_ins import DOCKER_SCOUT_STAND_IN
+from scout_testing.stand_ins.scout_server import StandInScout
+from tests.support import DATA
+
+__all__ = ["DOCKER_SCOUT_STAND_IN", "SCOUT_SCHEMA", "CliRecord", "StandInScout"]
+
+# What the tests know of Scout's GraphQL schema; the stand-in server executes requests against it.
+SCOUT_SCHEMA = DATA / "scout_schema.graphql"
+
+HUB_USER = "scout-robot"
+HUB_TOKEN = "dckr_pat_standin-hub-secret-0123456789"
+ORGANIZATION = "acme"
+
+
+class CliRecord:
+    """What the docker-scout stand-in recorded about its invocations."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def calls(self) -> list[dict[str, Any]]:
+        return json.loads(self.path.read_text()) if self.path.exists() else []
+
+    def last(self) -> dict[str, Any]:
+        calls = self.calls()
+        assert calls, "the docker-scout stand-in was not run"
+        return calls[-1]

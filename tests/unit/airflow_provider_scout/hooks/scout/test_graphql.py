@@ -1,0 +1,170 @@
+"""The GraphQL documents the provider sends, validated against the hand-written Scout SDL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from graphql import GraphQLSchema, build_schema, graphql_sync, parse, validate
+
+from airflow_provider_scout.hooks.scout import graphql as scout_graphql
+from airflow_provider_scout.hooks.scout.graphql import (
+    ScoutGraphQLError,
+    image_summaries_request,
+    index_image_request,
+    organization_status_request,
+    parse_image_summaries,
+    parse_index_image,
+    parse_organization_status,
+)
+from tests.support.scout import SCOUT_SCHEMA
+
+SDL = SCOUT_SCHEMA
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.fixture(scope="module")
+def schema() -> GraphQLSchema:
+    return build_schema(SDL.read_text())
+
+
+def _documents() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in vars(scout_graphql).items()
+        if name.isupper() and isinstance(value, str) and value.lstrip().startswith(("query", "mutation"))
+    }
+
+
+def test_the_module_holds_the_documents_the_hook_uses() -> None:
+    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "INDEX_IMAGE", "ORGANIZATION_STATUS"}
+
+
+@pytest.mark.parametrize("name", sorted(_documents()))
+def test_document_is_valid_against_the_scout_sdl(schema: GraphQLSchema, name: str) -> None:
+    errors = validate(schema, parse(_documents()[name]))
+    assert errors == [], [e.message for e in errors]
+
+
+def test_the_sdl_rejects_a_field_scout_does_not_have(schema: GraphQLSchema) -> None:
+    # Guards the guard: validation against this SDL really fails on unknown fields.
+    bad = "query q($c: Context!) { organizationStatus(context: $c) { hasImageAnalysisEnabled isPremium } }"
+    assert [e.message for e in validate(schema, parse(bad))] == [
+        "Cannot query field 'isPremium' on type 'ScOrganizationStatus'."
+    ]
+
+
+def _execute(schema: GraphQLSchema, request: dict[str, Any], root: dict[str, Any]) -> Any:
+    return graphql_sync(
+        schema,
+        request["query"],
+        root_value=root,
+        variable_values=request["variables"],
+        operation_name=request["operationName"],
+    )
+
+
+def test_image_summaries_request_variables_fit_the_schema_and_reach_the_resolver(
+    schema: GraphQLSchema,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def resolver(_info: Any, **args: Any) -> list[dict[str, Any]]:
+        seen.update(args)
+        return [{"digest": DIGEST, "sbomState": "INDEXING", "vulnerabilityReport": None}]
+
+    request = image_summaries_request("acme", [DIGEST], "example.jfrog.io", "docker-local/team/app")
+    result = _execute(schema, request, {"imageSummariesByDigest": resolver})
+    assert result.errors is None
+    assert seen == {
+        "context": {"organization": "acme"},
+        "digests": [DIGEST],
+        "repository": {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"},
+    }
+    assert parse_image_summaries({"data": result.data})[DIGEST].sbom_state == "INDEXING"
+
+
+def test_index_image_request_hands_scout_the_image_with_every_tag(schema: GraphQLSchema) -> None:
+    seen: dict[str, Any] = {}
+
+    def resolver(_info: Any, **args: Any) -> dict[str, str]:
+        seen.update(args)
+        return {"digest": args["image"]["digest"]}
+
+    request = index_image_request(
+        "acme", DIGEST, "example.jfrog.io", "docker-local/team/app", ("1.0", "latest", "stable")
+    )
+    result = _execute(schema, request, {"indexImage": resolver})
+    assert result.errors is None
+    assert seen == {
+        "context": {"organization": "acme"},
+        "image": {
+            "digest": DIGEST,
+            "repository": {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"},
+            "tags": ["1.0", "latest", "stable"],
+        },
+    }
+    assert parse_index_image({"data": result.data}) == DIGEST
+
+
+def test_index_image_is_a_mutation_not_a_query(schema: GraphQLSchema) -> None:
+    # Guards the guard: the SDL offers indexImage on Mutation only, as Scout does.
+    as_query = scout_graphql.INDEX_IMAGE.replace("mutation indexImage", "query indexImage", 1)
+    assert [e.message for e in validate(schema, parse(as_query))] == [
+        "Cannot query field 'indexImage' on type 'Query'."
+    ]
+
+
+def test_an_index_image_answer_without_a_digest_is_an_error() -> None:
+    with pytest.raises(ScoutGraphQLError, match="answer to indexImage has no digest"):
+        parse_index_image({"data": {"indexImage": None}})
+
+
+def test_organization_status_request_fits_the_schema(schema: GraphQLSchema) -> None:
+    result = _execute(
+        schema,
+        organization_status_request("acme"),
+        {
+            "organizationStatus": lambda _info, context: {
+                "hasImageAnalysisEnabled": True,
+                "hasAnalyzedImages": False,
+            }
+        },
+    )
+    assert result.errors is None
+    status = parse_organization_status({"data": result.data})
+    assert (status.has_image_analysis_enabled, status.has_analyzed_images) == (True, False)
+
+
+def test_parse_image_summaries_keeps_counts_and_null_reports() -> None:
+    report = {"critical": 1, "high": 2, "medium": 3, "low": 4, "unspecified": 0, "total": 10}
+    other = "sha256:" + "b" * 64
+    answer = {
+        "data": {
+            "imageSummariesByDigest": [
+                {"digest": DIGEST, "sbomState": "INDEXED", "vulnerabilityReport": report},
+                {"digest": other, "sbomState": "INDEXING", "vulnerabilityReport": None},
+            ]
+        }
+    }
+    summaries = parse_image_summaries(answer)
+    assert summaries[DIGEST].is_indexed and summaries[DIGEST].vulnerabilities == report
+    assert not summaries[other].is_indexed and summaries[other].vulnerabilities is None
+    assert summaries[DIGEST].to_dict() == {
+        "digest": DIGEST,
+        "sbom_state": "INDEXED",
+        "vulnerabilities": report,
+    }
+
+
+def test_graphql_errors_in_an_answer_become_a_clear_error() -> None:
+    answer = {"data": None, "errors": [{"message": "you are not a member of organization 'acme'"}]}
+    with pytest.raises(
+        ScoutGraphQLError, match="Scout rejected imageSummariesByDigest: you are not a member"
+    ):
+        parse_image_summaries(answer)
+
+
+def test_an_answer_without_the_operation_is_an_error() -> None:
+    with pytest.raises(ScoutGraphQLError, match=r"no data\.organizationStatus"):
+        parse_organization_status({"data": {}})

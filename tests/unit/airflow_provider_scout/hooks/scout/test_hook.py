@@ -1,0 +1,91 @@
+"""Scout connection handling: extras, defaults, provider wiring, test_connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook
+from airflow_provider_scout.models import RegistryAuth
+from tests.support.scout import HUB_USER, ORGANIZATION, StandInScout
+
+REGISTRY_USER = "ci-puller"
+REGISTRY_PASSWORD = "artifactory-reg-secret-42"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"backend": "cloud"},
+            "Scout connection 'docker_scout_default': extra 'backend' must be one of cli, sbom, not 'cloud'",
+        ),
+        ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds"),
+        ({"timeout": -3}, "extra 'timeout' must be positive"),
+        ({"api_url": "ftp://scout"}, "extra 'api_url' must be an http"),
+    ],
+)
+def test_bad_connection_extras_are_named(
+    scout_connection: Callable[..., None], extra: dict, message: str
+) -> None:
+    scout_connection(**extra)
+    with pytest.raises(ScoutFatalError, match=message):
+        ScoutHook().backend_name  # noqa: B018
+
+
+def test_a_named_connection_must_exist() -> None:
+    with pytest.raises(ScoutFatalError, match="Scout connection 'scout_prod' is not defined"):
+        ScoutHook(scout_conn_id="scout_prod").backend_name  # noqa: B018
+
+
+def test_registry_auth_repr_hides_secrets() -> None:
+    text = repr(RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD)) + repr(RegistryAuth(token="tok-secret-1"))
+    assert REGISTRY_PASSWORD not in text and "tok-secret-1" not in text
+    assert REGISTRY_USER in text
+
+
+def test_the_connection_type_resolves_to_the_scout_hook(
+    scout_connection: Callable[..., None], tmp_path: Path
+) -> None:
+    from airflow.sdk import BaseHook
+
+    scout_connection("scout_from_ui", backend="sbom", sbom_dir=str(tmp_path))
+    hook = BaseHook.get_hook("scout_from_ui")
+    assert isinstance(hook, ScoutHook)
+    assert (hook.scout_conn_id, hook.backend_name) == ("scout_from_ui", "sbom")
+
+
+def test_without_a_connection_the_hook_is_the_sbom_backend() -> None:
+    assert ScoutHook().backend_name == "sbom"
+
+
+def test_extras_saved_with_the_legacy_prefix_are_read(scout_connection: Callable[..., None]) -> None:
+    scout_connection(**{"extra__docker_scout__backend": "sbom", "extra__docker_scout__org": "legacy-org"})
+    hook = ScoutHook()
+    assert (hook.backend_name, hook.settings.org) == ("sbom", "legacy-org")
+
+
+def test_settings_repr_hides_the_token(scout_connection: Callable[..., None]) -> None:
+    scout_connection(org=ORGANIZATION)
+    text = repr(ScoutHook().settings)
+    assert HUB_USER in text and "dckr_pat" not in text
+
+
+def test_test_connection_asks_scout_for_the_organization(
+    stand_in_scout: StandInScout, scout_connection: Callable[..., None]
+) -> None:
+    scout_connection(org=ORGANIZATION, api_url=f"{stand_in_scout.url}/v1/graphql", hub_url=stand_in_scout.url)
+    assert ScoutHook().test_connection() == (
+        True,
+        f"Scout organization '{ORGANIZATION}' reachable; image analysis enabled: True",
+    )
+
+
+def test_test_connection_reports_refused_credentials(
+    stand_in_scout: StandInScout, scout_connection: Callable[..., None]
+) -> None:
+    scout_connection(password="dckr_pat_revoked-0000", org=ORGANIZATION, hub_url=stand_in_scout.url)
+    ok, message = ScoutHook().test_connection()
+    assert not ok and "Docker Hub refused the access token" in message and "revoked-0000" not in message

@@ -1,0 +1,292 @@
+"""The relay app in process against the stand-in Airflow API: input checks, dedupe, delivery."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.events import ImageEvent
+from airflow_provider_scout.relay.app import build_app
+from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
+from airflow_provider_scout.relay.store import EventStore
+from scout_testing.stand_ins.airflow_api import StandinServer
+from tests.support.fixtures.relay import InProcessRelay, wait_until
+from tests.support.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
+
+StartRelay = Callable[..., InProcessRelay]
+
+
+def accepted_id(response: Any) -> str:
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "accepted"
+    event_id: str = body["event_id"]
+    return event_id
+
+
+def _oversized() -> bytes:
+    payload = push_payload(tag="big")
+    payload["padding"] = "x" * 20_000
+    return encode(payload)
+
+
+def _bad(field: str, value: Any) -> dict[str, Any]:
+    payload = push_payload(tag="bad")
+    if value is None:
+        del payload["data"][field]
+    else:
+        payload["data"][field] = value
+    return payload
+
+
+BAD_INPUT = [
+    # case id, body, signature ("plain"/"hmac"/None/literal), status, answer status, reason fragment
+    ("no-signature", push_payload(tag="a"), None, 401, "rejected", "missing X-JFrog-Event-Auth"),
+    ("wrong-secret", push_payload(tag="a"), "not-the-secret", 401, "rejected", "matches neither"),
+    ("hmac-of-other-body", push_payload(tag="a"), "hmac-other", 401, "rejected", "matches neither"),
+    ("bad-json", b'{"domain": "docker", ', "hmac", 400, "rejected", "not valid JSON"),
+    ("not-an-object", b'["docker"]', "plain", 400, "rejected", "JSON object"),
+    (
+        "deep-nesting",
+        b'{"domain": "docker", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "hmac",
+        400,
+        "rejected",
+        "deeper than 16 levels",
+    ),
+    ("no-data", {"domain": "docker", "event_type": "pushed"}, "plain", 400, "rejected", "'data'"),
+    ("no-tag", _bad("tag", None), "plain", 400, "rejected", "data.tag"),
+    ("no-sha256", _bad("sha256", None), "plain", 400, "rejected", "data.sha256"),
+    ("bad-sha256", _bad("sha256", "12ab"), "plain", 400, "rejected", "64 hex digits"),
+    ("oversized", _oversized(), "hmac", 413, "rejected", "larger than 16384 bytes"),
+    ("other-domain", push_payload(domain="artifact"), "plain", 200, "ignored", "domain 'artifact'"),
+    ("deleted-event", push_payload(event_type="deleted"), "plain", 200, "ignored", "event type 'deleted'"),
+    ("promoted-off", push_payload(event_type="promoted"), "plain", 200, "ignored", "event type 'promoted'"),
+    ("other-repository", push_payload(repository="docker-dev"), "plain", 200, "ignored", "not watched"),
+    ("excluded-image", push_payload(image="team/secret-app"), "hmac", 200, "ignored", "include/exclude"),
+    ("not-included", push_payload(image="other/app"), "plain", 200, "ignored", "include/exclude"),
+    ("tag-filtered", push_payload(tag="nightly"), "plain", 200, "ignored", "tag 'nightly'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "signature", "status", "answer", "reason"),
+    [case[1:] for case in BAD_INPUT],
+    ids=[case[0] for case in BAD_INPUT],
+)
+def test_bad_input_is_answered_and_triggers_nothing(
+    start_relay: StartRelay,
+    standin: StandinServer,
+    body: dict[str, Any] | bytes,
+    signature: str | None,
+    status: int,
+    answer: str,
+    reason: str,
+) -> None:
+    relay = start_relay(max_body_bytes=16384, tags=TagFilter.of([r"^(?!nightly)"]))
+    if signature == "hmac-other":
+        signature = hmac_signature(b"another body", relay.secret)
+    response = relay.send(body, signature)
+    assert response.status_code == status, response.text
+    assert response.json()["status"] == answer
+    assert reason in response.json()["reason"]
+
+    # A valid event afterwards is delivered alone: the bad one never reached the store.
+    sentinel = accepted_id(relay.send(push_payload(tag="sentinel")))
+    health = relay.wait_idle()
+    assert standin.state.delivered_event_ids() == [sentinel]
+    assert (health["delivered"], health["failed"]) == (1, 0)
+
+
+def test_oversized_body_without_content_length(start_relay: StartRelay) -> None:
+    relay = start_relay(max_body_bytes=2048)
+    body = _oversized()
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 512):
+            yield body[start : start + 512]
+
+    response = relay.client.post(
+        "/webhook", content=chunks(), headers={"X-JFrog-Event-Auth": hmac_signature(body, relay.secret)}
+    )
+    assert response.status_code == 413
+    assert relay.health()["pending"] == 0
+
+
+@pytest.mark.parametrize("form", ["plain", "hmac", "hmac-upper", "sha256-prefix"])
+def test_both_signature_forms_are_accepted(
+    start_relay: StartRelay, standin: StandinServer, form: str
+) -> None:
+    relay = start_relay()
+    body = encode(push_payload(tag=form))
+    header = {
+        "plain": relay.secret,
+        "hmac": hmac_signature(body, relay.secret),
+        "hmac-upper": hmac_signature(body, relay.secret).upper(),
+        "sha256-prefix": "sha256=" + hmac_signature(body, relay.secret),
+    }[form]
+    event_id = accepted_id(relay.send(body, header))
+    relay.wait_idle()
+    assert standin.state.delivered_event_ids() == [event_id]
+
+
+def test_root_path_receives_webhooks_too(start_relay: StartRelay) -> None:
+    relay = start_relay()
+    response = relay.client.post(
+        "/", content=encode(push_payload()), headers={"X-JFrog-Event-Auth": relay.secret}
+    )
+    assert response.status_code == 202
+
+
+def test_duplicates_make_one_dag_run(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay()
+    payload = push_payload(tag="1.0")
+    answers = [relay.send(payload, form).json() for form in ("plain", "hmac", "plain", "hmac")]
+    assert {answer["event_id"] for answer in answers} == {answers[0]["event_id"]}
+    assert [answer["duplicate"] for answer in answers] == [False, True, True, True]
+    relay.wait_idle()
+    # A late re-delivery of a delivered event is still a duplicate.
+    assert relay.send(payload).json()["duplicate"] is True
+    relay.wait_idle()
+    assert len(standin.state.runs) == 1
+    assert standin.state.delivered_event_ids() == [answers[0]["event_id"]]
+
+    # The same tag pushed again at a new digest is a new event.
+    repushed = accepted_id(relay.send(push_payload(tag="1.0", sha256=manifest_sha256("rebuilt"))))
+    relay.wait_idle()
+    assert standin.state.delivered_event_ids() == [answers[0]["event_id"], repushed]
+
+
+def test_a_burst_becomes_one_dag_run(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay(coalesce_seconds=3.0)
+    sent = [accepted_id(relay.send(push_payload(tag=f"1.{n}"))) for n in range(30)]
+    assert relay.health()["pending"] == 30
+    relay.wait_idle()
+    [run] = standin.state.runs.values()
+    assert [event["event_id"] for event in run["conf"]["events"]] == sent
+    assert run["dag_id"] == "scout_artifactory_webhook"
+    assert run["logical_date"] is None
+    for event in run["conf"]["events"]:
+        ImageEvent.from_dict(event)  # what the webhook DAG receives is a valid normalised event
+
+
+def test_airflow_down_while_events_arrive(start_relay: StartRelay, standin: StandinServer) -> None:
+    # A long window: batches close only by reaching the maximum size.
+    relay = start_relay(max_batch_size=50, coalesce_seconds=60)
+    standin.stop()
+    sent = [accepted_id(relay.send(push_payload(tag=f"2.{n}"))) for n in range(200)]
+    wait_until(lambda: relay.health()["in_flight"] == 200, what="all events claimed into batches")
+    health = relay.health()
+    assert health["delivered"] == 0
+    assert health["oldest_pending_age_s"] > 0
+    assert any("unreachable" in error["error"] for error in health["errors"])
+
+    standin.start()
+    health = relay.wait_idle(timeout=20)
+    assert health["delivered"] == 200
+    delivered = standin.state.delivered_event_ids()
+    assert sorted(delivered) == sorted(sent)  # every event, each exactly once
+    assert [len(run["conf"]["events"]) for run in standin.state.runs.values()] == [50, 50, 50, 50]
+
+
+def test_server_errors_are_retried(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay()
+    standin.state.trigger_status = 503
+    sent = [accepted_id(relay.send(push_payload(tag=f"3.{n}"))) for n in range(3)]
+    wait_until(
+        lambda: any(
+            error["attempts"] >= 2 and "HTTP 503" in error["error"] for error in relay.health()["errors"]
+        ),
+        what="two failed attempts",
+    )
+    assert relay.health()["in_flight"] == 3
+    standin.state.trigger_status = None
+    relay.wait_idle()
+    assert sorted(standin.state.delivered_event_ids()) == sorted(sent)
+
+
+def test_dag_not_found_yet_is_retried(start_relay: StartRelay, standin: StandinServer) -> None:
+    standin.state.dag_ids = set()  # Airflow up, DAG not parsed yet
+    relay = start_relay()
+    event_id = accepted_id(relay.send(push_payload()))
+    wait_until(lambda: any("HTTP 404" in e["error"] for e in relay.health()["errors"]), what="a 404 attempt")
+    standin.state.dag_ids = {"scout_artifactory_webhook"}
+    relay.wait_idle()
+    assert standin.state.delivered_event_ids() == [event_id]
+
+
+def test_refused_run_is_marked_failed(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay()
+    standin.state.trigger_status = 400
+    relay.send(push_payload(tag="refused"))
+    health = relay.wait_idle()
+    assert (health["failed"], health["delivered"]) == (1, 0)
+    assert "HTTP 400" in health["errors"][0]["error"]
+
+    standin.state.trigger_status = None
+    accepted = accepted_id(relay.send(push_payload(tag="next")))
+    health = relay.wait_idle()
+    assert (health["failed"], health["delivered"]) == (1, 1)
+    assert standin.state.delivered_event_ids() == [accepted]  # the failed batch is not re-sent
+
+
+def test_jwt_is_renewed_after_401(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay()
+    first = accepted_id(relay.send(push_payload(tag="4.0")))
+    relay.wait_idle()
+    assert standin.state.token_requests == 1
+
+    standin.state.valid_tokens.clear()  # the JWT expired
+    second = accepted_id(relay.send(push_payload(tag="4.1")))
+    relay.wait_idle()
+    assert standin.state.token_requests == 2
+    assert standin.state.unauthorized == 1
+    assert standin.state.delivered_event_ids() == [first, second]
+
+
+def test_wrong_api_password_keeps_events_waiting(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay(airflow_credentials=AirflowCredentials("not-a-user", "wrong-password"))
+    relay.send(push_payload())
+    wait_until(
+        lambda: any("refused a token" in e["error"] for e in relay.health()["errors"]), what="auth error"
+    )
+    assert relay.health()["in_flight"] == 1
+    assert standin.state.runs == {}
+
+
+def test_fixed_token(start_relay: StartRelay, standin: StandinServer) -> None:
+    standin.state.static_tokens.add("fixed-token-for-tests")
+    relay = start_relay(airflow_credentials=AirflowCredentials(token="fixed-token-for-tests"))
+    event_id = accepted_id(relay.send(push_payload()))
+    relay.wait_idle()
+    assert standin.state.delivered_event_ids() == [event_id]
+    assert standin.state.token_requests == 0
+
+
+def test_promoted_events_when_enabled(start_relay: StartRelay, standin: StandinServer) -> None:
+    relay = start_relay(accept_promoted=True)
+    event_id = accepted_id(relay.send(push_payload(event_type="promoted")))
+    relay.wait_idle()
+    [event] = next(iter(standin.state.runs.values()))["conf"]["events"]
+    assert (event["event_id"], event["event_type"]) == (event_id, "promoted")
+
+
+def test_nothing_is_acknowledged_that_was_not_stored(
+    relay_settings: Callable[..., RelaySettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_disk(self: EventStore, arrivals: object) -> list[bool]:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(EventStore, "add_many", broken_disk)
+    settings = relay_settings()
+    with TestClient(build_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/webhook", content=encode(push_payload()), headers={"X-JFrog-Event-Auth": settings.secret}
+        )
+        assert response.status_code == 503  # Artifactory retries a 5xx
+        assert client.get("/healthz").json()["pending"] == 0

@@ -1,0 +1,290 @@
+"""syft JSON -> Scout SBOM JSON, on syft reports saved from real syft runs on the fixture images.
+
+Expected packages come from the fixture definitions (emulator/images.py); layer digests
+come from rebuilding the byte-reproducible fixture layouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_scout import __version__
+from airflow_provider_scout.sbom import (
+    SBOM_VERSION,
+    SbomConversionError,
+    sbom_relative_path,
+    stored_sbom_tags,
+    syft_to_scout_sbom,
+    with_tags,
+)
+from scout_testing.fixture_images import build_layout, expected_packages
+from tests.support import DATA
+
+SYFT_REPORTS = DATA / "syft"
+SAVED_KINDS = ("debian", "python", "npm")
+NAME = "example.jfrog.io/docker-local/team/app"
+NAMESPACES = {"deb": "debian", "apk": "alpine", "pypi": "", "npm": ""}
+DISTROS = {"debian": ("debian", "12"), "python": ("debian", "12"), "npm": ("alpine", "3.20.3")}
+
+
+def _report(kind: str) -> dict[str, Any]:
+    return json.loads((SYFT_REPORTS / f"syft-{kind}.json").read_text())
+
+
+def _blob(layout: Path, digest: str) -> dict[str, Any]:
+    return json.loads((layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes())
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Per kind: the image digest, its layers' blob digests and diff IDs, its config digest."""
+    facts = {}
+    for kind in SAVED_KINDS:
+        built = build_layout(kind, tmp_path_factory.mktemp(kind))
+        manifest = _blob(built.directory, built.digest)
+        config = _blob(built.directory, manifest["config"]["digest"])
+        facts[kind] = {
+            "digest": built.digest,
+            "config": manifest["config"]["digest"],
+            "blobs": [layer["digest"] for layer in manifest["layers"]],
+            "diff_ids": config["rootfs"]["diff_ids"],
+        }
+    return facts
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_saved_report_matches_the_current_fixture_image(
+    kind: str, layouts: dict[str, dict[str, Any]]
+) -> None:
+    # If this fails, the fixture images changed: run tests/support/data/syft/regenerate_syft_reports.py.
+    assert _report(kind)["source"]["metadata"]["manifestDigest"] == layouts[kind]["digest"]
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_every_expected_package_is_converted_with_purl_type_and_namespace(kind: str) -> None:
+    sbom = syft_to_scout_sbom(_report(kind), name=NAME, tags=["1.0"])
+    by_name = {(a["name"], a["version"]): a for a in sbom["artifacts"]}
+    expected = expected_packages(kind)
+    assert set(by_name) == {(p.name, p.version) for p in expected}
+    for package in expected:
+        artifact = by_name[(package.name, package.version)]
+        assert artifact["type"] == package.type
+        assert artifact["purl"].startswith(package.purl_prefix)
+        assert artifact["namespace"] == NAMESPACES[package.type]
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_licenses_are_spdx_expressions_where_syft_recognised_them(kind: str) -> None:
+    report = _report(kind)
+    spdx_of = {
+        lic["value"]: lic["spdxExpression"]
+        for artifact in report["artifacts"]
+        for lic in artifact["licenses"]
+    }
+    by_name = {a["name"]: a for a in syft_to_scout_sbom(report, name=NAME, tags=[])["artifacts"]}
+    recognised = 0
+    for package in expected_packages(kind):
+        assert sorted(by_name[package.name]["licenses"]) == sorted(spdx_of[v] or v for v in package.licenses)
+        recognised += sum(1 for v in package.licenses if spdx_of[v] and spdx_of[v] != v)
+    if kind != "npm":
+        assert recognised, "the fixtures hold licenses that syft normalises (GPL-2 -> GPL-2.0-only)"
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_locations_name_the_layer_by_ordinal_blob_digest_and_diff_id(
+    kind: str, layouts: dict[str, dict[str, Any]]
+) -> None:
+    sbom = syft_to_scout_sbom(_report(kind), name=NAME, tags=[])
+    facts = layouts[kind]
+    by_name = {a["name"]: a for a in sbom["artifacts"]}
+    for package in expected_packages(kind):
+        locations = by_name[package.name]["locations"]
+        assert {
+            "path": package.path,
+            "ordinal": package.layer,
+            "digest": facts["blobs"][package.layer],
+            "diff_id": facts["diff_ids"][package.layer],
+        } in locations
+        for location in locations:  # supporting evidence too: always a consistent layer triple
+            assert location["digest"] == facts["blobs"][location["ordinal"]]
+            assert location["diff_id"] == facts["diff_ids"][location["ordinal"]]
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_source_image_describes_the_manifest(kind: str, layouts: dict[str, dict[str, Any]]) -> None:
+    report = _report(kind)
+    image = syft_to_scout_sbom(report, name=NAME, tags=["1.0", "latest", "1.0"])["source"]["image"]
+    assert image["name"] == NAME
+    assert image["digest"] == image["manifest"] == layouts[kind]["digest"]
+    assert image["config"] == layouts[kind]["config"]
+    assert image["tags"] == ["1.0", "latest"]
+    assert image["platform"] == {"os": "linux", "architecture": "amd64", "variant": None}
+    os_name, os_version = DISTROS[kind]
+    assert image["distro"] == {"os_name": os_name, "os_version": os_version}
+    assert image["size"] == report["source"]["metadata"]["imageSize"] > 0
+
+
+def test_descriptor_names_this_provider() -> None:
+    sbom = syft_to_scout_sbom(_report("debian"), name=NAME, tags=[])
+    assert sbom["descriptor"] == {
+        "name": "airflow-provider-docker-scout",
+        "version": __version__,
+        "sbom_version": SBOM_VERSION,
+    }
+    assert sbom["source"]["type"] == "image"
+
+
+def _with_config(report: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(report)
+    metadata = changed["source"]["metadata"]
+    config = json.loads(base64.b64decode(metadata["config"]))
+    config.update(changes)
+    metadata["config"] = base64.b64encode(json.dumps(config).encode()).decode()
+    return changed
+
+
+def test_platform_comes_from_the_image_config_not_from_what_syft_was_asked_for() -> None:
+    report = _with_config(_report("debian"), architecture="arm64", variant="v8")
+    report["source"]["metadata"]["architecture"] = "amd64"  # syft echoes its --platform / host default here
+    platform = syft_to_scout_sbom(report, name=NAME, tags=[])["source"]["image"]["platform"]
+    assert platform == {"os": "linux", "architecture": "arm64", "variant": "v8"}
+
+
+def test_an_image_without_os_release_has_no_distro() -> None:
+    report = _report("debian")
+    report["distro"] = {}
+    assert syft_to_scout_sbom(report, name=NAME, tags=[])["source"]["image"]["distro"] is None
+
+
+def _artifact(**fields: Any) -> dict[str, Any]:
+    return {
+        "name": "thing",
+        "version": "1.0",
+        "type": "",
+        "purl": "",
+        "licenses": [],
+        "locations": [],
+        **fields,
+    }
+
+
+def _convert_artifacts(*artifacts: dict[str, Any]) -> list[dict[str, Any]]:
+    report = _report("debian")
+    report["artifacts"] = list(artifacts)
+    return syft_to_scout_sbom(report, name=NAME, tags=[])["artifacts"]
+
+
+@pytest.mark.parametrize(
+    ("syft_type", "purl", "scout_type", "namespace"),
+    [
+        ("python", "pkg:pypi/requests@2.31.0", "pypi", ""),
+        ("go-module", "pkg:golang/github.com/spf13/cobra@v1.8.0", "golang", "github.com/spf13"),
+        ("java-archive", "pkg:maven/org.apache.commons/commons-lang3@3.14.0", "maven", "org.apache.commons"),
+        ("npm", "pkg:npm/%40types/node@20.1.0", "npm", "@types"),
+        ("rust-crate", "pkg:cargo/serde@1.0.0", "cargo", ""),
+        ("dotnet", "pkg:nuget/Newtonsoft.Json@13.0.3", "nuget", ""),
+        ("php-composer", "pkg:composer/monolog/monolog@3.5.0", "composer", "monolog"),
+        ("gem", "pkg:gem/rack@3.0.8", "gem", ""),
+        ("rpm", "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64", "rpm", "redhat"),
+        ("python", "", "pypi", ""),  # no purl: syft's type is translated
+        ("go-module", "", "golang", ""),
+        ("java-archive", "", "maven", ""),
+        ("rust-crate", "", "cargo", ""),
+        ("dotnet", "", "nuget", ""),
+        ("php-composer", "", "composer", ""),
+        ("wordpress-plugin", "", "wordpress-plugin", ""),  # unknown: kept as syft names it
+    ],
+)
+def test_types_follow_the_purl_or_the_syft_type_mapping(
+    syft_type: str, purl: str, scout_type: str, namespace: str
+) -> None:
+    (artifact,) = _convert_artifacts(_artifact(type=syft_type, purl=purl))
+    assert (artifact["type"], artifact["namespace"]) == (scout_type, namespace)
+
+
+def test_one_package_found_twice_is_one_artifact_with_both_locations() -> None:
+    report = _report("debian")
+    diff_id = report["source"]["metadata"]["layers"][0]["digest"]
+    purl = "pkg:npm/lodash@4.17.21"
+    artifacts = _convert_artifacts(
+        _artifact(type="npm", purl=purl, licenses=[{"value": "MIT", "spdxExpression": "MIT"}],
+                  locations=[{"path": "/a/node_modules/lodash/package.json", "layerID": diff_id}]),
+        _artifact(type="npm", purl=purl, licenses=["MIT"],
+                  locations=[{"path": "/b/node_modules/lodash/package.json", "layerID": diff_id}]),
+    )  # fmt: skip
+    (lodash,) = artifacts
+    assert lodash["licenses"] == ["MIT"]
+    assert [loc["path"] for loc in lodash["locations"]] == [
+        "/a/node_modules/lodash/package.json",
+        "/b/node_modules/lodash/package.json",
+    ]
+
+
+def test_a_license_without_spdx_expression_keeps_its_value() -> None:
+    (artifact,) = _convert_artifacts(_artifact(licenses=[{"value": "Apache 2.0", "spdxExpression": ""}]))
+    assert artifact["licenses"] == ["Apache 2.0"]
+
+
+def test_a_location_in_an_unknown_layer_has_no_ordinal() -> None:
+    (artifact,) = _convert_artifacts(_artifact(locations=[{"path": "/x", "layerID": "sha256:" + "9" * 64}]))
+    assert artifact["locations"] == [
+        {"path": "/x", "ordinal": None, "digest": None, "diff_id": "sha256:" + "9" * 64}
+    ]
+
+
+def test_a_report_of_a_directory_is_refused() -> None:
+    report = _report("debian")
+    report["source"] = {"type": "directory", "metadata": {"path": "/src"}}
+    with pytest.raises(SbomConversionError, match="no image source"):
+        syft_to_scout_sbom(report, name=NAME, tags=[])
+
+
+@pytest.mark.parametrize("key", ["manifestDigest", "manifest", "config"])
+def test_a_report_missing_image_metadata_names_it(key: str) -> None:
+    report = _report("debian")
+    del report["source"]["metadata"][key]
+    with pytest.raises(SbomConversionError, match=f"source.metadata.{key}"):
+        syft_to_scout_sbom(report, name=NAME, tags=[])
+
+
+def test_layer_lists_that_disagree_are_refused() -> None:
+    report = _report("debian")
+    report["source"]["metadata"]["layers"].append({"digest": "sha256:" + "f" * 64})
+    with pytest.raises(SbomConversionError, match="lists 3 layers but its manifest has 2"):
+        syft_to_scout_sbom(report, name=NAME, tags=[])
+
+
+def test_sbom_relative_path() -> None:
+    assert sbom_relative_path("sha256:" + "ab" * 32) == f"sha256/{'ab' * 32}.json"
+    for bad in ("sha256:abc", "md5:" + "a" * 64, "a" * 64, "sha256:" + "G" * 64, "sha256:../" + "a" * 61):
+        with pytest.raises(ValueError, match="is not sha256:<64 hex characters>"):
+            sbom_relative_path(bad)
+
+
+def test_tags_are_added_to_a_stored_sbom_after_the_known_ones_and_nothing_else_changes() -> None:
+    stored = syft_to_scout_sbom(_report("python"), name=NAME, tags=["1.0", "latest"])
+    digest = stored["source"]["image"]["digest"]
+    pristine = copy.deepcopy(stored)
+    retagged = with_tags(stored, ["latest", "1.1", "1.0", "stable"])
+    assert stored_sbom_tags(retagged, digest) == ["1.0", "latest", "1.1", "stable"]
+    assert stored == pristine  # the stored document is not modified in place
+    retagged["source"]["image"]["tags"] = pristine["source"]["image"]["tags"]
+    assert retagged == pristine
+
+
+def test_stored_sbom_tags_refuses_what_is_not_a_scout_sbom_of_the_digest() -> None:
+    stored = syft_to_scout_sbom(_report("npm"), name=NAME, tags=["3"])
+    digest = stored["source"]["image"]["digest"]
+    assert stored_sbom_tags(stored, digest) == ["3"]
+    assert stored_sbom_tags(stored, "sha256:" + "0" * 64) is None
+    assert stored_sbom_tags({**stored, "artifacts": None}, digest) is None
+    assert stored_sbom_tags([stored], digest) is None
+    untagged = copy.deepcopy(stored)
+    untagged["source"]["image"]["tags"] = "3"
+    assert stored_sbom_tags(untagged, digest) is None
