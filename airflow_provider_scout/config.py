@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from airflow_provider_scout.docker_reference import is_registry_host
 from airflow_provider_scout.exceptions import RegistryStringError
 
 __all__ = [
@@ -29,8 +30,6 @@ _ALIASES = {"includes": "include", "excludes": "exclude", "repositories": "repos
 _SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
 _REQUIRED = ("type", "registry", "api", "repository")
 _BOOLEANS = {"true": True, "false": False}
-# Matched with fullmatch: a `$` anchor would let a trailing newline through.
-_HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,7 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
         raise RegistryStringError(f"registry string key 'type' must be 'artifactory', not {single['type']!r}")
 
     registry = single["registry"]
-    if "://" in registry or "/" in registry or not _HOST_RE.fullmatch(registry):
+    if not is_registry_host(registry):
         raise RegistryStringError(
             f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from airflow_provider_scout.defaults import WEBHOOK_SECRET_ENV
 from scout_testing.processes import ManagedProcess
 
 _READY = re.compile(r"relay ready on http://[^:\s]+:(\d+)")
@@ -82,6 +83,6 @@ def relay_environment(secret: str | None, **variables: str) -> dict[str, str]:
         if not key.startswith(("AIRFLOW_API_", "DOCKER_SCOUT_", "SCOUT_ARTIFACTORY_"))
     }
     if secret is not None:
-        env["DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET"] = secret
+        env[WEBHOOK_SECRET_ENV] = secret
     env.update(variables)
     return env

@@ -16,9 +16,9 @@ from airflow_provider_scout.defaults import (
     AIRFLOW_URL_ENV,
     AIRFLOW_USERNAME_ENV,
     REGISTRY_ENV,
+    WEBHOOK_DAG_ID,
     WEBHOOK_SECRET_ENV,
 )
-from scout_testing.devstack.provider import WEBHOOK_DAG
 from scout_testing.devstack.stack import DevStack, FinishedRun
 from scout_testing.processes import ManagedProcess, free_port
 
@@ -62,8 +62,8 @@ def test_a_pushed_image_is_indexed_through_the_relay_and_the_webhook_dag(
     e2e_stack: DevStack, full_ingest_run: FinishedRun, relay_url: str
 ) -> None:
     client = e2e_stack.client
-    client.set_paused(WEBHOOK_DAG, False)
-    known_runs = {run["dag_run_id"] for run in client.dag_runs(WEBHOOK_DAG)}
+    client.set_paused(WEBHOOK_DAG_ID, False)
+    known_runs = {run["dag_run_id"] for run in client.dag_runs(WEBHOOK_DAG_ID)}
     before = e2e_stack.sboms()
 
     pushed = e2e_stack.push_image("docker-prod", "web/webhook-app", ["2.0"], "multiarch", "webhook e2e")
@@ -71,13 +71,13 @@ def test_a_pushed_image_is_indexed_through_the_relay_and_the_webhook_dag(
     deadline = time.monotonic() + DELIVERY_TIMEOUT
     new_runs: list[dict[str, object]] = []
     while not new_runs and time.monotonic() < deadline:
-        new_runs = [run for run in client.dag_runs(WEBHOOK_DAG) if run["dag_run_id"] not in known_runs]
+        new_runs = [run for run in client.dag_runs(WEBHOOK_DAG_ID) if run["dag_run_id"] not in known_runs]
         time.sleep(0.5)
     assert len(new_runs) == 1, f"expected one webhook DAG run, got {new_runs}"
     run_id = str(new_runs[0]["dag_run_id"])
-    finished = e2e_stack.wait_for_run(WEBHOOK_DAG, run_id, before)
+    finished = e2e_stack.wait_for_run(WEBHOOK_DAG_ID, run_id, before)
 
-    events = client.dag_run(WEBHOOK_DAG, run_id)["conf"]["events"]
+    events = client.dag_run(WEBHOOK_DAG_ID, run_id)["conf"]["events"]
     assert [(e["repository"], e["image"], e["tag"], e["digest"]) for e in events] == [
         ("docker-prod", "web/webhook-app", "2.0", pushed.digest)
     ]

@@ -24,15 +24,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID, SUMMARY_TASK_ID
 from scout_testing.devstack.airflow import REPO_ROOT, AirflowClient, AirflowStack
-from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK, SUMMARY_TASK, sbom_digests
+from scout_testing.devstack.provider import sbom_digests
 from scout_testing.devstack.stack import BROKEN_KINDS, dev_stack
 from scout_testing.fixture_images import PushedImage
 
 DEFAULT_WORKDIR = REPO_ROOT / ".scout" / "demo"
 # What the demo creates under its work directory (and clears when it starts again).
 WORKDIR_PARTS = ("registry", "emulator", "airflow", "logs", "sboms")
-PLANNING_TASK = "list_images"
 _FINISHED_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 _FAILED_TI_STATES = frozenset({"failed", "upstream_failed"})
 
@@ -81,11 +81,11 @@ def run_demo(workdir: Path, *, keep_running: bool, timeout: float, out: TextIO =
         for line in _fixture_lines(stack.fixtures):
             print(f"         {line}", file=out)
         client = stack.client
-        client.set_paused(FULL_INGEST_DAG, False)
-        run_id = client.trigger(FULL_INGEST_DAG)
-        step(f"triggered {FULL_INGEST_DAG} through the REST API: run {run_id}")
+        client.set_paused(FULL_INGEST_DAG_ID, False)
+        run_id = client.trigger(FULL_INGEST_DAG_ID)
+        step(f"triggered {FULL_INGEST_DAG_ID} through the REST API: run {run_id}")
         progress = _Progress(client, run_id, out, started)
-        run = client.wait_for_run(FULL_INGEST_DAG, run_id, timeout=timeout, on_poll=progress.update)
+        run = client.wait_for_run(FULL_INGEST_DAG_ID, run_id, timeout=timeout, on_poll=progress.update)
         progress.finish()
         step(f"run {run_id} finished: {run['state']}")
 
@@ -121,15 +121,15 @@ class _Progress:
         self.last_line = ""
 
     def update(self, run: Mapping[str, Any]) -> None:
-        instances = self.client.task_instances(FULL_INGEST_DAG, self.run_id)
-        planning = next((ti for ti in instances if ti["task_id"] == PLANNING_TASK), None)
+        instances = self.client.task_instances(FULL_INGEST_DAG_ID, self.run_id)
+        planning = next((ti for ti in instances if ti["task_id"] == LIST_TASK_ID), None)
         if self.batch_sizes is None and planning is not None and planning["state"] == "success":
-            batches = self.client.xcom(FULL_INGEST_DAG, self.run_id, PLANNING_TASK)
+            batches = self.client.xcom(FULL_INGEST_DAG_ID, self.run_id, LIST_TASK_ID)
             self.batch_sizes = [len(batch) for batch in batches]
-        mapped = [ti for ti in instances if ti["task_id"] == INDEX_TASK and ti["map_index"] >= 0]
+        mapped = [ti for ti in instances if ti["task_id"] == INDEX_TASK_ID and ti["map_index"] >= 0]
         if self.batch_sizes is None or not mapped:
             state = (planning["state"] if planning else None) or "not started"
-            self._show(f"run {run['state']}: listing the selected images ({PLANNING_TASK} {state})")
+            self._show(f"run {run['state']}: listing the selected images ({LIST_TASK_ID} {state})")
             return
         done = failed = retrying = running = 0
         for ti in mapped:
@@ -165,10 +165,10 @@ def _report(
 ) -> int:
     """Print the per-image table; 0 when only deliberately broken images failed."""
     try:
-        summary = client.xcom(FULL_INGEST_DAG, run_id, SUMMARY_TASK)
+        summary = client.xcom(FULL_INGEST_DAG_ID, run_id, SUMMARY_TASK_ID)
     except Exception as exc:  # no summary means the run broke before indexing: say where to look
         print(f"\nno indexing summary ({exc}); task states:", file=out)
-        for ti in client.task_instances(FULL_INGEST_DAG, run_id):
+        for ti in client.task_instances(FULL_INGEST_DAG_ID, run_id):
             print(f"  {ti['task_id']}[{ti['map_index']}]: {ti['state']}", file=out)
         return 1
 

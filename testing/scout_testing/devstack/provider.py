@@ -11,16 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, INDEX_WORKERS_ENV, REGISTRY_ENV, SBOM_DIR_ENV
+from airflow_provider_scout.defaults import (
+    ARTIFACTORY_CONN_ID,
+    FULL_INGEST_DAG_ID,
+    INDEX_WORKERS_ENV,
+    REFRESH_DAG_ID,
+    REGISTRY_ENV,
+    SBOM_DIR_ENV,
+    WEBHOOK_DAG_ID,
+)
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 
-FULL_INGEST_DAG = "scout_artifactory_full_ingest"
-REFRESH_DAG = "scout_artifactory_refresh"
-WEBHOOK_DAG = "scout_artifactory_webhook"
-SCOUT_DAGS = (FULL_INGEST_DAG, REFRESH_DAG, WEBHOOK_DAG)
-# Task ids every Scout DAG shares.
-INDEX_TASK = "index_images"
-SUMMARY_TASK = "summarize"
+SCOUT_DAGS = (FULL_INGEST_DAG_ID, REFRESH_DAG_ID, WEBHOOK_DAG_ID)
 
 
 def connection_env_name(conn_id: str) -> str:

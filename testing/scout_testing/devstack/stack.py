@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
+from airflow_provider_scout.defaults import SUMMARY_TASK_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.devstack.airflow import AirflowClient, AirflowStack
-from scout_testing.devstack.provider import SCOUT_DAGS, SUMMARY_TASK, provider_environment, sbom_digests
+from scout_testing.devstack.provider import SCOUT_DAGS, provider_environment, sbom_digests
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout, seed_fixtures
 from scout_testing.processes import start_registry
 
@@ -73,7 +74,7 @@ class DevStack:
             dag_id=dag_id,
             run_id=run_id,
             state=run["state"],
-            summary=self.client.xcom(dag_id, run_id, SUMMARY_TASK),
+            summary=self.client.xcom(dag_id, run_id, SUMMARY_TASK_ID),
             sboms_before=sboms_before,
             sboms_after=self.sboms(),
         )

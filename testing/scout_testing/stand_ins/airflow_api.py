@@ -32,6 +32,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from airflow_provider_scout.defaults import WEBHOOK_DAG_ID
+
 TRIGGER_FIELDS = {
     "dag_run_id",
     "data_interval_start",
@@ -42,14 +44,13 @@ TRIGGER_FIELDS = {
     "note",
     "partition_key",
 }
-STANDIN_DAG_ID = "scout_artifactory_webhook"
 
 
 @dataclass
 class StandinState:
     users: dict[str, str]
     static_tokens: set[str] = field(default_factory=set)
-    dag_ids: set[str] = field(default_factory=lambda: {STANDIN_DAG_ID})
+    dag_ids: set[str] = field(default_factory=lambda: {WEBHOOK_DAG_ID})
     issued_tokens: list[str] = field(default_factory=list)
     valid_tokens: set[str] = field(default_factory=set)
     token_requests: int = 0
