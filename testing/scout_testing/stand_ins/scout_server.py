@@ -7,7 +7,7 @@ server. It answers
   (401 for other credentials), the JWT carrying an ``exp`` claim unless told otherwise;
 * ``POST /v1/graphql`` with a Bearer token it issued and has not revoked (else 401),
   executing the request with graphql-core against ``schema_path`` (the tests' description of
-  Scout's schema, ``tests/scout/scout_schema.graphql``), so an unknown field, argument or
+  Scout's schema, ``tests/support/data/scout_schema.graphql``), so an unknown field, argument or
   variable type is answered with GraphQL ``errors`` as Scout would.
 
 Tests arrange state (``images``, ``analysis_enabled``), inject faults, revoke tokens and

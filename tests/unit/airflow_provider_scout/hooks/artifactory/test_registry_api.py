@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -26,7 +25,6 @@ from airflow_provider_scout.hooks.artifactory.registry_api import (
     parse_manifest,
     parse_www_authenticate,
 )
-from airflow_provider_scout.http_retry import retry_after_seconds
 from airflow_provider_scout.models import Platform, PlatformManifest
 
 WHAT = "docker-local/app:1.0"
@@ -215,13 +213,3 @@ def test_error_message_reads_artifactory_and_registry_bodies() -> None:
     assert error_message(registry) == "MANIFEST_UNKNOWN: manifest unknown"
     assert error_message("<html>\n  Bad   gateway </html>") == "<html> Bad gateway </html>"
     assert len(error_message(b"x" * 1000)) == 300
-
-
-def test_retry_after_takes_seconds_or_an_http_date() -> None:
-    now = datetime(2024, 6, 1, 10, 0, 0, tzinfo=UTC)
-    assert retry_after_seconds("7") == 7.0
-    assert retry_after_seconds("Sat, 01 Jun 2024 10:00:30 GMT", now) == 30.0
-    assert retry_after_seconds("Sat, 01 Jun 2024 09:00:00 GMT", now) == 0.0  # already past
-    assert retry_after_seconds(None) is None
-    assert retry_after_seconds("soon") is None
-    assert retry_after_seconds("-3") is None
