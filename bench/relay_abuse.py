@@ -35,14 +35,13 @@ from urllib.parse import urlsplit
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
-from tests.relay.relay_process import RelayProcess, relay_environment  # noqa: E402
 from webhook_burst import REGISTRY, start_standin  # noqa: E402
 
 from airflow_provider_scout.relay.settings import ConnectionLimits  # noqa: E402
-from tests.relay.webhook_payloads import encode, push_payload  # noqa: E402
+from scout_testing.relay_process import RelayProcess, relay_environment  # noqa: E402
+from scout_testing.webhook_payloads import encode, push_payload  # noqa: E402
 
 RSS_GOAL_MB = 150.0
 LATENCY_GOAL_MS = 100.0
@@ -157,7 +156,7 @@ def main() -> int:
         try:
             relay.start()
             assert relay.process is not None
-            process = psutil.Process(relay.process.pid)
+            process = psutil.Process(relay.process.popen.pid)
             port = int(relay.url.rsplit(":", 1)[1])
             webhook_ms(relay.url, secret, "warm-up")
             idle_rss, idle_ms = rss_mb(process), webhook_ms(relay.url, secret, "idle")

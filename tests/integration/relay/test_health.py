@@ -13,9 +13,9 @@ import pytest
 from airflow_provider_scout.cli import main
 from scout_testing.relay_process import airflow_scout_command, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
+from scout_testing.webhook_payloads import manifest_sha256, push_payload
 from tests.support.fixtures.relay import InProcessRelay, wait_until
 from tests.support.relay import relay_args
-from tests.support.webhook_payloads import manifest_sha256, push_payload
 
 StartRelay = Callable[..., InProcessRelay]
 

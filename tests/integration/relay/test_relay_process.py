@@ -11,9 +11,9 @@ import pytest
 
 from scout_testing.relay_process import RelayProcess, airflow_scout_command, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
+from scout_testing.webhook_payloads import encode, hmac_signature, push_payload
 from tests.support.fixtures.relay import API_USERNAME, wait_until
 from tests.support.relay import relay_args
-from tests.support.webhook_payloads import encode, hmac_signature, push_payload
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from airflow_provider_scout.relay.cli import settings_from_args
 from airflow_provider_scout.relay.settings import RelayConfigError, RelaySettings
 from scout_testing.relay_process import RelayProcess, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
+from scout_testing.webhook_payloads import encode, push_payload
 from tests.support.fixtures.relay import API_USERNAME, REGISTRY
-from tests.support.webhook_payloads import encode, push_payload
 
 SECRET = "l" * 64
 

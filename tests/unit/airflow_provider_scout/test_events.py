@@ -19,7 +19,7 @@ from airflow_provider_scout.events import (
     event_id_for,
     parse_body,
 )
-from tests.support.webhook_payloads import encode, manifest_sha256, push_payload
+from scout_testing.webhook_payloads import encode, manifest_sha256, push_payload
 
 REGISTRY = (
     "type=artifactory,registry=registry.example:8082,api=https://artifactory.example/artifactory,"

@@ -15,8 +15,8 @@ from airflow_provider_scout.relay.app import build_app
 from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
 from airflow_provider_scout.relay.store import EventStore
 from scout_testing.stand_ins.airflow_api import StandinServer
+from scout_testing.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
 from tests.support.fixtures.relay import InProcessRelay, wait_until
-from tests.support.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
 
 StartRelay = Callable[..., InProcessRelay]
 

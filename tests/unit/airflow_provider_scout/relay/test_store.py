@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter, arrival_key, batch_id_for
-from tests.support.webhook_payloads import manifest_sha256
+from scout_testing.webhook_payloads import manifest_sha256
 
 T0 = 1_800_000_000.0
 
