@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.devstack.airflow import postgres_database
-from scout_testing.devstack.provider import FULL_INGEST_DAG
 from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
 
 BULK_REPOSITORY = "docker-bulk"
@@ -48,6 +48,6 @@ def full_ingest_run(e2e_stack: DevStack) -> FinishedRun:
     Session-scoped: the refresh and webhook tests start from a fully indexed registry.
     """
     before = e2e_stack.sboms()
-    e2e_stack.client.set_paused(FULL_INGEST_DAG, False)
-    run_id = e2e_stack.client.trigger(FULL_INGEST_DAG)
-    return e2e_stack.wait_for_run(FULL_INGEST_DAG, run_id, before)
+    e2e_stack.client.set_paused(FULL_INGEST_DAG_ID, False)
+    run_id = e2e_stack.client.trigger(FULL_INGEST_DAG_ID)
+    return e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before)

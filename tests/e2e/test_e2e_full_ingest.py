@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID
 from scout_testing.devstack.stack import BROKEN_KINDS, DevStack, FinishedRun, indexable_digests, is_selected
 
 pytestmark = pytest.mark.e2e
@@ -40,7 +40,7 @@ def test_full_ingestion_indexes_every_selected_digest_and_nothing_excluded(
 def test_each_mapped_task_shows_its_image_in_the_ui(
     e2e_stack: DevStack, full_ingest_run: FinishedRun
 ) -> None:
-    instances = e2e_stack.client.task_instances(FULL_INGEST_DAG, full_ingest_run.run_id, INDEX_TASK)
+    instances = e2e_stack.client.task_instances(FULL_INGEST_DAG_ID, full_ingest_run.run_id, INDEX_TASK_ID)
     labels = [ti["rendered_map_index"] for ti in instances]
     selected_images = {
         f"{image.repository}/{image.image}"
@@ -62,7 +62,7 @@ def test_a_broken_image_fails_only_its_own_mapped_task(
         if image.kind in BROKEN_KINDS and is_selected(e2e_stack.config, image)
     }
     assert broken, "the fixture set must hold a selected, deliberately broken image"
-    instances = e2e_stack.client.task_instances(FULL_INGEST_DAG, full_ingest_run.run_id, INDEX_TASK)
+    instances = e2e_stack.client.task_instances(FULL_INGEST_DAG_ID, full_ingest_run.run_id, INDEX_TASK_ID)
     states = {ti["rendered_map_index"]: ti["state"] for ti in instances}
 
     failed = {label.split(":", 1)[0] for label, state in states.items() if state != "success"}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scout_testing.devstack.provider import INDEX_TASK, REFRESH_DAG
+from airflow_provider_scout.defaults import INDEX_TASK_ID, REFRESH_DAG_ID
 from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
@@ -30,19 +30,19 @@ def test_refresh_for_an_interval_indexes_only_the_image_pushed_inside_it(
     before = e2e_stack.sboms()
 
     client = e2e_stack.client
-    client.set_paused(REFRESH_DAG, False)
+    client.set_paused(REFRESH_DAG_ID, False)
     try:
-        backfill = client.create_backfill(REFRESH_DAG, WINDOW_START, WINDOW_START)
-        assert (backfill["dag_id"], backfill["is_paused"]) == (REFRESH_DAG, False)
+        backfill = client.create_backfill(REFRESH_DAG_ID, WINDOW_START, WINDOW_START)
+        assert (backfill["dag_id"], backfill["is_paused"]) == (REFRESH_DAG_ID, False)
         # This test is the session's only backfill: its runs are the refresh DAG's backfill runs.
-        runs = client.dag_runs(REFRESH_DAG, run_type="backfill")
+        runs = client.dag_runs(REFRESH_DAG_ID, run_type="backfill")
         assert [r["run_type"] for r in runs] == ["backfill"], runs
-        finished = e2e_stack.wait_for_run(REFRESH_DAG, runs[0]["dag_run_id"], before)
+        finished = e2e_stack.wait_for_run(REFRESH_DAG_ID, runs[0]["dag_run_id"], before)
     finally:
         # A scheduled refresh must not run behind the other tests' backs.
-        client.set_paused(REFRESH_DAG, True)
+        client.set_paused(REFRESH_DAG_ID, True)
 
-    run = client.dag_run(REFRESH_DAG, finished.run_id)
+    run = client.dag_run(REFRESH_DAG_ID, finished.run_id)
     assert (
         datetime.fromisoformat(run["data_interval_start"]),
         datetime.fromisoformat(run["data_interval_end"]),
@@ -56,7 +56,7 @@ def test_refresh_for_an_interval_indexes_only_the_image_pushed_inside_it(
     assert {r["digest"]: r["state"] for r in finished.summary["results"]} == dict.fromkeys(
         expected, "indexed"
     )
-    instances = client.task_instances(REFRESH_DAG, finished.run_id, INDEX_TASK)
+    instances = client.task_instances(REFRESH_DAG_ID, finished.run_id, INDEX_TASK_ID)
     assert sorted(ti["rendered_map_index"].split(":", 1)[0] for ti in instances) == [
         "docker-local/team/refresh-app",
         "docker-prod/web/refresh-edge",

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID
 from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
@@ -44,24 +44,24 @@ def test_more_images_than_max_map_length_are_indexed_in_one_run(
     assert sum(seeded) == IMAGE_COUNT - 1
     registry = e2e_stack.emulator.registry_string(repository=bulk_repository)
     client = e2e_stack.client
-    known_runs = {run["dag_run_id"] for run in client.dag_runs(FULL_INGEST_DAG)}
+    known_runs = {run["dag_run_id"] for run in client.dag_runs(FULL_INGEST_DAG_ID)}
     before = e2e_stack.sboms()
 
     # `airflow dags test` runs the tasks in its own process; the scheduler must leave the run alone.
-    client.set_paused(FULL_INGEST_DAG, True)
+    client.set_paused(FULL_INGEST_DAG_ID, True)
     e2e_stack.airflow.run_cli(
         "dags",
         "test",
-        FULL_INGEST_DAG,
+        FULL_INGEST_DAG_ID,
         "--conf",
         json.dumps({"registry": registry}),
         timeout=900,
         environment={"AIRFLOW__CORE__MAX_MAP_LENGTH": str(MAX_MAP_LENGTH)},
     )
 
-    runs = [run for run in client.dag_runs(FULL_INGEST_DAG) if run["dag_run_id"] not in known_runs]
+    runs = [run for run in client.dag_runs(FULL_INGEST_DAG_ID) if run["dag_run_id"] not in known_runs]
     assert len(runs) == 1
-    finished = e2e_stack.wait_for_run(FULL_INGEST_DAG, runs[0]["dag_run_id"], before, timeout=10)
+    finished = e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, runs[0]["dag_run_id"], before, timeout=10)
     assert finished.state == "success"
     summary = finished.summary
     assert len(summary["results"]) == IMAGE_COUNT
@@ -70,7 +70,7 @@ def test_more_images_than_max_map_length_are_indexed_in_one_run(
     }
     assert (summary["indexed"], summary["skipped"], summary["failed"]) == (1, IMAGE_COUNT - 1, 0)
     assert finished.new_sboms == {source.digest}
-    mapped = client.task_instances(FULL_INGEST_DAG, finished.run_id, INDEX_TASK)
+    mapped = client.task_instances(FULL_INGEST_DAG_ID, finished.run_id, INDEX_TASK_ID)
     assert len(mapped) == MAX_MAP_LENGTH
     assert {ti["state"] for ti in mapped} == {"success"}
     # Each mapped task names its first image and how many more it carries.
