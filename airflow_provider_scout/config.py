@@ -30,6 +30,8 @@ _SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
 _REQUIRED = ("type", "registry", "api", "repository")
 _BOOLEANS = {"true": True, "false": False}
 # Matched with fullmatch: a `$` anchor would let a trailing newline through.
+# JFrog SaaS instances are <instance>.jfrog.io; their subdomain method differs (see image_repository).
+_SAAS_DOMAIN = "jfrog.io"
 _HOST_RE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:\d{1,5})?")
 
 
@@ -60,11 +62,26 @@ class ArtifactoryRegistryConfig:
         return not any(r.fullmatch(path) for r in self._exclude_res)
 
     def image_repository(self, repository: str, image: str) -> str:
-        """The pullable repository part of a reference, without tag or digest."""
+        """The pullable repository part of a reference, without tag or digest.
+
+        The subdomain method names ``<repo>.<host>`` on a self-managed instance but
+        ``<instance>-<repo>.jfrog.io`` on JFrog SaaS, whose wildcard certificate covers
+        one label only (SPEC section 3, "Access methods").
+        """
         image = image.strip("/")
-        if self.subdomain_mode:
-            return f"{repository}.{self.registry}/{image}"
-        return f"{self.registry}/{repository}/{image}"
+        if not self.subdomain_mode:
+            return f"{self.registry}/{repository}/{image}"
+        saas_instance = self.saas_instance
+        if saas_instance is not None:
+            port = self.registry[len(self.registry_host) :]
+            return f"{saas_instance}-{repository}.{_SAAS_DOMAIN}{port}/{image}"
+        return f"{repository}.{self.registry}/{image}"
+
+    @property
+    def saas_instance(self) -> str | None:
+        """``<instance>`` when the registry is JFrog SaaS's ``<instance>.jfrog.io``, else None."""
+        instance, dot, domain = self.registry_host.lower().partition(".")
+        return instance if dot and domain == _SAAS_DOMAIN else None
 
     def image_reference(
         self, repository: str, image: str, tag: str | None = None, digest: str | None = None

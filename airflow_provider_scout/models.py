@@ -24,6 +24,10 @@ class TagRecord:
     manifest_name: str = "manifest.json"  # or "list.manifest.json" for a manifest list / OCI index
     sha256: str | None = None  # hex of the stored manifest file, when the listing reports it
     modified: datetime | None = None  # timezone-aware UTC
+    # The member or "<remote>-cache" storing it when `repository` is a virtual or remote key,
+    # and that member's place in the virtual's resolution order (0 first).
+    source: str | None = None
+    rank: int = 0
 
 
 @dataclass(frozen=True)
