@@ -46,9 +46,9 @@ from airflow_provider_scout.hooks.artifactory.registry_api import (
     parse_image_config,
     parse_manifest,
 )
-from airflow_provider_scout.hooks.artifactory.repositories import CACHE_SUFFIX, RepositoryLayout, StorageKey
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
 from airflow_provider_scout.models import PlatformManifest, RegistryAuth, ResolvedImage, TagRecord
+from airflow_provider_scout.repositories import CACHE_SUFFIX, RepositoryLayout, StorageKey
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
 

@@ -1,4 +1,4 @@
-"""Local, remote and virtual Docker repositories: where a configured key's tags are stored (no I/O).
+"""Local, remote and virtual Docker repositories: where a configured key's tags are stored.
 
 JFrog's storage facts (SPEC section 3, "Repository classes") that shape the listing:
 
@@ -12,7 +12,8 @@ JFrog's storage facts (SPEC section 3, "Repository classes") that shape the list
 A :class:`RepositoryLayout` is built from ``GET /api/repositories`` (class of every key)
 and ``GET /api/repositories/<virtual>`` (``repositories``: its members); it says which
 storage keys to list for the configured keys and maps each storage key back to the
-configured key the images are pulled and named through.
+configured key the images are pulled and named through. No I/O and no Airflow import:
+the hook and the webhook relay share it.
 """
 
 from __future__ import annotations
