@@ -78,9 +78,10 @@ class IndexTarget:
         return f"{self.repository}/{self.image}:{first}{more}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; unset optional fields are left out, as every plan is held in XCom."""
         data = asdict(self)
         data["tags"] = list(self.tags)
-        return data
+        return {key: value for key, value in data.items() if value is not None and value != {}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexTarget:

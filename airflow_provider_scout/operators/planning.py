@@ -22,6 +22,7 @@ from airflow_provider_scout.config import TagFilter
 from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidEventError
+from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
 from airflow_provider_scout.models import ResolvedImage, TagRecord
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
@@ -38,7 +39,12 @@ from airflow_provider_scout.selection import select_repositories, select_tags
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ListArtifactoryImagesOperator", "PlanningOperator", "ResolveImageEventsOperator"]
+__all__ = [
+    "ListArtifactoryImagesOperator",
+    "PlanningOperator",
+    "ResolveImageEventsOperator",
+    "resolve_listed_tags",
+]
 
 # Resolving a tag is a couple of HTTP round trips; a few threads hide the latency
 # without crowding the registry.
@@ -170,29 +176,7 @@ class ListArtifactoryImagesOperator(PlanningOperator):
         return records, lambda r: hook.resolve(r.repository, r.image, r.tag)
 
     def resolve_records(self, records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:
-        plan = plan_resolutions(records)
-        hook = self.artifactory_hook
-        before = hook.request_count
-        by_list: dict[str, TagRecord] = {digest: tags[0] for digest, tags in plan.lists.items()}
-        # One registry request per distinct list digest, asked through any tag that names it.
-        lists = _resolve_all(
-            list(by_list.values()),
-            lambda r: hook.resolve(r.repository, r.image, f"sha256:{r.sha256}"),
-        )
-        resolutions = list(plan.known)
-        for digest, listed in zip(by_list, lists, strict=True):
-            resolutions.extend(plan.with_list(digest, listed.image, listed.error))
-        resolutions.extend(_resolve_all(plan.by_tag, resolve))
-        self.log.info(
-            "%d tag(s): %d digest(s) known from AQL, %d list(s) and %d tag(s) resolved "
-            "through the registry (%d request(s))",
-            len(records),
-            len(plan.known),
-            len(plan.lists),
-            len(plan.by_tag),
-            hook.request_count - before,
-        )
-        return resolutions
+        return resolve_listed_tags(self.artifactory_hook, records, resolve, self.log)
 
 
 class ResolveImageEventsOperator(PlanningOperator):
@@ -255,3 +239,31 @@ def _resolve_all(records: Sequence[TagRecord], resolve: Resolver) -> list[TagRes
 
     with ThreadPoolExecutor(max_workers=RESOLVE_THREADS, thread_name_prefix="resolve") as pool:
         return list(pool.map(one, records))
+
+
+def resolve_listed_tags(
+    hook: ArtifactoryHook, records: Sequence[TagRecord], resolve: Resolver, log: Any
+) -> list[TagResolution]:
+    """Resolve listed tags with as few registry requests as AQL allows (see :class:`ResolutionPlan`)."""
+    plan = plan_resolutions(records)
+    before = hook.request_count
+    by_list: dict[str, TagRecord] = {digest: tags[0] for digest, tags in plan.lists.items()}
+    # One registry request per distinct list digest, asked through any tag that names it.
+    lists = _resolve_all(
+        list(by_list.values()),
+        lambda r: hook.resolve(r.repository, r.image, f"sha256:{r.sha256}"),
+    )
+    resolutions = list(plan.known)
+    for digest, listed in zip(by_list, lists, strict=True):
+        resolutions.extend(plan.with_list(digest, listed.image, listed.error))
+    resolutions.extend(_resolve_all(plan.by_tag, resolve))
+    log.info(
+        "%d tag(s): %d digest(s) known from AQL, %d list(s) and %d tag(s) resolved "
+        "through the registry (%d request(s))",
+        len(records),
+        len(plan.known),
+        len(plan.lists),
+        len(plan.by_tag),
+        hook.request_count - before,
+    )
+    return resolutions
