@@ -139,7 +139,7 @@ def serve(rows: list[dict[str, Any]], blobs: dict[str, bytes]) -> ThreadingHTTPS
                     200, json.dumps([{"key": REPOSITORY, "type": "LOCAL", "packageType": "Docker"}]).encode()
                 )
             image_and_ref = path.split(f"/api/docker/{REPOSITORY}/v2/", 1)[-1]
-            name, kind, reference = (
+            name, _marker, reference = (
                 image_and_ref.rpartition("/manifests/")
                 if "/manifests/" in image_and_ref
                 else image_and_ref.rpartition("/blobs/")
@@ -244,7 +244,8 @@ def main() -> int:
         and fast["targets"] == results[1]["targets"]
     )
     print(
-        f"goal: aql-digests registry requests <= distinct lists + AQL pages = {goal}: {'met' if met else 'MISSED'}"
+        f"goal: aql-digests registry requests <= distinct lists + AQL pages = {goal}: "
+        + ("met" if met else "MISSED")
     )
     return 0 if met else 1
 
