@@ -217,7 +217,9 @@ class ArtifactoryHook(BaseHook):
         try:
             layout = RepositoryLayout(classes=self._docker_repository_classes())
         except ArtifactoryError as exc:
-            if exc.retryable:
+            # Only "you may not list them" (403) or "no such endpoint" (404) is worked around;
+            # rejected credentials (401) fail the listing as every other request would.
+            if exc.status not in (403, 404):
                 raise
             self.warn(f"cannot list the repositories ({exc}); every configured key is listed as local")
             return RepositoryLayout()
