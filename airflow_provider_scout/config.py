@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -30,6 +30,8 @@ _ALIASES = {"includes": "include", "excludes": "exclude", "repositories": "repos
 _SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
 _REQUIRED = ("type", "registry", "api", "repository")
 _BOOLEANS = {"true": True, "false": False}
+# JFrog SaaS instances are <instance>.jfrog.io; their subdomain method differs (see image_repository).
+_SAAS_DOMAIN = "jfrog.io"
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,26 @@ class ArtifactoryRegistryConfig:
         return not any(r.fullmatch(path) for r in self._exclude_res)
 
     def image_repository(self, repository: str, image: str) -> str:
-        """The pullable repository part of a reference, without tag or digest."""
+        """The pullable repository part of a reference, without tag or digest.
+
+        The subdomain method names ``<repo>.<host>`` on a self-managed instance but
+        ``<instance>-<repo>.jfrog.io`` on JFrog SaaS, whose wildcard certificate covers
+        one label only (SPEC section 3, "Access methods").
+        """
         image = image.strip("/")
-        if self.subdomain_mode:
-            return f"{repository}.{self.registry}/{image}"
-        return f"{self.registry}/{repository}/{image}"
+        if not self.subdomain_mode:
+            return f"{self.registry}/{repository}/{image}"
+        saas_instance = self.saas_instance
+        if saas_instance is not None:
+            port = self.registry[len(self.registry_host) :]
+            return f"{saas_instance}-{repository}.{_SAAS_DOMAIN}{port}/{image}"
+        return f"{repository}.{self.registry}/{image}"
+
+    @property
+    def saas_instance(self) -> str | None:
+        """``<instance>`` when the registry is JFrog SaaS's ``<instance>.jfrog.io``, else None."""
+        instance, dot, domain = self.registry_host.lower().partition(".")
+        return instance if dot and domain == _SAAS_DOMAIN else None
 
     def image_reference(
         self, repository: str, image: str, tag: str | None = None, digest: str | None = None
@@ -98,18 +115,6 @@ class ArtifactoryRegistryConfig:
     def registry_host(self) -> str:
         """The registry host without a port."""
         return self.registry.rsplit(":", 1)[0] if ":" in self.registry else self.registry
-
-    def with_repositories(self, repositories: Iterable[str]) -> ArtifactoryRegistryConfig:
-        """The same selection applied to another set of repositories (used after rediscovery)."""
-        return ArtifactoryRegistryConfig(
-            registry=self.registry,
-            api=self.api,
-            repositories=tuple(repositories),
-            includes=self.includes,
-            excludes=self.excludes,
-            port=self.port,
-            subdomain_mode=self.subdomain_mode,
-        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,7 @@ from airflow_provider_scout.docker_reference import (
 )
 from airflow_provider_scout.exceptions import InvalidEventError
 from airflow_provider_scout.models import Platform
+from airflow_provider_scout.repositories import CACHE_SUFFIX, RepositoryLayout
 
 __all__ = [
     "EVENT_TYPES",
@@ -232,6 +233,11 @@ class IgnoredEvent:
 
     reason: str
     label: str = ""  # repository/image:tag@digest when the event got that far
+    test: bool = False  # JFrog's "Test" button: sample data, answered 2xx as a test
+
+
+# JFrog's webhook "Test" button sends sample data instead of a real push (SPEC section 3).
+TEST_DELIVERY_SHA256 = "sample_checksum"
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -307,6 +313,23 @@ class EventSelection:
     config: ArtifactoryRegistryConfig
     tags: TagFilter = field(default_factory=TagFilter)
     event_types: tuple[str, ...] = ("pushed",)
+    # The classes and virtual members last read from Artifactory (relay/membership.py); the
+    # `<remote>-cache` naming rule maps cache events even without it.
+    layout: Callable[[], RepositoryLayout | None] = field(default=lambda: None, compare=False)
+
+    def configured_repository(self, repo_key: str) -> str | None:
+        """The watched key an event's ``repo_key`` (a member or ``-cache`` of it) belongs to."""
+        if self.config.selects_repository(repo_key):
+            return repo_key
+        layout = self.layout()
+        if layout is not None:
+            watched = [key for key in layout.classes if self.config.selects_repository(key)]
+            configured = layout.configured_key(repo_key, [*self.config.repositories, *watched])
+            if configured is not None and self.config.selects_repository(configured):
+                return configured
+        if repo_key.endswith(CACHE_SUFFIX) and self.config.selects_repository(repo_key[: -len(CACHE_SUFFIX)]):
+            return repo_key[: -len(CACHE_SUFFIX)]
+        return None
 
     def read(self, payload: Mapping[str, Any], received_at: datetime) -> ImageEvent | IgnoredEvent:
         """Normalise a :func:`parse_body` payload, or say why it is ignored.
@@ -324,6 +347,8 @@ class EventSelection:
             )
 
         data = payload["data"]
+        if data.get("sha256") == TEST_DELIVERY_SHA256:
+            return IgnoredEvent("test event: JFrog's sample data, nothing to index", test=True)
         repository = _data_string(data, "repo_key")
         image = _data_string(data, "image_name").strip("/")
         tag = _data_string(data, "tag")
@@ -343,8 +368,11 @@ class EventSelection:
         platforms = _platforms(data)
 
         label = f"{repository}/{image}:{tag}@{digest}"
-        if not self.config.selects_repository(repository):
+        configured = self.configured_repository(repository)
+        if configured is None:
             return IgnoredEvent(f"repository {repository!r} is not watched", label)
+        # Images are pulled and named through the watched key, whichever member stores them.
+        repository = configured
         if not self.config.selects(repository, image):
             return IgnoredEvent(f"image '{repository}/{image}' is not selected by include/exclude", label)
         if not self.tags.selects(tag):

@@ -24,6 +24,10 @@ class TagRecord:
     manifest_name: str = "manifest.json"  # or "list.manifest.json" for a manifest list / OCI index
     sha256: str | None = None  # hex of the stored manifest file, when the listing reports it
     modified: datetime | None = None  # timezone-aware UTC
+    # The member or "<remote>-cache" storing it when `repository` is a virtual or remote key,
+    # and that member's place in the virtual's resolution order (0 first).
+    source: str | None = None
+    rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -74,9 +78,10 @@ class IndexTarget:
         return f"{self.repository}/{self.image}:{first}{more}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; unset optional fields are left out, as every plan is held in XCom."""
         data = asdict(self)
         data["tags"] = list(self.tags)
-        return data
+        return {key: value for key, value in data.items() if value is not None and value != {}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexTarget:

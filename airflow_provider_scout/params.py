@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Param
@@ -22,18 +22,21 @@ from airflow_provider_scout.defaults import (
     INDEX_WORKERS,
     INDEX_WORKERS_ENV,
     REFRESH_CATCHUP_ENV,
+    REFRESH_LOOKBACK_ENV,
     REFRESH_SCHEDULE_ENV,
     REFRESH_START_DATE_ENV,
     REGISTRY_ENV,
     SCOUT_CONN_ID,
 )
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
+from airflow_provider_scout.inputs import as_duration
 
 __all__ = [
     "events_param",
     "index_workers",
     "indexing_params",
     "refresh_catchup",
+    "refresh_lookback",
     "refresh_start_date",
     "refresh_timetable",
     "registry_string_schema",
@@ -41,6 +44,10 @@ __all__ = [
 
 DEFAULT_REFRESH_SCHEDULE = "@hourly"
 DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+# Artifactory's `modified` is when an upload started; the tag becomes visible when it commits.
+# A refresh looks this far before its interval so an upload that committed after the previous
+# run listed its window is still found; what it lists again is skipped as already indexed.
+DEFAULT_REFRESH_LOOKBACK = timedelta(minutes=15)
 
 # ----------------------------------------------------------------------------- run parameters
 
@@ -219,3 +226,11 @@ def refresh_start_date() -> datetime:
     except ValueError:
         raise ValueError(f"{REFRESH_START_DATE_ENV} must be an ISO 8601 date or time, not {raw!r}") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def refresh_lookback() -> timedelta:
+    """How far before its interval a refresh run also lists: ``SCOUT_REFRESH_LOOKBACK`` (default 15m)."""
+    raw = os.environ.get(REFRESH_LOOKBACK_ENV, "").strip()
+    if not raw:
+        return DEFAULT_REFRESH_LOOKBACK
+    return as_duration(raw, REFRESH_LOOKBACK_ENV)

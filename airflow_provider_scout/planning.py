@@ -11,21 +11,24 @@ that many batches.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
-from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
+from airflow_provider_scout.models import IndexTarget, PlatformManifest, ResolvedImage, TagRecord
 
 __all__ = [
     "MAX_LABEL_LENGTH",
     "RESOLVE_ERROR_KEY",
+    "ResolutionPlan",
     "TagResolution",
     "batch_label",
     "batch_targets",
+    "plan_resolutions",
     "plan_targets",
     "resolve_error",
     "target_key",
+    "unique_tags",
 ]
 
 # Key in IndexTarget.extra of a tag that could not be resolved; the indexing task fails it.
@@ -45,6 +48,88 @@ class TagResolution:
     def __post_init__(self) -> None:
         if (self.image is None) == (self.error is None):
             raise ValueError("a TagResolution holds either an image or an error")
+
+
+def unique_tags(records: Iterable[TagRecord]) -> list[TagRecord]:
+    """One record per ``(repository, image, tag)``: the one a client pulling the tag would get.
+
+    Through a virtual key the first member holding the tag wins (lowest ``rank``); among
+    rows of one repository the newest modification wins. A tag folder holding both
+    ``manifest.json`` and ``list.manifest.json`` does not say which one the tag serves
+    (JFrog documents nothing about it), so its digest is left to the registry to tell.
+    """
+    chosen: dict[tuple[str, str, str], TagRecord] = {}
+    names: dict[tuple[str, str, str, str | None], set[str]] = {}
+    for record in records:
+        key = (record.repository, record.image, record.tag)
+        names.setdefault((*key, record.source), set()).add(record.manifest_name)
+        known = chosen.get(key)
+        if known is None or _preferred(record, known):
+            chosen[key] = record
+    unique = []
+    for key, record in chosen.items():
+        if len(names[(*key, record.source)]) > 1:
+            record = replace(record, sha256=None)
+        unique.append(record)
+    return unique
+
+
+def _preferred(record: TagRecord, known: TagRecord) -> bool:
+    if record.rank != known.rank:
+        return record.rank < known.rank
+    return record.modified is not None and (known.modified is None or record.modified > known.modified)
+
+
+@dataclass
+class ResolutionPlan:
+    """How each selected tag gets its digest, with as few registry requests as the listing allows.
+
+    * ``known``: a ``manifest.json`` row's ``sha256`` *is* the tag's manifest digest;
+    * ``lists``: a ``list.manifest.json`` needs its platform digests from the registry,
+      one request per distinct list digest whichever tags and images share it;
+    * ``by_tag``: no checksum (the catalog crawl) or an ambiguous folder: resolve the tag.
+    """
+
+    known: list[TagResolution] = field(default_factory=list)
+    lists: dict[str, list[TagRecord]] = field(default_factory=dict)
+    by_tag: list[TagRecord] = field(default_factory=list)
+
+    @property
+    def registry_requests(self) -> int:
+        """Manifest requests the plan still needs (a single image by tag may add its config blob)."""
+        return len(self.lists) + len(self.by_tag)
+
+    def with_list(
+        self, digest: str, resolved: ResolvedImage | None, error: str | None
+    ) -> list[TagResolution]:
+        """Every tag sharing the list ``digest``, given that list's resolution (or why it failed)."""
+        return [
+            TagResolution(record, image=resolved) if resolved else TagResolution(record, error=error)
+            for record in self.lists[digest]
+        ]
+
+
+def plan_resolutions(records: Iterable[TagRecord]) -> ResolutionPlan:
+    """Sort :func:`unique_tags` output into what AQL already told and what the registry must tell."""
+    plan = ResolutionPlan()
+    for record in records:
+        if not record.sha256:
+            plan.by_tag.append(record)
+        elif record.manifest_name == "list.manifest.json":
+            plan.lists.setdefault(f"sha256:{record.sha256}", []).append(record)
+        else:
+            digest = f"sha256:{record.sha256}"
+            # The platform stays unset: the indexer reads it from the image it pulls by digest.
+            image = ResolvedImage(
+                repository=record.repository,
+                image=record.image,
+                tag=record.tag,
+                digest=digest,
+                media_type="",
+                manifests=(PlatformManifest(digest, None),),
+            )
+            plan.known.append(TagResolution(record, image=image))
+    return plan
 
 
 def plan_targets(

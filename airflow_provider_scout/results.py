@@ -113,9 +113,10 @@ class IndexResult:
 
 @dataclass(frozen=True)
 class IndexSummary:
-    """Every planned image of a run, in plan order, with its result."""
+    """Every planned image of a run, in plan order, with its result, and what planning warned of."""
 
     results: tuple[IndexResult, ...]
+    warnings: tuple[str, ...] = ()  # e.g. a listing Artifactory trimmed (range.notification)
 
     def count(self, state: IndexState) -> int:
         return sum(1 for result in self.results if result.state is state)
@@ -138,6 +139,7 @@ class IndexSummary:
         return {
             **{state.value: self.count(state) for state in IndexState},
             "failures": [{"reference": r.reference, "error": r.error} for r in self.failures],
+            "warnings": list(self.warnings),
             "results": [result.to_dict() for result in self.results],
         }
 

@@ -3,7 +3,10 @@
 Runs on ``SCOUT_REFRESH_SCHEDULE`` (cron or preset, default ``@hourly``) with data
 intervals, so a run, a catch-up run (``SCOUT_REFRESH_CATCHUP=true``) or a backfill
 (``airflow backfill create --dag-id scout_artifactory_refresh --from-date … --to-date …``)
-indexes exactly the tags pushed inside its interval. Repository globs are rediscovered
+indexes the tags pushed inside its interval. Each run also lists the
+``SCOUT_REFRESH_LOOKBACK`` (default 15m) before its interval: Artifactory stamps a tag
+when its upload starts, so a push that committed after the previous run listed is found
+by the next one; what the overlap lists again is skipped as already indexed. Repository globs are rediscovered
 on every run. Digests already indexed are skipped (a re-pushed tag has a new digest);
 pass ``force`` in ``conf`` to index a window again. A manual run with a logical date
 covers the last complete interval before it; one without (REST ``logical_date: null``)
@@ -21,6 +24,7 @@ from airflow_provider_scout.operators.planning import ListArtifactoryImagesOpera
 from airflow_provider_scout.params import (
     indexing_params,
     refresh_catchup,
+    refresh_lookback,
     refresh_start_date,
     refresh_timetable,
 )
@@ -44,5 +48,6 @@ with DAG(
         artifactory_conn_id="{{ params.artifactory_conn_id }}",
         modified_after="{{ data_interval_start }}",
         modified_before="{{ data_interval_end }}",
+        lookback=refresh_lookback(),
     )
     index_planned_images(list_images)

@@ -10,27 +10,41 @@ in :mod:`~airflow_provider_scout.selection`, grouping and batching in
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidEventError
-from airflow_provider_scout.inputs import as_moment, as_string_list
+from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
+from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
 from airflow_provider_scout.models import ResolvedImage, TagRecord
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
-from airflow_provider_scout.planning import TagResolution, batch_targets, plan_targets, resolve_error
+from airflow_provider_scout.planning import (
+    TagResolution,
+    batch_targets,
+    plan_resolutions,
+    plan_targets,
+    resolve_error,
+    unique_tags,
+)
 from airflow_provider_scout.selection import select_repositories, select_tags
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["ListArtifactoryImagesOperator", "PlanningOperator", "ResolveImageEventsOperator"]
+__all__ = [
+    "ListArtifactoryImagesOperator",
+    "PlanningOperator",
+    "ResolveImageEventsOperator",
+    "resolve_listed_tags",
+]
 
 # Resolving a tag is a couple of HTTP round trips; a few threads hide the latency
 # without crowding the registry.
@@ -52,15 +66,22 @@ class PlanningOperator(ArtifactoryOperator):
     def select(self) -> tuple[list[TagRecord], Resolver]:
         """The tags to index, one record each, and how to resolve one of them through the hook."""
 
+    def resolve_records(self, records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:
+        """Resolve every selected tag; subclasses that know digests already may ask less."""
+        return _resolve_all(records, resolve)
+
     def execute(self, context: Context) -> list[list[dict[str, Any]]]:
         try:
             records, resolve = self.select()
             try:
-                resolutions = _resolve_all(records, resolve)
+                resolutions = self.resolve_records(records, resolve)
             except ArtifactoryAuthError as exc:
                 raise AirflowFailException(str(exc)) from None
+            warnings = list(self.artifactory_hook.warnings)
         finally:
             close_cached_hooks(self, "artifactory_hook")
+        # Trimmed results, empty caches, unreadable members: the summary shows them beside the results.
+        context["ti"].xcom_push(PLANNING_WARNINGS_XCOM_KEY, warnings)
         targets = plan_targets(self.registry_config, resolutions)
         unresolved = [t for t in targets if resolve_error(t)]
         for target in unresolved:
@@ -91,7 +112,13 @@ class ListArtifactoryImagesOperator(PlanningOperator):
     :param artifactory_conn_id: connection with the Artifactory API credentials.
     :param modified_after: lower bound (inclusive) of the manifest modification time.
     :param modified_before: upper bound (exclusive) of the manifest modification time.
+    :param lookback: also list this long before ``modified_after`` (a timedelta, seconds, or
+        ``15m``): Artifactory stamps a tag when its upload *starts*, and the tag appears when
+        it commits, so a tag committed after the previous window was listed is found here.
     :return: a list of batches, each a list of :class:`IndexTarget` dicts (usually one).
+
+    A ``manifest.json`` tag's digest is AQL's ``sha256``; only ``list.manifest.json`` tags
+    cost a registry request, one per distinct list digest.
     """
 
     template_fields: Sequence[str] = (
@@ -100,6 +127,7 @@ class ListArtifactoryImagesOperator(PlanningOperator):
         "artifactory_conn_id",
         "modified_after",
         "modified_before",
+        "lookback",
     )
 
     def __init__(
@@ -108,12 +136,14 @@ class ListArtifactoryImagesOperator(PlanningOperator):
         tags: Sequence[str] | str | None = None,
         modified_after: datetime | str | None = None,
         modified_before: datetime | str | None = None,
+        lookback: timedelta | int | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.tags = tags
         self.modified_after = modified_after
         self.modified_before = modified_before
+        self.lookback = lookback
 
     def select(self) -> tuple[list[TagRecord], Resolver]:
         config = self.registry_config
@@ -121,8 +151,12 @@ class ListArtifactoryImagesOperator(PlanningOperator):
             tag_filter = TagFilter.of(as_string_list(self.tags, "tags"))
             after = as_moment(self.modified_after, "modified_after")
             before = as_moment(self.modified_before, "modified_before")
+            lookback = as_duration(self.lookback, "lookback")
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
+        if after is not None and lookback:
+            self.log.info("Looking back %s before the window for uploads committed late", lookback)
+            after -= lookback
         hook = self.artifactory_hook
         try:
             available = () if config.repositories_are_pinned else hook.list_docker_repositories()
@@ -133,13 +167,16 @@ class ListArtifactoryImagesOperator(PlanningOperator):
                 self.log.info("No modification window: listing every selected tag")
             self.log.info("Listing tags of %s", ", ".join(repositories) or "no repository")
             listed = hook.iter_tags(repositories, modified_after=after, modified_before=before)
-            records = _unique(select_tags(listed, config, tag_filter))
+            records = unique_tags(select_tags(listed, config, tag_filter))
         except ArtifactoryError as exc:
             # Retried only when Artifactory may answer better later (unreachable, 408, 429, 5xx).
             raise (AirflowException if exc.retryable else AirflowFailException)(str(exc)) from None
         except ValueError as exc:  # a repository key or a time window Artifactory cannot take
             raise AirflowFailException(str(exc)) from None
         return records, lambda r: hook.resolve(r.repository, r.image, r.tag)
+
+    def resolve_records(self, records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:
+        return resolve_listed_tags(self.artifactory_hook, records, resolve, self.log)
 
 
 class ResolveImageEventsOperator(PlanningOperator):
@@ -181,7 +218,7 @@ class ResolveImageEventsOperator(PlanningOperator):
             digests[(event.repository, event.image, event.tag)] = event.digest
         hook = self.artifactory_hook
         return (
-            _unique(records),
+            unique_tags(records),
             lambda r: hook.resolve(r.repository, r.image, digests[(r.repository, r.image, r.tag)]),
         )
 
@@ -204,12 +241,29 @@ def _resolve_all(records: Sequence[TagRecord], resolve: Resolver) -> list[TagRes
         return list(pool.map(one, records))
 
 
-def _unique(records: Iterable[TagRecord]) -> list[TagRecord]:
-    """One record per (repository, image, tag); the newest modification time wins."""
-    newest: dict[tuple[str, str, str], TagRecord] = {}
-    for record in records:
-        key = (record.repository, record.image, record.tag)
-        known = newest.get(key)
-        if known is None or (record.modified and (not known.modified or record.modified > known.modified)):
-            newest[key] = record
-    return list(newest.values())
+def resolve_listed_tags(
+    hook: ArtifactoryHook, records: Sequence[TagRecord], resolve: Resolver, log: Any
+) -> list[TagResolution]:
+    """Resolve listed tags with as few registry requests as AQL allows (see :class:`ResolutionPlan`)."""
+    plan = plan_resolutions(records)
+    before = hook.request_count
+    by_list: dict[str, TagRecord] = {digest: tags[0] for digest, tags in plan.lists.items()}
+    # One registry request per distinct list digest, asked through any tag that names it.
+    lists = _resolve_all(
+        list(by_list.values()),
+        lambda r: hook.resolve(r.repository, r.image, f"sha256:{r.sha256}"),
+    )
+    resolutions = list(plan.known)
+    for digest, listed in zip(by_list, lists, strict=True):
+        resolutions.extend(plan.with_list(digest, listed.image, listed.error))
+    resolutions.extend(_resolve_all(plan.by_tag, resolve))
+    log.info(
+        "%d tag(s): %d digest(s) known from AQL, %d list(s) and %d tag(s) resolved "
+        "through the registry (%d request(s))",
+        len(records),
+        len(plan.known),
+        len(plan.lists),
+        len(plan.by_tag),
+        hook.request_count - before,
+    )
+    return resolutions

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseXCom, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_scout.defaults import SCOUT_CONN_ID
+from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import ScoutIndexError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.models import IndexTarget
@@ -71,12 +71,16 @@ class SummarizeIndexingOperator(BaseOperator):
         by_key = {
             target_key(item): IndexResult.from_dict(item) for batch in pushed if batch for item in batch
         }
+        warnings = ti.xcom_pull(task_ids=self.planning_task_id, key=PLANNING_WARNINGS_XCOM_KEY) or []
         summary = IndexSummary(
-            tuple(by_key.get(target_key(target)) or _missing_result(target) for target in planned)
+            tuple(by_key.get(target_key(target)) or _missing_result(target) for target in planned),
+            warnings=tuple(str(warning) for warning in warnings),
         )
 
         self.log.info("Indexing summary\n%s", summary.table())
         self.log.info("%s", summary.counts_line())
+        for warning in summary.warnings:
+            self.log.warning("Planning warned: %s", warning)
         try:
             self._log_sbom_location(summary.results)
         finally:

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse_body
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
 from airflow_provider_scout.relay.delivery import DeliveryWorker
+from airflow_provider_scout.relay.membership import MembershipCache
 from airflow_provider_scout.relay.settings import RelaySettings
 from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter
 from airflow_provider_scout.webhook import SIGNATURE_HEADER, verify_signature
@@ -81,7 +83,8 @@ WORKER_STOP_SECONDS = 10.0
 
 def build_app(settings: RelaySettings) -> FastAPI:
     """The relay as an ASGI app; its lifespan opens the store and runs the delivery worker."""
-    selection = settings.selection
+    membership = MembershipCache(settings.registry, settings.artifactory_auth)
+    selection = replace(settings.selection, layout=membership)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -99,6 +102,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
         )
         state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
+        members = asyncio.create_task(membership.run(), name="relay-membership")
         log.info(
             "relay ready on http://%s:%d, triggering DAG %r at %s, events in %s",
             settings.host,
@@ -111,6 +115,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
             yield
         finally:
             worker.stop()
+            members.cancel()
             task.cancel()
             # Never hang a shutdown on the worker: what it had not delivered stays stored.
             done, _ = await asyncio.wait({task}, timeout=WORKER_STOP_SECONDS)
@@ -154,7 +159,7 @@ def build_app(settings: RelaySettings) -> FastAPI:
 
         if isinstance(result, IgnoredEvent):
             log.info("ignored webhook %s: %s", result.label or "(no image)", result.reason)
-            return _answer(200, status="ignored", reason=result.reason)
+            return _answer(200, status="test" if result.test else "ignored", reason=result.reason)
 
         writer: GroupCommitWriter = state["writer"]
         try:

@@ -24,6 +24,8 @@ from airflow_provider_scout.defaults import (
     AIRFLOW_TOKEN_ENV,
     AIRFLOW_URL_ENV,
     AIRFLOW_USERNAME_ENV,
+    ARTIFACTORY_PASSWORD_ENV,
+    ARTIFACTORY_USER_ENV,
     REGISTRY_ENV,
     RELAY_PORT,
     WEBHOOK_DAG_ID,
@@ -39,6 +41,7 @@ __all__ = [
     "RelayConfigError",
     "RelaySettings",
     "airflow_url_from",
+    "artifactory_auth_from",
     "credentials_from",
     "parse_duration",
     "registry_from",
@@ -113,6 +116,8 @@ class RelaySettings:
     airflow_url: str
     airflow_credentials: AirflowCredentials = field(repr=False)
     state_dir: Path
+    # Reads the repositories layout (relay/membership.py); None reads it anonymously.
+    artifactory_auth: tuple[str, str] | None = field(default=None, repr=False)
     tags: TagFilter = field(default_factory=TagFilter)
     accept_promoted: bool = False
     dag_id: str = WEBHOOK_DAG_ID
@@ -175,6 +180,12 @@ class RelaySettings:
     @property
     def secret_is_short(self) -> bool:
         return len(self.secret) < RECOMMENDED_SECRET_LENGTH
+
+
+def artifactory_auth_from(environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """The ``docker scout watch`` API credentials, for the relay's repositories listing."""
+    user, password = environ.get(ARTIFACTORY_USER_ENV, ""), environ.get(ARTIFACTORY_PASSWORD_ENV, "")
+    return (user, password) if user and password else None
 
 
 def registry_from(text: str | None, environ: Mapping[str, str]) -> ArtifactoryRegistryConfig:

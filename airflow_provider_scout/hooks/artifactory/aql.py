@@ -10,26 +10,34 @@ Design constraints from Artifactory's AQL:
 * a query string may hold at most 6,000 characters (longer ones get 400), so the
   repository list is split across queries when needed and image/tag selection
   (globs, regexes) stays on our side instead of growing the query;
-* result sets are capped (500,000 rows on SaaS), so results are paged with
-  ``offset``/``limit``. Pages are sorted by ``modified`` and then by the item's
-  location, which keeps the order total: a page boundary never falls between rows
-  of undefined order. A tag re-pushed while the pages are being read moves to the
-  end, so it can be listed twice (callers key records by repository/image/tag) and
-  the row after its old place can be missed until the next enumeration.
+* result sets are capped (500,000 rows on SaaS, said in ``range.notification``), so
+  results are paged with ``offset``/``limit``. Permissions are filtered *after*
+  ``limit``: a page shorter than ``limit`` is not the last, so the offset advances by
+  ``limit`` and only an empty page ends the listing. Pages are sorted by ``modified``
+  and then by the item's location, which keeps the order total: a page boundary never
+  falls between rows of undefined order. A tag re-pushed while the pages are being
+  read moves to the end, so it can be listed twice (callers key records by
+  repository/image/tag) and the row after its old place can be missed until the next
+  enumeration;
+* sorted fields must be included, and a non-admin caller must include ``repo``,
+  ``path`` and ``name`` (400 otherwise): :data:`INCLUDED_FIELDS` holds all of them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider_scout.models import TagRecord
 
 __all__ = [
+    "INCLUDED_FIELDS",
     "MAX_QUERY_LENGTH",
     "TAG_MANIFEST_NAMES",
+    "TagPage",
     "aql_refused",
     "format_aql_time",
     "parse_aql_time",
@@ -41,8 +49,9 @@ __all__ = [
 
 MAX_QUERY_LENGTH = 6000
 TAG_MANIFEST_NAMES = frozenset({"manifest.json", "list.manifest.json"})
-_FIELDS = ("repo", "path", "name", "sha256", "modified", "created", "size")
 _SORT_FIELDS = ("modified", "repo", "path", "name")
+# repo/path/name for non-admin callers, every sort field, and the manifest digest.
+INCLUDED_FIELDS = ("repo", "path", "name", "sha256", "modified")
 # Artifactory stores the platform manifests of a list beside its tags, in folders named
 # after their digest: "<image>/sha256:<hex>/" (newer versions) or "<image>/sha256__<hex>/".
 _DIGEST_FOLDER_PREFIXES = ("sha256:", "sha256__")
@@ -105,7 +114,7 @@ def tag_query(
             f"is not before modified_before {modified_before.isoformat()}"
         )
     find = json.dumps({"$and": criteria}, separators=(",", ":"))
-    include = ",".join(json.dumps(f) for f in _FIELDS)
+    include = ",".join(json.dumps(f) for f in INCLUDED_FIELDS)
     sort = json.dumps({"$asc": list(_SORT_FIELDS)}, separators=(",", ":"))
     return f"items.find({find}).include({include}).sort({sort}).offset({offset}).limit({limit})"
 
@@ -172,8 +181,17 @@ def tag_record(item: Mapping[str, Any]) -> TagRecord | None:
     )
 
 
-def parse_tag_page(body: Any) -> tuple[list[TagRecord], int]:
-    """The tags of one answer page and the number of rows it held (paging counts rows, not tags)."""
+@dataclass(frozen=True)
+class TagPage:
+    """One AQL answer: its tags, how many rows it held, and Artifactory's notification if any."""
+
+    records: list[TagRecord]
+    rows: int  # an empty page (0) ends the listing; a short one does not
+    notification: str | None = None  # e.g. the SaaS result trimmed at 500,000 rows
+
+
+def parse_tag_page(body: Any) -> TagPage:
+    """The tags of one answer page, its row count (paging counts rows, not tags) and its notification."""
     if not isinstance(body, Mapping) or not isinstance(body.get("results"), list):
         raise ValueError("AQL answer has no 'results' list")
     rows = body["results"]
@@ -184,7 +202,9 @@ def parse_tag_page(body: Any) -> tuple[list[TagRecord], int]:
         record = tag_record(row)
         if record is not None:
             records.append(record)
-    return records, len(rows)
+    window = body.get("range")
+    notification = window.get("notification") if isinstance(window, Mapping) else None
+    return TagPage(records, len(rows), str(notification) if notification else None)
 
 
 def aql_refused(status: int, message: str) -> bool:

@@ -16,7 +16,8 @@ be an API key or identity token); ``password`` alone or the extra ``access_token
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import requests
@@ -25,7 +26,11 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CONN_TYPE
 from airflow_provider_scout.docker_reference import is_digest, is_image_name, is_repository_key, is_tag
-from airflow_provider_scout.exceptions import ArtifactoryError, InvalidNameError, ManifestError
+from airflow_provider_scout.exceptions import (
+    ArtifactoryError,
+    InvalidNameError,
+    ManifestError,
+)
 from airflow_provider_scout.hooks.artifactory import aql
 from airflow_provider_scout.hooks.artifactory.connection import (
     ArtifactorySettings,
@@ -41,13 +46,22 @@ from airflow_provider_scout.hooks.artifactory.registry_api import (
     parse_image_config,
     parse_manifest,
 )
-from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
+from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
 from airflow_provider_scout.models import PlatformManifest, RegistryAuth, ResolvedImage, TagRecord
+from airflow_provider_scout.repositories import CACHE_SUFFIX, RepositoryLayout, StorageKey
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
 
 # Docker clients page _catalog and tags/list 100 at a time; registries cap n near there too.
 CATALOG_PAGE_SIZE = 100
+
+
+# Artifactory runs 3 AQL queries at once by default; a timed-out query keeps its slot until the
+# server's own timeout, so at most this many are left behind before the listing gives up.
+MAX_ABANDONED_QUERIES = 2
+MIN_AQL_PAGE_SIZE = 50
+# Seconds to wait for an AQL answer: long, because every timeout strands a server-side slot.
+AQL_READ_TIMEOUT = 300.0
 
 
 class _AqlRefused(Exception):
@@ -85,7 +99,10 @@ class ArtifactoryHook(BaseHook):
         self.timeout = timeout
         self.max_attempts = max_attempts
         self._api_url_override = api_url
+        self.aql_timeout = max(timeout, AQL_READ_TIMEOUT)
+        self.warnings: list[str] = []  # what the run's summary should show (trimmed results, ...)
         self._aql_refused = False
+        self._abandoned_queries = 0
         self._lock = threading.Lock()
         self._transport_instance: ArtifactoryTransport | None = None
 
@@ -170,24 +187,76 @@ class ArtifactoryHook(BaseHook):
     def list_docker_repositories(self) -> list[str]:
         """Keys of every Docker repository the user can see: local, remote, virtual and federated.
 
-        All are kept and the registry string decides. Remote repositories list only what
-        they have cached, and a virtual one repeats its members' images (the same digests,
-        which indexing deduplicates).
+        All are kept and the registry string decides; :meth:`iter_tags` lists a remote
+        through its cache and a virtual through its members.
         """
+        return list(self._docker_repository_classes())
+
+    def _docker_repository_classes(self) -> dict[str, str]:
         url = f"{self.api_url}/api/repositories"
         listing = self._transport.json(
             self._transport.checked("GET", url, params={"packageType": "docker"}), url
         )
         if not isinstance(listing, list):
             raise ArtifactoryError(f"GET {url} did not answer a JSON list of repositories", url=url)
-        keys = [
-            entry["key"]
+        docker = [
+            entry
             for entry in listing
             if isinstance(entry, Mapping)
             and isinstance(entry.get("key"), str)
             and str(entry.get("packageType", "docker")).lower() == "docker"
         ]
-        return list(dict.fromkeys(keys))
+        return RepositoryLayout.from_listing(docker).classes
+
+    def repository_layout(self, repositories: Iterable[str]) -> RepositoryLayout:
+        """Classes of the visible Docker repositories, and the members of the virtual ones reached.
+
+        One ``GET /api/repositories`` plus one ``GET /api/repositories/<key>`` per virtual
+        repository reached. Where the listing is refused, every key is taken as local.
+        """
+        try:
+            layout = RepositoryLayout(classes=self._docker_repository_classes())
+        except ArtifactoryError as exc:
+            # Only "you may not list them" (403) or "no such endpoint" (404) is worked around;
+            # rejected credentials (401) fail the listing as every other request would.
+            if exc.status not in (403, 404):
+                raise
+            self.warn(f"cannot list the repositories ({exc}); every configured key is listed as local")
+            return RepositoryLayout()
+        pending = layout.virtual_keys(repositories)
+        while pending:
+            key = pending.pop(0)
+            if key in layout.members:
+                continue
+            url = f"{self.api_url}/api/repositories/{key}"
+            try:
+                body = self._transport.json(self._transport.checked("GET", url), url)
+            except ArtifactoryError as exc:
+                if exc.retryable:
+                    raise
+                self.warn(f"cannot read the members of virtual repository {key!r}: {exc}")
+                continue
+            members = body.get("repositories") if isinstance(body, Mapping) else None
+            if not isinstance(members, list):
+                members = []
+            keys = tuple(m for m in members if isinstance(m, str) and is_repository_key(m))
+            docker = tuple(m for m in keys if m in layout.classes)
+            for hidden in (m for m in keys if m not in layout.classes):
+                # Not among the Docker repositories the credentials may see: another package
+                # type, or a member this user may not read, whose rows AQL would hide anyway.
+                self.warn(
+                    f"member {hidden!r} of virtual repository {key!r} is not a Docker repository "
+                    "these credentials can read; it is not listed"
+                )
+            layout.members[key] = docker
+            pending.extend(layout.virtual_keys(docker))
+        return layout
+
+    def warn(self, message: str) -> None:
+        """Log a warning and keep it for the run's summary (:attr:`warnings`)."""
+        self.log.warning("%s", message)
+        if message not in self.warnings:
+            self.warnings.append(message)
 
     def iter_tags(
         self,
@@ -199,9 +268,12 @@ class ArtifactoryHook(BaseHook):
     ) -> Iterator[TagRecord]:
         """Every tag of ``repositories``, oldest modification first, through paged AQL.
 
-        With a window, only tags modified in ``[modified_after, modified_before)``. Where
-        AQL is refused (403/404, or a 400 saying it is not allowed) the hook switches to
-        :meth:`iter_tags_by_catalog` for good; that crawl knows no modification times, so
+        A remote key is listed through ``<key>-cache`` and a virtual key through its members
+        (see :mod:`.repositories`); every record names the configured key in ``repository``
+        and, when another repository stores it, that one in ``source`` with the member's
+        ``rank``. With a window, only tags modified in ``[modified_after, modified_before)``.
+        Where AQL is refused (403/404, or a 400 saying it is not allowed) the hook switches
+        to :meth:`iter_tags_by_catalog` for good; that crawl knows no modification times, so
         the window cannot filter and every tag comes back with ``modified=None``: callers
         must treat such records as "maybe changed".
         """
@@ -210,35 +282,62 @@ class ArtifactoryHook(BaseHook):
             _check_repository_key(key)
         if not keys:
             return
+        layout = self.repository_layout(keys)
+        if layout.classes:
+            for unseen in (key for key in keys if key not in layout.classes):
+                self.warn(
+                    f"repository {unseen!r} is not among the Docker repositories these credentials "
+                    "can see; it is listed as a local repository (it lists nothing if it does not exist)"
+                )
+        storage_keys, problems = layout.storage_keys(keys)
+        for problem in problems:
+            self.warn(problem)
+        if not storage_keys:
+            return
         if not self._aql_refused:
             try:
-                yield from self._iter_tags_by_aql(keys, modified_after, modified_before, page_size)
+                yield from self._iter_tags_by_aql(storage_keys, modified_after, modified_before, page_size)
                 return
             except _AqlRefused as refusal:
                 self._aql_refused = True
                 self.log.warning("%s; listing tags through the Docker catalog instead", refusal)
         if modified_after is not None or modified_before is not None:
             self.log.warning("the catalog crawl knows no modification times: every tag is listed")
-        for key in keys:
+        # The Registry API of a remote or virtual key serves what its cache or members hold.
+        for key in dict.fromkeys(k.configured for k in storage_keys):
             yield from self.iter_tags_by_catalog(key)
 
     def _iter_tags_by_aql(
         self,
-        repositories: tuple[str, ...],
+        storage_keys: Sequence[StorageKey],
         modified_after: datetime | None,
         modified_before: datetime | None,
         page_size: int,
     ) -> Iterator[TagRecord]:
         url = f"{self.api_url}/api/search/aql"
         window = {"modified_after": modified_after, "modified_before": modified_before}
+        by_storage: dict[str, list[StorageKey]] = {}
+        for storage_key in storage_keys:
+            by_storage.setdefault(storage_key.storage, []).append(storage_key)
         first_request = True
-        for batch in aql.repository_batches(repositories, limit=page_size, **window):
+        listed: dict[str, int] = dict.fromkeys(by_storage, 0)
+        for batch in aql.repository_batches(by_storage, limit=page_size, **window):
             offset = 0
+            limit = page_size
             while True:
-                query = aql.tag_query(batch, offset=offset, limit=page_size, **window)
-                response = self._transport.request(
-                    "POST", url, data=query.encode(), headers={"Content-Type": "text/plain"}
-                )
+                query = aql.tag_query(batch, offset=offset, limit=limit, **window)
+                try:
+                    response = self._transport.request(
+                        "POST",
+                        url,
+                        data=query.encode(),
+                        headers={"Content-Type": "text/plain"},
+                        slow_is_final=True,
+                        timeout=(self.timeout, self.aql_timeout),
+                    )
+                except SlowQueryError as exc:
+                    limit = self._smaller_page(exc, limit)
+                    continue
                 # Only the very first answer may switch methods: later, tags were already yielded.
                 reason = error_message(response.content, 120)
                 if first_request and aql.aql_refused(response.status_code, reason):
@@ -246,13 +345,43 @@ class ArtifactoryHook(BaseHook):
                 first_request = False
                 self._transport.raise_for_status(response, "POST", url)
                 try:
-                    records, rows = aql.parse_tag_page(self._transport.json(response, url))
+                    page = aql.parse_tag_page(self._transport.json(response, url))
                 except ValueError as exc:
                     raise ArtifactoryError(f"POST {url}: unexpected AQL answer: {exc}", url=url) from None
-                yield from records
-                if rows < page_size:
+                if page.notification:
+                    listing = ", ".join(batch)
+                    self.warn(f"Artifactory says of the tag listing of {listing}: {page.notification}")
+                for record in page.records:
+                    listed[record.repository] = listed.get(record.repository, 0) + 1
+                    for storage_key in by_storage.get(record.repository, ()):
+                        yield _as_configured(record, storage_key)
+                if page.rows == 0:
                     break
-                offset += rows
+                # Rows the user may not read are dropped after `limit`: a short page is not the end.
+                offset += limit
+        if modified_after is None and modified_before is None:
+            for storage, count in listed.items():
+                if count == 0 and storage.endswith(CACHE_SUFFIX):
+                    configured = ", ".join(k.configured for k in by_storage[storage])
+                    self.warn(
+                        f"the cache {storage!r} of remote repository {storage[: -len(CACHE_SUFFIX)]!r} "
+                        f"(configured as {configured}) holds no tag: nothing was pulled through it yet"
+                    )
+
+    def _smaller_page(self, exc: SlowQueryError, limit: int) -> int:
+        """The page size to try after a slow query, or raise when no retry is left."""
+        if exc.abandoned:
+            self._abandoned_queries += 1
+        if self._abandoned_queries > MAX_ABANDONED_QUERIES or limit <= MIN_AQL_PAGE_SIZE:
+            raise ArtifactoryError(
+                f"{exc}; giving up on the tag listing (page size {limit}, "
+                f"{self._abandoned_queries} timed-out queries may still run on the server)",
+                status=exc.status,
+                url=exc.url,
+            ) from None
+        smaller = max(MIN_AQL_PAGE_SIZE, limit // 2)
+        self.warn(f"{exc}; asking again for {smaller} rows per page")
+        return smaller
 
     def iter_tags_by_catalog(
         self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE
@@ -358,3 +487,12 @@ def _check_repository_key(key: str) -> None:
 def _check_image_name(image: str) -> None:
     if not is_image_name(image):
         raise InvalidNameError(f"image name {str(image)[:140]!r} is not a valid Docker image name")
+
+
+def _as_configured(record: TagRecord, storage_key: StorageKey) -> TagRecord:
+    """The record named through the configured key; ``source`` keeps where it is stored."""
+    if storage_key.storage == storage_key.configured:
+        return record
+    return replace(
+        record, repository=storage_key.configured, source=storage_key.storage, rank=storage_key.rank
+    )

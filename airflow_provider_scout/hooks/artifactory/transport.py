@@ -27,7 +27,7 @@ from airflow_provider_scout.hooks.artifactory.registry_api import error_message,
 from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
 from airflow_provider_scout.models import RegistryAuth
 
-__all__ = ["RETRY_POLICY", "ArtifactoryTransport"]
+__all__ = ["RETRY_POLICY", "ArtifactoryTransport", "SlowQueryError"]
 
 # Artifactory and its registry API are retried alike; the attempts are set per hook.
 RETRY_POLICY = RetryPolicy()
@@ -41,6 +41,21 @@ class _TransientError(ArtifactoryError):
     ) -> None:
         super().__init__(message, status=status, url=url)
         self.retry_after = retry_after
+
+
+class SlowQueryError(ArtifactoryError):
+    """A query the server did not finish in time: a read timeout (``abandoned``) or a 408.
+
+    Not retried by the transport: after a read timeout the server keeps running the query
+    (AQL's own timeout defaults to 15 minutes) and it keeps one of the 3 AQL slots, so a
+    blind retry stacks abandoned queries until every slot is taken. The caller decides,
+    typically retrying with a smaller page.
+    """
+
+    def __init__(self, message: str, *, status: int | None, url: str, abandoned: bool) -> None:
+        super().__init__(message, status=status, url=url)
+        self.abandoned = abandoned
+        self.retryable = True
 
 
 class _BearerAuth(AuthBase):
@@ -76,13 +91,22 @@ class ArtifactoryTransport:
         self.raise_for_status(response, method, url)
         return response
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """Send with retries on transient failures; the final answer may still be an error status."""
+    def request(
+        self, method: str, url: str, *, slow_is_final: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """Send with retries on transient failures; the final answer may still be an error status.
+
+        With ``slow_is_final`` a read timeout or a 408 raises :class:`SlowQueryError` at
+        once instead of being retried (see there); connection failures, 429 (with or
+        without ``Retry-After``: backoff then) and 5xx are still retried.
+        """
         retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
             _TransientError, before_sleep=self._log_retry
         )
         try:
-            response: requests.Response = retrying(self._send_once, method, url, **kwargs)
+            response: requests.Response = retrying(
+                self._send_once, method, url, slow_is_final=slow_is_final, **kwargs
+            )
         except _TransientError as exc:
             raise ArtifactoryError(
                 f"{exc} (gave up after {self.max_attempts} attempts)", status=exc.status, url=url
@@ -145,13 +169,30 @@ class ArtifactoryTransport:
             text = text.replace(secret, "***")
         return text
 
-    def _send_once(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _send_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        slow_is_final: bool,
+        timeout: float | tuple[float, float] | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         with self._lock:
             self.request_count += 1
         try:
-            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise ArtifactoryError(f"{method} {url}: TLS failed: {self.scrub(str(exc))}", url=url) from None
+        except requests.exceptions.ReadTimeout as exc:
+            if slow_is_final:
+                raise SlowQueryError(
+                    f"{method} {url} got no answer within {_read_timeout(timeout or self.timeout):g}s",
+                    status=None,
+                    url=url,
+                    abandoned=True,
+                ) from exc
+            raise _TransientError(f"{method} {url} failed: {type(exc).__name__}", url=url) from exc
         except (
             requests.exceptions.ConnectionError,
             requests.exceptions.Timeout,
@@ -161,6 +202,13 @@ class ArtifactoryTransport:
         except requests.exceptions.RequestException as exc:
             raise ArtifactoryError(f"{method} {url} failed: {self.scrub(str(exc))}", url=url) from None
         status = response.status_code
+        if status == 408 and slow_is_final:
+            raise SlowQueryError(
+                f"{method} {url} answered 408: the query took too long",
+                status=status,
+                url=url,
+                abandoned=False,
+            )
         if is_transient_status(status):
             raise _TransientError(
                 f"{method} {url} answered {status} {response.reason}: "
@@ -212,3 +260,7 @@ def _auth_of(auth: RegistryAuth | None) -> AuthBase | None:
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme, parts.netloc.lower()
+
+
+def _read_timeout(timeout: float | tuple[float, float]) -> float:
+    return timeout[1] if isinstance(timeout, tuple) else timeout

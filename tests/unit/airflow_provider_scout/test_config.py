@@ -128,13 +128,14 @@ def test_image_reference_follows_the_access_method() -> None:
     path_mode = parse_registry_string(BASE)
     sub_mode = parse_registry_string(BASE + ",subdomain-mode=true")
     assert path_mode.image_reference("docker-local", "team/app") == "example.jfrog.io/docker-local/team/app"
-    assert sub_mode.image_reference("docker-local", "team/app") == "docker-local.example.jfrog.io/team/app"
+    # JFrog SaaS (<instance>.jfrog.io) names <instance>-<repo>.jfrog.io, one wildcard label.
+    assert sub_mode.image_reference("docker-local", "team/app") == "example-docker-local.jfrog.io/team/app"
     assert path_mode.image_reference("docker-local", "team/app", tag="1.0") == (
         "example.jfrog.io/docker-local/team/app:1.0"
     )
     digest = "sha256:" + "a" * 64
     assert sub_mode.image_reference("docker-local", "team/app", tag="1.0", digest=digest) == (
-        f"docker-local.example.jfrog.io/team/app:1.0@{digest}"
+        f"example-docker-local.jfrog.io/team/app:1.0@{digest}"
     )
     assert path_mode.image_reference("docker-local", "team/app", digest=digest) == (
         f"example.jfrog.io/docker-local/team/app@{digest}"
@@ -216,3 +217,26 @@ def test_fuzzed_registry_strings_raise_only_registry_string_errors() -> None:
         config.image_reference("docker-local", "team/app", tag="1")
         outcomes["parsed"] += 1
     assert outcomes["parsed"] > 0 and outcomes["refused"] > 0, outcomes
+
+
+def test_self_managed_subdomain_is_repo_dot_host_and_saas_is_instance_dash_repo() -> None:
+    self_managed = parse_registry_string(
+        "type=artifactory,registry=artifactory.corp.example:8443,api=https://artifactory.corp.example/artifactory,"
+        "repository=docker-local,subdomain-mode=true"
+    )
+    assert self_managed.saas_instance is None
+    assert self_managed.image_reference("docker-local", "team/app", tag="1") == (
+        "docker-local.artifactory.corp.example:8443/team/app:1"
+    )
+    saas = parse_registry_string(
+        "type=artifactory,registry=Acme.jfrog.io,api=https://acme.jfrog.io/artifactory,"
+        "repository=docker-virtual,subdomain-mode=true"
+    )
+    assert saas.saas_instance == "acme"
+    assert saas.image_reference("docker-virtual", "team/app") == "acme-docker-virtual.jfrog.io/team/app"
+    # A host merely ending in jfrog.io one label deeper is not a SaaS instance name.
+    deeper = parse_registry_string(
+        "type=artifactory,registry=a.b.jfrog.io,api=https://a.b.jfrog.io/artifactory,"
+        "repository=r,subdomain-mode=true"
+    )
+    assert deeper.image_reference("r", "app") == "r.a.b.jfrog.io/app"

@@ -19,6 +19,7 @@ from airflow_provider_scout.events import (
     event_id_for,
     parse_body,
 )
+from airflow_provider_scout.repositories import RepositoryLayout
 from scout_testing.webhook_payloads import encode, manifest_sha256, push_payload
 
 REGISTRY = (
@@ -263,3 +264,42 @@ def test_names_longer_than_dockers_limits_are_invalid(
 def test_names_at_dockers_limits_are_read(selection: EventSelection) -> None:
     event = read(selection, _with("tag", "1." + "9" * 126))
     assert isinstance(event, ImageEvent) and len(event.tag) == 128
+
+
+def test_jfrog_test_delivery_is_a_test_event_not_an_error(selection: EventSelection) -> None:
+    payload = push_payload()
+    payload["data"]["sha256"] = "sample_checksum"
+    payload["data"]["repo_key"] = "sample_repo"
+    result = read(selection, payload)
+    assert isinstance(result, IgnoredEvent) and result.test and "test event" in result.reason
+
+
+def test_member_and_cache_events_map_to_the_watched_key() -> None:
+    config = parse_registry_string(
+        "type=artifactory,registry=registry.example,api=https://artifactory.example/artifactory,"
+        '"repository=docker-virtual,docker-hub"'
+    )
+    layout = RepositoryLayout(
+        classes={
+            "docker-virtual": "virtual",
+            "docker-local": "local",
+            "docker-hub": "remote",
+            "other": "local",
+        },
+        members={"docker-virtual": ("docker-local", "docker-hub")},
+    )
+    selection = EventSelection(config, layout=lambda: layout)
+    for repo_key, watched in (
+        ("docker-local", "docker-virtual"),
+        ("docker-hub-cache", "docker-virtual"),  # first configured key that reaches it
+        ("docker-virtual", "docker-virtual"),
+    ):
+        event = read(selection, push_payload(repository=repo_key))
+        assert isinstance(event, ImageEvent) and event.repository == watched, repo_key
+        assert event.reference.startswith(f"registry.example/{watched}/team/app:1.0@")
+    assert isinstance(read(selection, push_payload(repository="other")), IgnoredEvent)
+    # Without any listing, JFrog's "<remote>-cache" naming still maps a watched remote's cache.
+    blind = EventSelection(config)
+    event = read(blind, push_payload(repository="docker-hub-cache"))
+    assert isinstance(event, ImageEvent) and event.repository == "docker-hub"
+    assert isinstance(read(blind, push_payload(repository="docker-local")), IgnoredEvent)

@@ -221,3 +221,26 @@ def test_select_repositories_rediscovers_globs_and_keeps_pinned_keys() -> None:
         "docker-dev",
         "docker-prod",
     )
+
+
+def test_digests_come_from_aql_and_lists_cost_one_request_per_distinct_digest() -> None:
+    from airflow_provider_scout.planning import plan_resolutions, unique_tags
+
+    single = TagRecord("v", "app", "1", sha256="a" * 64)
+    list_one = TagRecord("v", "app", "2", manifest_name="list.manifest.json", sha256="b" * 64)
+    list_two = TagRecord("v", "web", "2", manifest_name="list.manifest.json", sha256="b" * 64)
+    crawled = TagRecord("v", "app", "3")
+    # The same tag in a later member loses to the first member's (virtual resolution order).
+    shadowed = TagRecord("v", "app", "1", sha256="c" * 64, source="hub-cache", rank=1)
+    # A folder holding both files does not say which the tag serves: the registry tells.
+    both = [
+        TagRecord("v", "app", "4", sha256="d" * 64),
+        TagRecord("v", "app", "4", manifest_name="list.manifest.json", sha256="e" * 64),
+    ]
+    plan = plan_resolutions(unique_tags([single, list_one, list_two, crawled, shadowed, *both]))
+    assert [(r.record.tag, r.image.digest if r.image else None) for r in plan.known] == [
+        ("1", "sha256:" + "a" * 64)
+    ]
+    assert list(plan.lists) == ["sha256:" + "b" * 64] and len(plan.lists["sha256:" + "b" * 64]) == 2
+    assert sorted(r.tag for r in plan.by_tag) == ["3", "4"]
+    assert plan.registry_requests == 3

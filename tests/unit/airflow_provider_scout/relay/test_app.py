@@ -143,6 +143,28 @@ def test_root_path_receives_webhooks_too(start_relay: StartRelay) -> None:
     assert response.status_code == 202
 
 
+def test_a_jfrog_test_delivery_is_answered_as_a_test_and_triggers_nothing(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    relay = start_relay()
+    payload = push_payload(repository="sample_repo")
+    payload["data"]["sha256"] = "sample_checksum"
+    answer = relay.send(payload)
+    assert answer.status_code == 200 and answer.json()["status"] == "test"
+    relay.wait_idle()
+    assert standin.state.runs == {}
+
+
+def test_a_cache_event_of_a_watched_remote_is_accepted_under_the_remote_key(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    relay = start_relay()
+    accepted_id(relay.send(push_payload(repository="docker-local-cache", tag="2.0")))
+    relay.wait_idle()
+    [run] = standin.state.runs.values()
+    assert [event["repository"] for event in run["conf"]["events"]] == ["docker-local"]
+
+
 def test_duplicates_make_one_dag_run(start_relay: StartRelay, standin: StandinServer) -> None:
     relay = start_relay()
     payload = push_payload(tag="1.0")

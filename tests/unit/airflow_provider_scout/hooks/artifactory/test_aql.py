@@ -36,7 +36,7 @@ def test_query_has_the_documented_shape() -> None:
     assert _find_criteria(query) == {
         "$and": [{"name": {"$match": "*manifest.json"}}, {"repo": "docker-local"}]
     }
-    assert '.include("repo","path","name","sha256","modified","created","size")' in query
+    assert '.include("repo","path","name","sha256","modified")' in query
     assert query.endswith('.sort({"$asc":["modified","repo","path","name"]}).offset(2000).limit(1000)')
 
 
@@ -143,8 +143,10 @@ def test_cosign_style_tags_are_still_tags() -> None:
 
 def test_page_counts_rows_not_tags_and_rejects_a_foreign_shape() -> None:
     body = {"results": [_row("app/1"), _row("app/sha256:" + "b" * 64)], "range": {"total": 2}}
-    records, rows = parse_tag_page(body)
-    assert [r.tag for r in records] == ["1"] and rows == 2
+    page = parse_tag_page(body)
+    assert [r.tag for r in page.records] == ["1"] and page.rows == 2 and page.notification is None
+    trimmed = parse_tag_page({"results": [], "range": {"notification": "AQL search results are limited"}})
+    assert trimmed.rows == 0 and trimmed.notification == "AQL search results are limited"
     with pytest.raises(ValueError, match="no 'results' list"):
         parse_tag_page({"errors": []})
     with pytest.raises(ValueError, match="lacks repo, path or name"):
@@ -162,7 +164,7 @@ def test_the_emulator_answers_the_query_as_built() -> None:
     ]
     query = parse_aql(tag_query(["a", "b"], modified_after=T0, modified_before=T0 + timedelta(hours=2)))
     answer = json.loads(json.dumps(run_query(query, items)))
-    records, _ = parse_tag_page(answer)
+    records = parse_tag_page(answer).records
     assert [(r.repository, r.tag) for r in records] == [("a", "1"), ("a", "2")]
 
 

@@ -290,30 +290,181 @@ def test_test_connection_reports_instead_of_raising(
 
 
 def _aql_row(
-    path: str, name: str = "manifest.json", modified: str = "2024-06-01T00:00:00.000Z"
+    path: str,
+    name: str = "manifest.json",
+    modified: str = "2024-06-01T00:00:00.000Z",
+    repo: str = "docker-local",
 ) -> dict[str, Any]:
-    return {"repo": "docker-local", "path": path, "name": name, "sha256": "a" * 64, "modified": modified}
+    return {"repo": repo, "path": path, "name": name, "sha256": "a" * 64, "modified": modified}
 
 
-def test_aql_pages_until_a_short_page_counting_rows_not_tags(
+def _repositories(stub: StubServer, *entries: tuple[str, str]) -> None:
+    listing = [{"key": key, "type": cls.upper(), "packageType": "Docker"} for key, cls in entries]
+    stub.on("GET", REPOSITORIES, Reply(body=listing))
+
+
+def _pages(stub: StubServer) -> list[str]:
+    return [s.body.decode().rsplit(".offset", 1)[1] for s in stub.requests_to(AQL)]
+
+
+def test_aql_advances_by_limit_and_stops_only_on_an_empty_page(
     stub: StubServer, define_connection: Callable[..., str]
 ) -> None:
+    """Permissions are filtered after `limit`: a short page mid-stream is not the end."""
+    _repositories(stub, ("docker-local", "local"))
     stub.on(
         "POST",
         AQL,
         Reply(body={"results": [_aql_row("app/1"), _aql_row("app/sha256:" + "b" * 64)]}),
-        Reply(body={"results": [_aql_row("app/2", "list.manifest.json")]}),
+        Reply(body={"results": [_aql_row("app/2", "list.manifest.json")]}),  # short: rows hidden
+        Reply(body={"results": [_aql_row("app/3")]}),
+        Reply(body={"results": []}),
     )
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     records = list(hook.iter_tags(["docker-local"], page_size=2))
     assert [(r.image, r.tag, r.manifest_name) for r in records] == [
         ("app", "1", "manifest.json"),
         ("app", "2", "list.manifest.json"),
+        ("app", "3", "manifest.json"),
     ]
+    assert _pages(stub) == ["(0).limit(2)", "(2).limit(2)", "(4).limit(2)", "(6).limit(2)"]
     sent = stub.requests_to(AQL)
-    assert [s.body.decode().rsplit(".offset", 1)[1] for s in sent] == ["(0).limit(2)", "(2).limit(2)"]
     assert all(s.headers["content-type"] == "text/plain" for s in sent)
-    assert hook.request_count == 2
+    assert '.include("repo","path","name","sha256","modified")' in sent[0].body.decode()
+
+
+def test_a_trimmed_result_is_a_warning_kept_for_the_summary(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(stub, ("docker-local", "local"))
+    notice = "AQL search results are limited to 500000 rows"
+    stub.on(
+        "POST",
+        AQL,
+        Reply(body={"results": [_aql_row("app/1")], "range": {"notification": notice}}),
+        Reply(body={"results": []}),
+    )
+    hook = ArtifactoryHook(define_connection(host=stub.api_url))
+    assert [r.tag for r in hook.iter_tags(["docker-local"])] == ["1"]
+    assert len(hook.warnings) == 1 and notice in hook.warnings[0] and "docker-local" in hook.warnings[0]
+
+
+def test_virtual_and_remote_keys_list_members_and_caches_named_by_the_configured_key(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(
+        stub,
+        ("docker-virtual", "virtual"),
+        ("docker-local", "local"),
+        ("docker-hub", "remote"),
+        ("docker-other", "remote"),
+    )
+    stub.on(
+        "GET",
+        f"{REPOSITORIES}/docker-virtual",
+        Reply(
+            body={
+                "key": "docker-virtual",
+                "rclass": "virtual",
+                "repositories": ["docker-local", "docker-hub"],
+            }
+        ),
+    )
+    stub.on(
+        "POST",
+        AQL,
+        Reply(
+            body={
+                "results": [
+                    _aql_row("app/1"),
+                    _aql_row("library/nginx/1", repo="docker-hub-cache"),
+                    _aql_row("library/nginx/sha256__" + "c" * 64, repo="docker-hub-cache"),
+                    _aql_row("library/redis/7", repo="docker-other-cache"),
+                ]
+            }
+        ),
+        Reply(body={"results": []}),
+    )
+    hook = ArtifactoryHook(define_connection(host=stub.api_url))
+    records = list(hook.iter_tags(["docker-virtual", "docker-other"]))
+    assert [(r.repository, r.source, r.rank, r.image, r.tag) for r in records] == [
+        ("docker-virtual", "docker-local", 0, "app", "1"),
+        ("docker-virtual", "docker-hub-cache", 1, "library/nginx", "1"),
+        ("docker-other", "docker-other-cache", 0, "library/redis", "7"),
+    ]
+    query = stub.requests_to(AQL)[0].body.decode()
+    assert '{"repo":"docker-local"},{"repo":"docker-hub-cache"},{"repo":"docker-other-cache"}' in query
+    assert "docker-virtual" not in query
+
+
+def test_bad_repositories_are_named_and_the_rest_is_listed(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(
+        stub, ("v-empty", "virtual"), ("v-hidden", "virtual"), ("remote", "remote"), ("ok", "local")
+    )
+    stub.on("GET", f"{REPOSITORIES}/v-empty", Reply(body={"key": "v-empty", "repositories": []}))
+    stub.on(
+        "GET", f"{REPOSITORIES}/v-hidden", Reply(body={"key": "v-hidden", "repositories": ["secret", "ok"]})
+    )
+    stub.on("POST", AQL, Reply(body={"results": [_aql_row("app/1", repo="ok")]}), Reply(body={"results": []}))
+    hook = ArtifactoryHook(define_connection(host=stub.api_url))
+    records = list(hook.iter_tags(["v-empty", "v-hidden", "remote", "ok"]))
+    assert {(r.repository, r.tag) for r in records} == {("v-hidden", "1"), ("ok", "1")}
+    messages = "\n".join(hook.warnings)
+    assert "virtual repository 'v-empty' has no Docker member" in messages
+    assert "member 'secret' of virtual repository 'v-hidden'" in messages
+    assert "cache 'remote-cache' of remote repository 'remote'" in messages
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_408_is_asked_again_with_a_smaller_page_from_the_same_offset(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(stub, ("docker-local", "local"))
+    stub.on(
+        "POST",
+        AQL,
+        Reply(body={"results": [_aql_row("app/1")] * 200}),
+        Reply(408, "Query timed out"),
+        Reply(body={"results": [_aql_row("app/2")]}),
+        Reply(body={"results": []}),
+    )
+    hook = ArtifactoryHook(define_connection(host=stub.api_url))
+    assert len(list(hook.iter_tags(["docker-local"], page_size=200))) == 201
+    assert _pages(stub) == ["(0).limit(200)", "(200).limit(200)", "(200).limit(100)", "(300).limit(100)"]
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_read_timeouts_are_not_retried_blindly_and_strand_at_most_two_slots(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(stub, ("docker-local", "local"))
+    stub.on("POST", AQL, Reply(body={"results": []}, delay=0.6))
+    hook = ArtifactoryHook(define_connection(host=stub.api_url), timeout=0.2)
+    hook.aql_timeout = 0.2
+    with pytest.raises(ArtifactoryError, match="giving up on the tag listing") as raised:
+        list(hook.iter_tags(["docker-local"], page_size=400))
+    assert raised.value.retryable
+    # 400 -> 200 -> 100 rows: three queries, the third timing out ends it (two left running).
+    assert _pages(stub) == ["(0).limit(400)", "(0).limit(200)", "(0).limit(100)"]
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_a_429_without_retry_after_backs_off_and_retries(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _repositories(stub, ("docker-local", "local"))
+    stub.on(
+        "POST",
+        AQL,
+        Reply(429, "Too many AQL queries"),
+        Reply(body={"results": [_aql_row("app/1")]}),
+        Reply(body={"results": []}),
+    )
+    hook = ArtifactoryHook(define_connection(host=stub.api_url))
+    assert [r.tag for r in hook.iter_tags(["docker-local"])] == ["1"]
+    assert _pages(stub) == ["(0).limit(1000)", "(0).limit(1000)", "(1000).limit(1000)"]
 
 
 def test_a_malformed_query_answer_is_an_error_not_a_fallback(
@@ -322,15 +473,17 @@ def test_a_malformed_query_answer_is_an_error_not_a_fallback(
     stub.on(
         "POST", AQL, Reply(400, "Failed to parse query: unexpected token", {"Content-Type": "text/plain"})
     )
+    _repositories(stub, ("docker-local", "local"))
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     with pytest.raises(ArtifactoryError, match=r"answered 400 .*Failed to parse query"):
         list(hook.iter_tags(["docker-local"]))
-    assert [s.path for s in stub.seen] == [AQL]
+    assert [s.path for s in stub.seen] == [REPOSITORIES, AQL]
 
 
 def test_aql_not_allowed_switches_to_the_catalog_crawl_for_good(
     stub: StubServer, define_connection: Callable[..., str]
 ) -> None:
+    _repositories(stub, ("docker-local", "local"))
     stub.on("POST", AQL, Reply(400, "AQL is not allowed for non-admin users", {"Content-Type": "text/plain"}))
     link = f'<{DOCKER}/_catalog?last=team%2Fb&n=2>; rel="next"'
     stub.on(

@@ -1,0 +1,81 @@
+"""Which repositories store the watched keys' images: the relay's cached repositories listing.
+
+A webhook's ``repo_key`` names the repository that stores the image (a virtual key's
+member, or ``<remote>-cache``), never the virtual key (SPEC section 3). Asking Artifactory
+per event would put a REST round trip (and its failures) on the path of every webhook,
+so the relay reads ``GET /api/repositories?packageType=docker`` and each watched virtual
+repository's members once at startup and again every :data:`REFRESH_SECONDS`, in the
+background, and maps events against the last listing it got. The API credentials are
+the ``docker scout watch`` ones (``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``..._PASSWORD``);
+without them the listing is read anonymously. When no listing could be read, events of
+the watched keys and of their ``-cache`` repositories are still mapped by JFrog's naming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from airflow_provider_scout.config import ArtifactoryRegistryConfig
+from airflow_provider_scout.repositories import VIRTUAL, RepositoryLayout
+
+__all__ = ["REFRESH_SECONDS", "MembershipCache"]
+
+log = logging.getLogger("airflow_provider_scout.relay")
+
+REFRESH_SECONDS = 300.0
+_TIMEOUT = httpx.Timeout(10.0)
+
+
+class MembershipCache:
+    """The last repositories layout read from Artifactory, refreshed in the background."""
+
+    def __init__(
+        self,
+        registry: ArtifactoryRegistryConfig,
+        auth: tuple[str, str] | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.registry = registry
+        self._auth = auth
+        self._transport = transport
+        self.current: RepositoryLayout | None = None
+
+    def __call__(self) -> RepositoryLayout | None:
+        return self.current
+
+    async def refresh(self) -> None:
+        """Read the layout once; on failure keep the previous one and say why."""
+        api = self.registry.api
+        try:
+            async with httpx.AsyncClient(
+                auth=self._auth, timeout=_TIMEOUT, transport=self._transport
+            ) as client:
+                listing = await _json(client, f"{api}/api/repositories", {"packageType": "docker"})
+                entries = [e for e in listing if isinstance(e, Mapping)] if isinstance(listing, list) else []
+                layout = RepositoryLayout.from_listing(entries)
+                for key, cls in layout.classes.items():
+                    if cls == VIRTUAL and self.registry.selects_repository(key):
+                        body = await _json(client, f"{api}/api/repositories/{key}", None)
+                        members = body.get("repositories") if isinstance(body, Mapping) else None
+                        layout.members[key] = tuple(m for m in members or () if isinstance(m, str))
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
+            return
+        self.current = layout
+
+    async def run(self, every: float = REFRESH_SECONDS) -> None:
+        while True:
+            await self.refresh()
+            await asyncio.sleep(every)
+
+
+async def _json(client: httpx.AsyncClient, url: str, params: dict[str, str] | None) -> Any:
+    answer = await client.get(url, params=params)
+    answer.raise_for_status()
+    return answer.json()
