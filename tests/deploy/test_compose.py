@@ -445,10 +445,11 @@ def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> Non
     user = [i.arguments for i in instructions[: pip_runs[0]] if i.keyword == "USER"][-1]
     assert user == "airflow", "the official image wants pip run as the airflow user"
     run = instructions[pip_runs[0]].arguments
-    assert '--constraint "${HOME}/constraints.txt"' in run
+    assert "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
 
-    (target,) = re.findall(r'"(/[^"\[]+)\[sbom\]"', run)
+    # One image for every service and executor: syft, the Celery worker and the S3 store.
+    (target,) = re.findall(r'"(/[^"\[]+)\[sbom,celery,s3\]"', run)
     copied = {
         Path(dest, Path(source).name) if dest.endswith("/") else Path(dest)
         for sources, dest in _copies()
@@ -503,7 +504,7 @@ def test_the_dev_stage_adds_the_test_rig_and_its_console_command() -> None:
     source, target = [w for w in copy if not w.startswith("--")]
     assert source == "testing"
     (run,) = [i.arguments for i in dev.instructions if i.keyword == "RUN"]
-    assert f"{target} " in f"{run} " and '--constraint "${HOME}/constraints.txt"' in run
+    assert f"{target} " in f"{run} " and "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
     scripts = tomllib.loads((REPO_ROOT / source / "pyproject.toml").read_text())["project"]["scripts"]
     assert "artifactory-emulator --help" in run and "artifactory-emulator" in scripts
