@@ -590,7 +590,9 @@ def test_init_creates_the_indexing_pool_with_the_configured_slots(
 ) -> None:
     from airflow_provider_scout.defaults import INDEX_POOL
 
-    (pool,) = [argv for argv in airflow_command_lines(compose)["airflow-init"] if argv[:2] == ["pools", "set"]]
+    (pool,) = [
+        argv for argv in airflow_command_lines(compose)["airflow-init"] if argv[:2] == ["pools", "set"]
+    ]
     parsed = airflow_cli.parse_args(pool)
     assert parsed.pool == INDEX_POOL
     assert parsed.slots == int(env_example.values["SCOUT_INDEX_WORKERS"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -70,7 +71,7 @@ def test_a_killed_worker_costs_one_retry_on_the_other_and_every_image_is_stored_
         run_id = stack.client.trigger(FULL_INGEST_DAG, {"force": True})
         victim = _running_on(stack, run_id, "worker-1", timeout=300)
         stack.airflow.kill_worker("worker-1")
-        killed_at = time.monotonic()
+        killed_at = datetime.now(UTC)
         stack.emulator.admin.clear_faults()
         finished = stack.wait_for_run(FULL_INGEST_DAG, run_id, before, timeout=600)
     finally:
@@ -83,10 +84,13 @@ def test_a_killed_worker_costs_one_retry_on_the_other_and_every_image_is_stored_
     # The lost try is noticed by its missing heartbeat, failed, and retried on the survivor.
     assert (retried["state"], retried["hostname"]) == ("success", "worker-2"), retried
     assert retried["try_number"] == victim["try_number"] + 1
-    assert time.monotonic() - killed_at >= HEARTBEAT_TIMEOUT_SECONDS
+    retried_at = datetime.fromisoformat(retried["start_date"])
+    assert retried_at >= killed_at + timedelta(seconds=HEARTBEAT_TIMEOUT_SECONDS), "retried before it was lost"
     # Nothing else ran twice, and the run ends as a run without the loss would.
     assert [ti["map_index"] for ti in instances.values() if ti["try_number"] > 1] == [victim["map_index"]]
-    failed = {ti["rendered_map_index"].split(":", 1)[0] for ti in instances.values() if ti["state"] != "success"}
+    failed = {
+        ti["rendered_map_index"].split(":", 1)[0] for ti in instances.values() if ti["state"] != "success"
+    }
     assert failed == _broken_labels(stack)
 
     # Every healthy image indexed exactly once in the shared store: one result and one SBOM per
