@@ -39,10 +39,10 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
 from tests.relay.relay_process import RelayProcess, relay_environment  # noqa: E402
+from tests.relay.webhook_payloads import encode, push_payload  # noqa: E402
 from webhook_burst import REGISTRY, start_standin  # noqa: E402
 
 from airflow_provider_scout.relay.settings import ConnectionLimits  # noqa: E402
-from tests.relay.webhook_payloads import encode, push_payload  # noqa: E402
 
 RSS_GOAL_MB = 150.0
 LATENCY_GOAL_MS = 100.0

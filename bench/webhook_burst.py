@@ -34,8 +34,9 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the payload helpers live with the tests
 
-from scout_testing.relay_process import RelayProcess, relay_environment  # noqa: E402
 from tests.relay.webhook_payloads import encode, hmac_signature, push_payload  # noqa: E402
+
+from scout_testing.relay_process import RelayProcess, relay_environment  # noqa: E402
 
 P99_GOAL_MS = 50.0
 EVENTS_PER_RUN_GOAL = 20.0
