@@ -20,6 +20,8 @@ from tests.e2e.conftest import HEARTBEAT_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.e2e
 
+PLANNING_TASK = "list_images"
+
 WORKERS = {"worker-1", "worker-2"}
 STORED_NAME = re.compile(r"[0-9a-f]{64}(\.spdx)?\.json")
 # Every blob the workers pull is slowed down this much while the worker is being killed, so
@@ -69,7 +71,8 @@ def test_a_killed_worker_costs_one_retry_on_the_other_and_every_image_is_stored_
     try:
         # force: every digest is analysed again, so there is work to lose.
         run_id = stack.client.trigger(FULL_INGEST_DAG, {"force": True})
-        victim = _running_on(stack, run_id, "worker-1", timeout=300)
+        # A healthy image: the corrupt fixture fails every try whichever worker runs it.
+        victim = _running_on(stack, run_id, "worker-1", _broken_map_indexes(stack, run_id), timeout=300)
         stack.airflow.kill_worker("worker-1")
         killed_at = datetime.now(UTC)
         stack.emulator.admin.clear_faults()
@@ -102,12 +105,35 @@ def test_a_killed_worker_costs_one_retry_on_the_other_and_every_image_is_stored_
     assert all(STORED_NAME.fullmatch(name) for name in stored), stored
 
 
-def _running_on(stack: DevStack, run_id: str, worker: str, timeout: float) -> dict[str, Any]:
-    """The first mapped indexing task seen running on ``worker``."""
+def _broken_map_indexes(stack: DevStack, run_id: str, timeout: float = 120) -> set[int]:
+    """Map indexes of the tasks holding a broken image, from the planning task's batches.
+
+    A running task's label is not rendered yet, so the plan tells which task holds which image.
+    """
+    broken = _broken_labels(stack)
+    deadline = time.monotonic() + timeout
+    while True:
+        (planning,) = stack.client.task_instances(FULL_INGEST_DAG, run_id, PLANNING_TASK)
+        if planning["state"] == "success":
+            break
+        assert time.monotonic() < deadline, f"planning still {planning['state']}"
+        time.sleep(0.5)
+    batches = stack.client.xcom(FULL_INGEST_DAG, run_id, PLANNING_TASK)
+    return {
+        map_index
+        for map_index, batch in enumerate(batches)
+        if any(f"{target['repository']}/{target['image']}" in broken for target in batch)
+    }
+
+
+def _running_on(
+    stack: DevStack, run_id: str, worker: str, skipped: set[int], timeout: float
+) -> dict[str, Any]:
+    """The first mapped indexing task seen running on ``worker``, but for the ``skipped`` map indexes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for ti in _index_instances(stack, run_id):
-            if ti["state"] == "running" and ti["hostname"] == worker:
+            if ti["state"] == "running" and ti["hostname"] == worker and ti["map_index"] not in skipped:
                 return ti
         time.sleep(0.5)
     raise AssertionError(f"no indexing task ran on {worker} within {timeout:.0f}s")
