@@ -31,23 +31,25 @@ RUN /usr/local/libexec/install-docker-scout.sh \
 COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_init_files.py
 
 # pip runs as the airflow user, who owns the image's Python environment (~/.local), pins
-# apache-airflow to the image's version so nothing upgrades it, and keeps every dependency
-# within the constraints the image was built with (${HOME}/constraints.txt).
+# apache-airflow to the image's version so nothing upgrades it, and takes every version from
+# the project's constraints (constraints-3.11.txt: the set the tests ran with, Celery included).
+# Every service gets syft and the Celery worker: one image serves both executors.
 USER airflow
-COPY --chown=airflow:root pyproject.toml README.md /opt/airflow/provider-src/
+COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt /opt/airflow/provider-src/
 COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airflow_provider_scout
 RUN pip install --no-cache-dir \
-        --constraint "${HOME}/constraints.txt" \
+        --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/airflow/provider-src[sbom]" \
+        "/opt/airflow/provider-src[sbom,celery,s3]" \
     && syft version \
-    && airflow-scout --help >/dev/null
+    && airflow-scout --help >/dev/null \
+    && python -c "import airflow.providers.celery.executors.celery_executor"
 
 # The test rig on top of the product: the `artifactory-emulator` command of the demo profile.
 FROM product AS dev
 COPY --chown=airflow:root testing /opt/airflow/testing-src
 RUN pip install --no-cache-dir \
-        --constraint "${HOME}/constraints.txt" \
+        --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
         /opt/airflow/testing-src \
     && artifactory-emulator --help >/dev/null

@@ -9,7 +9,9 @@ from __future__ import annotations
 # Environment variables. The DOCKER_SCOUT_* names are those of `docker scout watch` and the
 # docker-scout CLI, so a user moving over keeps the environment they have.
 REGISTRY_ENV = "SCOUT_ARTIFACTORY_REGISTRY"  # also the Airflow Variable the DAGs read
-INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"
+INDEX_WORKERS_ENV = "SCOUT_INDEX_WORKERS"  # slots of the indexing pool where it is created
+INDEX_WORKERS_PER_RUN_ENV = "SCOUT_INDEX_WORKERS_PER_RUN"  # optional cap of one run, at parse time
+WORKER_NAME_ENV = "SCOUT_WORKER_NAME"  # the task-instance hostname of a worker (see hostname.py)
 REFRESH_SCHEDULE_ENV = "SCOUT_REFRESH_SCHEDULE"
 REFRESH_CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
 REFRESH_START_DATE_ENV = "SCOUT_REFRESH_START_DATE"
@@ -50,5 +52,9 @@ PLANNING_WARNINGS_XCOM_KEY = "planning_warnings"  # pushed by the planning task,
 SBOM_ASSET_ALIAS_NAME = "scout_sboms"
 ASSET_SCHEME = "scout"
 
+# Every mapped indexing task runs in this Airflow pool: one cap across all runs and DAGs,
+# changeable at run time (Admin -> Pools). Deployments create it with INDEX_WORKERS slots.
+INDEX_POOL = "scout_indexing"
+INDEX_POOL_DESCRIPTION = "Docker Scout indexing: images analysed at once across every run"
 INDEX_WORKERS = 3  # what `docker scout watch --workers` defaults to
 RELAY_PORT = 9000  # what `docker scout watch` listens on when the registry string has no port

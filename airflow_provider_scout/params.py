@@ -21,6 +21,7 @@ from airflow_provider_scout.defaults import (
     ARTIFACTORY_CONN_ID,
     INDEX_WORKERS,
     INDEX_WORKERS_ENV,
+    INDEX_WORKERS_PER_RUN_ENV,
     REFRESH_CATCHUP_ENV,
     REFRESH_LOOKBACK_ENV,
     REFRESH_SCHEDULE_ENV,
@@ -34,6 +35,7 @@ from airflow_provider_scout.inputs import as_duration
 __all__ = [
     "events_param",
     "index_workers",
+    "index_workers_per_run",
     "indexing_params",
     "refresh_catchup",
     "refresh_lookback",
@@ -169,17 +171,30 @@ def events_param() -> Param:
 
 
 def index_workers() -> int:
-    """How many images a run indexes at once (``docker scout watch --workers``)."""
-    raw = os.environ.get(INDEX_WORKERS_ENV, "").strip()
+    """Images indexed at once across all runs (``docker scout watch --workers``): the pool's slots.
+
+    Read where the ``scout_indexing`` pool is created (compose's airflow-init, the dev stack);
+    the running count is the pool's, which *Admin -> Pools* can change without a redeploy.
+    """
+    return _positive_int(INDEX_WORKERS_ENV) or INDEX_WORKERS
+
+
+def index_workers_per_run() -> int | None:
+    """An optional cap on the images one run indexes at once; None (the default): the pool alone."""
+    return _positive_int(INDEX_WORKERS_PER_RUN_ENV)
+
+
+def _positive_int(name: str) -> int | None:
+    raw = os.environ.get(name, "").strip()
     if not raw:
-        return INDEX_WORKERS
+        return None
     try:
-        workers = int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"{INDEX_WORKERS_ENV} must be a positive integer, not {raw!r}") from None
-    if workers < 1:
-        raise ValueError(f"{INDEX_WORKERS_ENV} must be a positive integer, not {raw!r}")
-    return workers
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {raw!r}")
+    return value
 
 
 def refresh_timetable() -> CronDataIntervalTimetable:

@@ -11,14 +11,14 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_scout.defaults import INDEX_TASK_ID, SUMMARY_TASK_ID
+from airflow_provider_scout.defaults import INDEX_POOL, INDEX_TASK_ID, SUMMARY_TASK_ID
 from airflow_provider_scout.operators.indexing import (
     INDEX_MAP_INDEX_TEMPLATE,
     SBOM_ASSET_ALIAS,
     IndexImageOperator,
 )
 from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
-from airflow_provider_scout.params import index_workers
+from airflow_provider_scout.params import index_workers_per_run
 
 __all__ = ["INDEXING_DAG_ARGS", "INDEXING_DAG_TAGS", "INDEXING_DEFAULT_ARGS", "index_planned_images"]
 
@@ -44,7 +44,9 @@ def index_planned_images(planning: BaseOperator) -> SummarizeIndexingOperator:
     """Map the indexing task over a planning task's output and summarise it, inside a DAG.
 
     Indexing and reporting take the DAG's ``registry``, connection, ``force`` and
-    ``dry_run`` params, and run ``SCOUT_INDEX_WORKERS`` images at a time.
+    ``dry_run`` params. Indexing runs in the ``scout_indexing`` pool, so its slots cap the
+    images analysed at once across every run and DAG, whatever the executor's capacity;
+    ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that.
     """
     index_images = IndexImageOperator.partial(
         task_id=INDEX_TASK_ID,
@@ -55,7 +57,8 @@ def index_planned_images(planning: BaseOperator) -> SummarizeIndexingOperator:
         scout_dry_run="{{ params.dry_run }}",
         map_index_template=INDEX_MAP_INDEX_TEMPLATE,
         outlets=[SBOM_ASSET_ALIAS],
-        max_active_tis_per_dagrun=index_workers(),
+        pool=INDEX_POOL,
+        max_active_tis_per_dagrun=index_workers_per_run(),
     ).expand(targets=planning.output)
     summarize = SummarizeIndexingOperator(
         task_id=SUMMARY_TASK_ID,

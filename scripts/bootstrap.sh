@@ -23,17 +23,19 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
   .venv/bin/pip install -q --upgrade pip
 fi
-# Reinstall only when the packaging changed: a re-run of the demo or the tests starts at once.
-# The test rig is a package of its own, never a dependency of the provider: the `test` extra
-# cannot name a local path, so this is where it gets installed.
+# Reinstall only when the packaging or the constraints changed: a re-run of the demo or the
+# tests starts at once. The test rig is a package of its own, never a dependency of the
+# provider: the `test` extra cannot name a local path, so this is where it gets installed.
+# Every version comes from the constraints file (README "Install"), as in the image.
+constraints=constraints-3.11.txt
 stamp=.venv/.bootstrap-pyproject.sha256
 if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   log=$(mktemp)
-  if ! .venv/bin/pip install -q -e '.[test]' -e ./testing >"$log" 2>&1; then
+  if ! .venv/bin/pip install -q --constraint "$constraints" -e '.[test,celery,s3]' -e ./testing >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     exit 1
   fi
   rm -f "$log"
-  sha256sum pyproject.toml testing/pyproject.toml > "$stamp"
+  sha256sum pyproject.toml testing/pyproject.toml "$constraints" > "$stamp"
 fi

@@ -14,6 +14,20 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
 fi
 
+# The Celery end-to-end tests use Redis as the broker. This machine kind starts it before a
+# session, but nothing keeps it running: start it again the way the machine does.
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v redis-server >/dev/null; then
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+  else
+    echo "test: Redis is not listening on 127.0.0.1:6379" >&2
+    exit 1
+  fi
+fi
+
 .venv/bin/ruff check airflow_provider_scout dags tests bench testing
 .venv/bin/ruff format --check airflow_provider_scout dags tests bench testing
 .venv/bin/mypy

@@ -445,10 +445,11 @@ def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> Non
     user = [i.arguments for i in instructions[: pip_runs[0]] if i.keyword == "USER"][-1]
     assert user == "airflow", "the official image wants pip run as the airflow user"
     run = instructions[pip_runs[0]].arguments
-    assert '--constraint "${HOME}/constraints.txt"' in run
+    assert "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
 
-    (target,) = re.findall(r'"(/[^"\[]+)\[sbom\]"', run)
+    # One image for every service and executor: syft, the Celery worker and the S3 store.
+    (target,) = re.findall(r'"(/[^"\[]+)\[sbom,celery,s3\]"', run)
     copied = {
         Path(dest, Path(source).name) if dest.endswith("/") else Path(dest)
         for sources, dest in _copies()
@@ -503,7 +504,7 @@ def test_the_dev_stage_adds_the_test_rig_and_its_console_command() -> None:
     source, target = [w for w in copy if not w.startswith("--")]
     assert source == "testing"
     (run,) = [i.arguments for i in dev.instructions if i.keyword == "RUN"]
-    assert f"{target} " in f"{run} " and '--constraint "${HOME}/constraints.txt"' in run
+    assert f"{target} " in f"{run} " and "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
     scripts = tomllib.loads((REPO_ROOT / source / "pyproject.toml").read_text())["project"]["scripts"]
     assert "artifactory-emulator --help" in run and "artifactory-emulator" in scripts
@@ -523,3 +524,76 @@ def test_only_the_demo_emulator_runs_the_dev_stage(compose: dict[str, Any]) -> N
             assert service["image"] != compose["x-scout-image"]["image"], "the dev image needs its own name"
         else:
             assert build["target"] == "product", f"{name} must run the product-only stage"
+
+
+# ---------------------------------------------------------------------------------- celery profile
+
+
+def test_local_executor_stays_the_default(compose: dict[str, Any], env_example: EnvExample) -> None:
+    assert compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert env_example.values["AIRFLOW_EXECUTOR"] == "LocalExecutor"
+    started_without_profile = {name for name, s in services(compose).items() if not s.get("profiles")}
+    assert not {"redis", "airflow-worker"} & started_without_profile
+
+
+def test_celery_profile_adds_redis_and_scalable_workers_like_the_scheduler(
+    compose: dict[str, Any], airflow_cli: argparse.ArgumentParser
+) -> None:
+    svc = services(compose)
+    celery = {name for name, service in svc.items() if "celery" in service.get("profiles", [])}
+    assert celery == {"redis", "airflow-worker"}
+    worker, scheduler = svc["airflow-worker"], svc["airflow-scheduler"]
+    # `--scale` needs replicas that differ in nothing fixed: no name, no host port.
+    assert "container_name" not in worker and "ports" not in worker
+    assert uses_project_image(worker, compose), "every worker needs the image with syft and the provider"
+    argv = command_argv(worker["command"])
+    assert airflow_cli.parse_args(argv).func.__name__ == "worker"  # type: ignore[attr-defined]
+    environment = worker["environment"]
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # The same settings as the scheduler, which queues the tasks: broker, results, DAG inputs.
+    for key, value in scheduler["environment"].items():
+        if key != "AIRFLOW__CORE__EXECUTOR":
+            assert environment[key] == value, key
+    assert set(map(str, worker["volumes"])) == set(map(str, scheduler["volumes"])), "same dags, logs, sboms"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+
+    broker = urlsplit(environment["AIRFLOW__CELERY__BROKER_URL"])
+    assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
+    assert healthcheck_argv(svc["redis"]) == ["redis-cli", "ping"]
+    results = urlsplit(environment["AIRFLOW__CELERY__RESULT_BACKEND"])
+    database = urlsplit(environment["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    # SQLAlchemy 2.1 reaches PostgreSQL through psycopg 3 for Celery's results.
+    assert results.scheme == "db+postgresql+psycopg"
+    assert (results.hostname, results.path, results.username) == (
+        database.hostname,
+        database.path,
+        database.username,
+    )
+
+
+def test_workers_report_names_that_tell_them_apart(compose: dict[str, Any]) -> None:
+    from airflow_provider_scout.hostname import worker_hostname
+
+    worker = services(compose)["airflow-worker"]
+    dotted = worker["environment"]["AIRFLOW__CORE__HOSTNAME_CALLABLE"]
+    module, _, function = dotted.rpartition(".")
+    assert getattr(importlib.import_module(module), function) is worker_hostname
+    # The healthcheck pings the worker by the name Celery gives it by default: celery@<hostname>.
+    probe = healthcheck_argv(worker)
+    assert probe[:3] == ["celery", "--app", "airflow.providers.celery.executors.celery_executor.app"]
+    assert probe[3:6] == ["inspect", "ping", "-d"] and probe[6] == "celery@${HOSTNAME}"
+
+
+def test_init_creates_the_indexing_pool_with_the_configured_slots(
+    compose: dict[str, Any], airflow_cli: argparse.ArgumentParser, env_example: EnvExample
+) -> None:
+    from airflow_provider_scout.defaults import INDEX_POOL
+
+    (pool,) = [
+        argv for argv in airflow_command_lines(compose)["airflow-init"] if argv[:2] == ["pools", "set"]
+    ]
+    parsed = airflow_cli.parse_args(pool)
+    assert parsed.pool == INDEX_POOL
+    assert parsed.slots == int(env_example.values["SCOUT_INDEX_WORKERS"])
+    assert parsed.slots == int(compose["x-airflow-common"]["environment"]["SCOUT_INDEX_WORKERS"])

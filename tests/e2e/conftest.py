@@ -1,4 +1,7 @@
-"""End-to-end stack, started once per session: registry, emulator, and Airflow 3 on PostgreSQL.
+"""End-to-end stacks, started once per session: registry, emulator, and Airflow 3 on PostgreSQL.
+
+``e2e_stack`` runs the LocalExecutor; ``celery_stack`` the CeleryExecutor with this machine's
+Redis as broker and two ``airflow celery worker`` processes (``worker-1``, ``worker-2``).
 
 The e2e tests get their own registry and emulator rather than the shared ones: they push
 images, add webhooks and count every SBOM written, which must not leak into (or be
@@ -15,10 +18,14 @@ import pytest
 
 from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
-from scout_testing.devstack.airflow import postgres_database
+from scout_testing.devstack.airflow import CeleryWorkers, postgres_database
 from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
 
 BULK_REPOSITORY = "docker-bulk"
+# A worker that stops heartbeating is declared lost after this long (Airflow's default: 300 s),
+# checked this often; its task then fails that try and is retried on another worker.
+HEARTBEAT_TIMEOUT_SECONDS = 25
+HEARTBEAT_CHECK_SECONDS = 2
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +58,23 @@ def full_ingest_run(e2e_stack: DevStack) -> FinishedRun:
     e2e_stack.client.set_paused(FULL_INGEST_DAG_ID, False)
     run_id = e2e_stack.client.trigger(FULL_INGEST_DAG_ID)
     return e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before)
+
+
+@pytest.fixture(scope="session")
+def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """The same stack on the CeleryExecutor: two workers, one task each at a time, a pool of two."""
+    with postgres_database() as database_url:
+        celery = CeleryWorkers.on(database_url, workers=2)
+        with dev_stack(
+            tmp_path_factory.mktemp("e2e-celery"),
+            database_url=database_url,
+            index_workers=celery.workers * celery.concurrency,
+            celery=celery,
+            airflow_environment={
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_SECONDS),
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": str(
+                    HEARTBEAT_CHECK_SECONDS
+                ),
+            },
+        ) as stack:
+            yield stack

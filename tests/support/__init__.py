@@ -14,6 +14,8 @@ MACHINE_SETTINGS = (
     defaults.REGISTRY_ENV,
     defaults.SBOM_DIR_ENV,
     defaults.INDEX_WORKERS_ENV,
+    defaults.INDEX_WORKERS_PER_RUN_ENV,
+    defaults.WORKER_NAME_ENV,
     defaults.REFRESH_SCHEDULE_ENV,
     defaults.REFRESH_CATCHUP_ENV,
     defaults.REFRESH_START_DATE_ENV,

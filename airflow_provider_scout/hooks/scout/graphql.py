@@ -4,7 +4,7 @@ The documents follow Scout's public API (``https://api.scout.docker.com/v1/graph
 each operation takes ``context: Context!``, which names the organization, and
 ``imageSummariesByDigest`` takes the repository as ``ScRepositoryInput``. They are kept
 here, in one place, and the tests validate them against a hand-written SDL of just the
-fields used (``tests/scout/scout_schema.graphql``). No Airflow import; the client that sends
+fields used (``tests/support/data/scout_schema.graphql``). No Airflow import; the client that sends
 them is :mod:`airflow_provider_scout.hooks.scout.api`.
 
 ``indexImage`` is documented only as ``indexImage(context, image: {digest, repository,

@@ -4,7 +4,10 @@ The stack is what production runs, minus the container: ``airflow db migrate``, 
 ``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` with the
 LocalExecutor, each logging to a file in the work directory. The metadata database is
 SQLite by default (the demo: a fresh machine needs nothing else) or any SQLAlchemy URL
-(the end-to-end tests use PostgreSQL, see :func:`postgres_database`).
+(the end-to-end tests use PostgreSQL, see :func:`postgres_database`). With
+:class:`CeleryWorkers` it runs the CeleryExecutor instead: a Redis broker, the result
+backend in the metadata PostgreSQL, and ``airflow celery worker`` processes on this host,
+each reporting its own name as the task instances' hostname.
 
 Authentication is Airflow 3's SimpleAuthManager with one admin user whose password is
 generated here and kept in the auth manager's passwords file (mode 0600), so it never
@@ -23,6 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +34,7 @@ from typing import Any
 
 import requests
 
+from airflow_provider_scout.defaults import WORKER_NAME_ENV
 from scout_testing.processes import ManagedProcess, free_port
 
 # The checkout this package is installed from in development mode (testing/scout_testing/devstack/).
@@ -37,6 +42,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags"
 ADMIN_USER = "admin"
 POSTGRES_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+WORKER_HOSTNAME_CALLABLE = "airflow_provider_scout.hostname.worker_hostname"
 
 # Run states after which a DAG run never changes again (Airflow's DagRunState finished states).
 FINISHED_RUN_STATES = frozenset({"success", "failed"})
@@ -79,6 +86,32 @@ def postgres_database(
         admin.close()
 
 
+@dataclass(frozen=True)
+class CeleryWorkers:
+    """CeleryExecutor settings of a stack: broker, result backend and the workers to start.
+
+    Every stack gets a queue of its own, so stacks (or anything else) sharing one Redis never
+    take each other's tasks.
+    """
+
+    broker_url: str
+    result_backend: str
+    workers: int = 2
+    concurrency: int = 1
+    queue: str = field(default_factory=lambda: f"scout-devstack-{secrets.token_hex(4)}")
+
+    @classmethod
+    def on(cls, database_url: str, broker_url: str = REDIS_URL, workers: int = 2) -> CeleryWorkers:
+        """Workers keeping their results in the stack's PostgreSQL database, through psycopg 3."""
+        if not database_url.startswith("postgresql"):
+            raise AirflowStackError("the Celery stack keeps task results in PostgreSQL, not SQLite")
+        rest = database_url.partition("://")[2]
+        return cls(broker_url, f"db+postgresql+psycopg://{rest}", workers)
+
+    def worker_names(self) -> list[str]:
+        return [f"worker-{number}" for number in range(1, self.workers + 1)]
+
+
 class AirflowStack:
     """One Airflow 3 instance: metadata DB, API server, scheduler and DAG processor.
 
@@ -95,6 +128,7 @@ class AirflowStack:
         dags_folder: Path = DAGS_FOLDER,
         environment: Mapping[str, str] | None = None,
         parallelism: int = 4,
+        celery: CeleryWorkers | None = None,
     ) -> None:
         self.workdir = workdir.resolve()
         self.home = self.workdir / "airflow"
@@ -107,7 +141,9 @@ class AirflowStack:
         self.port = 0
         self._extra_environment = dict(environment or {})
         self._jwt_secret = secrets.token_urlsafe(64)  # HS512 wants at least 64 bytes
+        self.celery = celery
         self._processes: list[ManagedProcess] = []
+        self.workers: dict[str, ManagedProcess] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -160,6 +196,18 @@ class AirflowStack:
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
             }
         )
+        if self.celery is not None:
+            env.update(
+                {
+                    "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+                    "AIRFLOW__CELERY__BROKER_URL": self.celery.broker_url,
+                    "AIRFLOW__CELERY__RESULT_BACKEND": self.celery.result_backend,
+                    "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.celery.concurrency),
+                    # Tasks go to, and workers listen on, this stack's queue only.
+                    "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery.queue,
+                    "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_HOSTNAME_CALLABLE,
+                }
+            )
         env.update(self._extra_environment)
         return env
 
@@ -177,6 +225,8 @@ class AirflowStack:
             self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
             self._spawn("scheduler", "scheduler")
             self._spawn("dag-processor", "dag-processor")
+            for name in self.celery.worker_names() if self.celery else ():
+                self.start_worker(name, deadline - time.monotonic())
             self._wait_healthy(deadline)
         except BaseException:
             self.stop()
@@ -190,6 +240,42 @@ class AirflowStack:
         for process in self._processes:
             process.finish(deadline - time.monotonic())
         self._processes.clear()
+        self.workers.clear()
+
+    def start_worker(self, name: str, timeout: float = 120.0) -> ManagedProcess:
+        """Start ``airflow celery worker`` as ``name`` (its tasks' hostname); wait until it consumes."""
+        if self.celery is None:
+            raise AirflowStackError("this stack runs the LocalExecutor: it has no Celery workers")
+        celery_name = f"{name}@{self.celery.queue}"
+        environment = {
+            **self.environment(),
+            WORKER_NAME_ENV: name,
+            # Each worker serves its task logs on a port of its own.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+        process = ManagedProcess.start(
+            name,
+            [_airflow_executable(), "celery", "worker", "--celery-hostname", celery_name],
+            self.log_path(name),
+            env=environment,
+            cwd=self.workdir,
+            process_group=True,  # the prefork pool and the task processes die with the worker
+        )
+        self._processes.append(process)
+        self.workers[name] = process
+        # Celery says "<name> ready." once it consumes from the queue.
+        if not process.wait_until(lambda: f"{celery_name} ready" in process.log_text(), timeout, 0.5):
+            raise AirflowStackError(
+                f"worker {name} exited while starting; log {process.log_path}:\n{process.log_tail(40)}"
+            )
+        return process
+
+    def kill_worker(self, name: str) -> None:
+        """SIGKILL a worker with its task processes, as a lost machine or an OOM kill would."""
+        process = self.workers.pop(name)
+        self._processes.remove(process)
+        process.kill()
+        process.finish(5.0)
 
     def __enter__(self) -> AirflowStack:
         self.start()

@@ -7,6 +7,10 @@ Artifactory) in front of it seeded with the fixture images, and an Airflow 3 ins
 mapped indexing tasks run, and ends with the per-image results and where the SBOMs are.
 The sbom Scout backend writes them with syft; nothing leaves this machine.
 
+``--executor celery`` runs the same demo on the CeleryExecutor: this machine's Redis as the
+broker, PostgreSQL (a fresh database on 127.0.0.1:5432) for the metadata and the task results,
+and ``--celery-workers`` worker processes sharing the SBOM directory.
+
 The fixture set holds one deliberately corrupt image: it fails its own task while every
 other image is indexed, which is what the demo shows. It exits 0 when only deliberately
 broken images failed, 1 otherwise.
@@ -19,13 +23,27 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID, SUMMARY_TASK_ID
-from scout_testing.devstack.airflow import REPO_ROOT, AirflowClient, AirflowStack
+from airflow_provider_scout.defaults import (
+    FULL_INGEST_DAG_ID,
+    INDEX_TASK_ID,
+    INDEX_WORKERS,
+    LIST_TASK_ID,
+    SUMMARY_TASK_ID,
+)
+from scout_testing.devstack.airflow import (
+    REDIS_URL,
+    REPO_ROOT,
+    AirflowClient,
+    AirflowStack,
+    CeleryWorkers,
+    postgres_database,
+)
 from scout_testing.devstack.provider import sbom_digests
 from scout_testing.devstack.stack import BROKEN_KINDS, dev_stack
 from scout_testing.fixture_images import PushedImage
@@ -53,11 +71,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="seconds to wait for the DAG run (default: %(default)s)"
     )
+    parser.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: LocalExecutor, SQLite; celery: CeleryExecutor, PostgreSQL, Redis (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--celery-workers",
+        type=int,
+        default=2,
+        help="worker processes with --executor celery (default: %(default)s)",
+    )
+    parser.add_argument("--broker-url", default=REDIS_URL, help="Celery broker (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.celery_workers < 1:
+        parser.error("--celery-workers must be at least 1")
     # `docker stop`, CI cancellation: leave through the same clean-up as Ctrl-C.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        return run_demo(args.workdir.resolve(), keep_running=args.keep_running, timeout=args.timeout)
+        with _executor(args.executor, args.celery_workers, args.broker_url) as (database_url, celery):
+            return run_demo(
+                args.workdir.resolve(),
+                keep_running=args.keep_running,
+                timeout=args.timeout,
+                database_url=database_url,
+                celery=celery,
+            )
     except KeyboardInterrupt:
         print("\ninterrupted; everything the demo started is stopped", file=sys.stderr)
         return 130
@@ -67,7 +107,27 @@ def _exit_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(workdir: Path, *, keep_running: bool, timeout: float, out: TextIO = sys.stdout) -> int:
+@contextmanager
+def _executor(
+    executor: str, workers: int, broker_url: str
+) -> Iterator[tuple[str | None, CeleryWorkers | None]]:
+    """The metadata database URL and Celery settings of an executor (SQLite and none for local)."""
+    if executor == "local":
+        yield None, None
+        return
+    with postgres_database(prefix="airflow_scout_demo") as database_url:
+        yield database_url, CeleryWorkers.on(database_url, broker_url, workers)
+
+
+def run_demo(
+    workdir: Path,
+    *,
+    keep_running: bool,
+    timeout: float,
+    database_url: str | None = None,
+    celery: CeleryWorkers | None = None,
+    out: TextIO = sys.stdout,
+) -> int:
     started = time.monotonic()
 
     def step(message: str) -> None:
@@ -76,7 +136,14 @@ def run_demo(workdir: Path, *, keep_running: bool, timeout: float, out: TextIO =
     for part in WORKDIR_PARTS:
         shutil.rmtree(workdir / part, ignore_errors=True)
 
-    with dev_stack(workdir, on_step=step) as stack:
+    workers = celery.worker_names() if celery else []
+    with dev_stack(
+        workdir,
+        database_url=database_url,
+        celery=celery,
+        index_workers=len(workers) * celery.concurrency if celery else INDEX_WORKERS,
+        on_step=step,
+    ) as stack:
         step("fixture images in the emulator (repository/image:tags, kind):")
         for line in _fixture_lines(stack.fixtures):
             print(f"         {line}", file=out)
@@ -90,10 +157,19 @@ def run_demo(workdir: Path, *, keep_running: bool, timeout: float, out: TextIO =
         step(f"run {run_id} finished: {run['state']}")
 
         exit_code = _report(client, run_id, stack.fixtures, stack.sbom_dir, out)
+        if workers:
+            print(f"\nmapped indexing tasks per worker: {_tasks_per_worker(client, run_id)}", file=out)
 
         if keep_running:
             _wait_for_interrupt(stack.airflow, out)
     return exit_code
+
+
+def _tasks_per_worker(client: AirflowClient, run_id: str) -> str:
+    counts: dict[str, int] = {}
+    for ti in client.task_instances(FULL_INGEST_DAG_ID, run_id, INDEX_TASK_ID):
+        counts[ti["hostname"] or "-"] = counts.get(ti["hostname"] or "-", 0) + 1
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
 
 
 def _fixture_lines(pushed: Sequence[PushedImage]) -> list[str]:

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
-from airflow_provider_scout.defaults import SUMMARY_TASK_ID
+from airflow_provider_scout.defaults import INDEX_POOL, INDEX_POOL_DESCRIPTION, INDEX_WORKERS, SUMMARY_TASK_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
-from scout_testing.devstack.airflow import AirflowClient, AirflowStack
+from scout_testing.devstack.airflow import AirflowClient, AirflowStack, CeleryWorkers
 from scout_testing.devstack.provider import SCOUT_DAGS, provider_environment, sbom_digests
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout, seed_fixtures
 from scout_testing.processes import start_registry
@@ -126,12 +126,18 @@ def dev_stack(
     served_repositories: Sequence[str] = DEFAULT_REPOSITORIES,
     selected_repositories: Sequence[str] = DEFAULT_REPOSITORIES,
     excludes: Sequence[str] = DEFAULT_EXCLUDES,
+    index_workers: int = INDEX_WORKERS,
+    celery: CeleryWorkers | None = None,
+    airflow_environment: Mapping[str, str] | None = None,
     on_step: Callable[[str], None] = lambda message: None,
 ) -> Iterator[DevStack]:
     """Start everything, push the standard fixtures, wait until Airflow has parsed the Scout DAGs.
 
     ``served_repositories`` may hold more than the registry string selects (a repository a
-    test fills for a run that overrides the registry string).
+    test fills for a run that overrides the registry string). The ``scout_indexing`` pool
+    gets ``index_workers`` slots, as compose's airflow-init gives it ``SCOUT_INDEX_WORKERS``.
+    ``celery`` runs the CeleryExecutor with its workers on this host (PostgreSQL only);
+    ``airflow_environment`` adds Airflow settings (a test's lowered timeouts).
     """
     workdir = workdir.resolve()
     sbom_dir = workdir / "sboms"
@@ -161,14 +167,26 @@ def dev_stack(
         on_step(f"registry string: {registry_string}")
 
         backend = "PostgreSQL" if database_url else "SQLite"
-        on_step(f"starting Airflow 3 (api-server, scheduler, dag-processor; LocalExecutor, {backend})")
+        executor = (
+            f"CeleryExecutor with {celery.workers} worker(s), broker {celery.broker_url}"
+            if celery
+            else "LocalExecutor"
+        )
+        on_step(f"starting Airflow 3 (api-server, scheduler, dag-processor; {executor}, {backend})")
         airflow = AirflowStack(
             workdir,
             database_url=database_url,
-            environment=provider_environment(emulator, registry_string, sbom_dir),
+            environment={
+                **provider_environment(emulator, registry_string, sbom_dir, index_workers),
+                **(airflow_environment or {}),
+            },
+            celery=celery,
         )
         airflow.start()
         cleanup.callback(airflow.stop)
+        # Before any run: a task in a pool that does not exist is never scheduled.
+        airflow.run_cli("pools", "set", INDEX_POOL, str(index_workers), INDEX_POOL_DESCRIPTION)
+        on_step(f"pool {INDEX_POOL}: {index_workers} images indexed at once across all runs")
         client = airflow.client()
         client.wait_for_dags(SCOUT_DAGS)
         on_step(f"Airflow is up at {airflow.api_url}; its logs are in {airflow.logs}")

@@ -73,7 +73,9 @@ def test_mapped_indexing_is_wired_with_labels_concurrency_retries_and_assets(dag
 
     assert index.operator_class is IndexImageOperator  # type: ignore[union-attr]
     assert index.map_index_template == INDEX_MAP_INDEX_TEMPLATE
-    assert index.max_active_tis_per_dagrun == 3
+    # One pool caps indexing across every run and DAG; no per-run cap unless asked for.
+    assert index.pool == "scout_indexing" and index.pool_slots == 1
+    assert index.max_active_tis_per_dagrun is None
     for task in (planning, index):
         assert task.retries == 2
         assert task.retry_exponential_backoff
@@ -87,12 +89,27 @@ def test_mapped_indexing_is_wired_with_labels_concurrency_retries_and_assets(dag
     assert dag.render_template_as_native_obj
 
 
-def test_index_workers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCOUT_INDEX_WORKERS", "7")
-    assert load_dag("scout_artifactory_full_ingest").get_task("index_images").max_active_tis_per_dagrun == 7
-    monkeypatch.setenv("SCOUT_INDEX_WORKERS", "zero")
-    with pytest.raises(ValueError, match="SCOUT_INDEX_WORKERS must be a positive integer, not 'zero'"):
+def test_an_optional_per_run_cap_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOUT_INDEX_WORKERS_PER_RUN", "7")
+    index = load_dag("scout_artifactory_full_ingest").get_task("index_images")
+    assert (index.max_active_tis_per_dagrun, index.pool) == (7, "scout_indexing")
+    monkeypatch.setenv("SCOUT_INDEX_WORKERS_PER_RUN", "zero")
+    with pytest.raises(ValueError, match="SCOUT_INDEX_WORKERS_PER_RUN must be a positive integer, not 'zero"):
         load_dag("scout_artifactory_full_ingest")
+
+
+def test_the_pool_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_scout.params import index_workers
+
+    assert index_workers() == 3  # `docker scout watch --workers` default
+    monkeypatch.setenv("SCOUT_INDEX_WORKERS", "7")
+    assert index_workers() == 7
+    # The pool's size never shapes the DAG: it is changed in the pool, not by a redeploy.
+    index = load_dag("scout_artifactory_full_ingest").get_task("index_images")
+    assert index.max_active_tis_per_dagrun is None
+    monkeypatch.setenv("SCOUT_INDEX_WORKERS", "-1")
+    with pytest.raises(ValueError, match="SCOUT_INDEX_WORKERS must be a positive integer, not '-1'"):
+        index_workers()
 
 
 def test_refresh_schedule_uses_data_intervals_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
