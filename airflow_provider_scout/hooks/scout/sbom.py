@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_scout.exceptions import ScoutFatalError
-from airflow_provider_scout.hooks.scout.backend import Delivery, scout_repository
+from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
@@ -66,6 +66,7 @@ class SbomBackend:
         plain_http: bool,
         dry_run: bool,
         force: bool,
+        tag_source: TagSource | None,
     ) -> Delivery:
         """Analyse the target with syft, unless its digest's SBOM is stored and only lacks tags.
 
@@ -80,8 +81,8 @@ class SbomBackend:
             return self._add_tags(target, stored)
         return self._analyse(target, registry_auth, plain_http, dry_run)
 
-    def register_tags(self, target: IndexTarget) -> None:
-        """Nothing to record: :meth:`is_indexed` is only True when the stored SBOM lists every tag."""
+    def close(self) -> None:
+        """Nothing outlives a run: each syft run removes its own work directory."""
 
     def _add_tags(self, target: IndexTarget, stored: dict[str, Any]) -> Delivery:
         location = self.store.location(target.digest)
