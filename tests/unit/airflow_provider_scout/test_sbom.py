@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,12 @@ SYFT_REPORTS = DATA / "syft"
 SAVED_KINDS = ("debian", "python", "npm")
 NAME = "example.jfrog.io/docker-local/team/app"
 NAMESPACES = {"deb": "debian", "apk": "alpine", "pypi": "", "npm": ""}
-DISTROS = {"debian": ("debian", "12"), "python": ("debian", "12"), "npm": ("alpine", "3.20.3")}
+# Scout's normalisation: the major version, major.minor for alpine; the codename as os_distro.
+DISTROS = {
+    "debian": {"os_name": "debian", "os_version": "12", "os_distro": "bookworm"},
+    "python": {"os_name": "debian", "os_version": "12", "os_distro": "bookworm"},
+    "npm": {"os_name": "alpine", "os_version": "3.20"},
+}
 
 
 def _report(kind: str) -> dict[str, Any]:
@@ -49,8 +55,12 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         built = build_layout(kind, tmp_path_factory.mktemp(kind))
         manifest = _blob(built.directory, built.digest)
         config = _blob(built.directory, manifest["config"]["digest"])
+        history = [i for i, entry in enumerate(config["history"]) if not entry.get("empty_layer")]
         facts[kind] = {
             "digest": built.digest,
+            "manifest": manifest,
+            "config_object": config,
+            "ordinals": history,
             "config": manifest["config"]["digest"],
             "blobs": [layer["digest"] for layer in manifest["layers"]],
             "diff_ids": config["rootfs"]["diff_ids"],
@@ -69,14 +79,20 @@ def test_saved_report_matches_the_current_fixture_image(
 @pytest.mark.parametrize("kind", SAVED_KINDS)
 def test_every_expected_package_is_converted_with_purl_type_and_namespace(kind: str) -> None:
     sbom = syft_to_scout_sbom(_report(kind), name=NAME, tags=["1.0"])
-    by_name = {(a["name"], a["version"]): a for a in sbom["artifacts"]}
+    by_purl = {a["purl"]: a for a in sbom["artifacts"]}
+    parents = {a["parent"] for a in sbom["artifacts"] if "parent" in a}
+    assert parents <= set(by_purl), "every parent is listed as a package of its own"
+    binaries = {(a["name"], a["version"]): a for a in sbom["artifacts"]}
     expected = expected_packages(kind)
-    assert set(by_name) == {(p.name, p.version) for p in expected}
+    extra = set(binaries) - {(p.name, p.version) for p in expected}
+    assert extra == {(by_purl[p]["name"], by_purl[p]["version"]) for p in parents} - {
+        (p.name, p.version) for p in expected
+    }  # besides the fixture's packages only their source packages
     for package in expected:
-        artifact = by_name[(package.name, package.version)]
+        artifact = binaries[(package.name, package.version)]
         assert artifact["type"] == package.type
         assert artifact["purl"].startswith(package.purl_prefix)
-        assert artifact["namespace"] == NAMESPACES[package.type]
+        assert artifact.get("namespace", "") == NAMESPACES[package.type]
 
 
 @pytest.mark.parametrize("kind", SAVED_KINDS)
@@ -87,7 +103,8 @@ def test_licenses_are_spdx_expressions_where_syft_recognised_them(kind: str) -> 
         for artifact in report["artifacts"]
         for lic in artifact["licenses"]
     }
-    by_name = {a["name"]: a for a in syft_to_scout_sbom(report, name=NAME, tags=[])["artifacts"]}
+    sbom = syft_to_scout_sbom(report, name=NAME, tags=[])
+    by_name = {a["name"]: a for a in sbom["artifacts"]}
     recognised = 0
     for package in expected_packages(kind):
         assert sorted(by_name[package.name]["licenses"]) == sorted(spdx_of[v] or v for v in package.licenses)
@@ -107,13 +124,14 @@ def test_locations_name_the_layer_by_ordinal_blob_digest_and_diff_id(
         locations = by_name[package.name]["locations"]
         assert {
             "path": package.path,
-            "ordinal": package.layer,
+            "ordinal": facts["ordinals"][package.layer],  # the index in the config's history
             "digest": facts["blobs"][package.layer],
             "diff_id": facts["diff_ids"][package.layer],
         } in locations
         for location in locations:  # supporting evidence too: always a consistent layer triple
-            assert location["digest"] == facts["blobs"][location["ordinal"]]
-            assert location["diff_id"] == facts["diff_ids"][location["ordinal"]]
+            layer = facts["ordinals"].index(location["ordinal"])
+            assert location["digest"] == facts["blobs"][layer]
+            assert location["diff_id"] == facts["diff_ids"][layer]
 
 
 @pytest.mark.parametrize("kind", SAVED_KINDS)
@@ -121,12 +139,16 @@ def test_source_image_describes_the_manifest(kind: str, layouts: dict[str, dict[
     report = _report(kind)
     image = syft_to_scout_sbom(report, name=NAME, tags=["1.0", "latest", "1.0"])["source"]["image"]
     assert image["name"] == NAME
-    assert image["digest"] == image["manifest"] == layouts[kind]["digest"]
-    assert image["config"] == layouts[kind]["config"]
+    assert image["digest"] == layouts[kind]["digest"]
+    assert image["manifest"] == layouts[kind]["manifest"]  # the parsed objects
+    assert image["config"] == layouts[kind]["config_object"]
+    raw_manifest = base64.b64decode(image["raw_manifest"])
+    assert "sha256:" + hashlib.sha256(raw_manifest).hexdigest() == image["digest"]
+    raw_config = base64.b64decode(image["raw_config"])
+    assert "sha256:" + hashlib.sha256(raw_config).hexdigest() == layouts[kind]["config"]
     assert image["tags"] == ["1.0", "latest"]
-    assert image["platform"] == {"os": "linux", "architecture": "amd64", "variant": None}
-    os_name, os_version = DISTROS[kind]
-    assert image["distro"] == {"os_name": os_name, "os_version": os_version}
+    assert image["platform"] == {"os": "linux", "architecture": "amd64"}
+    assert image["distro"] == DISTROS[kind]
     assert image["size"] == report["source"]["metadata"]["imageSize"] > 0
 
 
@@ -159,7 +181,8 @@ def test_platform_comes_from_the_image_config_not_from_what_syft_was_asked_for()
 def test_an_image_without_os_release_has_no_distro() -> None:
     report = _report("debian")
     report["distro"] = {}
-    assert syft_to_scout_sbom(report, name=NAME, tags=[])["source"]["image"]["distro"] is None
+    # Go's Distro struct with every field omitempty: an empty object.
+    assert syft_to_scout_sbom(report, name=NAME, tags=[])["source"]["image"]["distro"] == {}
 
 
 def _artifact(**fields: Any) -> dict[str, Any]:
@@ -167,7 +190,7 @@ def _artifact(**fields: Any) -> dict[str, Any]:
         "name": "thing",
         "version": "1.0",
         "type": "",
-        "purl": "",
+        "purl": "pkg:generic/thing@1.0",
         "licenses": [],
         "locations": [],
         **fields,
@@ -192,20 +215,16 @@ def _convert_artifacts(*artifacts: dict[str, Any]) -> list[dict[str, Any]]:
         ("php-composer", "pkg:composer/monolog/monolog@3.5.0", "composer", "monolog"),
         ("gem", "pkg:gem/rack@3.0.8", "gem", ""),
         ("rpm", "pkg:rpm/redhat/bash@5.1.8-6.el9?arch=x86_64", "rpm", "redhat"),
-        ("python", "", "pypi", ""),  # no purl: syft's type is translated
-        ("go-module", "", "golang", ""),
-        ("java-archive", "", "maven", ""),
-        ("rust-crate", "", "cargo", ""),
-        ("dotnet", "", "nuget", ""),
-        ("php-composer", "", "composer", ""),
-        ("wordpress-plugin", "", "wordpress-plugin", ""),  # unknown: kept as syft names it
     ],
 )
-def test_types_follow_the_purl_or_the_syft_type_mapping(
-    syft_type: str, purl: str, scout_type: str, namespace: str
-) -> None:
+def test_types_follow_the_purl(syft_type: str, purl: str, scout_type: str, namespace: str) -> None:
     (artifact,) = _convert_artifacts(_artifact(type=syft_type, purl=purl))
-    assert (artifact["type"], artifact["namespace"]) == (scout_type, namespace)
+    assert (artifact["type"], artifact.get("namespace", "")) == (scout_type, namespace)
+
+
+@pytest.mark.parametrize("syft_type", ["python", "go-module", "wordpress-plugin"])
+def test_packages_without_a_purl_are_dropped_as_scout_does(syft_type: str) -> None:
+    assert _convert_artifacts(_artifact(type=syft_type, purl="")) == []
 
 
 def test_one_package_found_twice_is_one_artifact_with_both_locations() -> None:
@@ -233,9 +252,54 @@ def test_a_license_without_spdx_expression_keeps_its_value() -> None:
 
 def test_a_location_in_an_unknown_layer_has_no_ordinal() -> None:
     (artifact,) = _convert_artifacts(_artifact(locations=[{"path": "/x", "layerID": "sha256:" + "9" * 64}]))
-    assert artifact["locations"] == [
-        {"path": "/x", "ordinal": None, "digest": None, "diff_id": "sha256:" + "9" * 64}
-    ]
+    # Location's ordinal, digest and diff_id are omitempty in Scout's Go type: left out.
+    assert artifact["locations"] == [{"path": "/x"}]
+
+
+@pytest.mark.parametrize(
+    ("expression", "ids"),
+    [
+        ("MPL-2.0 AND MIT", ["MPL-2.0", "MIT"]),
+        ("(MIT OR Apache-2.0) AND BSD-3-Clause", ["MIT", "Apache-2.0", "BSD-3-Clause"]),
+        ("GPL-2.0-or-later", ["GPL-2.0-or-later"]),
+    ],
+)
+def test_licence_expressions_are_split_into_their_ids(expression: str, ids: list[str]) -> None:
+    (artifact,) = _convert_artifacts(
+        _artifact(licenses=[{"value": expression, "spdxExpression": expression}])
+    )
+    assert artifact["licenses"] == ids
+
+
+@pytest.mark.parametrize(
+    ("purl", "normalised"),
+    [
+        # go-skill sbom/normalization/normalization_test.go
+        (
+            "pkg:deb/debian/curl@7.64.0-4%2Bdeb10u2?distro=debian-11",
+            "pkg:deb/debian/curl@7.64.0-4%2Bdeb10u2?os_name=debian&os_version=11",
+        ),
+        (
+            "pkg:deb/debian/curl@7.64.0-4%2Bdeb10u2?distro=debian",
+            "pkg:deb/debian/curl@7.64.0-4%2Bdeb10u2?os_name=debian&os_version=unstable",
+        ),
+        (
+            "pkg:golang/github.com/gofiber/template@3.1.8#django/v3",
+            "pkg:golang/github.com/gofiber/template/django/v3@3.1.8",
+        ),
+        (
+            "pkg:rpm/ol/bash@5.1?arch=x86_64&distro=ol-8.9",
+            "pkg:rpm/ol/bash@5.1?os_name=oraclelinux&os_version=8",
+        ),
+        (
+            "pkg:apk/alpine/zlib@1.3?arch=x86_64&distro=alpine-3.20.3",
+            "pkg:apk/alpine/zlib@1.3?os_name=alpine&os_version=3.20",
+        ),
+    ],
+)
+def test_purls_are_normalised_as_scout_does(purl: str, normalised: str) -> None:
+    (artifact,) = _convert_artifacts(_artifact(purl=purl))
+    assert artifact["purl"] == normalised
 
 
 def test_a_report_of_a_directory_is_refused() -> None:
