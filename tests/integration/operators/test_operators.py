@@ -273,7 +273,10 @@ def test_indexing_writes_one_sbom_per_digest_with_all_tags_then_skips_it(
     assert sbom["source"]["image"]["digest"] == target.digest
     assert sorted(sbom["source"]["image"]["tags"]) == sorted(target.tags)
     assert result["packages"] == len(sbom["artifacts"]) > 0
-    assert list(tmp_path.rglob("*.json")) == [sbom_path]  # three tags, one SBOM
+    # three tags, one Scout SBOM and its SPDX document
+    assert sorted(tmp_path.rglob("*.json")) == sorted(
+        [sbom_path, sbom_path.with_name(sbom_path.stem + ".spdx.json")]
+    )
     (event,) = alias_events(context)
     assert event.dest_asset_key.uri == f"scout://{emulator.registry}/{target.repository}/{target.image}"
     assert event.extra["digest"] == target.digest and event.extra["tags"] == list(target.tags)

@@ -18,12 +18,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SOURCE = "docker/hub-mcp src/scout/genql/schema.graphql"
 QUERY_FIELDS = ("imageSummariesByDigest", "organizationStatus")
-TYPES = ("Context", "ScRepositoryInput", "SdImageSummary", "SBOMState", "VulnerabilityReport", "ScOrganizationStatus")
+TYPES = (
+    "Context",
+    "ScRepositoryInput",
+    "SdImageSummary",
+    "SBOMState",
+    "VulnerabilityReport",
+    "ScOrganizationStatus",
+)
 
 
 def _blocks(sdl: str) -> dict[str, str]:
     """Top-level definitions by name, each with the docstring right above it."""
-    pattern = re.compile(r'((?:"""(?:.|\n)*?"""\n)?)(type|input|enum|scalar|interface|union) (\w+)[^\n]*\{\n(?:.|\n)*?\n\}\n')
+    pattern = re.compile(
+        r'((?:"""(?:.|\n)*?"""\n)?)(type|input|enum|scalar|interface|union) (\w+)[^\n]*\{\n(?:.|\n)*?\n\}\n'
+    )
     return {match.group(3): match.group(0) for match in pattern.finditer(sdl)}
 
 

@@ -26,6 +26,7 @@ from airflow_provider_scout.sbom import (
 )
 from scout_testing.fixture_images import build_layout, expected_packages
 from tests.support import DATA
+from tests.support.scout_sbom_shape import shape_errors
 
 SYFT_REPORTS = DATA / "syft"
 SAVED_KINDS = ("debian", "python", "npm")
@@ -352,3 +353,62 @@ def test_stored_sbom_tags_refuses_what_is_not_a_scout_sbom_of_the_digest() -> No
     untagged = copy.deepcopy(stored)
     untagged["source"]["image"]["tags"] = "3"
     assert stored_sbom_tags(untagged, digest) is None
+
+
+@pytest.mark.parametrize("kind", SAVED_KINDS)
+def test_the_document_fits_scouts_go_types(kind: str) -> None:
+    sbom = syft_to_scout_sbom(_report(kind), name=NAME, tags=["1.0"])
+    assert shape_errors(sbom) == []
+    assert shape_errors(json.loads(json.dumps(with_tags(sbom, ["2.0"])))) == []
+
+
+def test_the_shape_check_catches_what_scouts_go_types_cannot_read() -> None:
+    sbom = syft_to_scout_sbom(_report("debian"), name=NAME, tags=[])
+    broken = copy.deepcopy(sbom)
+    broken["source"]["image"]["manifest"] = sbom["source"]["image"]["digest"]  # a string, not the object
+    del broken["source"]["image"]["raw_config"]
+    broken["artifacts"][0]["locations"][0]["ordinal"] = None
+    assert shape_errors(broken) == [
+        "$.source.image.manifest: str where Go has dict",
+        "$.source.image.raw_config: missing (not omitempty)",
+        "$.artifacts[0].locations[0].ordinal: NoneType where Go has int",
+    ]
+
+
+def test_debian_binaries_link_their_source_package() -> None:
+    sbom = syft_to_scout_sbom(_report("debian"), name=NAME, tags=[])
+    by_name = {a["name"]: a for a in sbom["artifacts"]}
+    assert by_name["libc6"]["parent"] == by_name["glibc"]["purl"]
+    assert by_name["glibc"]["purl"].startswith("pkg:deb/debian/glibc@")
+    assert "parent" not in by_name["glibc"] and "parent" not in by_name["bash"]  # bash's source is bash
+
+
+def test_an_alpine_subpackage_links_its_origin() -> None:
+    sbom = syft_to_scout_sbom(_report("npm"), name=NAME, tags=[])
+    by_name = {a["name"]: a for a in sbom["artifacts"]}
+    assert by_name["ssl_client"]["parent"] == by_name["busybox"]["purl"]
+
+
+def test_ordinals_count_the_empty_layers_of_the_history() -> None:
+    report = _report("debian")
+    metadata = report["source"]["metadata"]
+    config = json.loads(base64.b64decode(metadata["config"]))
+    # ENV and LABEL between the two layers: the second layer is history entry 3.
+    config["history"][1:1] = [
+        {"created_by": "ENV LANG=C.UTF-8", "empty_layer": True},
+        {"created_by": "LABEL team=web", "empty_layer": True},
+    ]
+    raw = json.dumps(config).encode()
+    metadata["config"] = base64.b64encode(raw).decode()
+    by_name = {a["name"]: a for a in syft_to_scout_sbom(report, name=NAME, tags=[])["artifacts"]}
+    assert {loc["ordinal"] for loc in by_name["six"]["locations"]} == {3}
+    assert {loc["ordinal"] for loc in by_name["bash"]["locations"]} == {0}
+
+
+def test_a_raw_manifest_that_is_not_the_digest_is_refused() -> None:
+    report = _report("debian")
+    metadata = report["source"]["metadata"]
+    reformatted = base64.b64decode(metadata["manifest"]) + b"\n"  # the same object, other bytes
+    metadata["manifest"] = base64.b64encode(reformatted).decode()
+    with pytest.raises(SbomConversionError, match="is not the manifest"):
+        syft_to_scout_sbom(report, name=NAME, tags=[])
