@@ -162,7 +162,7 @@ def test_real_syft_finds_the_packages_with_purls_and_layer_locations(
         assert artifact["purl"].startswith(package.purl_prefix)
         assert {
             "path": package.path,
-            "ordinal": package.layer,
+            "ordinal": package.history_ordinal,
             "digest": layers["blobs"][package.layer],
             "diff_id": layers["diff_ids"][package.layer],
         } in artifact["locations"]
