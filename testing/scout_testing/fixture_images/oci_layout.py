@@ -92,7 +92,7 @@ def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: 
     if kind == "corrupt":
         corrupt = CORRUPT_LAYER_TEXT + variant_seed.encode()
         layer_blobs = [(corrupt, _sha256(corrupt), "ADD broken.tar.gz /")]
-        history = [{"created": _CREATED, "created_by": "ADD broken.tar.gz /"}]
+        history: list[dict[str, Any]] = [{"created": _CREATED, "created_by": "ADD broken.tar.gz /"}]
     else:
         layers = LAYERS_BY_KIND[kind](architecture)
         if variant_seed:
@@ -103,17 +103,12 @@ def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: 
                 last.empty_before,
             )
         layer_blobs = [(*_layer_blob(layer.files), layer.created_by) for layer in layers]
-        history = [
-            entry
-            for layer in layers
-            for entry in (
-                *(
-                    {"created": _CREATED, "created_by": step, "empty_layer": True}
-                    for step in layer.empty_before
-                ),
-                {"created": _CREATED, "created_by": layer.created_by},
-            )
-        ]
+        history = []
+        for layer in layers:
+            history += [
+                {"created": _CREATED, "created_by": step, "empty_layer": True} for step in layer.empty_before
+            ]
+            history.append({"created": _CREATED, "created_by": layer.created_by})
 
     layer_descriptors = [writer.blob(blob, MEDIA_TYPE_OCI_LAYER_GZIP) for blob, _, _ in layer_blobs]
     config: dict[str, Any] = {
