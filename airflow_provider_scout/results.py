@@ -34,6 +34,8 @@ class IndexState(StrEnum):
     RETAGGED = "retagged"
     SKIPPED = "skipped"  # already indexed
     DRY_RUN = "dry_run"
+    # cli: every tag names another digest now; the run indexing that digest pushes them.
+    MOVED = "moved"
     FAILED = "failed"
 
     @property
@@ -60,6 +62,8 @@ class IndexResult:
     packages: int | None = None
     vulnerabilities: Mapping[str, int] | None = None  # counts by severity, when Scout has a report
     sbom_path: str | None = None  # sbom backend: where the SBOM was written
+    # cli: tag -> the digest it names now (None: deleted), found right before its push
+    moved_tags: Mapping[str, str | None] | None = None
     error: str | None = None
 
     @classmethod
@@ -86,6 +90,7 @@ class IndexResult:
         data["tags"] = list(self.tags)
         data["state"] = self.state.value
         data["vulnerabilities"] = dict(self.vulnerabilities) if self.vulnerabilities is not None else None
+        data["moved_tags"] = dict(self.moved_tags) if self.moved_tags is not None else None
         return data
 
     @classmethod
@@ -131,6 +136,7 @@ class IndexSummary:
             f"{self.count(IndexState.RETAGGED)} retagged (new tags on a stored SBOM), "
             f"{self.count(IndexState.SKIPPED)} skipped (already indexed), "
             f"{self.count(IndexState.DRY_RUN)} dry run, "
+            f"{self.count(IndexState.MOVED)} moved (their tags name another digest now), "
             f"{self.count(IndexState.FAILED)} failed"
         )
 
@@ -155,7 +161,7 @@ class IndexSummary:
                 r.state.value,
                 "-" if r.packages is None else str(r.packages),
                 _vulnerabilities(r.vulnerabilities),
-                r.error or "",
+                r.error or _moved(r.moved_tags),
             )
             for r in self.results
         ]
@@ -167,6 +173,14 @@ class IndexSummary:
             cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
             lines.append("  ".join([*cells, row[-1]]).rstrip())
         return "\n".join(lines)
+
+
+def _moved(moved_tags: Mapping[str, str | None] | None) -> str:
+    """What the last column says of tags that named another digest when they were to be pushed."""
+    if not moved_tags:
+        return ""
+    moves = (f"{tag} -> {_short_digest(now) if now else 'deleted'}" for tag, now in moved_tags.items())
+    return "tags moved, not pushed: " + ", ".join(moves)
 
 
 def _short_digest(digest: str) -> str:

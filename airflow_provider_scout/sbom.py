@@ -1,30 +1,40 @@
-"""syft's JSON report converted into Docker Scout's SBOM JSON (what ``docker scout sbom`` prints).
+"""syft's JSON report converted into Docker Scout's SBOM JSON, the shape of Scout's Go types.
 
-Pure functions with no Airflow import, so the sbom indexing backend and its tests
-share one definition. The converter reads what syft 1.x writes for an image source:
+The target is ``types.SBOM`` of atomist-skills/go-skill ``policy/types/types.go`` (the same
+in docker/index-cli-plugin ``types/types.go``), filled the way index-cli-plugin's
+``sbom/index.go`` and ``sbom/syft.go`` fill it from syft, and normalised the way go-skill's
+``sbom/normalization/normalization.go`` does:
 
-* ``source.metadata.manifestDigest`` / ``imageID`` / ``imageSize``;
-* ``source.metadata.layers[].digest``, which syft fills with each layer's *diff ID*
-  (the digest of the uncompressed tar, the same value as an artifact location's
-  ``layerID``), in image order, so its position is the layer ordinal;
-* ``source.metadata.manifest`` and ``config``: the raw manifest and image config,
-  base64-encoded. The manifest gives the compressed blob digest of each layer; the
-  config gives the platform. syft's own ``architecture`` field is not used because
-  it echoes the platform syft was asked for, not the one the image declares;
-* top-level ``distro`` (os-release ``ID`` and ``VERSION_ID``).
+* ``source.image``: ``manifest`` and ``config`` are the parsed objects, ``raw_manifest`` and
+  ``raw_config`` the base64 of their raw bytes (syft's ``source.metadata.manifest`` /
+  ``config``), checked so that the sha256 of the decoded ``raw_manifest`` is the digest;
+  ``platform`` from the config; ``distro`` from os-release with Scout's id mapping
+  (``ol``->``oraclelinux``, ``amzn``->``amazonlinux``, ``rhel``->``redhatlinux``), its
+  version cut to the major (major.minor for alpine and ubuntu) and ``os_distro`` the
+  ``VERSION_CODENAME``;
+* ``artifacts[].locations[].ordinal``: the index in the config's ``history``, counting
+  empty layers; ``digest`` the compressed blob, ``diff_id`` the uncompressed layer;
+* OS package purls (deb, rpm, apk, alpine) get ``os_name``/``os_version`` qualifiers in
+  place of syft's (``distro=debian-12`` -> ``os_name=debian&os_version=12``); a package
+  built from a differently named source (deb ``Source``, apk origin) links it in
+  ``parent`` and the source package is listed too; licence expressions are split into
+  their ids; packages without a purl are dropped.
 
-It also reads and extends the tags of a stored SBOM, so a digest that gains a tag is
-not analysed again.
+Pure functions with no Airflow import. It also reads and extends the tags of a stored
+SBOM, so a digest that gains a tag is not analysed again.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from airflow_provider_scout import __version__
 from airflow_provider_scout.exceptions import SbomConversionError
@@ -32,9 +42,10 @@ from airflow_provider_scout.exceptions import SbomConversionError
 __all__ = [
     "SBOM_GENERATOR",
     "SBOM_VERSION",
-    "SYFT_TO_SCOUT_TYPES",
     "SbomConversionError",
     "sbom_relative_path",
+    "scout_distro",
+    "spdx_relative_path",
     "stored_sbom_tags",
     "syft_to_scout_sbom",
     "with_tags",
@@ -42,29 +53,36 @@ __all__ = [
 
 SBOM_GENERATOR = "airflow-provider-docker-scout"
 # Version of the document layout written here; bump it when the layout changes.
-SBOM_VERSION = "1"
+SBOM_VERSION = "2"
 
-# Scout names a package type after its purl type (pkg:pypi/... is "pypi"), so an artifact
-# with a purl takes the purl's type. For the rare artifact without one, syft's type is
-# translated where the names differ and kept otherwise.
-SYFT_TO_SCOUT_TYPES: Mapping[str, str] = {
-    "python": "pypi",
-    "go-module": "golang",
-    "java-archive": "maven",
-    "jenkins-plugin": "maven",
-    "rust-crate": "cargo",
-    "dotnet": "nuget",
-    "php-composer": "composer",
-    "dart-pub": "pub",
+# Scout names a package type after its purl type (pkg:pypi/... is "pypi").
+_OS_PACKAGE_TYPES = frozenset({"deb", "rpm", "alpine", "apk"})
+# go-skill normalization.NamespaceMapping: distro ids as Scout names them.
+_DISTRO_NAMES: Mapping[str, str] = {
+    "oracle": "oraclelinux",
+    "ol": "oraclelinux",
+    "amazon": "amazonlinux",
+    "amzn": "amazonlinux",
+    "rhel": "redhatlinux",
 }
+_LICENSE_SPLIT = re.compile(r"\s+(?:OR|AND|or|and)\s+")
 
 
 def sbom_relative_path(digest: str) -> str:
-    """Where the SBOM of ``digest`` lives below the SBOM directory: ``sha256/<hex>.json``."""
+    """Where the Scout SBOM of ``digest`` lives below the SBOM directory: ``sha256/<hex>.json``."""
+    return f"{_checked_digest(digest)}.json"
+
+
+def spdx_relative_path(digest: str) -> str:
+    """Where the SPDX 2.3 JSON of ``digest`` lives below the SBOM directory: ``sha256/<hex>.spdx.json``."""
+    return f"{_checked_digest(digest)}.spdx.json"
+
+
+def _checked_digest(digest: str) -> str:
     algorithm, sep, hex_part = digest.partition(":")
     if not sep or algorithm != "sha256" or len(hex_part) != 64 or not _is_hex(hex_part):
         raise ValueError(f"digest {digest!r} is not sha256:<64 hex characters>")
-    return f"{algorithm}/{hex_part}.json"
+    return f"{algorithm}/{hex_part}"
 
 
 def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str]) -> dict[str, Any]:
@@ -72,6 +90,8 @@ def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str
 
     ``name`` is the image repository (``host/path``, no tag or digest) and ``tags`` the
     tags that point at this digest; syft only knows the one tag it was given, if any.
+
+    :raises SbomConversionError: naming what the report lacks or holds wrongly.
     """
     source = syft.get("source")
     if not isinstance(source, Mapping) or source.get("type") != "image":
@@ -83,30 +103,36 @@ def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str
     if not isinstance(digest, str) or not digest.startswith("sha256:"):
         raise SbomConversionError("syft report has no source.metadata.manifestDigest")
 
-    manifest = _decode_embedded_json(metadata, "manifest")
-    config = _decode_embedded_json(metadata, "config")
+    raw_manifest, manifest = _decode_embedded_json(metadata, "manifest")
+    raw_config, config = _decode_embedded_json(metadata, "config")
+    if "sha256:" + hashlib.sha256(raw_manifest).hexdigest() != digest:
+        raise SbomConversionError(f"syft report's source.metadata.manifest is not the manifest {digest}")
     diff_ids = [layer.get("digest") for layer in metadata.get("layers") or () if isinstance(layer, Mapping)]
-    manifest_layers = manifest.get("layers") or []
-    blob_digests = [layer.get("digest") for layer in manifest_layers if isinstance(layer, Mapping)]
+    blob_digests = [
+        layer.get("digest") for layer in manifest.get("layers") or [] if isinstance(layer, Mapping)
+    ]
     if len(blob_digests) != len(diff_ids):
         raise SbomConversionError(
             f"syft report for {digest} lists {len(diff_ids)} layers but its manifest has {len(blob_digests)}"
         )
-
+    distro = scout_distro(syft.get("distro"))
     image: dict[str, Any] = {
         "name": name,
         "digest": digest,
         "tags": list(dict.fromkeys(tags)),
-        "manifest": digest,
-        "config": metadata.get("imageID") or (manifest.get("config") or {}).get("digest"),
+        "manifest": manifest,
+        "config": config,
+        "raw_manifest": base64.b64encode(raw_manifest).decode(),
+        "raw_config": base64.b64encode(raw_config).decode(),
+        "distro": distro,
         "platform": _platform(config, metadata),
-        "distro": _distro(syft.get("distro")),
-        "size": metadata.get("imageSize"),
+        "size": int(metadata.get("imageSize") or 0),
     }
-    artifacts = _artifacts(syft.get("artifacts") or (), diff_ids, blob_digests)
+    layers = _Layers(diff_ids, blob_digests, _history_ordinals(config, len(diff_ids)))
     return {
         "source": {"type": "image", "image": image},
-        "artifacts": artifacts,
+        "attestations": [],
+        "artifacts": _artifacts(syft.get("artifacts") or (), layers, distro),
         "descriptor": {"name": SBOM_GENERATOR, "version": __version__, "sbom_version": SBOM_VERSION},
     }
 
@@ -140,111 +166,239 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
 
 
-def _decode_embedded_json(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
+def _decode_embedded_json(metadata: Mapping[str, Any], key: str) -> tuple[bytes, dict[str, Any]]:
+    """The raw bytes syft embedded (base64) under ``source.metadata.<key>`` and their JSON object."""
     raw = metadata.get(key)
     if not isinstance(raw, str) or not raw:
         raise SbomConversionError(f"syft report has no source.metadata.{key}")
     try:
-        decoded = json.loads(base64.b64decode(raw, validate=True))
+        raw_bytes = base64.b64decode(raw, validate=True)
+        decoded = json.loads(raw_bytes)
     except (binascii.Error, ValueError) as exc:
         raise SbomConversionError(f"syft report's source.metadata.{key} is not base64 JSON: {exc}") from None
     if not isinstance(decoded, dict):
         raise SbomConversionError(f"syft report's source.metadata.{key} is not a JSON object")
-    return decoded
+    return raw_bytes, decoded
 
 
-def _platform(config: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, str | None]:
-    return {
-        "os": config.get("os") or metadata.get("os") or None,
-        "architecture": config.get("architecture") or metadata.get("architecture") or None,
-        "variant": config.get("variant") or None,
+def _platform(config: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, str]:
+    platform = {
+        "os": str(config.get("os") or metadata.get("os") or ""),
+        "architecture": str(config.get("architecture") or metadata.get("architecture") or ""),
     }
+    if config.get("variant"):
+        platform["variant"] = str(config["variant"])
+    return platform
 
 
-def _distro(distro: Any) -> dict[str, str] | None:
-    if not isinstance(distro, Mapping) or not distro.get("id"):
-        return None  # scratch and distroless images carry no os-release
-    return {"os_name": distro["id"], "os_version": distro.get("versionID") or ""}
+def scout_distro(release: Any) -> dict[str, str]:
+    """go-skill ``OsQualifiers``: os-release (syft's ``distro``) as Scout names it; {} without one."""
+    if not isinstance(release, Mapping):
+        return {}
+    name = str(release.get("id") or release.get("name") or "")
+    version = str(release.get("version") or release.get("versionID") or "")
+    distro = _normalised_release(name, version)
+    if distro and release.get("versionCodename"):
+        distro["os_distro"] = str(release["versionCodename"])
+    return distro
+
+
+def _normalised_release(name: str, version: str) -> dict[str, str]:
+    name = _DISTRO_NAMES.get(name, name)
+    if not name:
+        return {}
+    if version:
+        parts = version.split(" ")[0].split(".")
+        version = ".".join(parts[:2]) if name in ("alpine", "ubuntu") else parts[0]
+    elif name == "debian":
+        version = "unstable"
+    version = version.split("_")[0]  # alpine:edge says 3.21_alpha...
+    return {"os_name": name, "os_version": version}
+
+
+def _os_qualifiers(distro: Mapping[str, str]) -> dict[str, str]:
+    """go-skill ``OsQualifiers``' qualifiers: wolfi and chainguard are rolling, others os_name/os_version."""
+    name, version = distro.get("os_name", ""), distro.get("os_version", "")
+    if name in ("wolfi", "chainguard"):
+        return {"os_name": name, "os_version": "rolling", "distro_name": name, "distro_version": version}
+    return {"os_name": name, "os_version": version}
+
+
+def _history_ordinals(config: Mapping[str, Any], layer_count: int) -> list[int]:
+    """The index in the config's history of each layer (empty layers counted, as Scout does).
+
+    A config without a history that accounts for every layer gets the layer index instead.
+    """
+    history = config.get("history")
+    if isinstance(history, list):
+        ordinals = [
+            index
+            for index, entry in enumerate(history)
+            if not (isinstance(entry, Mapping) and entry.get("empty_layer"))
+        ]
+        if len(ordinals) == layer_count:
+            return ordinals
+    return list(range(layer_count))
+
+
+@dataclass(frozen=True)
+class _Layers:
+    diff_ids: Sequence[Any]
+    blob_digests: Sequence[Any]
+    ordinals: Sequence[int]
+
+    def location(self, path: str, diff_id: Any) -> dict[str, Any]:
+        if diff_id not in self.diff_ids:
+            return {"path": path}
+        index = self.diff_ids.index(diff_id)
+        return {
+            "path": path,
+            "ordinal": self.ordinals[index],
+            "digest": self.blob_digests[index],
+            "diff_id": diff_id,
+        }
+
+
+@dataclass
+class _Purl:
+    """A package URL split into its parts (type, namespace, name, version decoded)."""
+
+    type: str
+    namespace: str
+    name: str
+    version: str
+    qualifiers: dict[str, str]
+
+    @classmethod
+    def parse(cls, purl: str) -> _Purl | None:
+        if not purl.startswith("pkg:"):
+            return None
+        body, _, subpath = purl[4:].partition("#")
+        body, _, query = body.partition("?")
+        body, at, version = body.rpartition("@") if "@" in body else (body, "", "")
+        segments = [unquote(segment) for segment in body.strip("/").split("/") if segment]
+        if len(segments) < 2:
+            return None
+        namespace, name = segments[1:-1], segments[-1]
+        subpath_segments = [unquote(s) for s in subpath.strip("/").split("/") if s]
+        if subpath_segments:
+            # go-skill moves a subpath into the name so the backend can handle it
+            namespace, name = [*namespace, name], "/".join(subpath_segments)
+        qualifiers = dict(
+            (unquote(key), unquote(value))
+            for key, _, value in (pair.partition("=") for pair in query.split("&") if pair)
+        )
+        return cls(segments[0].lower(), "/".join(namespace), name, unquote(version) if at else "", qualifiers)
+
+    def __str__(self) -> str:
+        text = "pkg:" + "/".join(
+            quote(part, safe="/") for part in (self.type, *self.namespace.split("/"), self.name) if part
+        )
+        if self.version:
+            text += "@" + quote(self.version, safe=":~")
+        if self.qualifiers:
+            text += "?" + "&".join(f"{k}={quote(v, safe=':/')}" for k, v in sorted(self.qualifiers.items()))
+        return text
+
+
+def _normalised_os_qualifiers(purl: _Purl, distro: Mapping[str, str]) -> dict[str, str]:
+    """go-skill ``NormalizePURL`` for OS packages: syft's ``distro=id-version`` becomes Scout's qualifiers."""
+    syft_distro = purl.qualifiers.get("distro")
+    if syft_distro is not None:
+        name, _, version = syft_distro.partition("-")
+        return _os_qualifiers(_normalised_release(name, version))
+    if "os_name" not in purl.qualifiers and distro:
+        return _os_qualifiers(distro)
+    return purl.qualifiers
 
 
 def _artifacts(
-    syft_artifacts: Iterable[Any], diff_ids: Sequence[Any], blob_digests: Sequence[Any]
+    syft_artifacts: Iterable[Any], layers: _Layers, distro: Mapping[str, str]
 ) -> list[dict[str, Any]]:
-    """One entry per package; syft entries with the same purl (one package found twice) are merged."""
-    ordinal_of = {diff_id: ordinal for ordinal, diff_id in enumerate(diff_ids)}
-    merged: dict[tuple[str, ...], dict[str, Any]] = {}
+    """One entry per purl, source packages included; syft entries of one purl are merged."""
+    merged: dict[str, dict[str, Any]] = {}
     for artifact in syft_artifacts:
-        if not isinstance(artifact, Mapping) or not artifact.get("name"):
+        if not isinstance(artifact, Mapping):
             continue
-        purl = artifact.get("purl") or ""
-        syft_type = artifact.get("type") or ""
-        entry = {
-            "type": _purl_type(purl) or SYFT_TO_SCOUT_TYPES.get(syft_type, syft_type),
-            "namespace": _purl_namespace(purl),
-            "name": artifact["name"],
-            "version": artifact.get("version") or "",
-            "purl": purl,
-            "licenses": _licenses(artifact.get("licenses") or ()),
-            "locations": _locations(artifact.get("locations") or (), ordinal_of, blob_digests),
-        }
-        key = (purl,) if purl else (entry["type"], entry["name"], entry["version"])
-        if key in merged:
-            known = merged[key]
-            known["licenses"] = list(dict.fromkeys([*known["licenses"], *entry["licenses"]]))
-            known["locations"] += [loc for loc in entry["locations"] if loc not in known["locations"]]
-        else:
-            merged[key] = entry
-    return sorted(
-        merged.values(), key=lambda a: (a["type"], a["namespace"], a["name"], a["version"], a["purl"])
-    )
+        purl = _Purl.parse(str(artifact.get("purl") or ""))
+        if purl is None:
+            continue  # Scout drops packages without a purl
+        if purl.type in _OS_PACKAGE_TYPES:
+            purl.qualifiers = _normalised_os_qualifiers(purl, distro)
+        licenses = _licenses(artifact.get("licenses") or ())
+        locations = _locations(artifact.get("locations") or (), layers)
+        entry = _entry(purl, licenses, locations)
+        source = _source_package(artifact, purl)
+        if source is not None:
+            entry["parent"] = str(source)
+            _merge(merged, _entry(source, licenses, locations))
+        _merge(merged, entry)
+    return sorted(merged.values(), key=lambda a: a["purl"])
 
 
-def _purl_segments(purl: str) -> list[str]:
-    """``type``, namespace segments and name of a package URL (decoded); empty when it is not one."""
-    if not purl.startswith("pkg:"):
-        return []
-    body = purl[4:].split("#", 1)[0].split("?", 1)[0]
-    body = (
-        body.rpartition("@")[0] or body
-    )  # an "@" inside a name is percent-encoded, so the last is the version
-    segments = [unquote(s) for s in body.strip("/").split("/") if s]
-    return segments if len(segments) >= 2 else []
+def _entry(purl: _Purl, licenses: list[str], locations: list[dict[str, Any]]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": purl.type}
+    if purl.namespace:
+        entry["namespace"] = purl.namespace
+    entry.update(name=purl.name, version=purl.version, purl=str(purl))
+    if licenses:
+        entry["licenses"] = licenses
+    entry["locations"] = locations
+    return entry
 
 
-def _purl_type(purl: str) -> str:
-    segments = _purl_segments(purl)
-    return segments[0].lower() if segments else ""
+def _merge(merged: dict[str, dict[str, Any]], entry: dict[str, Any]) -> None:
+    known = merged.get(entry["purl"])
+    if known is None:
+        merged[entry["purl"]] = {**entry, "locations": list(entry["locations"])}
+        return
+    licenses = list(dict.fromkeys([*known.get("licenses", []), *entry.get("licenses", [])]))
+    if licenses:
+        known["licenses"] = licenses
+    known["locations"] += [loc for loc in entry["locations"] if loc not in known["locations"]]
+    if "parent" in entry:
+        known.setdefault("parent", entry["parent"])
 
 
-def _purl_namespace(purl: str) -> str:
-    """The namespace of a package URL (``debian``, ``alpine``, ``@types``, a Maven group), or ""."""
-    return "/".join(_purl_segments(purl)[1:-1])
+def _source_package(artifact: Mapping[str, Any], purl: _Purl) -> _Purl | None:
+    """The package a binary was built from, when it is named differently (deb Source, apk origin)."""
+    metadata = artifact.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    if purl.type == "deb":
+        name, version = metadata.get("source"), metadata.get("sourceVersion")
+    elif purl.type in ("apk", "alpine"):
+        name, version = metadata.get("originPackage"), None
+    else:
+        return None
+    if not isinstance(name, str) or not name or name == purl.name:
+        return None
+    return _Purl(purl.type, purl.namespace, name, str(version or purl.version), dict(purl.qualifiers))
 
 
 def _licenses(syft_licenses: Iterable[Any]) -> list[str]:
-    values = []
+    """The SPDX ids of syft's licences, expressions split as index-cli-plugin's ``parseLicense`` does."""
+    values: list[str] = []
     for lic in syft_licenses:
         value = (lic.get("spdxExpression") or lic.get("value")) if isinstance(lic, Mapping) else lic
-        if isinstance(value, str) and value:
-            values.append(value)
+        if isinstance(value, str) and value.strip():
+            values += [part for part in _split_license(value) if part]
     return list(dict.fromkeys(values))
 
 
-def _locations(
-    syft_locations: Iterable[Any], ordinal_of: Mapping[Any, int], blob_digests: Sequence[Any]
-) -> list[dict[str, Any]]:
+def _split_license(expression: str) -> list[str]:
+    return [
+        part.strip().strip("()").strip()
+        for part in _LICENSE_SPLIT.split(expression.replace("(", " ").replace(")", " ").strip())
+    ]
+
+
+def _locations(syft_locations: Iterable[Any], layers: _Layers) -> list[dict[str, Any]]:
     locations: list[dict[str, Any]] = []
     for loc in syft_locations:
         if not isinstance(loc, Mapping) or not loc.get("path"):
             continue
-        diff_id = loc.get("layerID")
-        ordinal = ordinal_of.get(diff_id)
-        location = {
-            "path": loc["path"],
-            "ordinal": ordinal,
-            "digest": blob_digests[ordinal] if ordinal is not None else None,
-            "diff_id": diff_id,
-        }
+        location = layers.location(str(loc["path"]), loc.get("layerID"))
         if location not in locations:
             locations.append(location)
     return locations

@@ -100,7 +100,16 @@ def run_naive(references: list[str], emulator: EmulatorHandle, outdir: Path) -> 
     outdir.mkdir(parents=True, exist_ok=True)
     for n, reference in enumerate(references):
         subprocess.run(
-            [syft, f"registry:{reference}", "-q", "-o", f"json={outdir / f'{n}.json'}"],
+            # The same two documents the sbom backend writes: syft JSON (-> Scout SBOM) and SPDX.
+            [
+                syft,
+                f"registry:{reference}",
+                "-q",
+                "-o",
+                f"json={outdir / f'{n}.json'}",
+                "-o",
+                f"spdx-json={outdir / f'{n}.spdx.json'}",
+            ],
             env=env,
             check=True,
             capture_output=True,
@@ -139,7 +148,8 @@ def main() -> int:
         started = time.perf_counter()
         run_naive(references, emulator, workdir / "naive")
         naive = time.perf_counter() - started
-        sboms = sorted((sbom_dir / "sha256").glob("*.json"))
+        spdx_documents = sorted((sbom_dir / "sha256").glob("*.spdx.json"))
+        sboms = sorted(set((sbom_dir / "sha256").glob("*.json")) - set(spdx_documents))
     finally:
         if emulator is not None:
             emulator.stop()
@@ -155,10 +165,10 @@ def main() -> int:
     print(f"speed-up: {speedup:.1f}x (goal: at least {SPEEDUP_GOAL:.0f}x) on {os.cpu_count()} cores")
 
     failed = False
-    if len(indexed) != args.images or len(sboms) != args.images:
+    if len(indexed) != args.images or len(sboms) != args.images or len(spdx_documents) != args.images:
         print(
-            f"FAIL: expected {args.images} indexed digests, "
-            f"got {len(indexed)} indexed results and {len(sboms)} SBOMs",
+            f"FAIL: expected {args.images} indexed digests, got {len(indexed)} indexed results, "
+            f"{len(sboms)} Scout SBOMs and {len(spdx_documents)} SPDX documents",
             file=sys.stderr,
         )
         failed = True

@@ -44,9 +44,10 @@ class IndexImageOperator(ArtifactoryOperator):
 
     Meant to be mapped: ``IndexImageOperator.partial(..., outlets=[SBOM_ASSET_ALIAS],
     map_index_template=INDEX_MAP_INDEX_TEMPLATE).expand(targets=planning.output)``.
-    A digest already indexed is skipped, but still gets every tag it is listed under: the
-    sbom backend adds new tags to its stored SBOM (state ``retagged``, no new analysis),
-    the cli backend tells Scout its tags (Scout cannot say which it knows).
+    A digest already indexed is skipped; the sbom backend adds new tags to its stored SBOM
+    (state ``retagged``, no new analysis); the cli backend pushes every tag that still names
+    the digest (confirmed through the Artifactory hook) and reports the ones that moved.
+    A killed task (``on_kill``) stops the running tool and removes its work files.
     Every target of the input is attempted; the task then fails when one failed,
     retryably when a failure may pass (network, rate limit), for good otherwise. The
     per-image results are pushed under :data:`RESULTS_XCOM_KEY` either way.
@@ -124,6 +125,12 @@ class IndexImageOperator(ArtifactoryOperator):
             raise AirflowFailException(message)
         return results
 
+    def on_kill(self) -> None:
+        """SIGTERM: stop the running tool and remove the Scout hook's work directory."""
+        hook = vars(self).get("scout_hook")
+        if hook is not None:
+            hook.close()
+
     def _index_one(
         self, config: ArtifactoryRegistryConfig, target: IndexTarget, *, force: bool, dry_run: bool
     ) -> tuple[IndexResult, bool]:
@@ -137,10 +144,6 @@ class IndexImageOperator(ArtifactoryOperator):
         try:
             if not force and scout.is_indexed(target):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
-                if not dry_run:
-                    # cli: Scout cannot be asked which tags it holds, so all are sent;
-                    # sbom: is_indexed already found every tag in the stored SBOM.
-                    scout.register_tags(target)
                 return IndexResult.of(target, IndexState.SKIPPED), False
             outcome = scout.index(
                 target,
@@ -148,6 +151,7 @@ class IndexImageOperator(ArtifactoryOperator):
                 plain_http=config.registry_uses_plain_http,
                 dry_run=dry_run,
                 force=force,
+                tag_source=self.artifactory_hook,
             )
             return IndexResult.of(
                 target,
@@ -155,6 +159,7 @@ class IndexImageOperator(ArtifactoryOperator):
                 packages=outcome.packages,
                 vulnerabilities=outcome.vulnerabilities,
                 sbom_path=outcome.sbom_path,
+                moved_tags=outcome.moved_tags or None,
             ), False
         except (ScoutIndexError, ArtifactoryError) as exc:
             self.log.error("Indexing %s (%s) failed: %s", target.label, target.digest, exc)

@@ -2,7 +2,9 @@
 
 The Hub token exchange (``POST <hub_url>/v2/auth/token`` with the connection's login and
 access token) gives a short-lived JWT, cached until shortly before it expires and renewed
-once when Scout answers 401. Every request follows the provider's one retry policy
+once when Scout refuses it: with HTTP 401/403, or, as Scout does, with HTTP 200 and
+``errors[].extensions.status`` 401/403. A second refusal is fatal and names the
+organization and the connection. Every request follows the provider's one retry policy
 (:mod:`airflow_provider_scout.http_retry`) on connection errors, timeouts, 408, 429 and
 5xx. The GraphQL documents and their parsers live beside this module in
 :mod:`~airflow_provider_scout.hooks.scout.graphql`.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -48,7 +50,7 @@ class _TransientHTTPError(Exception):
 
 
 class ScoutApi:
-    """Scout's read-back (image summaries, organization status) and its ``indexImage`` mutation.
+    """Scout's read-back: image summaries and organization status.
 
     Only a ``cli`` connection reaches Scout: the ``sbom`` backend never talks to it.
     """
@@ -85,18 +87,6 @@ class ScoutApi:
         except graphql.ScoutGraphQLError as exc:
             raise ScoutFatalError(str(exc)) from None
 
-    def index_image(
-        self, digest: str, repository_host: str, repository_name: str, tags: Sequence[str]
-    ) -> None:
-        """The ``indexImage`` mutation: Scout records ``tags`` for ``digest`` (errors do not name it)."""
-        body = graphql.index_image_request(
-            self._organization(), digest, repository_host, repository_name, tags
-        )
-        try:
-            graphql.parse_index_image(self._graphql(body))
-        except graphql.ScoutGraphQLError as exc:
-            raise ScoutFatalError(str(exc)) from None
-
     def _organization(self) -> str:
         settings = self.settings
         if settings.backend != "cli":
@@ -111,26 +101,37 @@ class ScoutApi:
         return settings.org
 
     def _graphql(self, body: Mapping[str, Any]) -> Any:
-        operation = body.get("operationName", "GraphQL request")
-        url = self.settings.api_url
-        for renewed in (False, True):
-            headers = {"Authorization": f"Bearer {self._hub_access_token()}"}
-            response = self._send("POST", url, json=body, headers=headers, what=f"Scout {operation}")
-            if response.status_code != 401 or renewed:
-                break
-            self.log.info("Scout answered 401 to %s; renewing the Docker Hub token once", operation)
-            self._access_token = None
+        """Send one document; a refusal renews the Hub token once, a second one is fatal."""
+        operation = str(body.get("operationName", "GraphQL request"))
+        answer, refused = self._post_graphql(body, operation)
+        if refused is None:
+            return answer
+        self.log.info("Scout refused %s (status %d); renewing the Docker Hub token once", operation, refused)
+        self._access_token = None
+        answer, refused = self._post_graphql(body, operation)
+        if refused is None:
+            return answer
+        raise ScoutFatalError(
+            f"Scout refused {operation} for organization {self.settings.org!r} with status {refused} "
+            f"even with a renewed token; check the credentials and the extra 'org' of the Scout "
+            f"connection {self.settings.conn_id!r}"
+        )
+
+    def _post_graphql(self, body: Mapping[str, Any], operation: str) -> tuple[Any, int | None]:
+        """The answer, and 401/403 when Scout refused the request (by HTTP status or in the envelope)."""
+        headers = {"Authorization": f"Bearer {self._hub_access_token()}"}
+        response = self._send(
+            "POST", self.settings.api_url, json=body, headers=headers, what=f"Scout {operation}"
+        )
         if response.status_code in (401, 403):
-            raise ScoutFatalError(
-                f"Scout refused {operation} for organization {self.settings.org!r} "
-                f"(HTTP {response.status_code}); check the Scout connection's credentials and 'org'"
-            )
-        if not response.ok:
+            return None, response.status_code
+        if response.status_code != 200:
             raise ScoutFatalError(f"Scout answered {operation} with HTTP {response.status_code}")
         try:
-            return response.json()
+            answer = response.json()
         except ValueError:
             raise ScoutFatalError(f"Scout's answer to {operation} is not JSON") from None
+        return answer, graphql.auth_error_status(answer)
 
     def _hub_access_token(self) -> str:
         """A Docker Hub access token for the Scout API, cached until shortly before it expires."""

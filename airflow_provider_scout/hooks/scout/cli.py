@@ -1,8 +1,23 @@
-"""The ``cli`` backend: the official ``docker-scout push --sbom`` sends each image to Scout.
+"""The ``cli`` backend: the official ``docker-scout push`` sends each image to Scout, once per tag.
 
-docker-scout gets ``name:tag@digest``; Scout and registry credentials reach it through the
-environment variables it documents, never argv. A push records one tag, so the other tags
-of the digest go to Scout through the ``indexImage`` mutation.
+Only documented interfaces are used (docker/scout-cli ``docs/scout_push.md`` and README):
+
+* every tag is pushed as ``docker-scout push --org ORG --sbom [--platform P] [--dry-run]
+  HOST/PATH:TAG``, the documented form, which records that tag. Right before each push the
+  tag is resolved through the registry (:class:`~.backend.TagSource`): a tag that names
+  another digest now (for a multi-arch target: another index) is reported as moved and left
+  to the run that indexes the new digest, never pushed for this one;
+* credentials reach docker-scout through the environment variables it documents, never
+  argv: ``DOCKER_SCOUT_HUB_USER`` / ``DOCKER_SCOUT_HUB_PASSWORD``, and
+  ``DOCKER_SCOUT_REGISTRY_USER`` / ``DOCKER_SCOUT_REGISTRY_PASSWORD`` or, when the registry
+  connection holds only a token, ``DOCKER_SCOUT_REGISTRY_TOKEN``;
+* each task gets one private work directory holding ``DOCKER_CONFIG`` (the CLI keeps its
+  SBOM cache under it), ``DOCKER_SCOUT_CACHE_DIR`` and ``TMPDIR``, so the second and later
+  tags of a digest reuse the first analysis and nothing is written anywhere else. It is
+  removed when the task ends, fails or is killed (:meth:`CliBackend.close`).
+
+A push that fails, prints nothing, or exits 0 without reporting the packages it indexed is
+an error naming the image and its digest.
 """
 
 from __future__ import annotations
@@ -10,57 +25,116 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_scout.defaults import HUB_PASSWORD_ENV, HUB_USER_ENV
-from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
+from airflow_provider_scout.exceptions import ArtifactoryError, ScoutFatalError, ScoutRetryableError
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import Delivery, scout_repository
-from airflow_provider_scout.hooks.scout.graphql import ImageSummary
-from airflow_provider_scout.hooks.scout.process import failure, run_tool
+from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.process import RunResult, failure, kill_group, run_tool
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["CliBackend"]
+__all__ = ["REGISTRY_TOKEN_ENV", "CliBackend", "TaskWorkspace"]
+
+REGISTRY_USER_ENV = "DOCKER_SCOUT_REGISTRY_USER"
+REGISTRY_PASSWORD_ENV = "DOCKER_SCOUT_REGISTRY_PASSWORD"
+REGISTRY_TOKEN_ENV = "DOCKER_SCOUT_REGISTRY_TOKEN"
+CACHE_DIR_ENV = "DOCKER_SCOUT_CACHE_DIR"
 
 _PACKAGES = re.compile(r"indexed (\d+) packages?|(\d+) packages? indexed", re.IGNORECASE)
+# Scout states after which a push did not leave an analysis behind.
+_NOT_INDEXED_STATES = frozenset({"NONE", "INDEXING_FAILED", "INDEXING_UNAVAILABLE"})
+
+
+class TaskWorkspace:
+    """One task's private directory for docker-scout: its Docker config, its cache, its temp files.
+
+    Created on first use below the system temp directory and removed by :meth:`remove`,
+    which may run inside a signal handler: it takes no lock and never raises. Should the
+    interpreter end without it, a finalizer removes the directory at exit.
+    """
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            path = tempfile.mkdtemp(prefix="scout-cli-")
+            for name in ("docker-config", "scout-cache", "tmp"):
+                os.mkdir(os.path.join(path, name), 0o700)
+            self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
+            self._path = path
+        return Path(self._path)
+
+    def environment(self) -> dict[str, str]:
+        path = self.path
+        return {
+            "DOCKER_CONFIG": str(path / "docker-config"),
+            CACHE_DIR_ENV: str(path / "scout-cache"),
+            "TMPDIR": str(path / "tmp"),
+        }
+
+    def remove(self) -> None:
+        path, self._path = self._path, None
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+            if self._finalizer is not None:
+                self._finalizer.detach()
+
+
+@dataclass(frozen=True)
+class _Push:
+    reference: str  # HOST/PATH:TAG, or HOST/PATH@DIGEST for a target without tags
+    tag: str | None
 
 
 class CliBackend:
-    """Push with docker-scout, then tell Scout the remaining tags and read the vulnerability counts."""
+    """Push every tag with docker-scout, then read Scout's vulnerability counts back."""
 
     def __init__(self, settings: ScoutSettings, api: ScoutApi, log: Logger) -> None:
         self.settings = settings
         self.api = api
         self.log = log
+        self.workspace = TaskWorkspace()
+        self._running: set[subprocess.Popen[bytes]] = set()
 
     def describe(self) -> str:
+        """Exchange the token and read ``organizationStatus``.
+
+        :raises ScoutFatalError: when the organization has image analysis off, saying how to enroll it.
+        """
         status = self.api.organization_status()
+        org = self.settings.org
+        if not status.has_image_analysis_enabled:
+            raise ScoutFatalError(
+                f"Docker Scout image analysis is not enabled for organization {org!r}: run "
+                f"`docker scout enroll {org}` once, logged in with the organization's access token"
+            )
         return (
-            f"Scout organization {self.settings.org!r} reachable; image analysis enabled: "
-            f"{status.has_image_analysis_enabled}"
+            f"Scout organization {org!r} reachable with image analysis enabled"
+            f"{'' if status.has_analyzed_images else ' (no image analysed yet)'}"
         )
 
     def is_indexed(self, target: IndexTarget) -> bool:
-        """Scout reports ``sbomState == INDEXED``; when Scout cannot be asked, False.
+        """Never: every listed tag is pushed.
 
-        Scout does not say which tags it knows, so a skipped target still goes through
-        :meth:`register_tags`; an unanswered question means indexing again rather than
-        silently skipping.
+        Scout's API does not say which tags it recorded for a digest, and a push is the only
+        documented way to record one, so a digest that gained a tag must be pushed under it.
+        The task's cache makes the pushes after the first analysis of a digest cheap.
         """
-        try:
-            summary = self._summary(target)
-        except ScoutIndexError as exc:
-            self.log.warning(
-                "Could not ask Scout whether %s is indexed, indexing it: %s", target.reference, exc
-            )
-            return False
-        return bool(summary and summary.is_indexed)
+        return False
 
     def index(
         self,
@@ -70,8 +144,65 @@ class CliBackend:
         plain_http: bool,
         dry_run: bool,
         force: bool,
+        tag_source: TagSource | None,
     ) -> Delivery:
-        """Push the target (``force`` changes nothing: a push always happens)."""
+        """Push each tag that still names the target (``force`` changes nothing: pushes always happen)."""
+        argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
+        if target.tags and tag_source is None:
+            raise ScoutFatalError(
+                f"the cli backend confirms each tag of {target.reference} in the registry before "
+                "pushing it, and was given no registry to ask"
+            )
+        host, repository = scout_repository(target.reference)
+        moved: dict[str, str | None] = {}
+        pushes = [_Push(f"{host}/{repository}:{tag}", tag) for tag in target.tags]
+        pushes = pushes or [_Push(f"{host}/{repository}@{target.digest}", None)]
+        packages: int | None = None
+        pushed = 0
+        for push in pushes:
+            if push.tag is not None and tag_source is not None:
+                now = _current_digest(tag_source, target, push.tag)
+                if now != (target.index_digest or target.digest):
+                    moved[push.tag] = now
+                    self.log.warning(
+                        "%s:%s names %s now, not %s; leaving it to the run that indexes that digest",
+                        f"{host}/{repository}",
+                        push.tag,
+                        now or "nothing (the tag was deleted)",
+                        target.index_digest or target.digest,
+                    )
+                    continue
+            result = run_tool(
+                [*argv, push.reference],
+                env,
+                secrets,
+                tool="docker-scout",
+                reference=push.reference,
+                timeout=self.settings.timeout,
+                log=self.log,
+                running=self._running,
+            )
+            packages = _checked_package_count(result, push.reference, target)
+            pushed += 1
+        if not pushed:
+            return Delivery("moved", None, moved_tags=moved)
+        if dry_run:
+            return Delivery("dry_run", packages, moved_tags=moved)
+        return Delivery("indexed", packages, vulnerabilities=self._vulnerabilities(target), moved_tags=moved)
+
+    def close(self) -> None:
+        """Stop a docker-scout still running and remove the task's work directory.
+
+        Runs from ``on_kill`` (a SIGTERM handler) too: no lock, no waiting, no exception.
+        """
+        for process in list(self._running):
+            kill_group(process)
+        self.workspace.remove()
+
+    def _command(
+        self, target: IndexTarget, registry_auth: RegistryAuth | None, plain_http: bool, dry_run: bool
+    ) -> tuple[list[str], dict[str, str], list[str | None]]:
+        """docker-scout's argv without the image, its environment and the secrets to mask."""
         settings = self.settings
         if not settings.hub_user or not settings.hub_token:
             raise ScoutFatalError(
@@ -90,106 +221,79 @@ class CliBackend:
         if plain_http:
             # docker-scout has no switch for plain-HTTP registries; say so instead of failing obscurely.
             self.log.warning("docker-scout may refuse the plain-HTTP registry of %s", target.reference)
-
         argv = [executable, "push", "--org", settings.org, "--sbom"]
         if target.platform:
             argv += ["--platform", target.platform]
         if dry_run:
             argv.append("--dry-run")
-        argv.append(f"registry://{_push_reference(target)}")
 
-        env = dict(os.environ)
+        env = {**os.environ, **self.workspace.environment()}
         env[HUB_USER_ENV] = settings.hub_user
         env[HUB_PASSWORD_ENV] = settings.hub_token
-        secrets = [settings.hub_token]
+        for name in (REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV, REGISTRY_TOKEN_ENV):
+            env.pop(name, None)  # only the registry connection's credentials, never the worker's
+        secrets: list[str | None] = [settings.hub_token]
         if registry_auth:
             basic = registry_auth.basic
             if basic is None:
-                raise ScoutFatalError(
-                    f"docker-scout takes registry credentials as user and password, but only a token is "
-                    f"configured for {target.reference}; give the registry connection a login"
-                )
-            env["DOCKER_SCOUT_REGISTRY_USER"], env["DOCKER_SCOUT_REGISTRY_PASSWORD"] = basic
+                env[REGISTRY_TOKEN_ENV] = registry_auth.token or ""
+            else:
+                env[REGISTRY_USER_ENV], env[REGISTRY_PASSWORD_ENV] = basic
             secrets += registry_auth.secrets
-        with tempfile.TemporaryDirectory(prefix="scout-cli-") as cache_dir:
-            env["DOCKER_SCOUT_CACHE_DIR"] = cache_dir
-            result = run_tool(
-                argv,
-                env,
-                secrets,
-                tool="docker-scout",
-                reference=target.reference,
-                timeout=settings.timeout,
-                log=self.log,
-            )
-        if result.returncode != 0:
-            raise failure("docker-scout push", target.reference, result)
-
-        packages = _reported_package_count(result.lines)
-        if dry_run:
-            return Delivery("dry_run", packages)
-        if len(target.tags) > 1:
-            # The push recorded the first tag only. Should telling Scout the others fail, the
-            # image fails: a run triggered by one push or one refresh window never lists
-            # these tags again, so a tag lost here would stay lost. A retry sends them again,
-            # through register_tags once Scout reports the digest indexed, else after a
-            # new push (pushing a digest again is idempotent).
-            try:
-                self._send_tags(target)
-            except ScoutIndexError as exc:
-                raise type(exc)(
-                    f"docker-scout pushed {target.reference}, but Scout did not record its tags "
-                    f"{', '.join(target.tags)}: {exc}"
-                ) from None
-        return Delivery("indexed", packages, vulnerabilities=self._vulnerabilities(target))
-
-    def register_tags(self, target: IndexTarget) -> None:
-        """Send all of the target's tags with one ``indexImage`` mutation.
-
-        Scout's image summaries do not say which tags it knows; one small request is
-        cheaper than the push that finding out would need.
-        """
-        if not target.tags:
-            return
-        try:
-            self._send_tags(target)
-        except ScoutIndexError as exc:
-            raise type(exc)(
-                f"Scout did not record the tags {', '.join(target.tags)} of the already indexed "
-                f"{target.reference}: {exc}"
-            ) from None
-        self.log.info("Told Scout the tags %s of %s", ", ".join(target.tags), target.reference)
-
-    def _send_tags(self, target: IndexTarget) -> None:
-        host, repository = scout_repository(target.reference)
-        self.api.index_image(target.digest, host, repository, target.tags)
+        return argv, env, secrets
 
     def _vulnerabilities(self, target: IndexTarget) -> dict[str, int] | None:
-        """Scout's counts for a digest just pushed, if it has them; a failed read-back is only logged."""
+        """Scout's counts for the digest just pushed.
+
+        Scout being unreachable for a while is only logged (the push happened); an answer
+        without the fields asked for, or a digest Scout says it could not analyse, is an
+        error naming the image and its digest.
+        """
+        host, repository = scout_repository(target.reference)
         try:
-            summary = self._summary(target)
-        except ScoutIndexError as exc:
+            summary = self.api.image_summaries([target.digest], host, repository).get(target.digest)
+        except ScoutRetryableError as exc:
             self.log.warning(
                 "Pushed %s, but could not read its vulnerability counts: %s", target.reference, exc
             )
             return None
-        return summary.vulnerabilities if summary else None
+        except ScoutFatalError as exc:
+            raise ScoutFatalError(f"after pushing {target.reference} ({target.digest}): {exc}") from None
+        if summary is None:
+            self.log.info("Scout does not list %s yet; its analysis may still be queued", target.digest)
+            return None
+        if summary.sbom_state in _NOT_INDEXED_STATES:
+            raise ScoutFatalError(
+                f"docker-scout pushed {target.reference} ({target.digest}), but Scout reports its "
+                f"sbomState as {summary.sbom_state}"
+            )
+        return summary.vulnerabilities
 
-    def _summary(self, target: IndexTarget) -> ImageSummary | None:
-        host, repository = scout_repository(target.reference)
-        return self.api.image_summaries([target.digest], host, repository).get(target.digest)
+
+def _current_digest(tag_source: TagSource, target: IndexTarget, tag: str) -> str | None:
+    """The digest ``tag`` names now; None when the tag no longer exists."""
+    try:
+        return tag_source.resolve(target.repository, target.image, tag).digest
+    except ArtifactoryError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
-def _push_reference(target: IndexTarget) -> str:
-    """``name:tag@digest`` (its first tag): the digest pins what is pulled, the tag is what Scout records.
-
-    go-containerregistry, which docker-scout uses to parse references, accepts a tag next
-    to a digest and pulls by the digest. Without a tag (none is known) ``name@digest``.
-    """
-    if not target.tags:
-        return target.reference
-    host, repository = scout_repository(target.reference)
-    return f"{host}/{repository}:{target.tags[0]}@{target.digest}"
+def _checked_package_count(result: RunResult, pushed: str, target: IndexTarget) -> int:
+    """How many packages docker-scout says it indexed; anything short of a report is an error."""
+    where = f"{pushed} ({target.digest})"
+    if result.returncode != 0:
+        raise failure("docker-scout push", where, result)
+    if not result.lines:
+        raise ScoutFatalError(f"docker-scout push printed nothing for {where}: nothing says it was indexed")
+    count = _reported_package_count(result.lines)
+    if count is None:
+        raise ScoutFatalError(
+            f"docker-scout push exited 0 for {where} without reporting the packages it indexed; "
+            f"last output: {' | '.join(result.lines[-3:])}"
+        )
+    return count
 
 
 def _reported_package_count(lines: Sequence[str]) -> int | None:

@@ -1,18 +1,16 @@
 """Every Docker Scout GraphQL document the provider sends, with their variables and answers.
 
-The documents follow Scout's public API (``https://api.scout.docker.com/v1/graphql``):
+The documents follow Scout's public API (``https://api.scout.docker.com/v1/graphql``), typed
+as in the SDL Docker publishes for it (docker/hub-mcp ``src/scout/genql/schema.graphql``):
 each operation takes ``context: Context!``, which names the organization, and
-``imageSummariesByDigest`` takes the repository as ``ScRepositoryInput``. They are kept
-here, in one place, and the tests validate them against a hand-written SDL of just the
-fields used (``tests/support/data/scout_schema.graphql``). No Airflow import; the client that sends
-them is :mod:`airflow_provider_scout.hooks.scout.api`.
+``imageSummariesByDigest`` takes the repository as ``ScRepositoryInput``. The tests validate
+every document here against the published types (``tests/support/data/scout_schema.graphql``,
+copied from that file). No mutation is sent: what ``indexImage`` does is documented nowhere,
+and ``docker-scout push`` is the documented way to give Scout an image and its tag. No
+Airflow import; the client that sends them is :mod:`airflow_provider_scout.hooks.scout.api`.
 
-``indexImage`` is documented only as ``indexImage(context, image: {digest, repository,
-tags}) -> {digest}``. Inferred, not documented: that ``repository`` is the same
-``ScRepositoryInput`` (``{hostName, repoName}``) ``imageSummariesByDigest`` takes, and the
-field types. The document therefore spells the ``image`` object out inline instead of
-naming its (unknown) input type, and declares every variable non-null, which fits both a
-nullable and a non-null argument of the real schema.
+An answer without the fields a document asks for raises :class:`ScoutGraphQLError`: Scout
+never leaves out a non-null field, so a missing one means the answer is not Scout's.
 """
 
 from __future__ import annotations
@@ -24,17 +22,16 @@ from typing import Any
 __all__ = [
     "IMAGE_SUMMARIES_BY_DIGEST",
     "INDEXED",
-    "INDEX_IMAGE",
     "ORGANIZATION_STATUS",
+    "SBOM_STATES",
     "SEVERITIES",
     "ImageSummary",
     "OrganizationStatus",
     "ScoutGraphQLError",
+    "auth_error_status",
     "image_summaries_request",
-    "index_image_request",
     "organization_status_request",
     "parse_image_summaries",
-    "parse_index_image",
     "parse_organization_status",
 ]
 
@@ -64,18 +61,10 @@ query organizationStatus($context: Context!) {
 }
 """
 
-INDEX_IMAGE = """\
-mutation indexImage(
-  $context: Context!, $digest: String!, $repository: ScRepositoryInput!, $tags: [String!]!
-) {
-  indexImage(context: $context, image: {digest: $digest, repository: $repository, tags: $tags}) {
-    digest
-  }
-}
-"""
-
 SEVERITIES = ("critical", "high", "medium", "low", "unspecified", "total")
 INDEXED = "INDEXED"  # the sbomState of an image whose SBOM Scout holds
+# enum SBOMState of the published SDL
+SBOM_STATES = frozenset({"INDEXED", "INDEXING", "INDEXING_FAILED", "INDEXING_UNAVAILABLE", "NONE"})
 
 
 class ScoutGraphQLError(RuntimeError):
@@ -126,22 +115,6 @@ def image_summaries_request(
     }
 
 
-def index_image_request(
-    organization: str, digest: str, repository_host: str, repository_name: str, tags: Iterable[str]
-) -> dict[str, Any]:
-    """The JSON body of an ``indexImage`` mutation: record ``tags`` for ``digest`` in the repository."""
-    return {
-        "operationName": "indexImage",
-        "query": INDEX_IMAGE,
-        "variables": {
-            "context": _context(organization),
-            "digest": digest,
-            "repository": {"hostName": repository_host, "repoName": repository_name},
-            "tags": list(tags),
-        },
-    }
-
-
 def organization_status_request(organization: str) -> dict[str, Any]:
     """The JSON body of an ``organizationStatus`` request."""
     return {
@@ -149,6 +122,22 @@ def organization_status_request(organization: str) -> dict[str, Any]:
         "query": ORGANIZATION_STATUS,
         "variables": {"context": _context(organization)},
     }
+
+
+def auth_error_status(answer: Any) -> int | None:
+    """401 or 403 when Scout refused the request inside a GraphQL answer, else None.
+
+    Scout answers an unauthorised request with HTTP 200, ``data`` null and
+    ``errors[].extensions.status`` 401 or 403, not with an HTTP status.
+    """
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("errors"), list):
+        return None
+    for error in answer["errors"]:
+        extensions = error.get("extensions") if isinstance(error, Mapping) else None
+        status = extensions.get("status") if isinstance(extensions, Mapping) else None
+        if status in (401, 403, "401", "403"):
+            return int(status)
+    return None
 
 
 def _data(answer: Any, operation: str) -> Any:
@@ -163,44 +152,62 @@ def _data(answer: Any, operation: str) -> Any:
         )
         raise ScoutGraphQLError(f"Scout rejected {operation}: {messages}")
     data = answer.get("data")
-    if not isinstance(data, Mapping) or operation not in data:
+    if not isinstance(data, Mapping) or data.get(operation) is None:
         raise ScoutGraphQLError(f"Scout's answer to {operation} has no data.{operation}")
     return data[operation]
 
 
 def parse_image_summaries(answer: Any) -> dict[str, ImageSummary]:
-    """``imageSummariesByDigest`` answer -> summaries by digest (digests Scout does not know are absent)."""
+    """``imageSummariesByDigest`` answer -> summaries by digest (digests Scout does not know are absent).
+
+    :raises ScoutGraphQLError: naming the field an entry lacks or holds wrongly.
+    """
+    items = _data(answer, "imageSummariesByDigest")
+    if not isinstance(items, list):
+        raise ScoutGraphQLError("Scout's answer to imageSummariesByDigest is not a list")
     summaries: dict[str, ImageSummary] = {}
-    for item in _data(answer, "imageSummariesByDigest") or ():
-        if not isinstance(item, Mapping) or not item.get("digest"):
+    for item in items:
+        if not isinstance(item, Mapping) or not isinstance(item.get("digest"), str) or not item["digest"]:
             raise ScoutGraphQLError("Scout's imageSummariesByDigest answer holds an entry without a digest")
-        report = item.get("vulnerabilityReport")
-        vulnerabilities = (
-            {severity: int(report.get(severity) or 0) for severity in SEVERITIES}
-            if isinstance(report, Mapping)
-            else None
-        )
-        summaries[item["digest"]] = ImageSummary(
-            digest=item["digest"],
-            sbom_state=str(item.get("sbomState") or ""),
-            vulnerabilities=vulnerabilities,
+        digest = item["digest"]
+        state = item.get("sbomState")
+        if state not in SBOM_STATES:
+            raise ScoutGraphQLError(
+                f"Scout's imageSummariesByDigest entry for {digest} has no valid sbomState ({state!r})"
+            )
+        summaries[digest] = ImageSummary(
+            digest=digest, sbom_state=str(state), vulnerabilities=_report(item, digest)
         )
     return summaries
 
 
-def parse_index_image(answer: Any) -> str:
-    """``indexImage`` answer -> the digest Scout recorded."""
-    result = _data(answer, "indexImage")
-    if not isinstance(result, Mapping) or not result.get("digest"):
-        raise ScoutGraphQLError("Scout's answer to indexImage has no digest")
-    return str(result["digest"])
+def _report(item: Mapping[str, Any], digest: str) -> dict[str, int] | None:
+    if "vulnerabilityReport" not in item:
+        raise ScoutGraphQLError(
+            f"Scout's imageSummariesByDigest entry for {digest} has no vulnerabilityReport"
+        )
+    report = item["vulnerabilityReport"]
+    if report is None:
+        return None  # the image exists but was not scanned yet
+    counts = report if isinstance(report, Mapping) else {}
+    missing = [severity for severity in SEVERITIES if not isinstance(counts.get(severity), int)]
+    if missing:
+        raise ScoutGraphQLError(
+            f"Scout's vulnerabilityReport for {digest} lacks the counts {', '.join(missing)}"
+        )
+    return {severity: int(counts[severity]) for severity in SEVERITIES}
 
 
 def parse_organization_status(answer: Any) -> OrganizationStatus:
+    """:raises ScoutGraphQLError: when a flag the document asks for is missing."""
     status = _data(answer, "organizationStatus")
-    if not isinstance(status, Mapping):
-        raise ScoutGraphQLError("Scout's answer to organizationStatus is null")
+    flags = ("hasImageAnalysisEnabled", "hasAnalyzedImages")
+    missing = [
+        flag for flag in flags if not isinstance(status, Mapping) or not isinstance(status.get(flag), bool)
+    ]
+    if missing:
+        raise ScoutGraphQLError(f"Scout's answer to organizationStatus lacks {', '.join(missing)}")
     return OrganizationStatus(
-        has_image_analysis_enabled=bool(status.get("hasImageAnalysisEnabled")),
-        has_analyzed_images=bool(status.get("hasAnalyzedImages")),
+        has_image_analysis_enabled=status["hasImageAnalysisEnabled"],
+        has_analyzed_images=status["hasAnalyzedImages"],
     )

@@ -27,7 +27,7 @@ from airflow_provider_scout.defaults import SCOUT_CONN_ID, SCOUT_CONN_TYPE
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import Backend, IndexOutcome
+from airflow_provider_scout.hooks.scout.backend import Backend, IndexOutcome, TagSource
 from airflow_provider_scout.hooks.scout.cli import CliBackend
 from airflow_provider_scout.hooks.scout.sbom import SbomBackend
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
@@ -109,10 +109,20 @@ class ScoutHook(BaseHook):
         return self._session
 
     def close(self) -> None:
-        """Release the HTTP session's connections; the hook can still be used afterwards."""
+        """End the task's use of the hook: stop a tool still running, remove the backend's work
+        directory (cli: the task's Docker config and Scout cache) and release the HTTP session.
+
+        Idempotent and safe inside a SIGTERM handler (the operator's ``on_kill``); the hook
+        can still be used afterwards.
+        """
+        backend = vars(self).get("backend")
+        if backend is not None:
+            backend.close()
         self._session.close()
 
     def test_connection(self) -> tuple[bool, str]:
+        """cli: exchange the token and read ``organizationStatus`` (image analysis must be on,
+        else it says to run ``docker scout enroll ORG``); sbom: syft and the SBOM directory."""
         try:
             return True, self.backend.describe()
         except ScoutIndexError as exc:
@@ -124,10 +134,8 @@ class ScoutHook(BaseHook):
         """Whether the target's digest is already indexed (so indexing it again can be skipped).
 
         sbom: its stored SBOM lists every tag of the target (a digest that gained a tag is
-        not indexed yet: :meth:`index` adds the tag). cli: Scout reports ``sbomState ==
-        INDEXED``; Scout does not say which tags it knows, so a skipped target still goes
-        through :meth:`register_tags`. When Scout cannot be asked, False, so the image is
-        indexed again rather than silently skipped.
+        not indexed yet: :meth:`index` adds the tag). cli: never, since Scout does not say
+        which tags it recorded and only a push records one (see :mod:`.cli`).
         """
         return self.backend.is_indexed(target)
 
@@ -139,6 +147,7 @@ class ScoutHook(BaseHook):
         plain_http: bool,
         dry_run: bool = False,
         force: bool = False,
+        tag_source: TagSource | None = None,
     ) -> IndexOutcome:
         """Index one image manifest (one platform) and say what came of it.
 
@@ -151,6 +160,9 @@ class ScoutHook(BaseHook):
         :param dry_run: analyse the image without pushing to Scout or writing the SBOM.
         :param force: sbom: analyse the image again even when its SBOM is stored
             (the cli backend always pushes).
+        :param tag_source: cli: the registry each tag is resolved in right before its push
+            (the ArtifactoryHook); a tag naming another digest now is reported in
+            ``moved_tags`` and not pushed. Required by the cli backend for a target with tags.
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """
         for secret in registry_auth.secrets if registry_auth else ():
@@ -164,7 +176,12 @@ class ScoutHook(BaseHook):
             " (dry run)" if dry_run else "",
         )
         delivery = self.backend.index(
-            target, registry_auth=registry_auth, plain_http=plain_http, dry_run=dry_run, force=force
+            target,
+            registry_auth=registry_auth,
+            plain_http=plain_http,
+            dry_run=dry_run,
+            force=force,
+            tag_source=tag_source,
         )
         outcome = IndexOutcome(
             reference=target.reference,
@@ -174,20 +191,11 @@ class ScoutHook(BaseHook):
             state=delivery.state,
             sbom_path=delivery.sbom_path,
             vulnerabilities=delivery.vulnerabilities,
+            moved_tags=dict(delivery.moved_tags),
             duration=round(time.monotonic() - started, 3),
         )
         self.log.info("Indexed %s: %s", target.reference, outcome.to_dict())
         return outcome
-
-    def register_tags(self, target: IndexTarget) -> None:
-        """Make sure Scout knows every tag of a target it already indexed (the skip path).
-
-        cli: one ``indexImage`` mutation with all the target's tags. sbom: nothing to send,
-        because :meth:`is_indexed` is only True when the stored SBOM already lists every tag.
-
-        :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
-        """
-        self.backend.register_tags(target)
 
     # ------------------------------------------------------------------ Scout GraphQL read-back
 

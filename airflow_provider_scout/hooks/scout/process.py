@@ -8,6 +8,7 @@ classify a failure as retryable (network, rate limit, server error) or fatal.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -23,7 +24,7 @@ from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["RunResult", "failure", "run_tool"]
+__all__ = ["RunResult", "failure", "kill_group", "run_tool"]
 
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
 _TAIL_LINES = 200
@@ -62,8 +63,12 @@ def run_tool(
     reference: str,
     timeout: float,
     log: Logger,
+    running: set[subprocess.Popen[bytes]] | None = None,
 ) -> RunResult:
     """Run ``argv`` in its own process group, streaming its output to ``log``, masked.
+
+    :param running: holds the process while it runs, so that a task being killed can stop it
+        (:func:`kill_group`) before removing the files it works on.
 
     :raises ScoutFatalError: when the tool cannot be started.
     :raises ScoutRetryableError: when it runs longer than ``timeout`` seconds (it is stopped).
@@ -80,6 +85,8 @@ def run_tool(
         )
     except OSError as exc:
         raise ScoutFatalError(f"cannot start {tool} for {reference}: {exc.strerror or exc}") from None
+    if running is not None:
+        running.add(process)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
 
     def pump() -> None:
@@ -101,8 +108,17 @@ def run_tool(
             f"{tool} did not finish indexing {reference} within {timeout:g}s and was stopped"
             + _last_lines(list(tail))
         ) from None
+    finally:
+        if running is not None:
+            running.discard(process)
     reader.join(_STOP_GRACE)
     return RunResult(returncode, list(tail))
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of a running tool without waiting: safe inside a signal handler."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def failure(tool: str, reference: str, result: RunResult) -> ScoutIndexError:

@@ -1,8 +1,10 @@
 """The ``sbom`` backend: syft SBOMs written to the SBOM directory, never sent anywhere.
 
-syft analyses the image on the worker; its report is converted to Scout's SBOM JSON
-(:mod:`airflow_provider_scout.sbom`) and written to ``<sbom dir>/sha256/<hex>.json``
-(:mod:`~airflow_provider_scout.hooks.scout.sbom_store`). A digest whose SBOM is stored is
+syft analyses the image on the worker, writing in the same run its JSON report and an SPDX
+2.3 JSON document. The report is converted to Scout's SBOM JSON
+(:mod:`airflow_provider_scout.sbom`) and written to ``<sbom dir>/sha256/<hex>.json``, the
+SPDX document beside it as ``<hex>.spdx.json`` (which ``docker scout cves sbom://FILE`` and
+other scanners read) (:mod:`~airflow_provider_scout.hooks.scout.sbom_store`). A digest whose SBOM is stored is
 not analysed again when it gains a tag: the tag is added to the stored SBOM. Dry runs,
 air-gapped sites and archives use it; it is the default when no Scout connection exists.
 Its older name ``local`` is still accepted.
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_scout.exceptions import ScoutFatalError
-from airflow_provider_scout.hooks.scout.backend import Delivery, scout_repository
+from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
@@ -66,6 +68,7 @@ class SbomBackend:
         plain_http: bool,
         dry_run: bool,
         force: bool,
+        tag_source: TagSource | None,
     ) -> Delivery:
         """Analyse the target with syft, unless its digest's SBOM is stored and only lacks tags.
 
@@ -80,8 +83,8 @@ class SbomBackend:
             return self._add_tags(target, stored)
         return self._analyse(target, registry_auth, plain_http, dry_run)
 
-    def register_tags(self, target: IndexTarget) -> None:
-        """Nothing to record: :meth:`is_indexed` is only True when the stored SBOM lists every tag."""
+    def close(self) -> None:
+        """Nothing outlives a run: each syft run removes its own work directory."""
 
     def _add_tags(self, target: IndexTarget, stored: dict[str, Any]) -> Delivery:
         location = self.store.location(target.digest)
@@ -119,7 +122,9 @@ class SbomBackend:
             env["TMPDIR"] = work_dir
             env["SYFT_CACHE_DIR"] = os.path.join(work_dir, "cache")
             report_path = os.path.join(work_dir, "syft.json")
+            spdx_path = os.path.join(work_dir, "sbom.spdx.json")
             argv = [syft, f"registry:{target.reference}", "-o", f"json={report_path}"]
+            argv += ["-o", f"spdx-json={spdx_path}"]
             if target.platform:
                 argv += ["--platform", target.platform]
             result = run_tool(
@@ -134,6 +139,7 @@ class SbomBackend:
             if result.returncode != 0:
                 raise failure("syft", target.reference, result)
             syft_report = _read_report(report_path, target)
+            spdx = _read_spdx(spdx_path, target)
 
         analysed = (syft_report.get("source") or {}).get("metadata", {}).get("manifestDigest")
         if analysed != target.digest:
@@ -148,6 +154,8 @@ class SbomBackend:
         packages = len(document["artifacts"])
         if location is None:
             return Delivery("dry_run", packages)
+        # SPDX first: a reader finding the Scout SBOM (what is_indexed looks at) finds both.
+        self.store.write_file(self.store.spdx_location(target.digest), spdx)
         self.store.write(location, document)
         return Delivery("indexed", packages, str(location))
 
@@ -182,6 +190,19 @@ def _read_report(path: str, target: IndexTarget) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ScoutFatalError(f"syft wrote no readable report for {target.reference}: not a JSON object")
     return loaded
+
+
+def _read_spdx(path: str, target: IndexTarget) -> bytes:
+    """syft's SPDX document, checked to be SPDX 2.3 JSON."""
+    try:
+        with open(path, "rb") as spdx:
+            data = spdx.read()
+        version = json.loads(data).get("spdxVersion")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ScoutFatalError(f"syft wrote no readable SPDX document for {target.reference}: {exc}") from None
+    if version != "SPDX-2.3":
+        raise ScoutFatalError(f"syft wrote {version!r} instead of SPDX-2.3 JSON for {target.reference}")
+    return data
 
 
 def _lists_every_tag(stored_sbom: Mapping[str, Any], target: IndexTarget) -> bool:

@@ -1,4 +1,5 @@
-"""Where the ``sbom`` backend keeps Scout SBOMs: ``<sbom dir>/sha256/<hex>.json``.
+"""Where the ``sbom`` backend keeps SBOMs: ``<sbom dir>/sha256/<hex>.json`` (Scout's SBOM JSON)
+and ``<sbom dir>/sha256/<hex>.spdx.json`` (SPDX 2.3 JSON, for ``docker scout cves sbom://``).
 
 The directory is a local path, a ``file://`` URL or any Airflow ObjectStoragePath URL
 (``s3://...``). Writes never leave half a file for a reader to find.
@@ -19,7 +20,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_scout.defaults import SBOM_DIR_ENV
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
-from airflow_provider_scout.sbom import sbom_relative_path, stored_sbom_tags
+from airflow_provider_scout.sbom import sbom_relative_path, spdx_relative_path, stored_sbom_tags
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -58,6 +59,13 @@ class SbomStore:
             raise ScoutFatalError(str(exc)) from None
         return self.base() / relative
 
+    def spdx_location(self, digest: str) -> Path | ObjectStoragePath:
+        try:
+            relative = spdx_relative_path(digest)
+        except ValueError as exc:
+            raise ScoutFatalError(str(exc)) from None
+        return self.base() / relative
+
     def read(self, digest: str) -> dict[str, Any] | None:
         """The stored SBOM of ``digest``; None when there is none or it is not a readable SBOM of it."""
         location = self.location(digest)
@@ -84,6 +92,11 @@ class SbomStore:
     def write(location: Path | ObjectStoragePath, document: Mapping[str, Any]) -> None:
         """Store an SBOM at the :meth:`location` of its digest."""
         _write_atomically(location, json.dumps(document, indent=1).encode())
+
+    @staticmethod
+    def write_file(location: Path | ObjectStoragePath, data: bytes) -> None:
+        """Store a document as it is (the SPDX JSON syft wrote)."""
+        _write_atomically(location, data)
 
 
 def _write_atomically(location: Path | ObjectStoragePath, data: bytes) -> None:

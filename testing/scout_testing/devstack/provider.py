@@ -9,6 +9,7 @@ the Airflow processes' environment and never on a command line.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from airflow_provider_scout.defaults import (
@@ -53,5 +54,9 @@ def provider_environment(
 
 
 def sbom_digests(sbom_dir: Path) -> set[str]:
-    """The digests the sbom backend wrote an SBOM for (``<dir>/sha256/<hex>.json``)."""
-    return {f"sha256:{path.stem}" for path in (sbom_dir / "sha256").glob("*.json")}
+    """The digests with a Scout SBOM (``<dir>/sha256/<hex>.json``; the ``.spdx.json`` files aside)."""
+    return {
+        f"sha256:{path.stem}"
+        for path in (sbom_dir / "sha256").glob("*.json")
+        if re.fullmatch(r"[0-9a-f]{64}\.json", path.name)
+    }

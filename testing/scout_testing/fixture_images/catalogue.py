@@ -43,9 +43,15 @@ class ExpectedPackage:
     type: str  # Scout SBOM artifact type, which is also the purl type: deb, apk, pypi, npm
     syft_type: str  # syft's own artifact type: deb, apk, python, npm
     purl_prefix: str  # the purl up to (not including) its qualifiers, exactly as syft writes it
-    layer: int  # ordinal of the layer holding the package record (index into rootfs.diff_ids)
+    layer: int  # the layer holding the package record (index into rootfs.diff_ids)
     path: str  # the package database or metadata file syft reads it from (one of its locations)
     licenses: tuple[str, ...] = ()  # license values syft reports, sorted
+    # Scout's ordinal of that layer: its index in the config's history, empty layers counted
+    ordinal: int = -1  # -1: the same as ``layer`` (the image has no empty layers before it)
+
+    @property
+    def history_ordinal(self) -> int:
+        return self.layer if self.ordinal < 0 else self.ordinal
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,24 @@ _LOCAL_SITE_PACKAGES = "usr/local/lib/python3.11/site-packages"
 class Layer:
     files: Files
     created_by: str
+    # Dockerfile steps that change only the config (ENV, LABEL, ...), recorded in the config's
+    # history with "empty_layer": true right before this layer
+    empty_before: tuple[str, ...] = ()
 
 
 def _debian_layers(architecture: str) -> list[Layer]:
     return [
         Layer(debian_base_layer(_DEBIAN_ARCH[architecture], (LIBC6, ZLIB1G, BASH)), "ADD rootfs.tar.gz /"),
-        Layer(dist_info_files(_SYSTEM_SITE_PACKAGES, SIX), "RUN apt-get install -y python3-six"),
+        Layer(
+            dist_info_files(_SYSTEM_SITE_PACKAGES, SIX),
+            "RUN apt-get install -y python3-six",
+            empty_before=DEBIAN_EMPTY_STEPS,
+        ),
     ]
+
+
+# Between the debian image's two layers: its second layer is history entry 1 + 2 = 3.
+DEBIAN_EMPTY_STEPS = ('ENV LANG="C.UTF-8"', "LABEL org.opencontainers.image.vendor=scout-fixtures")
 
 
 def _python_layers(architecture: str) -> list[Layer]:
@@ -125,7 +142,7 @@ LAYERS_BY_KIND = {
 CORRUPT_LAYER_TEXT = b"this layer is deliberately not a gzip-compressed tar archive\n"
 
 
-def _deb_expected(package: DebPackage, layer: int) -> ExpectedPackage:
+def _deb_expected(package: DebPackage, layer: int, ordinal: int = -1) -> ExpectedPackage:
     return ExpectedPackage(
         name=package.name,
         version=package.version,
@@ -135,6 +152,7 @@ def _deb_expected(package: DebPackage, layer: int) -> ExpectedPackage:
         layer=layer,
         path="/var/lib/dpkg/status",
         licenses=tuple(sorted(package.licenses)),
+        ordinal=ordinal,
     )
 
 
@@ -151,7 +169,9 @@ def _apk_expected(package: ApkPackage) -> ExpectedPackage:
     )
 
 
-def _pypi_expected(distribution: PythonDistribution, site_packages: str, layer: int) -> ExpectedPackage:
+def _pypi_expected(
+    distribution: PythonDistribution, site_packages: str, layer: int, ordinal: int = -1
+) -> ExpectedPackage:
     return ExpectedPackage(
         name=distribution.name,
         version=distribution.version,
@@ -161,6 +181,7 @@ def _pypi_expected(distribution: PythonDistribution, site_packages: str, layer: 
         layer=layer,
         path=f"/{site_packages}/{distribution.name}-{distribution.version}.dist-info/METADATA",
         licenses=(distribution.license,),
+        ordinal=ordinal,
     )
 
 
@@ -185,7 +206,7 @@ def _purl_version(version: str) -> str:
 _EXPECTED_BY_KIND: dict[str, tuple[ExpectedPackage, ...]] = {
     "debian": (
         *(_deb_expected(p, 0) for p in (LIBC6, ZLIB1G, BASH)),
-        _pypi_expected(SIX, _SYSTEM_SITE_PACKAGES, 1),
+        _pypi_expected(SIX, _SYSTEM_SITE_PACKAGES, 1, ordinal=1 + len(DEBIAN_EMPTY_STEPS)),
     ),
     "python": (
         *(_deb_expected(p, 0) for p in (LIBC6, ZLIB1G, BASH)),

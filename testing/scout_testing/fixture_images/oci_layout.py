@@ -92,12 +92,23 @@ def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: 
     if kind == "corrupt":
         corrupt = CORRUPT_LAYER_TEXT + variant_seed.encode()
         layer_blobs = [(corrupt, _sha256(corrupt), "ADD broken.tar.gz /")]
+        history: list[dict[str, Any]] = [{"created": _CREATED, "created_by": "ADD broken.tar.gz /"}]
     else:
         layers = LAYERS_BY_KIND[kind](architecture)
         if variant_seed:
             last = layers[-1]
-            layers[-1] = Layer({**last.files, _VARIANT_FILE: f"{variant_seed}\n".encode()}, last.created_by)
+            layers[-1] = Layer(
+                {**last.files, _VARIANT_FILE: f"{variant_seed}\n".encode()},
+                last.created_by,
+                last.empty_before,
+            )
         layer_blobs = [(*_layer_blob(layer.files), layer.created_by) for layer in layers]
+        history = []
+        for layer in layers:
+            history += [
+                {"created": _CREATED, "created_by": step, "empty_layer": True} for step in layer.empty_before
+            ]
+            history.append({"created": _CREATED, "created_by": layer.created_by})
 
     layer_descriptors = [writer.blob(blob, MEDIA_TYPE_OCI_LAYER_GZIP) for blob, _, _ in layer_blobs]
     config: dict[str, Any] = {
@@ -110,7 +121,7 @@ def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: 
             "Labels": {"org.opencontainers.image.title": f"scout fixture ({kind})"},
         },
         "rootfs": {"type": "layers", "diff_ids": [diff_id for _, diff_id, _ in layer_blobs]},
-        "history": [{"created": _CREATED, "created_by": created_by} for _, _, created_by in layer_blobs],
+        "history": history,
     }
     if variant:
         config["variant"] = variant[0]

@@ -211,6 +211,17 @@ APK_PACKAGES = (
         files=("usr/bin/ssl_client",),
     ),
     ApkPackage(
+        name="ca-certificates-bundle",
+        version="20240705-r0",
+        origin="ca-certificates",  # built from another source package: Scout lists it as the parent
+        license="MPL-2.0 AND MIT",  # a licence expression: Scout keeps its ids, split
+        description="Pre generated bundle of Mozilla certificates",
+        url="https://www.mozilla.org/en-US/about/governance/policies/security-group/certs/",
+        size=126532,
+        installed_size=233472,
+        files=("etc/ssl/certs/ca-certificates.crt",),
+    ),
+    ApkPackage(
         name="zlib",
         version="1.3.1-r1",
         origin="zlib",

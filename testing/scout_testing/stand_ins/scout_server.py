@@ -5,14 +5,16 @@ server. It answers
 
 * ``POST /v2/auth/token`` with ``{"identifier", "secret"}`` -> ``{"access_token": <JWT>}``
   (401 for other credentials), the JWT carrying an ``exp`` claim unless told otherwise;
-* ``POST /v1/graphql`` with a Bearer token it issued and has not revoked (else 401),
-  executing the request with graphql-core against ``schema_path`` (the tests' description of
-  Scout's schema, ``tests/support/data/scout_schema.graphql``), so an unknown field, argument or
-  variable type is answered with GraphQL ``errors`` as Scout would.
+* ``POST /v1/graphql`` as Scout does: always HTTP 200 with the GraphQL envelope. A Bearer
+  token it did not issue or has revoked gets ``data`` null and ``errors[].extensions.status``
+  401, an organization other than its own 403 (the way Scout reports unauthorised requests,
+  docs ``dhi/tools/api``). Every request is validated and executed by graphql-core against
+  ``schema_path`` (the types copied from Scout's published SDL,
+  ``tests/support/data/scout_schema.graphql``), so a document that does not validate gets
+  GraphQL ``errors`` and no data, as from Scout.
 
-Tests arrange state (``images``, ``analysis_enabled``), inject faults, revoke tokens and
-read back every request received (``requests``) and every image the ``indexImage``
-mutation was given (``indexed_images``).
+Tests arrange state (``images``, ``analysis_enabled``), inject faults (an HTTP status, or a
+200 answer with any body), revoke tokens and read back every request received (``requests``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, build_schema, graphql_sync
+from graphql import build_schema, graphql_sync
 
 
 @dataclass
@@ -43,6 +45,7 @@ class _Fault:
     path: str
     status: int
     retry_after: str | None
+    body: Any = None  # None: {"message": "injected <status>"}
 
 
 @dataclass
@@ -58,7 +61,6 @@ class StandInScout:
     )  # digest -> sbomState, vulnerabilityReport
     requests: list[ReceivedRequest] = field(default_factory=list)
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
-    indexed_images: list[dict[str, Any]] = field(default_factory=list)  # indexImage's image arguments
     _valid_tokens: set[str] = field(default_factory=set)
     _faults: deque[_Fault] = field(default_factory=deque)
     _serial: itertools.count[int] = field(default_factory=itertools.count)
@@ -81,6 +83,11 @@ class StandInScout:
         """Answer the next ``count`` requests to ``path`` with ``status``."""
         for _ in range(count):
             self._faults.append(_Fault(path, status, retry_after))
+
+    def inject_answer(self, body: Any, count: int = 1) -> None:
+        """Answer the next ``count`` GraphQL requests with HTTP 200 and ``body`` (a malformed answer)."""
+        for _ in range(count):
+            self._faults.append(_Fault("/v1/graphql", 200, None, body))
 
     def revoke_tokens(self) -> None:
         """Tokens issued so far are refused from now on (as after a rotation on Scout's side)."""
@@ -135,7 +142,8 @@ class StandInScout:
             if self._faults and self._faults[0].path == path:
                 fault = self._faults.popleft()
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-                return fault.status, headers, {"message": f"injected {fault.status}"}
+                body = fault.body if fault.body is not None else {"message": f"injected {fault.status}"}
+                return fault.status, headers, body
         if path == "/v2/auth/token":
             return self._token_exchange(body)
         if path == "/v1/graphql":
@@ -167,16 +175,18 @@ class StandInScout:
         token = (authorization or "").removeprefix("Bearer ")
         with self._lock:
             if token not in self._valid_tokens:
-                return 401, {}, {"message": "unauthorized"}
+                return 200, {}, _refusal(401, "unauthorized: the access token is not valid")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return 400, {}, {"message": "a GraphQL request needs a query"}
+        organization = ((body.get("variables") or {}).get("context") or {}).get("organization")
+        if organization != self.organization:
+            return 200, {}, _refusal(403, f"forbidden: not a member of organization {organization!r}")
         result = graphql_sync(
             self._schema,
             body["query"],
             root_value={
                 "imageSummariesByDigest": self._image_summaries,
                 "organizationStatus": self._organization_status,
-                "indexImage": self._index_image,
             },
             variable_values=body.get("variables"),
             operation_name=body.get("operationName"),
@@ -186,10 +196,6 @@ class StandInScout:
             answer["errors"] = [error.formatted for error in result.errors]
         return 200, {}, answer
 
-    def _check_organization(self, context: dict[str, Any]) -> None:
-        if context.get("organization") != self.organization:
-            raise GraphQLError(f"you are not a member of organization {context.get('organization')!r}")
-
     def _image_summaries(
         self,
         _info: Any,
@@ -197,15 +203,17 @@ class StandInScout:
         digests: list[str],
         repository: dict[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        self._check_organization(context)
         self.repositories_asked.append(repository)
         return [{"digest": digest, **self.images[digest]} for digest in digests if digest in self.images]
 
-    def _index_image(self, _info: Any, context: dict[str, Any], image: dict[str, Any]) -> dict[str, str]:
-        self._check_organization(context)
-        self.indexed_images.append(image)
-        return {"digest": image["digest"]}
-
     def _organization_status(self, _info: Any, context: dict[str, Any]) -> dict[str, bool]:
-        self._check_organization(context)
-        return {"hasImageAnalysisEnabled": self.analysis_enabled, "hasAnalyzedImages": bool(self.images)}
+        return {
+            "hasImageAnalysisEnabled": self.analysis_enabled,
+            "hasAnalyzedImages": bool(self.images),
+            "hasEverAnalyzedImages": bool(self.images),
+        }
+
+
+def _refusal(status: int, message: str) -> dict[str, Any]:
+    """Scout's answer to a request it does not authorise: HTTP 200, no data, the status in the error."""
+    return {"data": None, "errors": [{"message": message, "extensions": {"status": status}}]}

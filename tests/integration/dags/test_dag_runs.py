@@ -81,9 +81,10 @@ def test_full_ingest_indexes_each_digest_once_fails_only_the_corrupt_image_then_
     assert summary["failed"] == 1 and summary["skipped"] == 0
     (failure,) = summary["failures"]
     assert next(iter(corrupt)) in failure["reference"] and failure["error"]
-    # One SBOM per healthy platform digest, whatever the number of tags.
-    written = {p.stem for p in (sbom_dir / "sha256").glob("*.json")}
-    assert written == {d.split(":")[1] for _, _, d in platform_digests(healthy)}
+    # One Scout SBOM and one SPDX document per healthy platform digest, whatever the number of tags.
+    healthy_hex = {d.split(":")[1] for _, _, d in platform_digests(healthy)}
+    written = {p.name for p in (sbom_dir / "sha256").glob("*.json")}
+    assert written == {f"{h}.json" for h in healthy_hex} | {f"{h}.spdx.json" for h in healthy_hex}
     # An asset event per indexed image, through the alias.
     events = run["asset_events"]
     assert len(events) == len(platform_digests(healthy))

@@ -18,6 +18,7 @@ from airflow_provider_scout.hooks.scout import IndexOutcome, ScoutFatalError, Sc
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
+from scout_testing.fixture_images.package_databases import APK_PACKAGES
 from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord
 
 SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
@@ -148,18 +149,29 @@ def test_real_syft_finds_the_packages_with_purls_and_layer_locations(
     layers = image.layers[target.platform or ""]
     artifacts = {(a["name"], a["version"]): a for a in result.sbom["artifacts"]}
     spec = next(s for s in standard_fixtures() if (s.repository, s.image) == (image.repository, image.image))
-    assert set(artifacts) == {(p.name, p.version) for p in spec.expected_packages}
+    expected = {(p.name, p.version) for p in spec.expected_packages}
+    by_purl = {a["purl"]: a for a in result.sbom["artifacts"]}
+    sources = {
+        (by_purl[a["parent"]]["name"], by_purl[a["parent"]]["version"])
+        for a in by_purl.values()
+        if "parent" in a
+    }
+    assert set(artifacts) == expected | sources  # the fixture's packages and their source packages
     for package in spec.expected_packages:
         artifact = artifacts[(package.name, package.version)]
         assert artifact["type"] == package.type
         assert artifact["purl"].startswith(package.purl_prefix)
         assert {
             "path": package.path,
-            "ordinal": package.layer,
+            "ordinal": package.history_ordinal,
             "digest": layers["blobs"][package.layer],
             "diff_id": layers["diff_ids"][package.layer],
         } in artifact["locations"]
-    assert result.outcome.packages == len(spec.expected_packages)
+    assert result.outcome.packages == len(result.sbom["artifacts"])
+
+
+def spec_of(image: Image) -> Any:
+    return next(s for s in standard_fixtures() if (s.repository, s.image) == (image.repository, image.image))
 
 
 @pytest.mark.parametrize("kind", ["debian", "python", "alpine", "npm"])
@@ -175,7 +187,11 @@ def test_sbom_is_written_under_the_digest_and_describes_the_image(
     assert source["digest"] == target.digest
     assert source["name"] == f"{emulator.registry}/{image.repository}/{image.image}"
     assert source["tags"] == list(image.tags)
-    assert source["platform"] == {"os": "linux", "architecture": "amd64", "variant": None}
+    assert source["platform"] == {"os": "linux", "architecture": "amd64"}
+    spdx = Path(result.outcome.sbom_path or "").with_name(f"{target.digest.split(':')[1]}.spdx.json")
+    document = json.loads(spdx.read_text())  # from the same syft run
+    assert document["spdxVersion"] == "SPDX-2.3"
+    assert {p["name"] for p in document["packages"]} >= {p.name for p in spec_of(image).expected_packages}
 
 
 def test_the_image_under_three_tags_carries_all_three(
@@ -201,11 +217,11 @@ def test_a_multi_arch_image_yields_one_sbom_per_platform(
         platforms[target.platform] = platform
         assert result.sbom["source"]["image"]["digest"] == target.digest
         assert Path(result.outcome.sbom_path or "").name == f"{target.digest.split(':')[1]}.json"
-        architecture = "arm64" if platform["architecture"] == "arm64" else "amd64"
+        # Scout's OS purls carry os_name/os_version in place of syft's arch and distro qualifiers.
         purls = [a["purl"] for a in result.sbom["artifacts"]]
-        assert purls and all(f"arch={architecture}" in purl for purl in purls)
+        assert purls and all(purl.endswith("?os_name=debian&os_version=12") for purl in purls)
     assert platforms == {
-        "linux/amd64": {"os": "linux", "architecture": "amd64", "variant": None},
+        "linux/amd64": {"os": "linux", "architecture": "amd64"},
         "linux/arm64/v8": {"os": "linux", "architecture": "arm64", "variant": "v8"},
     }
     assert len({t.digest for t in image.targets}) == 2
@@ -246,9 +262,8 @@ def test_dry_run_analyses_without_writing(
     (target,) = images["alpine"].targets
     outcome = hook.index(target, registry_auth=registry_auth, plain_http=True, dry_run=True)
     assert outcome.state == "dry_run" and outcome.sbom_path is None
-    assert outcome.packages == len(
-        next(s for s in standard_fixtures() if s.kind == "alpine").expected_packages
-    )
+    # the fixture's packages and the source packages (apk origins) Scout lists beside them
+    assert outcome.packages == len({p.name for p in APK_PACKAGES} | {p.origin for p in APK_PACKAGES})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -311,14 +326,18 @@ def test_syft_gets_the_reference_platform_and_registry_credentials_by_environmen
         )
     call = cli_record.last()
     report_option = call["argv"][2]
+    spdx_option = call["argv"][4]
     assert call["argv"] == [
         f"registry:{TARGET.reference}",
         "-o",
         report_option,
+        "-o",
+        spdx_option,
         "--platform",
         "linux/arm64/v8",
     ]
     assert report_option.startswith("json=") and report_option.endswith("/syft.json")
+    assert spdx_option.startswith("spdx-json=")  # the same run writes the SPDX document
     env = call["env"]
     assert env["SYFT_REGISTRY_AUTH_AUTHORITY"] == "registry.example:8081"
     assert (env["SYFT_REGISTRY_AUTH_USERNAME"], env["SYFT_REGISTRY_AUTH_PASSWORD"]) == (
@@ -425,7 +444,11 @@ def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_sy
     after["source"]["image"]["tags"] = before["source"]["image"]["tags"]
     assert after == before  # only the tags changed
     assert hook.is_indexed(target)
-    assert [p.name for p in sbom_path.parent.iterdir()] == [sbom_path.name]  # no temporary file left
+    # no temporary file left: the Scout SBOM and the SPDX document of the same run
+    assert sorted(p.name for p in sbom_path.parent.iterdir()) == [
+        sbom_path.name,
+        sbom_path.stem + ".spdx.json",
+    ]
 
 
 @pytest.mark.parametrize("option", ["force", "dry_run"])

@@ -31,7 +31,8 @@ from airflow_provider_scout.operators.planning import (
 from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
-from scout_testing.fixture_images import PushedImage
+from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout
+from tests.support.scout import DOCKER_SCOUT_STAND_IN
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 
@@ -277,7 +278,10 @@ def test_indexing_writes_one_sbom_per_digest_with_all_tags_then_skips_it(
     assert sbom["source"]["image"]["digest"] == target.digest
     assert sorted(sbom["source"]["image"]["tags"]) == sorted(target.tags)
     assert result["packages"] == len(sbom["artifacts"]) > 0
-    assert list(tmp_path.rglob("*.json")) == [sbom_path]  # three tags, one SBOM
+    # three tags, one Scout SBOM and its SPDX document
+    assert sorted(tmp_path.rglob("*.json")) == sorted(
+        [sbom_path, sbom_path.with_name(sbom_path.stem + ".spdx.json")]
+    )
     (event,) = alias_events(context)
     assert event.dest_asset_key.uri == f"scout://{emulator.registry}/{target.repository}/{target.image}"
     assert event.extra["digest"] == target.digest and event.extra["tags"] == list(target.tags)
@@ -326,16 +330,26 @@ def test_a_digest_that_gains_a_tag_is_retagged_without_a_new_analysis_then_skipp
     assert [r["state"] for r in results] == ["skipped"] and alias_events(context) == []
 
 
-def test_an_indexed_digest_skipped_on_the_cli_backend_still_gets_every_tag_to_scout(
+def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_moved_one(
     emulator: EmulatorHandle,
-    fixture_images: list[PushedImage],
     stand_in_scout: Any,
+    cli_record: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    registry = emulator.registry_string(include=fixture_include(fixture_images))
-    (target,) = [t for t in flatten(list_images(emulator, registry=registry)) if len(t.tags) == 3]
-    stand_in_scout.add_image(target.digest, "INDEXED")
+    path = "docker-local/scout-cli/moving-app"
+    first = build_layout("debian", tmp_path / "first", variant_seed="cli-first")
+    push_oci_layout(
+        first.directory, emulator.url, path, ["1.0", "1.0.1", "latest"], emulator.username, emulator.password
+    )
+    registry = emulator.registry_string(include=["docker-local/scout-cli/moving-app"])
+    (target,) = flatten(list_images(emulator, registry=registry))
+    assert sorted(target.tags) == ["1.0", "1.0.1", "latest"]
+    # Between listing and indexing, "latest" is pushed anew: it names another digest now.
+    second = build_layout("debian", tmp_path / "second", variant_seed="cli-second")
+    moved_to = push_oci_layout(
+        second.directory, emulator.url, path, ["latest"], emulator.username, emulator.password
+    )
     connection = {
         "conn_type": "docker_scout",
         "login": stand_in_scout.identifier,
@@ -345,26 +359,20 @@ def test_an_indexed_digest_skipped_on_the_cli_backend_still_gets_every_tag_to_sc
             "org": stand_in_scout.organization,
             "api_url": f"{stand_in_scout.url}/v1/graphql",
             "hub_url": stand_in_scout.url,
-            "cli_path": str(tmp_path / "no-docker-scout"),  # a push would fail: none must happen
+            "cli_path": str(DOCKER_SCOUT_STAND_IN),
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
 
     results, context = index([target.to_dict()], registry)
-    assert [(r["state"], r["error"]) for r in results] == [("skipped", None)]
-    assert stand_in_scout.indexed_images == [
-        {
-            "digest": target.digest,
-            "repository": {"hostName": emulator.registry, "repoName": f"{target.repository}/{target.image}"},
-            "tags": list(target.tags),
-        }
-    ]
-    assert alias_events(context) == []
-
-    stand_in_scout.indexed_images.clear()
-    results, _ = index([target.to_dict()], registry, scout_dry_run=True)
-    assert [r["state"] for r in results] == ["skipped"]
-    assert stand_in_scout.indexed_images == []  # a dry run delivers nothing
+    (result,) = results
+    assert (result["state"], result["error"]) == ("indexed", None)
+    assert result["moved_tags"] == {"latest": moved_to}
+    pushed = [call["argv"][-1] for call in cli_record.calls()]
+    assert pushed == [f"{emulator.registry}/{path}:{tag}" for tag in target.tags if tag != "latest"]
+    workspace = Path(cli_record.last()["env"]["DOCKER_CONFIG"]).parent
+    assert not workspace.exists()  # the task's Docker config and Scout cache went with the task
+    assert len(alias_events(context)) == 1
 
 
 def test_dry_run_analyses_but_writes_nothing(

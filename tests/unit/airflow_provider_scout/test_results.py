@@ -81,6 +81,7 @@ def test_the_summary_counts_every_state_and_lists_the_failures_in_plan_order() -
         "retagged": 1,
         "skipped": 1,
         "dry_run": 1,
+        "moved": 0,
         "failed": 2,
     }
     assert data["failures"] == [
@@ -89,7 +90,8 @@ def test_the_summary_counts_every_state_and_lists_the_failures_in_plan_order() -
     ]
     assert [IndexResult.from_dict(r) for r in data["results"]] == list(summary.results)
     assert summary.counts_line() == (
-        "1 indexed, 1 retagged (new tags on a stored SBOM), 1 skipped (already indexed), 1 dry run, 2 failed"
+        "1 indexed, 1 retagged (new tags on a stored SBOM), 1 skipped (already indexed), 1 dry run, "
+        "0 moved (their tags name another digest now), 2 failed"
     )
 
 
@@ -125,3 +127,13 @@ def test_the_summary_table_has_one_aligned_row_per_image() -> None:
         offset = header.index(column)
         assert all(line[offset - 2 : offset] == "  " and line[offset] != " " for line in lines)
     assert IndexSummary(()).table() == "(no image selected)"
+
+
+def test_moved_tags_travel_through_xcom_and_show_in_the_table() -> None:
+    moved = IndexResult.of(
+        target(0), IndexState.MOVED, moved_tags={"latest": "sha256:" + "e" * 64, "old": None}
+    )
+    assert IndexResult.from_dict(json.loads(json.dumps(moved.to_dict()))) == moved
+    assert not IndexState.MOVED.delivered
+    row = IndexSummary((moved,)).table().splitlines()[1]
+    assert row.endswith("tags moved, not pushed: latest -> eeeeeeeeeeee, old -> deleted")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import requests
 
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget
@@ -58,7 +59,10 @@ def test_token_is_exchanged_with_the_connection_credentials_once_and_reused(
     assert HUB_TOKEN not in (stand_in_scout.requests[1].authorization or "")
 
 
-def test_a_revoked_token_is_renewed_once_after_401(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
+def test_a_revoked_token_is_renewed_once_after_scouts_200_refusal(
+    hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    # Scout refuses with HTTP 200, data null and errors[].extensions.status 401 (the stand-in does too).
     stand_in_scout.add_image(DIGEST)
     hook.image_summaries([DIGEST], HOST, REPOSITORY)
     stand_in_scout.revoke_tokens()
@@ -74,15 +78,85 @@ def test_a_revoked_token_is_renewed_once_after_401(hook: ScoutHook, stand_in_sco
     assert stand_in_scout.requests[4].authorization != first_token
 
 
-def test_a_401_after_renewal_is_fatal_and_names_the_organization(
+@pytest.mark.parametrize("status", [401, 403])
+def test_an_http_refusal_after_renewal_is_fatal_and_names_organization_and_connection(
+    hook: ScoutHook, stand_in_scout: StandInScout, status: int
+) -> None:
+    stand_in_scout.inject_fault("/v1/graphql", status, count=2)
+    with pytest.raises(ScoutFatalError) as raised:
+        hook.organization_status()
+    message = str(raised.value)
+    assert (
+        f"Scout refused organizationStatus for organization '{ORGANIZATION}' with status {status}" in message
+    )
+    assert "Scout connection 'docker_scout_default'" in message
+    assert not raised.value.retryable
+    assert stand_in_scout.paths() == ["/v2/auth/token", "/v1/graphql", "/v2/auth/token", "/v1/graphql"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_in_the_envelope_renews_once_then_fails_without_retry(
+    hook: ScoutHook, stand_in_scout: StandInScout, status: int
+) -> None:
+    refusal = {"data": None, "errors": [{"message": "nope", "extensions": {"status": status}}]}
+    stand_in_scout.inject_answer(refusal, count=2)
+    with pytest.raises(ScoutFatalError, match=f"organization '{ORGANIZATION}' with status {status}"):
+        hook.image_summaries([DIGEST], HOST, REPOSITORY)
+    assert stand_in_scout.paths() == ["/v2/auth/token", "/v1/graphql", "/v2/auth/token", "/v1/graphql"]
+
+
+def test_one_refusal_in_the_envelope_is_overcome_by_renewal(
     hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
-    stand_in_scout.inject_fault("/v1/graphql", 401, count=2)
-    with pytest.raises(
-        ScoutFatalError, match=f"Scout refused organizationStatus for organization '{ORGANIZATION}'"
-    ):
-        hook.organization_status()
+    stand_in_scout.inject_answer({"data": None, "errors": [{"message": "x", "extensions": {"status": 401}}]})
+    assert hook.organization_status().has_image_analysis_enabled is True
     assert stand_in_scout.paths().count("/v2/auth/token") == 2
+
+
+@pytest.mark.parametrize(
+    ("answer", "complaint"),
+    [
+        ({"data": {"imageSummariesByDigest": [{"digest": DIGEST}]}}, "no valid sbomState"),
+        (
+            {"data": {"imageSummariesByDigest": [{"digest": DIGEST, "sbomState": "INDEXED"}]}},
+            "has no vulnerabilityReport",
+        ),
+        (
+            {
+                "data": {
+                    "imageSummariesByDigest": [
+                        {"digest": DIGEST, "sbomState": "INDEXED", "vulnerabilityReport": {"critical": 1}}
+                    ]
+                }
+            },
+            "lacks the counts high, medium",
+        ),
+        ({"data": {}}, "has no data.imageSummariesByDigest"),
+        ({"data": {"imageSummariesByDigest": [{"sbomState": "INDEXED"}]}}, "entry without a digest"),
+    ],
+)
+def test_an_answer_without_the_expected_fields_is_a_fatal_error(
+    hook: ScoutHook, stand_in_scout: StandInScout, answer: dict[str, Any], complaint: str
+) -> None:
+    stand_in_scout.inject_answer(answer)
+    with pytest.raises(ScoutFatalError, match=complaint):
+        hook.image_summaries([DIGEST], HOST, REPOSITORY)
+
+
+def test_the_stand_in_rejects_a_document_that_does_not_validate(
+    hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    hook.organization_status()  # a token
+    token = stand_in_scout.requests[-1].authorization or ""
+    body = {
+        "operationName": "q",
+        "query": "query q($context: Context!) { organizationStatus(context: $context) { isPremium } }",
+        "variables": {"context": {"organization": ORGANIZATION}},
+    }
+    response = requests.post(f"{stand_in_scout.url}/v1/graphql", json=body, headers={"Authorization": token})
+    answer = response.json()
+    assert response.status_code == 200 and answer["data"] is None
+    assert "Cannot query field 'isPremium'" in answer["errors"][0]["message"]
 
 
 def test_an_expired_token_is_renewed_before_use(
@@ -149,13 +223,13 @@ def test_unreachable_scout_is_retryable_and_names_the_host(scout_connection: Cal
         ScoutHook().organization_status()
 
 
-def test_graphql_errors_in_a_200_answer_are_a_clear_fatal_error(
+def test_an_organization_the_token_may_not_read_is_refused_with_403(
     stand_in_scout: StandInScout, scout_connection: Callable[..., None]
 ) -> None:
     scout_connection(
         org="someone-else", api_url=f"{stand_in_scout.url}/v1/graphql", hub_url=stand_in_scout.url
     )
-    with pytest.raises(ScoutFatalError, match="Scout rejected organizationStatus: you are not a member"):
+    with pytest.raises(ScoutFatalError, match="organization 'someone-else' with status 403"):
         ScoutHook().organization_status()
 
 
@@ -165,22 +239,12 @@ def test_organization_status(hook: ScoutHook, stand_in_scout: StandInScout) -> N
     assert (status.has_image_analysis_enabled, status.has_analyzed_images) == (False, False)
 
 
-def test_is_indexed_follows_the_sbom_state(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
-    stand_in_scout.add_image(DIGEST, "INDEXED")
-    stand_in_scout.add_image(OTHER, "INDEXING_FAILED")
-    assert hook.is_indexed(_target(DIGEST)) is True
-    assert hook.is_indexed(_target(OTHER)) is False
-    assert hook.is_indexed(_target("sha256:" + "3" * 64)) is False
-    assert stand_in_scout.repositories_asked[0] == {"hostName": HOST, "repoName": REPOSITORY}
-
-
-@pytest.mark.usefixtures("no_backoff")
-def test_is_indexed_is_false_when_scout_cannot_be_asked(
+def test_the_cli_backend_never_skips_because_scout_cannot_say_which_tags_it_has(
     hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
     stand_in_scout.add_image(DIGEST, "INDEXED")
-    stand_in_scout.inject_fault("/v2/auth/token", 500, count=5)
     assert hook.is_indexed(_target(DIGEST)) is False
+    assert stand_in_scout.paths() == []
 
 
 def test_many_digests_are_asked_in_batches(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
@@ -199,48 +263,3 @@ def test_read_back_needs_a_scout_connection(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
     with pytest.raises(ScoutFatalError, match="needs a Scout connection with the cli backend"):
         ScoutHook().image_summaries([DIGEST], HOST, REPOSITORY)
-
-
-def test_register_tags_tells_scout_every_tag_of_an_indexed_digest(
-    hook: ScoutHook, stand_in_scout: StandInScout
-) -> None:
-    target = IndexTarget(
-        repository="docker-local",
-        image="team/app",
-        digest=DIGEST,
-        tags=("1.0", "latest"),
-        reference=f"{HOST}/{REPOSITORY}@{DIGEST}",
-    )
-    hook.register_tags(target)
-    assert stand_in_scout.indexed_images == [
-        {
-            "digest": DIGEST,
-            "repository": {"hostName": HOST, "repoName": REPOSITORY},
-            "tags": ["1.0", "latest"],
-        }
-    ]
-
-
-def test_register_tags_without_tags_sends_nothing(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
-    hook.register_tags(IndexTarget("docker-local", "team/app", DIGEST, (), f"{HOST}/{REPOSITORY}@{DIGEST}"))
-    assert stand_in_scout.paths() == []
-
-
-@pytest.mark.usefixtures("no_backoff")
-def test_register_tags_names_the_reference_when_scout_stays_unavailable(
-    hook: ScoutHook, stand_in_scout: StandInScout
-) -> None:
-    stand_in_scout.inject_fault("/v1/graphql", 502, count=5)
-    with pytest.raises(ScoutRetryableError) as raised:
-        hook.register_tags(_target())
-    assert str(raised.value).startswith(
-        f"Scout did not record the tags 1.0 of the already indexed {HOST}/{REPOSITORY}@{DIGEST}: "
-        "Scout indexImage kept failing with HTTP 502"
-    )
-
-
-def test_the_sbom_backend_has_no_tags_to_register(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    # Asking Scout from the sbom backend raises (test_read_back_needs_a_scout_connection);
-    # is_indexed already compared the stored SBOM's tags, so there is nothing to send.
-    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
-    ScoutHook().register_tags(_target())

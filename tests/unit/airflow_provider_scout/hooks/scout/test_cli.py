@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from airflow_provider_scout.exceptions import ArtifactoryError
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
-from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.models import IndexTarget, PlatformManifest, RegistryAuth, ResolvedImage
 from tests.support.scout import (
     DOCKER_SCOUT_STAND_IN,
     HUB_TOKEN,
@@ -21,17 +27,34 @@ from tests.support.scout import (
 )
 
 DIGEST = "sha256:" + "c" * 64
+INDEX_DIGEST = "sha256:" + "d" * 64
+MOVED_TO = "sha256:" + "e" * 64
 REFERENCE = f"example.jfrog.io/docker-local/team/app@{DIGEST}"
-# What docker-scout is given: the first tag, so Scout records one, and the digest, which pins the pull.
-PUSHED = f"example.jfrog.io/docker-local/team/app:1.0@{DIGEST}"
-SCOUT_REPOSITORY = {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"}
+REPOSITORY = "example.jfrog.io/docker-local/team/app"
 REGISTRY_USER = "ci-puller"
 REGISTRY_PASSWORD = "artifactory-reg-secret-42"
 REPORT = {"critical": 1, "high": 0, "medium": 0, "low": 0, "unspecified": 0, "total": 1}
 
 
+class Registry:
+    """A TagSource: what each tag names now, and every tag it was asked about."""
+
+    def __init__(self, tags: dict[str, str | None]) -> None:
+        self.tags = tags
+        self.asked: list[tuple[str, str, str]] = []
+
+    def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
+        self.asked.append((repository, image, reference))
+        digest = self.tags.get(reference)
+        if digest is None:
+            raise ArtifactoryError(f"{repository}/{image}:{reference}: manifest unknown", status=404)
+        return ResolvedImage(repository, image, reference, digest, "", (PlatformManifest(digest, None),))
+
+
 def _target(
-    platform: str | None = "linux/arm64/v8", tags: tuple[str, ...] = ("1.0", "latest")
+    platform: str | None = "linux/arm64/v8",
+    tags: tuple[str, ...] = ("1.0", "latest"),
+    index_digest: str | None = None,
 ) -> IndexTarget:
     return IndexTarget(
         repository="docker-local",
@@ -40,6 +63,7 @@ def _target(
         tags=tags,
         reference=REFERENCE,
         platform=platform,
+        index_digest=index_digest,
     )
 
 
@@ -56,39 +80,116 @@ def cli_hook(stand_in_scout: StandInScout, scout_connection: Callable[..., None]
 
 
 def _index(hook: ScoutHook, target: IndexTarget | None = None, **kwargs: object) -> object:
+    target = target or _target()
     options: dict[str, object] = {
         "registry_auth": RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD),
         "plain_http": False,
+        "tag_source": Registry({tag: target.index_digest or target.digest for tag in target.tags}),
     }
     options.update(kwargs)
-    return hook.index(target or _target(), **options)  # type: ignore[arg-type]
+    return hook.index(target, **options)  # type: ignore[arg-type]
 
 
-def test_push_gets_the_documented_flags_and_a_registry_reference(
+def test_every_tag_is_pushed_with_the_documented_form(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
+    _index(cli_hook)
+    assert [call["argv"] for call in cli_record.calls()] == [
+        ["push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"{REPOSITORY}:1.0"],
+        ["push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"{REPOSITORY}:latest"],
+    ]
+
+
+def test_the_stand_in_records_one_push_per_tag_and_later_tags_reuse_the_first_analysis(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    _index(cli_hook)
-    call = cli_record.last()
-    assert call["argv"] == [
-        "push", "--org", ORGANIZATION, "--sbom", "--platform", "linux/arm64/v8", f"registry://{PUSHED}"
-    ]  # fmt: skip
+    _index(cli_hook, _target(tags=("1.0", "latest", "stable")))
+    calls = cli_record.calls()
+    assert [call["argv"][-1] for call in calls] == [f"{REPOSITORY}:{t}" for t in ("1.0", "latest", "stable")]
+    assert [call["cache_hit"] for call in calls] == [False, True, True]
+    assert len({call["env"]["DOCKER_CONFIG"] for call in calls}) == 1  # one Docker config per task
+
+
+def test_each_tag_is_confirmed_in_the_registry_right_before_its_push(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    registry = Registry({"1.0": DIGEST, "latest": DIGEST})
+    _index(cli_hook, tag_source=registry)
+    assert registry.asked == [("docker-local", "team/app", "1.0"), ("docker-local", "team/app", "latest")]
+
+
+def test_a_tag_moved_between_listing_and_push_is_reported_and_not_pushed(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    registry = Registry({"1.0": DIGEST, "latest": MOVED_TO})
+    outcome = _index(cli_hook, tag_source=registry)
+    assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
+    assert outcome.state == "indexed"  # type: ignore[attr-defined]
+    assert outcome.moved_tags == {"latest": MOVED_TO}  # type: ignore[attr-defined]
+
+
+def test_a_tag_that_moves_while_an_earlier_tag_is_pushed_is_not_pushed(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    registry = Registry({"1.0": DIGEST, "latest": DIGEST})
+
+    class MovingRegistry(Registry):
+        def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
+            if cli_record.calls():  # the first push ran: someone pushes "latest" anew meanwhile
+                self.tags["latest"] = MOVED_TO
+            return super().resolve(repository, image, reference)
+
+    moving = MovingRegistry(registry.tags)
+    outcome = _index(cli_hook, tag_source=moving)
+    assert len(cli_record.calls()) == 1
+    assert outcome.moved_tags == {"latest": MOVED_TO}  # type: ignore[attr-defined]
+
+
+def test_when_every_tag_moved_nothing_is_pushed(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    registry = Registry({"1.0": MOVED_TO})  # "latest" was deleted
+    outcome = _index(cli_hook, tag_source=registry)
+    assert cli_record.calls() == [] and "/v1/graphql" not in stand_in_scout.paths()
+    assert outcome.state == "moved"  # type: ignore[attr-defined]
+    assert outcome.moved_tags == {"1.0": MOVED_TO, "latest": None}  # type: ignore[attr-defined]
+
+
+def test_a_multi_arch_tag_must_still_name_the_index(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
+    target = _target(index_digest=INDEX_DIGEST)
+    registry = Registry({"1.0": INDEX_DIGEST, "latest": DIGEST})  # latest now names one platform only
+    outcome = _index(cli_hook, target, tag_source=registry)
+    assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
+    assert cli_record.last()["argv"][4:6] == ["--platform", "linux/arm64/v8"]
+    assert outcome.moved_tags == {"latest": DIGEST}  # type: ignore[attr-defined]
+
+
+def test_tags_cannot_be_pushed_without_a_registry_to_confirm_them(
+    cli_hook: ScoutHook, cli_record: CliRecord
+) -> None:
+    with pytest.raises(ScoutFatalError, match=r"confirms each tag .* was given no registry"):
+        _index(cli_hook, tag_source=None)
+    assert cli_record.calls() == []
 
 
 def test_dry_run_and_no_platform(
     cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
-    outcome = cli_hook.index(_target(platform=None), registry_auth=None, plain_http=False, dry_run=True)
+    outcome = _index(cli_hook, _target(platform=None, tags=("1.0",)), registry_auth=None, dry_run=True)
     assert cli_record.last()["argv"] == [
         "push",
         "--org",
         ORGANIZATION,
         "--sbom",
         "--dry-run",
-        f"registry://{PUSHED}",
+        f"{REPOSITORY}:1.0",
     ]
-    assert outcome.state == "dry_run"
-    # Nothing was pushed, so no tags to tell and nothing to read back.
+    assert outcome.state == "dry_run"  # type: ignore[attr-defined]
+    # Nothing was pushed, so nothing to read back.
     assert "/v1/graphql" not in stand_in_scout.paths()
+
+
+def test_a_target_without_tags_is_pushed_by_digest(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
+    _index(cli_hook, _target(tags=()), tag_source=None)
+    assert cli_record.last()["argv"][-1] == REFERENCE
 
 
 def test_credentials_travel_in_the_environment_only(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
@@ -98,19 +199,145 @@ def test_credentials_travel_in_the_environment_only(cli_hook: ScoutHook, cli_rec
     assert call["env"]["DOCKER_SCOUT_HUB_PASSWORD"] == HUB_TOKEN
     assert call["env"]["DOCKER_SCOUT_REGISTRY_USER"] == REGISTRY_USER
     assert call["env"]["DOCKER_SCOUT_REGISTRY_PASSWORD"] == REGISTRY_PASSWORD
+    assert "DOCKER_SCOUT_REGISTRY_TOKEN" not in call["env"]
     argv = " ".join(call["argv"])
     assert HUB_TOKEN not in argv and REGISTRY_PASSWORD not in argv
 
 
-def test_each_run_gets_a_private_cache_dir_removed_afterwards(
+def test_a_token_only_registry_connection_gives_docker_scout_registry_token(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    _index(cli_hook)
-    _index(cli_hook)
-    first, second = cli_record.calls()
-    assert first["cache_dir_existed"] and second["cache_dir_existed"]
-    assert first["env"]["DOCKER_SCOUT_CACHE_DIR"] != second["env"]["DOCKER_SCOUT_CACHE_DIR"]
-    assert not os.path.exists(first["env"]["DOCKER_SCOUT_CACHE_DIR"])
+    _index(cli_hook, registry_auth=RegistryAuth(token="jfrog-access-token-xyz"))
+    env = cli_record.last()["env"]
+    assert env["DOCKER_SCOUT_REGISTRY_TOKEN"] == "jfrog-access-token-xyz"
+    assert "DOCKER_SCOUT_REGISTRY_USER" not in env and "DOCKER_SCOUT_REGISTRY_PASSWORD" not in env
+    assert "jfrog-access-token-xyz" not in " ".join(cli_record.last()["argv"])
+
+
+def _snapshot(*roots: Path) -> dict[str, int]:
+    """Every file and directory below ``roots`` with its size."""
+    found: dict[str, int] = {}
+    for root in roots:
+        for directory, subdirectories, files in os.walk(root):
+            for name in subdirectories:
+                found[os.path.join(directory, name)] = 0
+            for name in files:
+                path = os.path.join(directory, name)
+                found[path] = os.path.getsize(path) if os.path.exists(path) else 0
+    return found
+
+
+@pytest.fixture
+def isolated_filesystem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A HOME and a system temp directory of the test's own, so a listing sees only this test's files."""
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    return home, temp
+
+
+@pytest.mark.parametrize("mode", ["ok", "fail:1:MANIFEST_UNKNOWN: manifest unknown"])
+def test_the_task_leaves_zero_bytes_behind_on_success_and_failure(
+    cli_hook: ScoutHook,
+    cli_record: CliRecord,
+    isolated_filesystem: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+) -> None:
+    home, temp = isolated_filesystem
+    before = _snapshot(home, temp)
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", mode)
+    try:
+        _index(cli_hook)
+        _index(cli_hook)
+    except ScoutFatalError:
+        assert mode != "ok"
+    during = _snapshot(home, temp)
+    workspace = Path(cli_record.last()["env"]["DOCKER_CONFIG"]).parent
+    assert workspace.parent == temp and str(workspace) in during  # everything it wrote is in there
+    assert {path for path in during if not path.startswith(str(workspace))} == set(before)
+    cli_hook.close()  # the operator's finally
+    assert _snapshot(home, temp) == before
+
+
+def test_a_killed_task_stops_docker_scout_and_leaves_zero_bytes(
+    cli_hook: ScoutHook,
+    cli_record: CliRecord,
+    isolated_filesystem: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home, temp = isolated_filesystem
+    before = _snapshot(home, temp)
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _index(cli_hook)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not cli_record.calls() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cli_hook.close()  # what IndexImageOperator.on_kill does from Airflow's SIGTERM handler
+    worker.join(10)
+    assert not worker.is_alive() and errors, "the push should end with an error once killed"
+    assert not _alive(cli_record.last()["child_pid"]) or _wait_dead(cli_record.last()["child_pid"])
+    assert _snapshot(home, temp) == before
+
+
+SIGTERM_TASK = """
+import signal, sys, time
+from airflow_provider_scout.hooks.scout import ScoutHook
+from airflow_provider_scout.models import IndexTarget
+hook = ScoutHook()
+signal.signal(signal.SIGTERM, lambda *_: hook.close())  # Airflow's task runner calls on_kill so
+target = IndexTarget("docker-local", "team/app", sys.argv[1], (), sys.argv[2])
+try:
+    hook.index(target, registry_auth=None, plain_http=False)
+except Exception as exc:
+    print("ended:", type(exc).__name__, flush=True)
+"""
+
+
+def test_sigterm_of_the_task_process_removes_its_files(
+    cli_hook: ScoutHook,
+    cli_record: CliRecord,
+    isolated_filesystem: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    home, temp = isolated_filesystem
+    before = _snapshot(home, temp)
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    # Airflow itself creates its home on import; a worker has one, and it is not what is measured.
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow-home"))
+    task = subprocess.Popen(
+        [sys.executable, "-c", SIGTERM_TASK, DIGEST, REFERENCE], stdout=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while not cli_record.calls() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _snapshot(home, temp) != before  # the workspace exists while docker-scout runs
+    task.send_signal(signal.SIGTERM)
+    output, _ = task.communicate(timeout=20)
+    assert "ended: ScoutFatalError" in output
+    assert _wait_dead(cli_record.last()["child_pid"])
+    assert _snapshot(home, temp) == before
+
+
+def _wait_dead(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
 
 
 def test_output_is_streamed_to_the_log_with_secrets_masked(
@@ -135,7 +362,7 @@ def test_outcome_reports_packages_and_scouts_vulnerability_counts(
     outcome = _index(cli_hook).to_dict()  # type: ignore[attr-defined]
     assert outcome["packages"] == 187
     assert outcome["vulnerabilities"] == REPORT
-    assert outcome["state"] == "indexed"
+    assert outcome["state"] == "indexed" and outcome["moved_tags"] == {}
     assert outcome["reference"] == REFERENCE and outcome["digest"] == DIGEST
     assert outcome["sbom_path"] is None and outcome["duration"] >= 0
     assert stand_in_scout.repositories_asked == [
@@ -144,79 +371,46 @@ def test_outcome_reports_packages_and_scouts_vulnerability_counts(
 
 
 @pytest.mark.usefixtures("no_backoff")
-def test_a_failed_read_back_does_not_fail_the_push(
+def test_scout_unreachable_after_the_push_does_not_fail_it(
     cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
     stand_in_scout.inject_fault("/v2/auth/token", 502, count=5)
-    # One tag: the push records it, so the read-back is the only request to Scout.
     outcome = _index(cli_hook, _target(tags=("1.0",)))
     assert outcome.state == "indexed" and outcome.vulnerabilities is None  # type: ignore[attr-defined]
 
 
-def test_a_digest_under_several_tags_is_pushed_once_then_scout_is_told_every_tag(
+def test_a_read_back_without_the_expected_fields_names_image_and_digest(
     cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
-    _index(cli_hook, _target(tags=("1.0", "latest", "stable")))
-    assert [call["argv"][-1] for call in cli_record.calls()] == [f"registry://{PUSHED}"]
-    assert stand_in_scout.indexed_images == [
-        {"digest": DIGEST, "repository": SCOUT_REPOSITORY, "tags": ["1.0", "latest", "stable"]}
-    ]
-
-
-def test_a_single_tag_needs_no_more_than_the_push(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
-) -> None:
-    _index(cli_hook, _target(tags=("1.0",)))
-    assert cli_record.last()["argv"][-1] == f"registry://{PUSHED}"
-    assert stand_in_scout.indexed_images == []
-
-
-def test_a_target_without_tags_is_pushed_by_digest(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
-) -> None:
-    _index(cli_hook, _target(tags=()))
-    assert cli_record.last()["argv"][-1] == f"registry://{REFERENCE}"
-    assert stand_in_scout.indexed_images == []
-
-
-def test_a_failed_push_tells_scout_no_tags(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:MANIFEST_UNKNOWN: manifest unknown")
-    with pytest.raises(ScoutFatalError):
-        _index(cli_hook)
-    assert stand_in_scout.indexed_images == [] and "/v1/graphql" not in stand_in_scout.paths()
-
-
-@pytest.mark.usefixtures("no_backoff")
-def test_tags_scout_could_not_take_for_a_while_fail_the_push_retryably(
-    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
-) -> None:
-    stand_in_scout.inject_fault("/v1/graphql", 503, count=5)
-    with pytest.raises(ScoutRetryableError) as raised:
-        _index(cli_hook)
-    assert str(raised.value).startswith(
-        f"docker-scout pushed {REFERENCE}, but Scout did not record its tags 1.0, latest: "
-        "Scout indexImage kept failing with HTTP 503"
-    )
-    assert len(cli_record.calls()) == 1  # the push itself went through
-
-
-def test_tags_scout_refuses_fail_the_push_for_good(
-    stand_in_scout: StandInScout, scout_connection: Callable[..., None], cli_record: CliRecord
-) -> None:
-    scout_connection(
-        org="someone-else",
-        cli_path=str(DOCKER_SCOUT_STAND_IN),
-        api_url=f"{stand_in_scout.url}/v1/graphql",
-        hub_url=stand_in_scout.url,
-    )
+    stand_in_scout.inject_answer({"data": {"imageSummariesByDigest": [{"digest": DIGEST}]}})
     with pytest.raises(ScoutFatalError) as raised:
-        _index(ScoutHook())
-    assert str(raised.value) == (
-        f"docker-scout pushed {REFERENCE}, but Scout did not record its tags 1.0, latest: "
-        "Scout rejected indexImage: you are not a member of organization 'someone-else'"
-    )
+        _index(cli_hook)
+    assert REFERENCE in str(raised.value) and DIGEST in str(raised.value)
+    assert "no valid sbomState" in str(raised.value)
+
+
+def test_a_push_scout_could_not_analyse_names_image_and_digest(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    stand_in_scout.add_image(DIGEST, "INDEXING_FAILED")
+    with pytest.raises(ScoutFatalError, match=f"pushed {REFERENCE} \\({DIGEST}\\).*INDEXING_FAILED"):
+        _index(cli_hook)
+
+
+@pytest.mark.parametrize(
+    ("mode", "complaint"),
+    [
+        ("silent", "docker-scout push printed nothing for"),
+        ("no-index", "docker-scout push exited 0 for .* without reporting the packages it indexed"),
+    ],
+)
+def test_a_push_that_does_not_report_indexing_names_image_and_digest(
+    cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch, mode: str, complaint: str
+) -> None:
+    monkeypatch.setenv("SCOUT_STANDIN_MODE", mode)
+    with pytest.raises(ScoutFatalError, match=complaint) as raised:
+        _index(cli_hook)
+    assert f"{REPOSITORY}:1.0 ({DIGEST})" in str(raised.value)
 
 
 @pytest.mark.parametrize(
@@ -249,7 +443,7 @@ def test_failures_are_classified_by_their_output(
     with pytest.raises(expected) as raised:
         _index(cli_hook)
     assert raised.value.retryable is retryable
-    assert f"docker-scout push failed for {REFERENCE} (exit status 1)" in str(raised.value)
+    assert f"docker-scout push failed for {REPOSITORY}:1.0 ({DIGEST}) (exit status 1)" in str(raised.value)
     assert message in str(raised.value)  # the last lines of output explain the failure
 
 
@@ -285,7 +479,7 @@ def test_a_hanging_run_is_stopped_with_its_children_at_the_timeout(
     monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
     started = time.monotonic()
     with pytest.raises(
-        ScoutRetryableError, match=rf"did not finish indexing {REFERENCE} within 1.5s"
+        ScoutRetryableError, match=rf"did not finish indexing {REPOSITORY}:1.0 within 1.5s"
     ) as raised:
         _index(ScoutHook())
     assert time.monotonic() - started < 15
@@ -332,17 +526,11 @@ def test_the_clis_own_environment_variables_are_the_fallback(
     monkeypatch.setenv("DOCKER_SCOUT_HUB_USER", "watch-user")
     monkeypatch.setenv("DOCKER_SCOUT_HUB_PASSWORD", "dckr_pat_from-the-environment")
     scout_connection(login=None, password=None, org=ORGANIZATION, cli_path=str(DOCKER_SCOUT_STAND_IN))
-    ScoutHook().index(_target(), registry_auth=None, plain_http=False, dry_run=True)
+    _index(ScoutHook(), registry_auth=None, dry_run=True)
     assert cli_record.last()["env"]["DOCKER_SCOUT_HUB_USER"] == "watch-user"
 
 
 def test_org_defaults_to_the_login(scout_connection: Callable[..., None], cli_record: CliRecord) -> None:
     scout_connection(login="acme-org", cli_path=str(DOCKER_SCOUT_STAND_IN))
-    ScoutHook().index(_target(), registry_auth=None, plain_http=False, dry_run=True)
+    _index(ScoutHook(), registry_auth=None, dry_run=True)
     assert cli_record.last()["argv"][:3] == ["push", "--org", "acme-org"]
-
-
-def test_a_bearer_only_registry_token_is_refused_clearly(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
-    with pytest.raises(ScoutFatalError, match="takes registry credentials as user and password"):
-        _index(cli_hook, registry_auth=RegistryAuth(token="jfrog-access-token-xyz"))
-    assert cli_record.calls() == []

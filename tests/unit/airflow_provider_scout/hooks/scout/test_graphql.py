@@ -1,4 +1,4 @@
-"""The GraphQL documents the provider sends, validated against the hand-written Scout SDL."""
+"""The GraphQL documents the provider sends, validated against the types Scout publishes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from graphql import GraphQLSchema, build_schema, graphql_sync, parse, validate
 from airflow_provider_scout.hooks.scout import graphql as scout_graphql
 from airflow_provider_scout.hooks.scout.graphql import (
     ScoutGraphQLError,
+    auth_error_status,
     image_summaries_request,
-    index_image_request,
     organization_status_request,
     parse_image_summaries,
-    parse_index_image,
     parse_organization_status,
 )
 from tests.support.scout import SCOUT_SCHEMA
@@ -37,7 +36,25 @@ def _documents() -> dict[str, str]:
 
 
 def test_the_module_holds_the_documents_the_hook_uses() -> None:
-    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "INDEX_IMAGE", "ORGANIZATION_STATUS"}
+    # No mutation: indexImage is undocumented (Scout's SDL types its repository as a String!).
+    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "ORGANIZATION_STATUS"}
+
+
+def test_the_sdl_carries_scouts_published_types() -> None:
+    # Copied from docker/hub-mcp src/scout/genql/schema.graphql (extract_scout_schema.py):
+    # the field types the documents rely on, as Scout declares them.
+    published = build_schema(SDL.read_text())
+    query = published.query_type
+    assert query is not None
+    summaries = query.fields["imageSummariesByDigest"]
+    assert str(summaries.type) == "[SdImageSummary!]!"
+    assert {name: str(arg.type) for name, arg in summaries.args.items()} == {
+        "context": "Context!",
+        "digests": "[String!]!",
+        "repository": "ScRepositoryInput",
+    }
+    assert str(query.fields["organizationStatus"].type) == "ScOrganizationStatus!"
+    assert published.mutation_type is None
 
 
 @pytest.mark.parametrize("name", sorted(_documents()))
@@ -84,42 +101,6 @@ def test_image_summaries_request_variables_fit_the_schema_and_reach_the_resolver
     assert parse_image_summaries({"data": result.data})[DIGEST].sbom_state == "INDEXING"
 
 
-def test_index_image_request_hands_scout_the_image_with_every_tag(schema: GraphQLSchema) -> None:
-    seen: dict[str, Any] = {}
-
-    def resolver(_info: Any, **args: Any) -> dict[str, str]:
-        seen.update(args)
-        return {"digest": args["image"]["digest"]}
-
-    request = index_image_request(
-        "acme", DIGEST, "example.jfrog.io", "docker-local/team/app", ("1.0", "latest", "stable")
-    )
-    result = _execute(schema, request, {"indexImage": resolver})
-    assert result.errors is None
-    assert seen == {
-        "context": {"organization": "acme"},
-        "image": {
-            "digest": DIGEST,
-            "repository": {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"},
-            "tags": ["1.0", "latest", "stable"],
-        },
-    }
-    assert parse_index_image({"data": result.data}) == DIGEST
-
-
-def test_index_image_is_a_mutation_not_a_query(schema: GraphQLSchema) -> None:
-    # Guards the guard: the SDL offers indexImage on Mutation only, as Scout does.
-    as_query = scout_graphql.INDEX_IMAGE.replace("mutation indexImage", "query indexImage", 1)
-    assert [e.message for e in validate(schema, parse(as_query))] == [
-        "Cannot query field 'indexImage' on type 'Query'."
-    ]
-
-
-def test_an_index_image_answer_without_a_digest_is_an_error() -> None:
-    with pytest.raises(ScoutGraphQLError, match="answer to indexImage has no digest"):
-        parse_index_image({"data": {"indexImage": None}})
-
-
 def test_organization_status_request_fits_the_schema(schema: GraphQLSchema) -> None:
     result = _execute(
         schema,
@@ -128,6 +109,7 @@ def test_organization_status_request_fits_the_schema(schema: GraphQLSchema) -> N
             "organizationStatus": lambda _info, context: {
                 "hasImageAnalysisEnabled": True,
                 "hasAnalyzedImages": False,
+                "hasEverAnalyzedImages": False,
             }
         },
     )
@@ -168,3 +150,16 @@ def test_graphql_errors_in_an_answer_become_a_clear_error() -> None:
 def test_an_answer_without_the_operation_is_an_error() -> None:
     with pytest.raises(ScoutGraphQLError, match=r"no data\.organizationStatus"):
         parse_organization_status({"data": {}})
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ({"data": None, "errors": [{"message": "unauthorized", "extensions": {"status": 401}}]}, 401),
+        ({"data": None, "errors": [{"message": "x"}, {"message": "y", "extensions": {"status": 403}}]}, 403),
+        ({"data": None, "errors": [{"message": "bad field"}]}, None),
+        ({"data": {"organizationStatus": None}}, None),
+    ],
+)
+def test_auth_errors_are_found_in_the_envelope(answer: dict[str, Any], status: int | None) -> None:
+    assert auth_error_status(answer) == status

@@ -73,14 +73,27 @@ def test_settings_repr_hides_the_token(scout_connection: Callable[..., None]) ->
     assert HUB_USER in text and "dckr_pat" not in text
 
 
-def test_test_connection_asks_scout_for_the_organization(
+def test_test_connection_exchanges_the_token_and_reads_the_organization_status(
     stand_in_scout: StandInScout, scout_connection: Callable[..., None]
 ) -> None:
     scout_connection(org=ORGANIZATION, api_url=f"{stand_in_scout.url}/v1/graphql", hub_url=stand_in_scout.url)
     assert ScoutHook().test_connection() == (
         True,
-        f"Scout organization '{ORGANIZATION}' reachable; image analysis enabled: True",
+        f"Scout organization '{ORGANIZATION}' reachable with image analysis enabled (no image analysed yet)",
     )
+    assert stand_in_scout.paths() == ["/v2/auth/token", "/v1/graphql"]
+    assert stand_in_scout.requests[1].body["operationName"] == "organizationStatus"
+
+
+def test_test_connection_says_to_enroll_when_image_analysis_is_off(
+    stand_in_scout: StandInScout, scout_connection: Callable[..., None]
+) -> None:
+    stand_in_scout.analysis_enabled = False
+    scout_connection(org=ORGANIZATION, api_url=f"{stand_in_scout.url}/v1/graphql", hub_url=stand_in_scout.url)
+    ok, message = ScoutHook().test_connection()
+    assert not ok
+    assert f"image analysis is not enabled for organization '{ORGANIZATION}'" in message
+    assert f"run `docker scout enroll {ORGANIZATION}`" in message
 
 
 def test_test_connection_reports_refused_credentials(
