@@ -174,7 +174,7 @@ class EmulatorAdmin:
 
     def send_test_webhook(self) -> int:
         """What JFrog's webhook "Test" button does: sample data to every target; returns how many."""
-        result = self._call("POST", "/webhooks/test")
+        result = self._call("POST", "/webhooks/test", {})
         return int(result["sent"])
 
 
