@@ -806,8 +806,8 @@ class ArtifactoryEmulator:
         """``POST /api/docker/<repo>/v2/promote``: copy (or move) a tag into another local repository.
 
         Body as JFrog documents it: ``targetRepo``, ``dockerRepository``, optional
-        ``targetDockerRepository``, ``tag``, ``targetTag`` and ``copy``. A ``promoted``
-        event names the target repository.
+        ``targetDockerRepository``, ``tag``, ``targetTag`` and ``copy``. The ``promoted``
+        event names the target repository in ``repo_key`` (JFrog does not document which).
         """
         source_key = request.url.path[len(_DOCKER_REST_PREFIX) :].split("/", 1)[0]
         try:

@@ -183,11 +183,14 @@ def test_short_pages_mid_stream_do_not_end_the_listing(
     # The user may not read t03, t04 and t07: the second and third pages of 3 come back
     # short, and the listing goes on, since Artifactory filters permissions after `limit`.
     admin.set_unreadable([CLASS_SECRET, f"{CLASS_LOCAL}/{image}/t0[347]/*"])
-    window = {
-        "modified_after": datetime(2004, 4, 4, tzinfo=UTC),
-        "modified_before": datetime(2004, 4, 5, tzinfo=UTC),
-    }
-    records = list(hook.iter_tags([CLASS_LOCAL], page_size=3, **window))
+    records = list(
+        hook.iter_tags(
+            [CLASS_LOCAL],
+            page_size=3,
+            modified_after=datetime(2004, 4, 4, tzinfo=UTC),
+            modified_before=datetime(2004, 4, 5, tzinfo=UTC),
+        )
+    )
     assert [r.tag for r in records] == [t for t in tags if t not in ("t03", "t04", "t07")]
     assert admin.stats()["by_kind"]["aql"] == 12 // 3 + 1  # every page, then the empty one
 
@@ -200,11 +203,13 @@ def test_a_trimmed_result_surfaces_as_a_warning(
     for hour, tag in enumerate("abcd"):
         admin.set_modified(CLASS_LOCAL, image, tag, datetime(2005, 5, 5, hour, tzinfo=UTC))
     admin.set_limits(result_cap=2)
-    window = {
-        "modified_after": datetime(2005, 5, 5, tzinfo=UTC),
-        "modified_before": datetime(2005, 5, 6, tzinfo=UTC),
-    }
-    records = list(hook.iter_tags([CLASS_LOCAL], **window))
+    records = list(
+        hook.iter_tags(
+            [CLASS_LOCAL],
+            modified_after=datetime(2005, 5, 5, tzinfo=UTC),
+            modified_before=datetime(2005, 5, 6, tzinfo=UTC),
+        )
+    )
     assert [r.tag for r in records] == ["a", "b"]
     [warning] = [w for w in hook.warnings if "trimmed" in w]
     assert CLASS_LOCAL in warning

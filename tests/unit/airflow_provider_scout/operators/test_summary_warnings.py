@@ -44,7 +44,7 @@ def summarize(values: dict[tuple[str, str], Any]) -> dict[str, Any]:
         task_id="summary", planning_task_id="list_images", indexing_task_id="index_images"
     )
     operator.__dict__["scout_hook"] = NoBackend()
-    result: dict[str, Any] = operator.execute({"ti": PulledXComs(values)})  # type: ignore[arg-type]
+    result: dict[str, Any] = operator.execute({"ti": PulledXComs(values)})  # type: ignore[typeddict-item]
     return result
 
 
