@@ -905,24 +905,18 @@ class ArtifactoryEmulator:
         platforms: list[dict[str, str]],
         user: str,
     ) -> dict[str, Any]:
-        return {
-            "domain": "docker",
+        data = {
+            "repo_key": entry.repository,
             "event_type": event_type,
-            "data": {
-                "repo_key": entry.repository,
-                "event_type": event_type,
-                "path": f"{entry.folder}/{entry.manifest_name}",
-                "name": entry.manifest_name,
-                "sha256": entry.sha256,
-                "size": entry.size,
-                "image_name": entry.image,
-                "tag": entry.tag,
-                "platforms": platforms,
-            },
-            "subscription_key": target.subscription_key,
-            "jpd_origin": self.config.public_url,
-            "source": f"jfrog/{user}",
+            "path": f"{entry.folder}/{entry.manifest_name}",
+            "name": entry.manifest_name,
+            "sha256": entry.sha256,
+            "size": entry.size,
+            "image_name": entry.image,
+            "tag": entry.tag,
+            "platforms": platforms,
         }
+        return self.envelope(target, event_type, data, user)
 
     async def deliver(self, target: WebhookTarget, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()
