@@ -81,9 +81,14 @@ def _answer(status_code: int, **content: Any) -> JSONResponse:
 WORKER_STOP_SECONDS = 10.0
 
 
-def build_app(settings: RelaySettings) -> FastAPI:
-    """The relay as an ASGI app; its lifespan opens the store and runs the delivery worker."""
-    membership = MembershipCache(settings.registry, settings.artifactory_auth)
+def build_app(settings: RelaySettings, *, membership: MembershipCache | None = None) -> FastAPI:
+    """The relay as an ASGI app; its lifespan opens the store and runs the delivery worker.
+
+    :param membership: where the repositories layout comes from; by default Artifactory's
+        REST API at the registry string's ``api`` (tests hand in one on a mock transport).
+    """
+    if membership is None:
+        membership = MembershipCache(settings.registry, settings.artifactory_auth)
     selection = replace(settings.selection, layout=membership)
     state: dict[str, Any] = {}
 

@@ -67,6 +67,14 @@ class MembershipCache:
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
             return
+        if self.current != layout:  # once per change, not every refresh
+            log.info(
+                "repositories layout read from %s: %d Docker repositories, members of %s",
+                api,
+                len(layout.classes),
+                ", ".join(f"{key}={'+'.join(members) or '-'}" for key, members in layout.members.items())
+                or "-",
+            )
         self.current = layout
 
     async def run(self, every: float = REFRESH_SECONDS) -> None:

@@ -10,6 +10,12 @@ Criteria are JSON: ``{"field": value}`` (``$eq``), ``{"field": {"$op": value}}``
 ``$eq $ne $match $nmatch $gt $gte $lt $lte``, ``{"$and": [...]}`` / ``{"$or": [...]}``
 (a list of criteria objects) at any depth; several keys in one object all have to hold.
 ``$match`` takes Artifactory's wildcards: ``*`` (crosses ``/``) and ``?``.
+
+Rules Artifactory enforces with a 400 (SPEC section 3), checked by :func:`check_field_rules`:
+sorted fields must be included, and a non-admin caller must include ``repo``, ``path`` and
+``name``. :func:`run_query` filters rows the caller may not read *after* ``limit``, as
+Artifactory does, and trims a result set larger than a cap with ``range.notification``
+(JFrog SaaS: 500,000 rows).
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ __all__ = [
     "DEFAULT_FIELDS",
     "ITEM_FIELDS",
     "MAX_QUERY_LENGTH",
+    "NON_ADMIN_FIELDS",
     "AqlError",
     "AqlQuery",
+    "check_field_rules",
     "format_time",
     "parse_aql",
     "parse_time",
     "run_query",
 ]
 
+NON_ADMIN_FIELDS = ("repo", "path", "name")
 # Artifactory refuses longer query strings with 400 (aql.query.max.length, default 6,000).
 MAX_QUERY_LENGTH = 6000
 
@@ -168,10 +177,46 @@ def parse_aql(text: str) -> AqlQuery:
     )
 
 
-def run_query(query: AqlQuery, items: Iterable[Item]) -> dict[str, Any]:
+def check_field_rules(query: AqlQuery, *, admin: bool) -> None:
+    """Artifactory's field rules; :class:`AqlError` (a 400) when the query breaks one.
+
+    The wording of the messages is the emulator's: JFrog documents the rules, not the text.
+    """
+    missing_sorted = [f for f in query.sort_fields if f not in query.include]
+    if missing_sorted:
+        raise AqlError(
+            f"sorted field(s) {', '.join(missing_sorted)} must also be in include(): "
+            "Artifactory sorts only on included fields"
+        )
+    if not admin:
+        missing = [f for f in NON_ADMIN_FIELDS if f not in query.include]
+        if missing:
+            raise AqlError(
+                "for permission reasons a non-admin query must include repo, path and name; "
+                f"missing: {', '.join(missing)}"
+            )
+
+
+# What range.notification says when a result set is trimmed. JFrog documents that SaaS
+# trims at 500,000 rows and says so there, not the exact wording: this text is ours.
+TRIM_NOTIFICATION = (
+    "AQL search results were trimmed to {cap} rows; narrow the query or page with offset/limit"
+)
+
+
+def run_query(
+    query: AqlQuery,
+    items: Iterable[Item],
+    *,
+    readable: Callable[[Item], bool] | None = None,
+    result_cap: int | None = None,
+) -> dict[str, Any]:
     """The response body: ``{"results": [...], "range": {...}}`` shaped as Artifactory's.
 
     As in Artifactory, ``range.total`` counts the rows of this response, not every match.
+    ``readable`` drops rows the caller may not read from the page *after* ``offset`` and
+    ``limit`` were applied (so a page can be short mid-stream); ``result_cap`` trims the
+    sorted result set and adds ``range.notification``.
     """
     matches = [item for item in items if query.predicate(item)]
     # Without sort() the order is the database's; repo/path/name keeps it stable here.
@@ -179,8 +224,13 @@ def run_query(query: AqlQuery, items: Iterable[Item]) -> dict[str, Any]:
     matches.sort(
         key=lambda item: tuple(_sort_key(item.get(k)) for k in keys), reverse=query.sort_order == "$desc"
     )
+    trimmed = result_cap is not None and len(matches) > result_cap
+    if trimmed:
+        matches = matches[:result_cap]
     end = None if query.limit is None else query.offset + query.limit
     page = matches[query.offset : end]
+    if readable is not None:
+        page = [item for item in page if readable(item)]
     results = [{field: _render(item.get(field)) for field in query.include} for item in page]
     window: dict[str, Any] = {
         "start_pos": query.offset,
@@ -189,6 +239,8 @@ def run_query(query: AqlQuery, items: Iterable[Item]) -> dict[str, Any]:
     }
     if query.limit is not None:
         window["limit"] = query.limit
+    if trimmed:
+        window["notification"] = TRIM_NOTIFICATION.format(cap=result_cap)
     return {"results": results, "range": window}
 
 

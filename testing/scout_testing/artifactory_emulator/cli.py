@@ -24,6 +24,12 @@ ENV_USER = "ARTIFACTORY_EMULATOR_USER"
 ENV_PASSWORD = "ARTIFACTORY_EMULATOR_PASSWORD"
 ENV_TOKEN = "ARTIFACTORY_EMULATOR_TOKEN"
 ENV_WEBHOOK_SECRET = "ARTIFACTORY_EMULATOR_WEBHOOK_SECRET"
+# Defaults of the repository-class and AQL flags (not secrets, but set the same way in compose).
+ENV_REMOTES = "ARTIFACTORY_EMULATOR_REMOTES"  # key,key
+ENV_VIRTUALS = "ARTIFACTORY_EMULATOR_VIRTUALS"  # key=member,member;key=member
+ENV_UNREADABLE = "ARTIFACTORY_EMULATOR_UNREADABLE"  # key or repo/path glob, comma-separated
+ENV_AQL_QUEUE_SECONDS = "ARTIFACTORY_EMULATOR_AQL_QUEUE_SECONDS"
+ENV_RESULT_CAP = "ARTIFACTORY_EMULATOR_RESULT_CAP"
 DEFAULT_REPOSITORIES = ("docker-local", "docker-prod", "docker-dev")
 
 _DESCRIPTION = f"""\
@@ -32,6 +38,11 @@ not a product. It serves the REST subset the provider uses (ping, repositories, 
 manifests, storage info), the Docker Registry v2 API under the REST, repository-path and
 subdomain access methods, and docker "pushed" webhooks, while a real docker-registry
 (--registry-url) stores every blob and manifest.
+
+Repository classes (SPEC section 3): --repository declares local repositories, --remote a
+remote one (its content lives in <key>-cache, filled by the /_emulator/seed-tags control),
+--virtual KEY=MEMBER,... a virtual one over declared members. --unreadable hides a
+repository or repo/path glob from the user (AQL drops such rows after `limit`).
 
 Secrets are read from the environment, never from arguments:
   {ENV_USER} / {ENV_PASSWORD}   basic auth
@@ -60,6 +71,46 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"Docker local repository to serve; repeatable (default: {', '.join(DEFAULT_REPOSITORIES)})",
     )
     parser.add_argument(
+        "--remote",
+        action="append",
+        dest="remotes",
+        metavar="KEY",
+        default=_env_list(ENV_REMOTES, ","),
+        help=f"Docker remote repository, stored in KEY-cache; repeatable (env {ENV_REMOTES})",
+    )
+    parser.add_argument(
+        "--virtual",
+        action="append",
+        dest="virtuals",
+        metavar="KEY=MEMBER[,MEMBER...]",
+        default=_env_list(ENV_VIRTUALS, ";"),
+        help=f"Docker virtual repository over declared members, in order; repeatable ({ENV_VIRTUALS})",
+    )
+    parser.add_argument(
+        "--unreadable",
+        action="append",
+        metavar="KEY_OR_GLOB",
+        default=_env_list(ENV_UNREADABLE, ","),
+        help=f"repository key or repo/path/name glob the user may not read; repeatable ({ENV_UNREADABLE})",
+    )
+    parser.add_argument(
+        "--admin-user",
+        action="store_true",
+        help="the user is an Artifactory admin: AQL's non-admin rule (include repo, path, name) is off",
+    )
+    parser.add_argument(
+        "--aql-queue-seconds",
+        type=float,
+        default=float(os.environ.get(ENV_AQL_QUEUE_SECONDS) or 10.0),
+        help=f"seconds a 4th AQL waits before its 429 (default: %(default)s; {ENV_AQL_QUEUE_SECONDS})",
+    )
+    parser.add_argument(
+        "--result-cap",
+        type=int,
+        default=int(os.environ.get(ENV_RESULT_CAP) or 0) or None,
+        help=f"trim AQL results to this many rows with range.notification (SaaS: 500000; {ENV_RESULT_CAP})",
+    )
+    parser.add_argument(
         "--webhook-url",
         action="append",
         dest="webhook_urls",
@@ -86,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _env_list(name: str, separator: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(separator) if item.strip()]
+
+
+def parse_virtuals(specs: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """``KEY=MEMBER,MEMBER`` specs as a mapping; ValueError names the bad one."""
+    virtuals: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        key, equals, members = spec.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"--virtual takes KEY=MEMBER[,MEMBER...], not {spec!r}")
+        virtuals[key.strip()] = tuple(m.strip() for m in members.split(",") if m.strip())
+    return virtuals
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -107,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning(
             "%s is not set: webhooks go out unauthenticated", ENV_WEBHOOK_SECRET
         )
+    if args.aql_queue_seconds < 0 or (args.result_cap is not None and args.result_cap < 1):
+        print("artifactory-emulator: --aql-queue-seconds must be >= 0 and --result-cap >= 1", file=sys.stderr)
+        return 2
     try:
+        virtuals = parse_virtuals(args.virtuals)
         webhooks = [
             WebhookTarget(url, secret, args.webhook_signing, subscription_key=f"emulator-webhook-{number}")
             for number, url in enumerate(args.webhook_urls, start=1)
@@ -125,8 +195,19 @@ def run(args: argparse.Namespace) -> int:
         webhooks=webhooks,
         state_dir=args.state_dir,
         seed_fixtures=args.seed_fixtures,
+        remotes=tuple(args.remotes),
+        virtuals=virtuals,
+        unreadable=tuple(args.unreadable),
+        admin=args.admin_user,
+        aql_queue_seconds=args.aql_queue_seconds,
+        result_cap=args.result_cap,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, access_log=False, log_level="info")
+    try:
+        app = create_app(config)
+    except ValueError as exc:  # a member that is not declared, a key that is not a key
+        print(f"artifactory-emulator: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="info")
     return 0
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -114,11 +114,68 @@ class EmulatorAdmin:
     def clear_webhooks(self) -> None:
         self._call("DELETE", "/webhooks")
 
-    def seed_tags(self, repository: str, image: str, tags: Sequence[str], source: str) -> int:
-        """Put the manifest of ``source`` (``<repo>/<image>:<tag>``) under each ``repository/image:tag``."""
-        body = {"repository": repository, "image": image, "tags": list(tags), "source": source}
+    def seed_tags(
+        self,
+        repository: str,
+        image: str,
+        tags: Sequence[str],
+        source: str,
+        *,
+        modified: datetime | None = None,
+        committed: bool = True,
+        announce: bool = False,
+    ) -> int:
+        """Put the manifest of ``source`` (``<repo>/<image>:<tag>``) under each ``repository/image:tag``.
+
+        A remote ``repository`` stores in its ``-cache`` (what a pull through it cached;
+        ``modified`` is then the upstream's time). ``committed=False`` keeps the tags out of
+        AQL until :meth:`commit_tag`; ``announce`` posts a ``pushed`` event per tag.
+        """
+        body: dict[str, Any] = {
+            "repository": repository,
+            "image": image,
+            "tags": list(tags),
+            "source": source,
+        }
+        if modified is not None:
+            if modified.tzinfo is None:
+                raise ValueError("modified needs a timezone-aware datetime")
+            body["modified"] = modified.isoformat()
+        body.update(committed=committed, announce=announce)
         result = self._call("POST", "/seed-tags", body, timeout=300.0)
         return int(result["seeded"])
+
+    def commit_tag(self, repository: str, image: str, tag: str) -> dict[str, Any]:
+        """The upload of a tag seeded with ``committed=False`` finishes: AQL lists it from now on."""
+        body = {"repository": repository, "image": image, "tag": tag}
+        result: dict[str, Any] = self._call("POST", "/tags/commit", body)
+        return result
+
+    def add_repository(
+        self, key: str, rclass: str = "local", members: Sequence[str] = (), package_type: str = "docker"
+    ) -> dict[str, Any]:
+        """Declare a local, remote or virtual (over ``members``, in order) repository at run time."""
+        body = {"key": key, "rclass": rclass, "repositories": list(members), "packageType": package_type}
+        result: dict[str, Any] = self._call("POST", "/repositories", body)
+        return result
+
+    def set_unreadable(self, unreadable: Sequence[str]) -> None:
+        """Repository keys or ``repo/path/name`` globs the emulator's user may not read."""
+        self._call("PUT", "/permissions", {"unreadable": list(unreadable)})
+
+    def limits(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/limits")
+        return result
+
+    def set_limits(self, **limits: float | int | None) -> dict[str, Any]:
+        """``aql_queue_seconds`` (a 4th AQL's wait before 429), ``result_cap`` (SaaS trim; None: off)."""
+        result: dict[str, Any] = self._call("PUT", "/limits", limits)
+        return result
+
+    def send_test_webhook(self) -> int:
+        """What JFrog's webhook "Test" button does: sample data to every target; returns how many."""
+        result = self._call("POST", "/webhooks/test", {})
+        return int(result["sent"])
 
 
 @dataclass
@@ -176,6 +233,11 @@ def start_emulator(
     webhook_secret: str | None = None,
     signing: str = "hmac",
     extra_args: Sequence[str] = (),
+    remotes: Sequence[str] = (),
+    virtuals: Mapping[str, Sequence[str]] | None = None,
+    unreadable: Sequence[str] = (),
+    aql_queue_seconds: float | None = None,
+    result_cap: int | None = None,
     timeout: float = 120.0,  # without --state-dir, startup crawls every tag in the registry
 ) -> EmulatorHandle:
     """Run ``artifactory-emulator`` as a subprocess; returns once it answers."""
@@ -198,6 +260,16 @@ def start_emulator(
             command += ["--repository", repository]
         for url in webhook_urls:
             command += ["--webhook-url", url]
+        for key in remotes:
+            command += ["--remote", key]
+        for key, members in (virtuals or {}).items():
+            command += ["--virtual", f"{key}={','.join(members)}"]
+        for pattern in unreadable:
+            command += ["--unreadable", pattern]
+        if aql_queue_seconds is not None:
+            command += ["--aql-queue-seconds", str(aql_queue_seconds)]
+        if result_cap is not None:
+            command += ["--result-cap", str(result_cap)]
         command += list(extra_args)
         process = ManagedProcess.start("the Artifactory emulator", command, log_path, env=env)
         url = f"http://127.0.0.1:{port}"

@@ -1,8 +1,11 @@
 """What the Artifactory emulator (a test double) remembers besides the registry's own storage.
 
+* :class:`RepositoryBook`: the local, remote and virtual Docker repositories served, and
+  where each one stores (a remote in ``<key>-cache``, a virtual in its members).
 * :class:`TagIndex`: one :class:`TagEntry` per tag, i.e. the ``manifest.json`` /
   ``list.manifest.json`` file Artifactory keeps in the tag's folder, with the times AQL
   reports. Optionally persisted in SQLite under ``--state-dir`` so a restart keeps them.
+* :class:`Permissions`: what the emulator's user may not read (AQL filters it after ``limit``).
 * :class:`FaultBook`: injected failures (status, ``Retry-After``, delay) per path regex.
 * :class:`RequestStats`: request counts per mount, kind and status.
 * :class:`WebhookTarget`: where ``pushed`` events go and how they are signed.
@@ -10,11 +13,12 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +45,182 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+LOCAL = "local"
+REMOTE = "remote"
+VIRTUAL = "virtual"
+REPOSITORY_CLASSES = (LOCAL, REMOTE, VIRTUAL)
+CACHE_SUFFIX = "-cache"
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class RepositoryDef:
+    """One repository as ``GET /api/repositories/<key>`` describes it."""
+
+    key: str
+    rclass: str
+    package_type: str = "docker"
+    members: tuple[str, ...] = ()  # a virtual's, in resolution order
+
+    def listing_entry(self, api_url: str) -> dict[str, str]:
+        """The row of ``GET /api/repositories``: ``type`` in upper case, as Artifactory sends it."""
+        return {
+            "key": self.key,
+            "type": self.rclass.upper(),
+            "packageType": self.package_type.capitalize(),
+            "url": f"{api_url}/{self.key}",
+            "description": f"{self.package_type} {self.rclass} repository (emulator, a test double)",
+        }
+
+    def configuration(self, api_url: str) -> dict[str, Any]:
+        """The answer of ``GET /api/repositories/<key>`` (the fields the provider reads, and a few more)."""
+        body: dict[str, Any] = {
+            "key": self.key,
+            "rclass": self.rclass,
+            "packageType": self.package_type,
+            "description": self.listing_entry(api_url)["description"],
+        }
+        if self.rclass == VIRTUAL:
+            body["repositories"] = list(self.members)
+            deploy = self.members[0] if self.members else None
+            body["defaultDeploymentRepo"] = deploy
+        if self.rclass == REMOTE:
+            body["url"] = f"https://upstream.example/{self.key}"  # never contacted: the cache is seeded
+        return body
+
+
+class RepositoryBook:
+    """The repositories served, by key, in the order they were declared.
+
+    Stored content lives in local repositories and in ``<remote>-cache``; a virtual stores
+    nothing and reads through its members in order; pushes to a virtual land in its first
+    local member (Artifactory's default deployment repository), pushes to a remote fail.
+    """
+
+    def __init__(
+        self,
+        local: Iterable[str] = (),
+        remote: Iterable[str] = (),
+        virtual: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        self._repositories: dict[str, RepositoryDef] = {}
+        for key in local:
+            self.add(RepositoryDef(key, LOCAL))
+        for key in remote:
+            self.add(RepositoryDef(key, REMOTE))
+        for key, members in (virtual or {}).items():
+            self.add(RepositoryDef(key, VIRTUAL, members=tuple(members)))
+
+    def add(self, repository: RepositoryDef) -> RepositoryDef:
+        """Declare (or redeclare) a repository; ValueError names what is wrong."""
+        if not _KEY.fullmatch(repository.key) or repository.key.endswith(CACHE_SUFFIX):
+            raise ValueError(
+                f"repository key {repository.key!r} is not a valid key (or ends in {CACHE_SUFFIX!r}, "
+                "which names a remote's cache)"
+            )
+        if repository.rclass not in REPOSITORY_CLASSES:
+            raise ValueError(
+                f"rclass must be one of {', '.join(REPOSITORY_CLASSES)}, not {repository.rclass!r}"
+            )
+        if repository.members and repository.rclass != VIRTUAL:
+            raise ValueError(
+                f"only a virtual repository has members, not the {repository.rclass} {repository.key!r}"
+            )
+        for member in repository.members:
+            if member == repository.key or member not in self._repositories:
+                raise ValueError(f"member {member!r} of {repository.key!r} is not a declared repository")
+        self._repositories[repository.key] = repository
+        return repository
+
+    def __iter__(self) -> Iterator[RepositoryDef]:
+        return iter(list(self._repositories.values()))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._repositories
+
+    def get(self, key: str) -> RepositoryDef | None:
+        return self._repositories.get(key)
+
+    def keys(self, rclass: str | None = None) -> tuple[str, ...]:
+        return tuple(r.key for r in self if rclass in (None, r.rclass))
+
+    def docker(self, key: str) -> RepositoryDef | None:
+        repository = self._repositories.get(key)
+        return repository if repository is not None and repository.package_type == "docker" else None
+
+    def storage_keys(self) -> tuple[str, ...]:
+        """Every repository that stores content: the locals and each remote's cache."""
+        stored = []
+        for repository in self:
+            if repository.rclass == LOCAL:
+                stored.append(repository.key)
+            elif repository.rclass == REMOTE:
+                stored.append(f"{repository.key}{CACHE_SUFFIX}")
+        return tuple(stored)
+
+    def is_cache(self, storage: str) -> bool:
+        remote = self._repositories.get(storage.removesuffix(CACHE_SUFFIX))
+        return storage.endswith(CACHE_SUFFIX) and remote is not None and remote.rclass == REMOTE
+
+    def reads(self, key: str) -> tuple[str, ...]:
+        """The storage keys a pull through ``key`` looks in, in order (a virtual's members recursively)."""
+        found: list[str] = []
+
+        def walk(current: str, seen: tuple[str, ...]) -> None:
+            repository = self._repositories.get(current)
+            if repository is None or current in seen:
+                return
+            if repository.rclass == LOCAL:
+                found.append(current)
+            elif repository.rclass == REMOTE:
+                found.append(f"{current}{CACHE_SUFFIX}")
+            else:
+                for member in repository.members:
+                    walk(member, (*seen, current))
+
+        walk(key, ())
+        return tuple(dict.fromkeys(found))
+
+    def deploys_to(self, key: str) -> str | None:
+        """Where a push through ``key`` is stored: a local itself, a virtual's first local member."""
+        repository = self._repositories.get(key)
+        if repository is None or repository.rclass == REMOTE:
+            return None
+        if repository.rclass == LOCAL:
+            return key
+        return next(
+            (m for m in repository.members if (r := self._repositories.get(m)) and r.rclass == LOCAL), None
+        )
+
+
+class Permissions:
+    """What the emulator's user may not read: whole repository keys, or globs over ``repo/path/name``.
+
+    Artifactory filters AQL rows by permission *after* applying ``limit``, hides unreadable
+    repositories from ``GET /api/repositories``, and answers their Registry API with 403.
+    """
+
+    def __init__(self, unreadable: Iterable[str] = ()) -> None:
+        self.unreadable: tuple[str, ...] = ()
+        self.set(unreadable)
+
+    def set(self, unreadable: Iterable[str]) -> None:
+        patterns = tuple(unreadable)
+        for pattern in patterns:
+            if not isinstance(pattern, str) or not pattern:
+                raise ValueError("unreadable entries must be repository keys or repo/path globs")
+        self.unreadable = patterns
+
+    def may_read_repository(self, key: str) -> bool:
+        return key not in self.unreadable
+
+    def may_read_item(self, repo: str, path: str, name: str) -> bool:
+        if not self.may_read_repository(repo):
+            return False
+        location = f"{repo}/{path}/{name}"
+        return not any("/" in p and fnmatch.fnmatchcase(location, p) for p in self.unreadable)
+
+
 @dataclass
 class TagEntry:
     repository: str
@@ -53,6 +233,10 @@ class TagEntry:
     modified: datetime
     created_by: str = "emulator"
     modified_by: str = "emulator"
+    # hex digests of a list's platform manifests, stored beside the tags in digest folders
+    children: tuple[str, ...] = ()
+    # False while the upload has not committed: AQL does not see it yet (kept in memory only)
+    committed: bool = True
 
     @property
     def manifest_name(self) -> str:
@@ -82,8 +266,30 @@ class TagEntry:
             "updated": self.modified,
         }
 
+    def aql_items(self, in_cache: bool) -> list[dict[str, Any]]:
+        """The tag's manifest file, and each platform manifest of a list in its digest folder.
+
+        Artifactory names those folders ``sha256:<hex>`` in local repositories and
+        ``sha256__<hex>`` in remote caches (SPEC section 3).
+        """
+        items = [self.aql_item()]
+        separator = "__" if in_cache else ":"
+        for child in self.children:
+            folder = f"{self.image}/sha256{separator}{child}"
+            items.append(
+                {
+                    **self.aql_item(),
+                    "path": folder,
+                    "name": MANIFEST_FILE,
+                    "depth": folder.count("/") + 2,
+                    "sha256": child,
+                }
+            )
+        return items
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["children"] = list(self.children)
         data["created"] = format_time(self.created)
         data["modified"] = format_time(self.modified)
         data["manifest_name"] = self.manifest_name
@@ -95,10 +301,13 @@ CREATE TABLE IF NOT EXISTS tags (
     repository TEXT NOT NULL, image TEXT NOT NULL, tag TEXT NOT NULL,
     media_type TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
     created TEXT NOT NULL, modified TEXT NOT NULL, created_by TEXT NOT NULL, modified_by TEXT NOT NULL,
+    children TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (repository, image, tag)
 )
 """
-_COLUMNS = "repository, image, tag, media_type, sha256, size, created, modified, created_by, modified_by"
+_COLUMNS = (
+    "repository, image, tag, media_type, sha256, size, created, modified, created_by, modified_by, children"
+)
 
 TagKey = tuple[str, str, str]
 
@@ -119,14 +328,19 @@ class TagIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(tags)")}
+            if "children" not in columns:  # a state dir written before lists had digest folders
+                self._db.execute("ALTER TABLE tags ADD COLUMN children TEXT NOT NULL DEFAULT ''")
             self._db.commit()
             if existed:
                 for row in self._db.execute(f"SELECT {_COLUMNS} FROM tags"):
-                    repository, image, tag, media_type, sha256, size, created, modified, by, last_by = row
+                    repository, image, tag, media_type, sha256, size, created, modified, by, last_by, kids = (
+                        row
+                    )
                     entry = TagEntry(
                         repository, image, tag, media_type, sha256, size,
                         created=parse_time(created), modified=parse_time(modified),
-                        created_by=by, modified_by=last_by,
+                        created_by=by, modified_by=last_by, children=tuple(filter(None, kids.split(","))),
                     )  # fmt: skip
                     self._entries[(entry.repository, entry.image, entry.tag)] = entry
                 self.restored = True
@@ -142,14 +356,15 @@ class TagIndex:
 
     def record_push(
         self, repository: str, image: str, tag: str, media_type: str, sha256: str, size: int,
-        user: str, when: datetime | None = None,
+        user: str, when: datetime | None = None, children: Sequence[str] = (),
     ) -> TagEntry:  # fmt: skip
         """A manifest was put under a tag: keep ``created`` of an existing tag, move ``modified``."""
-        return self.record_pushes([(repository, image, tag)], media_type, sha256, size, user, when)[0]
+        keys = [(repository, image, tag)]
+        return self.record_pushes(keys, media_type, sha256, size, user, when, children)[0]
 
     def record_pushes(
         self, keys: Iterable[TagKey], media_type: str, sha256: str, size: int, user: str,
-        when: datetime | None = None,
+        when: datetime | None = None, children: Sequence[str] = (), committed: bool = True,
     ) -> list[TagEntry]:  # fmt: skip
         moment = when or utcnow()
         entries = []
@@ -167,6 +382,8 @@ class TagIndex:
                     modified=moment,
                     created_by=previous.created_by if previous else user,
                     modified_by=user,
+                    children=tuple(children),
+                    committed=committed,
                 )
             )
         self._store(entries)
@@ -178,6 +395,13 @@ class TagIndex:
             return None
         entry.modified = when.astimezone(UTC)
         self._store([entry])
+        return entry
+
+    def commit(self, repository: str, image: str, tag: str) -> TagEntry | None:
+        """The upload of a tag finished: from now on AQL lists it, with its earlier ``modified``."""
+        entry = self.get(repository, image, tag)
+        if entry is not None:
+            entry.committed = True
         return entry
 
     def remove(self, repository: str, image: str, tag: str) -> TagEntry | None:
@@ -225,12 +449,13 @@ class TagIndex:
                 format_time(e.modified),
                 e.created_by,
                 e.modified_by,
+                ",".join(e.children),
             )
             for e in entries
         ]
         with self._lock:
             self._db.executemany(
-                f"INSERT OR REPLACE INTO tags ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", rows
+                f"INSERT OR REPLACE INTO tags ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows
             )
             self._db.commit()
 

@@ -184,6 +184,34 @@ def test_listing_with_a_window_lists_only_tags_modified_inside_it(
     assert [(t.image, t.tags) for t in targets] == [("dags-tests/window-probe", ("w2",))]
 
 
+def test_a_tag_committed_after_its_window_was_listed_is_found_by_the_next_run_through_the_lookback(
+    emulator: EmulatorHandle, fixture_images: list[PushedImage]
+) -> None:
+    """Artifactory stamps ``modified`` when an upload starts; the row appears when it commits."""
+    source = fixture_images[0]
+    image = "dags-tests/window-edge"
+    start = datetime(2022, 2, 2, 2, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    emulator.admin.seed_tags(
+        "docker-dev",
+        image,
+        ["late"],
+        f"{source.repository}/{source.image}:{source.tag}",
+        modified=start + timedelta(minutes=50),  # inside the first window...
+        committed=False,  # ...but not visible when that window's run lists it
+    )
+
+    def listed(after: datetime, **kwargs: Any) -> list[tuple[str, tuple[str, ...]]]:
+        targets = flatten(list_images(emulator, modified_after=after, modified_before=after + hour, **kwargs))
+        return [(t.image, t.tags) for t in targets if t.image == image]
+
+    assert listed(start, lookback="15m") == []
+    emulator.admin.commit_tag("docker-dev", image, "late")  # the upload commits after that run
+    assert listed(start + hour) == []  # a strict window never sees it again
+    assert listed(start + hour, lookback="15m") == [(image, ("late",))]
+    assert listed(start + hour, lookback=timedelta(minutes=5)) == []  # the lookback is what reaches it
+
+
 def test_more_targets_than_max_map_length_come_back_batched(
     emulator: EmulatorHandle, fixture_images: list[PushedImage], monkeypatch: pytest.MonkeyPatch
 ) -> None:

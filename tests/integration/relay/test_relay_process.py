@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.relay_process import RelayProcess, airflow_scout_command, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
 from scout_testing.webhook_payloads import encode, hmac_signature, push_payload
 from tests.support.fixtures.relay import API_USERNAME, wait_until
+from tests.support.fixtures.stack import CLASS_LOCAL, CLASS_REMOTE, CLASS_VIRTUAL
+from tests.support.registry_client import RegistryClient, tiny_image
 from tests.support.relay import relay_args
 
 
@@ -162,3 +167,51 @@ def test_killed_after_airflow_created_the_run(
     assert f"dag run {created_before_crash} (" in restarted.log()
     assert "already existed" in restarted.log()
     assert sorted(standin.state.delivered_event_ids()) == sorted(sent)
+
+
+def test_member_and_cache_events_and_the_test_button_from_the_emulator(
+    tmp_path: Path,
+    standin: StandinServer,
+    api_password: str,
+    relays: list[RelayProcess],
+    class_emulator: EmulatorHandle,
+) -> None:
+    """Artifactory (the emulator) posts to the relay watching a virtual key over a local and a remote."""
+    secret = "r" * 64
+    assert class_emulator.username and class_emulator.password
+    env = relay_environment(
+        secret,
+        AIRFLOW_API_USERNAME=API_USERNAME,
+        AIRFLOW_API_PASSWORD=api_password,
+        **{ARTIFACTORY_USER_ENV: class_emulator.username, ARTIFACTORY_PASSWORD_ENV: class_emulator.password},
+    )
+    args = relay_args(tmp_path / "state", standin.url)
+    args[args.index("--registry") + 1] = class_emulator.registry_string(repository=CLASS_VIRTUAL)
+    relay = RelayProcess(args, env, tmp_path / "relay.log").start()
+    relays.append(relay)
+    admin = class_emulator.admin
+    admin.clear_webhooks()
+    try:
+        admin.add_webhook(f"{relay.url}/webhook", secret, "hmac")
+        # The relay reads the repositories layout in the background right after starting.
+        wait_until(lambda: "repositories layout read" in relay.log(), what="the repositories layout")
+        assert admin.send_test_webhook() == 1
+        image = f"relay/{uuid.uuid4().hex[:8]}"
+        RegistryClient(class_emulator.url, f"/v2/{CLASS_VIRTUAL}", class_emulator.token).push(
+            image, "1", tiny_image(text="relay member event")
+        )
+        admin.seed_tags(CLASS_REMOTE, image, ["cached"], f"{CLASS_LOCAL}/{image}:1", announce=True)
+        wait_until(lambda: admin.webhooks()[0]["delivered"] == 3, what="three deliveries")
+        assert admin.webhooks()[0]["failed"] == 0  # the Test delivery too was answered 2xx
+        wait_idle(relay)
+    finally:
+        admin.clear_webhooks()
+    events = [event for run in standin.state.runs.values() for event in run["conf"]["events"]]
+    # The Test delivery made no run; both member events are named through the watched virtual key.
+    assert sorted((e["repository"], e["image"], e["tag"]) for e in events) == [
+        (CLASS_VIRTUAL, image, "1"),
+        (CLASS_VIRTUAL, image, "cached"),
+    ]
+    log = relay.log()
+    assert f"members of {CLASS_VIRTUAL}={CLASS_LOCAL}+{CLASS_REMOTE}" in log
+    assert class_emulator.password not in log

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from airflow_provider_scout.exceptions import InputError
-from airflow_provider_scout.inputs import as_flag, as_moment, as_string_list
+from airflow_provider_scout.inputs import as_duration, as_flag, as_moment, as_string_list
 
 
 def test_flags_must_be_booleans() -> None:
@@ -35,3 +35,33 @@ def test_moments_are_aware_datetimes_or_iso_strings() -> None:
         as_moment("2024-06-01T10:00:00", "after")
     with pytest.raises(InputError, match="after must be a datetime, not int"):
         as_moment(1717236000, "after")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, timedelta(0)),
+        ("", timedelta(0)),
+        (900, timedelta(minutes=15)),
+        ("15m", timedelta(minutes=15)),
+        (" 2H ", timedelta(hours=2)),
+        ("30s", timedelta(seconds=30)),
+        ("45", timedelta(seconds=45)),
+        ("1d", timedelta(days=1)),
+        (timedelta(minutes=5), timedelta(minutes=5)),
+    ],
+)
+def test_durations_are_timedeltas_seconds_or_unit_strings(value: object, expected: timedelta) -> None:
+    assert as_duration(value, "lookback") == expected
+
+
+@pytest.mark.parametrize("value", ["15 minutes", "1w", "-5m", "m", 1.5, True, [900]])
+def test_a_bad_duration_names_the_input(value: object) -> None:
+    with pytest.raises(InputError, match=r"lookback must be a duration such as 900, 15m"):
+        as_duration(value, "lookback")
+
+
+@pytest.mark.parametrize("value", [-1, timedelta(seconds=-1)])
+def test_a_negative_duration_is_refused(value: object) -> None:
+    with pytest.raises(InputError, match="lookback must not be negative"):
+        as_duration(value, "lookback")

@@ -137,8 +137,10 @@ def test_docker_api_challenges_and_token_flow(emulator: EmulatorHandle) -> None:
     manifest_url = f"{emulator.url}/v2/docker-local/{image}/manifests/1"
     challenged = requests.get(manifest_url, headers={"Accept": MANIFEST_ACCEPT}, timeout=5)
     assert challenged.status_code == 401
+    # Artifactory's challenge names the repository's token realm and the image's scope, on every method.
     assert challenged.headers["WWW-Authenticate"] == (
-        f'Bearer realm="{emulator.url}/v2/token",service="{emulator.registry}"'
+        f'Bearer realm="{emulator.url}/artifactory/api/docker/docker-local/v2/token",'
+        f'service="{emulator.registry}",scope="repository:{image}:pull"'
     )
     assert challenged.json()["errors"][0]["code"] == "UNAUTHORIZED"
     rest_challenge = requests.get(f"{emulator.url}/artifactory/api/docker/docker-local/v2/", timeout=5)
@@ -152,8 +154,8 @@ def test_docker_api_challenges_and_token_flow(emulator: EmulatorHandle) -> None:
         requests.get(f"{emulator.url}/v2/token", auth=("scout-reader", "nope"), timeout=5).status_code == 401
     )
     issued = requests.get(
-        f"{emulator.url}/v2/token",
-        params={"service": emulator.registry, "scope": f"repository:docker-local/{image}:pull"},
+        f"{emulator.url}/artifactory/api/docker/docker-local/v2/token",
+        params={"service": emulator.registry, "scope": f"repository:{image}:pull"},
         auth=(emulator.username or "", emulator.password or ""),
         timeout=5,
     ).json()

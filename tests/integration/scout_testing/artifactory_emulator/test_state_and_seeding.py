@@ -37,11 +37,18 @@ def test_state_dir_keeps_modification_times_across_a_restart(
         assert restored["sha256"] == content.digest.split(":", 1)[1]
         answer = requests.post(
             f"{second.api_url}/api/search/aql",
-            data=f'items.find({{"path":{{"$match":"{image}/*"}}}}).include("path","modified")',
+            data=f'items.find({{"path":{{"$match":"{image}/*"}}}}).include("repo","path","name","modified")',
             headers={"Authorization": "Bearer restart-token", "Content-Type": "text/plain"},
             timeout=5,
         )
-        assert answer.json()["results"] == [{"path": f"{image}/1", "modified": "2025-05-05T12:00:00.000Z"}]
+        assert answer.json()["results"] == [
+            {
+                "repo": "docker-prod",
+                "path": f"{image}/1",
+                "name": "manifest.json",
+                "modified": "2025-05-05T12:00:00.000Z",
+            }
+        ]
     finally:
         second.stop()
 

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.processes import RegistryProcess, free_port
+from tests.support.fixtures.stack import CLASS_LOCAL, CLASS_REMOTE, CLASS_SECRET, CLASS_VIRTUAL
 from tests.support.registry_client import RegistryClient, tiny_image, tiny_index, unique_image
 
 SECRET = "webhook-secret-for-tests"
@@ -148,3 +150,69 @@ def test_command_line_webhook_uses_the_secret_from_the_environment(
     finally:
         configured.stop()
     assert SECRET not in configured.log_path.read_text()
+
+
+@pytest.fixture
+def class_webhooks(class_emulator: EmulatorHandle) -> Iterator[EmulatorHandle]:
+    class_emulator.admin.clear_webhooks()
+    yield class_emulator
+    class_emulator.admin.clear_webhooks()
+
+
+def test_events_name_the_storing_repository_never_the_virtual_key(
+    class_webhooks: EmulatorHandle, receiver: Receiver
+) -> None:
+    """JFrog's pushed sample names docker-remote-cache; a push through a virtual names its member."""
+    emulator = class_webhooks
+    emulator.admin.add_webhook(receiver.url, SECRET, "plain")
+    image, content = unique_image(), tiny_image(text="through the virtual")
+    client = RegistryClient(emulator.url, f"/v2/{CLASS_VIRTUAL}", emulator.token)
+    client.push(image, "1", content)  # a virtual deploys to its first local member
+    [(_, pushed)] = receiver.wait_for(1)
+    assert json.loads(pushed)["data"]["repo_key"] == CLASS_LOCAL
+    assert [t["tag"] for t in emulator.admin.tags(CLASS_LOCAL) if t["image"] == image] == ["1"]
+
+    emulator.admin.seed_tags(CLASS_REMOTE, image, ["cached"], f"{CLASS_LOCAL}/{image}:1", announce=True)
+    cached = json.loads(receiver.wait_for(2)[1][1])
+    assert (cached["event_type"], cached["data"]["repo_key"], cached["data"]["tag"]) == (
+        "pushed",
+        f"{CLASS_REMOTE}-cache",
+        "cached",
+    )
+
+    promoted = requests.post(
+        f"{emulator.api_url}/api/docker/{CLASS_LOCAL}/v2/promote",
+        json={"targetRepo": CLASS_SECRET, "dockerRepository": image, "tag": "1", "targetTag": "release"},
+        auth=(emulator.username or "", emulator.password or ""),
+        timeout=10,
+    )
+    assert promoted.status_code == 200, promoted.text
+    event = json.loads(receiver.wait_for(3)[2][1])
+    assert (event["event_type"], event["data"]["repo_key"], event["data"]["tag"]) == (
+        "promoted",
+        CLASS_SECRET,
+        "release",
+    )
+    assert event["data"]["sha256"] == content.digest.removeprefix("sha256:")
+
+    deleted = client.session.delete(client.url(f"/{image}/manifests/{content.digest}"), timeout=5)
+    assert deleted.status_code == 202
+    event = json.loads(receiver.wait_for(4)[3][1])
+    assert (event["event_type"], event["data"]["repo_key"], event["data"]["tag"]) == (
+        "deleted",
+        CLASS_LOCAL,
+        "1",
+    )
+    hub = RegistryClient(emulator.url, f"/v2/{CLASS_REMOTE}", emulator.token)
+    refused = hub.session.post(hub.url(f"/{image}/blobs/uploads/"), timeout=5)
+    assert refused.status_code == 405  # a remote repository takes no deployment
+
+
+def test_the_test_button_sends_sample_data(class_webhooks: EmulatorHandle, receiver: Receiver) -> None:
+    class_webhooks.admin.add_webhook(receiver.url, SECRET, "hmac")
+    assert class_webhooks.admin.send_test_webhook() == 1
+    [(headers, body)] = receiver.wait_for(1)
+    assert headers["x-jfrog-event-auth"] == hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    event = json.loads(body)
+    assert (event["domain"], event["event_type"]) == ("docker", "pushed")
+    assert event["data"]["sha256"] == "sample_checksum"

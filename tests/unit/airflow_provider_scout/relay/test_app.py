@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.config import TagFilter, parse_registry_string
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.relay.app import build_app
 from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySettings
 from airflow_provider_scout.relay.store import EventStore
 from scout_testing.stand_ins.airflow_api import StandinServer
 from scout_testing.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
-from tests.support.fixtures.relay import InProcessRelay, wait_until
+from tests.support.fixtures.relay import InProcessRelay, offline_membership, wait_until
 
 StartRelay = Callable[..., InProcessRelay]
 
@@ -165,6 +165,34 @@ def test_a_cache_event_of_a_watched_remote_is_accepted_under_the_remote_key(
     assert [event["repository"] for event in run["conf"]["events"]] == ["docker-local"]
 
 
+def test_an_event_of_a_virtual_member_is_accepted_under_the_watched_virtual_key(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    registry = parse_registry_string(
+        "type=artifactory,registry=registry.example:8082,api=https://artifactory.example/artifactory,"
+        "repository=docker-all"
+    )
+    listing = [
+        {"key": "docker-all", "type": "VIRTUAL", "repositories": ["team-local", "hub"]},
+        {"key": "team-local", "type": "LOCAL"},
+        {"key": "hub", "type": "REMOTE"},
+        {"key": "other-local", "type": "LOCAL"},
+    ]
+    membership = offline_membership(registry, listing)
+    relay = start_relay(registry=registry, membership=membership)
+    wait_until(lambda: membership.current is not None, what="the repositories layout")
+    for repository in ("team-local", "hub-cache"):
+        accepted_id(relay.send(push_payload(repository=repository, image="team/app", tag=repository)))
+    ignored = relay.send(push_payload(repository="other-local", image="team/app", tag="x"))
+    assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
+    relay.wait_idle()
+    events = [event for run in standin.state.runs.values() for event in run["conf"]["events"]]
+    assert sorted((e["repository"], e["tag"]) for e in events) == [
+        ("docker-all", "hub-cache"),
+        ("docker-all", "team-local"),
+    ]
+
+
 def test_duplicates_make_one_dag_run(start_relay: StartRelay, standin: StandinServer) -> None:
     relay = start_relay()
     payload = push_payload(tag="1.0")
@@ -306,7 +334,8 @@ def test_nothing_is_acknowledged_that_was_not_stored(
 
     monkeypatch.setattr(EventStore, "add_many", broken_disk)
     settings = relay_settings()
-    with TestClient(build_app(settings), raise_server_exceptions=False) as client:
+    app = build_app(settings, membership=offline_membership(settings.registry))
+    with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post(
             "/webhook", content=encode(push_payload()), headers={"X-JFrog-Event-Auth": settings.secret}
         )
