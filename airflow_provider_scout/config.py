@@ -65,7 +65,7 @@ class ArtifactoryRegistryConfig:
 
         The subdomain method names ``<repo>.<host>`` on a self-managed instance but
         ``<instance>-<repo>.jfrog.io`` on JFrog SaaS, whose wildcard certificate covers
-        one label only (SPEC section 3, "Access methods").
+        one label only (JFrog's Docker registry documentation).
         """
         image = image.strip("/")
         if not self.subdomain_mode:

@@ -236,7 +236,7 @@ class IgnoredEvent:
     test: bool = False  # JFrog's "Test" button: sample data, answered 2xx as a test
 
 
-# JFrog's webhook "Test" button sends sample data instead of a real push (SPEC section 3).
+# JFrog's webhook "Test" button sends sample data instead of a real push.
 TEST_DELIVERY_SHA256 = "sample_checksum"
 
 

@@ -1,6 +1,6 @@
 """Local, remote and virtual Docker repositories: where a configured key's tags are stored.
 
-JFrog's storage facts (SPEC section 3, "Repository classes") that shape the listing:
+JFrog's documented storage facts that shape the listing:
 
 * AQL sees the cached content of a remote repository ``R`` only under ``R-cache``;
 * a virtual repository stores nothing: its images live in its members, and every AQL

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.devstack.airflow import CeleryWorkers, postgres_database
-from scout_testing.devstack.provider import FULL_INGEST_DAG, INDEX_TASK
 from scout_testing.devstack.stack import DevStack, dev_stack
 
 REPOSITORY = "docker-bench"
@@ -84,13 +84,13 @@ def measure(setup: Setup, images: int, slots: int, workdir: Path) -> Measured:
         ) as stack:
             push_images(stack, images)
             registry = stack.emulator.registry_string(repository=REPOSITORY)
-            stack.client.set_paused(FULL_INGEST_DAG, False)
+            stack.client.set_paused(FULL_INGEST_DAG_ID, False)
             before = stack.sboms()
             started = time.perf_counter()
-            run_id = stack.client.trigger(FULL_INGEST_DAG, {"registry": registry})
-            finished = stack.wait_for_run(FULL_INGEST_DAG, run_id, before, timeout=1800)
+            run_id = stack.client.trigger(FULL_INGEST_DAG_ID, {"registry": registry})
+            finished = stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before, timeout=1800)
             wall = time.perf_counter() - started
-            instances = stack.client.task_instances(FULL_INGEST_DAG, run_id, INDEX_TASK)
+            instances = stack.client.task_instances(FULL_INGEST_DAG_ID, run_id, INDEX_TASK_ID)
     handoff = [s for ti in instances if (s := _seconds(ti["start_date"], ti["queued_when"])) is not None]
     running = [s for ti in instances if (s := _seconds(ti["end_date"], ti["start_date"])) is not None]
     per_worker: dict[str, int] = {}

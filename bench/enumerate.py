@@ -12,7 +12,7 @@ tag of it twice through :class:`ArtifactoryHook`, in the same run:
 
 It prints the HTTP requests (counted by the hook and cross-checked against the
 emulator's own count) and the wall time of each, and their ratios. Both listings must
-hold the same 5,000 tags. Goal (issue 2): AQL needs at most 1/50 of the crawl's requests.
+hold the same 5,000 tags. Goal: AQL needs at most 1/50 of the crawl's requests.
 Exits 1 when the goal is missed or the listings differ.
 
     .venv/bin/python bench/enumerate.py [--images 500] [--tags-per-image 10]

@@ -11,7 +11,7 @@ package databases) under 3 tags each, 90 tags in all. Then, in the same run:
   once per tag, one after the other.
 
 Both start from an empty SBOM directory and the same images. It prints both wall times,
-the syft runs each made and the ratio. Goal (issue 3): ours at least 5x faster.
+the syft runs each made and the ratio. Goal: ours at least 5x faster.
 Exits 1 when the goal is missed or ours did not index every digest.
 
     .venv/bin/python bench/index_throughput.py [--images 30] [--tags-per-image 3] [--workers 3]

@@ -61,7 +61,7 @@ def build_model(tags: int, multi_arch: float) -> tuple[list[dict[str, Any]], dic
         modified = f"2024-06-01T{(n // 3600) % 24:02d}:{(n // 60) % 60:02d}:{n % 60:02d}.000Z"
         if list_every and n % list_every == 0:
             if (n // list_every) % TAGS_PER_LIST == 0:  # a new list, shared by the next few list tags
-                children = []
+                children: list[dict[str, Any]] = []
                 for arch in ("amd64", "arm64"):
                     child = json.dumps({"schemaVersion": 2, "mediaType": MANIFEST, "arch": arch, "n": n})
                     child_digest = "sha256:" + hashlib.sha256(child.encode()).hexdigest()
@@ -78,9 +78,9 @@ def build_model(tags: int, multi_arch: float) -> tuple[list[dict[str, Any]], dic
                     {"schemaVersion": 2, "mediaType": INDEX, "manifests": children}
                 ).encode()
                 blobs["sha256:" + hashlib.sha256(list_body).hexdigest()] = list_body
-                for child in children:
+                for entry in children:
                     rows.append(
-                        _row(f"{image}/{child['digest']}", "manifest.json", child["digest"][7:], modified)
+                        _row(f"{image}/{entry['digest']}", "manifest.json", entry["digest"][7:], modified)
                     )
             rows.append(
                 _row(f"{image}/{tag}", "list.manifest.json", hashlib.sha256(list_body).hexdigest(), modified)

@@ -10,7 +10,7 @@ ports, then, next to the same measurements on the idle relay:
    takes to close all of them (goal: within the header timeout);
 3. ``bench/webhook_burst.py`` with its own goals.
 
-Goals (issue 12): RSS < 150 MB and acceptance < 100 ms under the flood; the webhook accepted and
+Goals: RSS < 150 MB and acceptance < 100 ms under the flood; the webhook accepted and
 every idle connection closed within the header timeout. Bounded: about 40 s, then it stops
 by itself. Exits 1 when a goal is missed.
 
@@ -19,6 +19,7 @@ by itself. Exits 1 when a goal is missed.
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import multiprocessing
 import os
@@ -136,6 +137,9 @@ def measure_idle(relay: RelayProcess, secret: str, port: int) -> tuple[float, fl
 
 
 def main() -> int:
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     secret = secrets.token_hex(32)
     env = relay_environment(
         secret, AIRFLOW_API_USERNAME="bench-relay", AIRFLOW_API_PASSWORD=secrets.token_hex(9)

@@ -10,7 +10,7 @@ docker push events with distinct tags from a few concurrent clients, and reports
 * how many DAG runs the events became (events per run);
 * whether every event reached Airflow exactly once.
 
-Goals (issue 5): p99 acceptance < 50 ms and >= 20 events per DAG run. Exits 1 when a
+Goals: p99 acceptance < 50 ms and >= 20 events per DAG run. Exits 1 when a
 goal or exactly-once delivery is missed.
 
     .venv/bin/python bench/webhook_burst.py [--events 1000] [--clients 4]

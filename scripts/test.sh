@@ -31,4 +31,5 @@ fi
 .venv/bin/ruff check airflow_provider_scout dags tests bench testing
 .venv/bin/ruff format --check airflow_provider_scout dags tests bench testing
 .venv/bin/mypy
+.venv/bin/mypy bench  # scripts, not a package: checked apart so they keep up as the code moves
 .venv/bin/pytest -p no:cacheprovider -ra "$@"

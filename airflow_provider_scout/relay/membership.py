@@ -1,7 +1,7 @@
 """Which repositories store the watched keys' images: the relay's cached repositories listing.
 
 A webhook's ``repo_key`` names the repository that stores the image (a virtual key's
-member, or ``<remote>-cache``), never the virtual key (SPEC section 3). Asking Artifactory
+member, or ``<remote>-cache``), never the virtual key. Asking Artifactory
 per event would put a REST round trip (and its failures) on the path of every webhook,
 so the relay reads ``GET /api/repositories?packageType=docker`` and each watched virtual
 repository's members once at startup and again every :data:`REFRESH_SECONDS`, in the

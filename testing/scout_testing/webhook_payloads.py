@@ -24,7 +24,7 @@ def push_payload(
     event_type: str = "pushed",
     platforms: Sequence[tuple[str, str]] = (("linux", "amd64"), ("linux", "arm64")),
 ) -> dict[str, Any]:
-    """A body shaped like Artifactory's docker webhook (SPEC section 3)."""
+    """A body shaped like Artifactory's docker webhook."""
     sha = sha256 or manifest_sha256(f"{repository}/{image}:{tag}")
     name = "list.manifest.json" if len(platforms) > 1 else "manifest.json"
     return {

@@ -1,4 +1,4 @@
-"""A full ingestion through a virtual repository over a local and a remote member (issue 11).
+"""A full ingestion through a virtual repository over a local and a remote member.
 
 The repositories are declared on the e2e emulator at run time, under keys the stack's
 registry string does not select, so the other e2e tests see nothing of them: a local

@@ -19,7 +19,7 @@ On every manifest PUT by tag it updates its tag index (the ``manifest.json`` /
 ``pushed`` webhook in the background; a manifest DELETE posts ``deleted`` and
 ``POST /api/docker/<repo>/v2/promote`` posts ``promoted``.
 
-What it models of SPEC section 3 (each a JFrog fact the provider must cope with):
+What it models of JFrog (each a documented fact the provider must cope with):
 
 * **repository classes**: local repositories store; a remote ``R`` stores what was pulled
   through it in ``R-cache`` (filled by the ``/_emulator/seed-tags`` control, with the
@@ -105,7 +105,7 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the registry's own limit
 TOKEN_LIFETIME_SECONDS = 3600
 AQL_SLOTS = 3  # Artifactory's default number of AQL/search calls running at once
 AQL_QUEUE_SECONDS = 10.0  # how long a query beyond the slots waits before its 429 (JFrog: "about 10 s")
-# JFrog's webhook "Test" button posts sample data; only "sample_checksum" is documented (SPEC 3).
+# JFrog's webhook "Test" button posts sample data; only "sample_checksum" is documented.
 TEST_DELIVERY_DATA: dict[str, Any] = {
     "repo_key": "sample_repo",
     "event_type": "pushed",
@@ -660,7 +660,7 @@ class ArtifactoryEmulator:
 
         ``/v2/`` without a repository (the repository-path method's ping) names no
         repository: the realm is then ``<base>/v2/token`` and the scope is missing, which
-        SPEC section 3 allows ("``scope`` sometimes missing").
+        JFrog documents ("``scope`` sometimes missing").
         """
         host = request.headers.get("host") or urlsplit(self.config.public_url).netloc
         base = f"{request.url.scheme}://{host}"

@@ -11,7 +11,7 @@ Criteria are JSON: ``{"field": value}`` (``$eq``), ``{"field": {"$op": value}}``
 (a list of criteria objects) at any depth; several keys in one object all have to hold.
 ``$match`` takes Artifactory's wildcards: ``*`` (crosses ``/``) and ``?``.
 
-Rules Artifactory enforces with a 400 (SPEC section 3), checked by :func:`check_field_rules`:
+Rules Artifactory enforces with a 400, checked by :func:`check_field_rules`:
 sorted fields must be included, and a non-admin caller must include ``repo``, ``path`` and
 ``name``. :func:`run_query` filters rows the caller may not read *after* ``limit``, as
 Artifactory does, and trims a result set larger than a cap with ``range.notification``

@@ -39,7 +39,7 @@ manifests, storage info), the Docker Registry v2 API under the REST, repository-
 subdomain access methods, and docker "pushed" webhooks, while a real docker-registry
 (--registry-url) stores every blob and manifest.
 
-Repository classes (SPEC section 3): --repository declares local repositories, --remote a
+Repository classes: --repository declares local repositories, --remote a
 remote one (its content lives in <key>-cache, filled by the /_emulator/seed-tags control),
 --virtual KEY=MEMBER,... a virtual one over declared members. --unreadable hides a
 repository or repo/path glob from the user (AQL drops such rows after `limit`).

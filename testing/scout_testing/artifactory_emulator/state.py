@@ -270,7 +270,7 @@ class TagEntry:
         """The tag's manifest file, and each platform manifest of a list in its digest folder.
 
         Artifactory names those folders ``sha256:<hex>`` in local repositories and
-        ``sha256__<hex>`` in remote caches (SPEC section 3).
+        ``sha256__<hex>`` in remote caches.
         """
         items = [self.aql_item()]
         separator = "__" if in_cache else ":"

@@ -1,4 +1,4 @@
-"""ArtifactoryHook against the Artifactory emulator on a real docker-registry (issue 2, "What must be shown").
+"""ArtifactoryHook against the Artifactory emulator on a real docker-registry.
 
 The session emulator is shared with other test areas, which push images of their own
 into it, so assertions about listings look at the fixture images (or at tags this

@@ -1,4 +1,4 @@
-"""ArtifactoryHook against the emulator's local, remote and virtual repositories (issue 11, SPEC section 3).
+"""ArtifactoryHook against the emulator's local, remote and virtual repositories.
 
 The emulator follows JFrog's facts: AQL rows and webhook ``repo_key`` name the storing
 repository (a local member, ``<remote>-cache``), never the virtual key; permissions are

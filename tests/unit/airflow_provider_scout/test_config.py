@@ -1,4 +1,4 @@
-"""The registry string, exactly as ``docker scout watch --registry`` takes it (SPEC sections 2 and 8)."""
+"""The registry string, exactly as ``docker scout watch --registry`` takes it."""
 
 from __future__ import annotations
 
