@@ -79,6 +79,16 @@ class ScoutApi:
                 raise ScoutFatalError(str(exc)) from None
         return summaries
 
+    def recorded_digest(self, repository_host: str, repository_name: str, tag: str) -> str | None:
+        """The digest Scout records for ``host/repository:tag``; None when it records no such tag."""
+        answer = self._graphql(
+            graphql.tagged_images_request(self._organization(), repository_host, repository_name, tag)
+        )
+        try:
+            return graphql.parse_tagged_images(answer, tag)
+        except graphql.ScoutGraphQLError as exc:
+            raise ScoutFatalError(str(exc)) from None
+
     def organization_status(self) -> graphql.OrganizationStatus:
         """Whether the organization has image analysis enabled and analysed images."""
         answer = self._graphql(graphql.organization_status_request(self._organization()))

@@ -11,6 +11,8 @@ Only documented interfaces are used (docker/scout-cli ``docs/scout_push.md`` and
   argv: ``DOCKER_SCOUT_HUB_USER`` / ``DOCKER_SCOUT_HUB_PASSWORD``, and
   ``DOCKER_SCOUT_REGISTRY_USER`` / ``DOCKER_SCOUT_REGISTRY_PASSWORD`` or, when the registry
   connection holds only a token, ``DOCKER_SCOUT_REGISTRY_TOKEN``;
+* a target whose digest Scout reports ``INDEXED`` and whose every tag it records at that
+  digest (``taggedImagesByRepository``) is skipped; any other target pushes all its tags;
 * each task gets one private work directory holding ``DOCKER_CONFIG`` (the CLI keeps its
   SBOM cache under it), ``DOCKER_SCOUT_CACHE_DIR`` and ``TMPDIR``, so the second and later
   tags of a digest reuse the first analysis and nothing is written anywhere else. It is
@@ -34,7 +36,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_scout.defaults import HUB_PASSWORD_ENV, HUB_USER_ENV
-from airflow_provider_scout.exceptions import ArtifactoryError, ScoutFatalError, ScoutRetryableError
+from airflow_provider_scout.exceptions import (
+    ArtifactoryError,
+    ScoutFatalError,
+    ScoutIndexError,
+    ScoutRetryableError,
+)
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import RunResult, failure, kill_group, run_tool
@@ -128,13 +135,30 @@ class CliBackend:
         )
 
     def is_indexed(self, target: IndexTarget) -> bool:
-        """Never: every listed tag is pushed.
+        """Whether Scout holds the digest's analysis under every tag of the target.
 
-        Scout's API does not say which tags it recorded for a digest, and a push is the only
-        documented way to record one, so a digest that gained a tag must be pushed under it.
-        The task's cache makes the pushes after the first analysis of a digest cheap.
+        ``imageSummariesByDigest`` must say ``INDEXED``, and ``taggedImagesByRepository``
+        must record each tag at the target's digest. Which digest Scout records for a tag
+        of a multi-arch image (the index or the platform pushed) is not documented, so
+        either counts. A digest that gained a tag is not indexed yet: pushing is the only
+        documented way to record a tag. When Scout cannot be asked, False: the image is
+        pushed again rather than silently skipped.
         """
-        return False
+        host, repository = scout_repository(target.reference)
+        accepted = {target.digest, target.index_digest} - {None}
+        try:
+            summary = self.api.image_summaries([target.digest], host, repository).get(target.digest)
+            if summary is None or not summary.is_indexed:
+                return False
+            for tag in target.tags:
+                if self.api.recorded_digest(host, repository, tag) not in accepted:
+                    return False
+        except ScoutIndexError as exc:
+            self.log.warning(
+                "Could not ask Scout whether %s is indexed, pushing it: %s", target.reference, exc
+            )
+            return False
+        return True
 
     def index(
         self,
@@ -146,7 +170,8 @@ class CliBackend:
         force: bool,
         tag_source: TagSource | None,
     ) -> Delivery:
-        """Push each tag that still names the target (``force`` changes nothing: pushes always happen)."""
+        """Push each tag that still names the target (``force``: the operator pushes even what
+        :meth:`is_indexed` finds recorded)."""
         argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
         if target.tags and tag_source is None:
             raise ScoutFatalError(

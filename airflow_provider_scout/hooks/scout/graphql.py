@@ -25,6 +25,7 @@ __all__ = [
     "ORGANIZATION_STATUS",
     "SBOM_STATES",
     "SEVERITIES",
+    "TAGGED_IMAGES_BY_REPOSITORY",
     "ImageSummary",
     "OrganizationStatus",
     "ScoutGraphQLError",
@@ -33,6 +34,8 @@ __all__ = [
     "organization_status_request",
     "parse_image_summaries",
     "parse_organization_status",
+    "parse_tagged_images",
+    "tagged_images_request",
 ]
 
 IMAGE_SUMMARIES_BY_DIGEST = """\
@@ -60,6 +63,19 @@ query organizationStatus($context: Context!) {
   }
 }
 """
+
+# The tag filter's matching rule is not documented: the answer is searched for the exact name.
+TAGGED_IMAGES_BY_REPOSITORY = """\
+query taggedImagesByRepository($context: Context!, $query: ScTaggedImagesQuery!) {
+  taggedImagesByRepository(context: $context, query: $query) {
+    tags {
+      name
+      digest
+    }
+  }
+}
+"""
+TAG_PAGE_SIZE = 20  # ScTaggedImagesQuery pages (PagingInput); a tag filter matches few names
 
 SEVERITIES = ("critical", "high", "medium", "low", "unspecified", "total")
 INDEXED = "INDEXED"  # the sbomState of an image whose SBOM Scout holds
@@ -122,6 +138,53 @@ def organization_status_request(organization: str) -> dict[str, Any]:
         "query": ORGANIZATION_STATUS,
         "variables": {"context": _context(organization)},
     }
+
+
+def tagged_images_request(
+    organization: str, repository_host: str, repository_name: str, tag: str
+) -> dict[str, Any]:
+    """The JSON body of a ``taggedImagesByRepository`` request for one tag name."""
+    return {
+        "operationName": "taggedImagesByRepository",
+        "query": TAGGED_IMAGES_BY_REPOSITORY,
+        "variables": {
+            "context": _context(organization),
+            "query": {
+                "hostName": repository_host,
+                "repoName": repository_name,
+                "filter": {"tagName": tag},
+                "paging": {"pageSize": TAG_PAGE_SIZE, "page": 1},
+            },
+        },
+    }
+
+
+def parse_tagged_images(answer: Any, tag: str) -> str | None:
+    """The digest Scout records for ``tag``; None when it records no such tag (or not the repository).
+
+    :raises ScoutGraphQLError: when the answer carries errors or tags without a name or digest.
+    """
+    data = answer.get("data") if isinstance(answer, Mapping) and not answer.get("errors") else None
+    if (
+        isinstance(data, Mapping)
+        and "taggedImagesByRepository" in data
+        and data["taggedImagesByRepository"] is None
+    ):
+        return None  # ScTaggedImagesResult is nullable: a repository Scout does not know
+    result = _data(answer, "taggedImagesByRepository")
+    tags = result.get("tags") if isinstance(result, Mapping) else None
+    if not isinstance(tags, list):
+        raise ScoutGraphQLError("Scout's answer to taggedImagesByRepository has no tags list")
+    for entry in tags:
+        name = entry.get("name") if isinstance(entry, Mapping) else None
+        digest = entry.get("digest") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str) or not isinstance(digest, str) or not digest:
+            raise ScoutGraphQLError(
+                "Scout's taggedImagesByRepository answer holds a tag without name or digest"
+            )
+        if name == tag:
+            return digest
+    return None
 
 
 def auth_error_status(answer: Any) -> int | None:

@@ -59,6 +59,8 @@ class StandInScout:
     images: dict[str, dict[str, Any]] = field(
         default_factory=dict
     )  # digest -> sbomState, vulnerabilityReport
+    # (hostName, repoName) -> tag -> digest: what taggedImagesByRepository answers
+    tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
@@ -78,6 +80,10 @@ class StandInScout:
         self, digest: str, sbom_state: str = "INDEXED", report: dict[str, int] | None = None
     ) -> None:
         self.images[digest] = {"sbomState": sbom_state, "vulnerabilityReport": report}
+
+    def record_tag(self, host: str, repository: str, tag: str, digest: str) -> None:
+        """Scout records ``host/repository:tag`` at ``digest`` (as after a push of that tag)."""
+        self.tags.setdefault((host, repository), {})[tag] = digest
 
     def inject_fault(self, path: str, status: int, count: int = 1, retry_after: str | None = None) -> None:
         """Answer the next ``count`` requests to ``path`` with ``status``."""
@@ -187,6 +193,7 @@ class StandInScout:
             root_value={
                 "imageSummariesByDigest": self._image_summaries,
                 "organizationStatus": self._organization_status,
+                "taggedImagesByRepository": self._tagged_images,
             },
             variable_values=body.get("variables"),
             operation_name=body.get("operationName"),
@@ -205,6 +212,25 @@ class StandInScout:
     ) -> list[dict[str, Any]]:
         self.repositories_asked.append(repository)
         return [{"digest": digest, **self.images[digest]} for digest in digests if digest in self.images]
+
+    def _tagged_images(
+        self, _info: Any, context: dict[str, Any], query: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        key = (query.get("hostName") or "hub.docker.com", query["repoName"])
+        if key not in self.tags:
+            return None  # the result is nullable: a repository Scout never saw
+        # The published SDL does not say how tagName matches; the stand-in matches substrings,
+        # so a client must pick the exact name out of the answer.
+        wanted = (query.get("filter") or {}).get("tagName") or ""
+        tags = [{"name": n, "digest": d} for n, d in sorted(self.tags[key].items()) if wanted in n]
+        size = (query.get("paging") or {}).get("pageSize") or 20
+        return {
+            "hostName": key[0],
+            "repoName": key[1],
+            "paging": {"totalCount": len(tags)},
+            "tags": tags[:size],
+            "images": [],
+        }
 
     def _organization_status(self, _info: Any, context: dict[str, Any]) -> dict[str, bool]:
         return {

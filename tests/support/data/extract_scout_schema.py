@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = "docker/hub-mcp src/scout/genql/schema.graphql"
-QUERY_FIELDS = ("imageSummariesByDigest", "organizationStatus")
+QUERY_FIELDS = ("imageSummariesByDigest", "organizationStatus", "taggedImagesByRepository")
 TYPES = (
     "Context",
     "ScRepositoryInput",
@@ -25,7 +25,10 @@ TYPES = (
     "SBOMState",
     "VulnerabilityReport",
     "ScOrganizationStatus",
+    "ScTaggedImagesQuery",
+    "ScTaggedImagesResult",
 )
+_BUILT_IN = {"String", "Int", "Float", "Boolean", "ID"}
 
 
 def _blocks(sdl: str) -> dict[str, str]:
@@ -46,17 +49,34 @@ def _query_fields(query_block: str) -> str:
     return "type Query {\n" + "\n".join(kept[name] for name in QUERY_FIELDS) + "}\n"
 
 
+def _closure(blocks: dict[str, str], roots: tuple[str, ...]) -> list[str]:
+    """``roots`` and every type they reach, in the order first reached (a result type's fields
+    name further types, which the schema must define to build)."""
+    ordered: list[str] = []
+    pending = list(roots)
+    while pending:
+        name = pending.pop(0)
+        if name in ordered or name in _BUILT_IN:
+            continue
+        if name not in blocks:
+            raise SystemExit(f"the published SDL has no type {name}")
+        ordered.append(name)
+        header, body = re.sub(r'"""(?:.|\n)*?"""', "", blocks[name]).split("{", 1)
+        pending += re.findall(r"\w+", header.partition(" implements ")[2])  # its interfaces
+        pending += re.findall(r":\s*\[?(\w+)", body)
+    return ordered
+
+
 def main(source: Path) -> None:
     blocks = _blocks(source.read_text())
-    missing = [name for name in (*TYPES, "Query") if name not in blocks]
-    if missing:
-        raise SystemExit(f"the published SDL has no type {', '.join(missing)}")
+    if "Query" not in blocks:
+        raise SystemExit("the published SDL has no type Query")
     parts = [
         f"# Copied verbatim from Scout's published SDL ({SOURCE}) by extract_scout_schema.py:\n"
         "# the types the provider's GraphQL documents use, and of Query the fields they call.\n"
         "# Every document in airflow_provider_scout/hooks/scout/graphql.py is validated against\n"
         "# it, and the stand-in Scout server executes requests with it.\n",
-        *(blocks[name] for name in TYPES),
+        *(blocks[name] for name in _closure(blocks, TYPES)),
         _query_fields(blocks["Query"]),
     ]
     (HERE / "scout_schema.graphql").write_text("\n".join(parts))

@@ -239,12 +239,16 @@ def test_organization_status(hook: ScoutHook, stand_in_scout: StandInScout) -> N
     assert (status.has_image_analysis_enabled, status.has_analyzed_images) == (False, False)
 
 
-def test_the_cli_backend_never_skips_because_scout_cannot_say_which_tags_it_has(
+def test_an_indexed_digest_is_skipped_only_once_scout_records_its_tags(
     hook: ScoutHook, stand_in_scout: StandInScout
 ) -> None:
     stand_in_scout.add_image(DIGEST, "INDEXED")
     assert hook.is_indexed(_target(DIGEST)) is False
-    assert stand_in_scout.paths() == []
+    asked = [r.body["operationName"] for r in stand_in_scout.requests if r.path == "/v1/graphql"]
+    assert asked == ["imageSummariesByDigest", "taggedImagesByRepository"]
+
+    stand_in_scout.record_tag(HOST, REPOSITORY, "1.0", DIGEST)
+    assert hook.is_indexed(_target(DIGEST)) is True
 
 
 def test_many_digests_are_asked_in_batches(hook: ScoutHook, stand_in_scout: StandInScout) -> None:

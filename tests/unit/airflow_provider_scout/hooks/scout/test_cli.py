@@ -534,3 +534,65 @@ def test_org_defaults_to_the_login(scout_connection: Callable[..., None], cli_re
     scout_connection(login="acme-org", cli_path=str(DOCKER_SCOUT_STAND_IN))
     _index(ScoutHook(), registry_auth=None, dry_run=True)
     assert cli_record.last()["argv"][:3] == ["push", "--org", "acme-org"]
+
+
+def test_a_digest_scout_holds_under_every_tag_is_indexed(
+    cli_hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    stand_in_scout.add_image(DIGEST, report=REPORT)
+    for tag in ("1.0", "latest"):
+        stand_in_scout.record_tag("example.jfrog.io", "docker-local/team/app", tag, DIGEST)
+    # The stand-in matches tag names by substring: only the exact name may count.
+    stand_in_scout.record_tag("example.jfrog.io", "docker-local/team/app", "1.0-rc", MOVED_TO)
+
+    assert cli_hook.is_indexed(_target())
+
+
+def test_a_multi_arch_tag_recorded_at_the_index_digest_counts(
+    cli_hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    stand_in_scout.add_image(DIGEST, report=REPORT)
+    stand_in_scout.record_tag("example.jfrog.io", "docker-local/team/app", "12", INDEX_DIGEST)
+
+    assert cli_hook.is_indexed(_target(tags=("12",), index_digest=INDEX_DIGEST))
+
+
+@pytest.mark.parametrize(
+    ("state", "recorded"),
+    [
+        ("INDEXED", {"1.0": DIGEST}),  # the digest gained the tag latest: push to record it
+        ("INDEXED", {"1.0": DIGEST, "latest": MOVED_TO}),  # Scout holds latest at another digest
+        ("INDEXING", {"1.0": DIGEST, "latest": DIGEST}),  # the analysis is not there yet
+        (None, {}),  # Scout never saw the digest nor the repository
+    ],
+)
+def test_anything_short_of_every_tag_at_an_indexed_digest_is_pushed(
+    cli_hook: ScoutHook, stand_in_scout: StandInScout, state: str | None, recorded: dict[str, str]
+) -> None:
+    if state is not None:
+        stand_in_scout.add_image(DIGEST, sbom_state=state)
+    for tag, digest in recorded.items():
+        stand_in_scout.record_tag("example.jfrog.io", "docker-local/team/app", tag, digest)
+
+    assert not cli_hook.is_indexed(_target())
+
+
+@pytest.mark.usefixtures("no_backoff")
+def test_when_scout_cannot_be_asked_the_image_is_pushed_rather_than_skipped(
+    cli_hook: ScoutHook, stand_in_scout: StandInScout, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stand_in_scout.add_image(DIGEST, report=REPORT)
+    stand_in_scout.inject_fault("/v1/graphql", 503, count=10)
+
+    assert not cli_hook.is_indexed(_target())
+    logged = capsys.readouterr()
+    assert "Could not ask Scout whether" in logged.out + logged.err
+
+
+def test_a_tagged_images_answer_without_digests_is_an_error_naming_the_field(
+    cli_hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    stand_in_scout.inject_answer({"data": {"taggedImagesByRepository": {"tags": [{"name": "1.0"}]}}})
+
+    with pytest.raises(ScoutFatalError, match="tag without name or digest"):
+        cli_hook.api.recorded_digest("example.jfrog.io", "docker-local/team/app", "1.0")

@@ -37,7 +37,11 @@ def _documents() -> dict[str, str]:
 
 def test_the_module_holds_the_documents_the_hook_uses() -> None:
     # No mutation: indexImage is undocumented (Scout's SDL types its repository as a String!).
-    assert set(_documents()) == {"IMAGE_SUMMARIES_BY_DIGEST", "ORGANIZATION_STATUS"}
+    assert set(_documents()) == {
+        "IMAGE_SUMMARIES_BY_DIGEST",
+        "ORGANIZATION_STATUS",
+        "TAGGED_IMAGES_BY_REPOSITORY",
+    }
 
 
 def test_the_sdl_carries_scouts_published_types() -> None:
