@@ -28,3 +28,6 @@ MACHINE_SETTINGS = (
     "SCOUT_STANDIN_MODE",
     "SCOUT_STANDIN_RECORD",
 )
+# SPDX 2.3's published JSON schema: spdx/spdx-spec, branch support/2.3 (ed8c9b52),
+# schemas/spdx-schema.json, copied verbatim.
+SPDX_2_3_SCHEMA = DATA / "spdx-2.3-schema.json"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
@@ -19,6 +20,7 @@ from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 from scout_testing.fixture_images.package_databases import APK_PACKAGES
+from tests.support import SPDX_2_3_SCHEMA
 from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord
 
 SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
@@ -192,6 +194,17 @@ def test_sbom_is_written_under_the_digest_and_describes_the_image(
     document = json.loads(spdx.read_text())  # from the same syft run
     assert document["spdxVersion"] == "SPDX-2.3"
     assert {p["name"] for p in document["packages"]} >= {p.name for p in spec_of(image).expected_packages}
+
+
+@pytest.mark.parametrize("kind", ["debian", "python", "alpine", "npm"])
+def test_the_spdx_document_is_valid_against_spdx_2_3s_published_schema(
+    kind: str, images: dict[str, Image], indexed: dict[str, Indexed]
+) -> None:
+    (target,) = images[kind].targets
+    sbom_path = Path(indexed[target.digest].outcome.sbom_path or "")
+    document = json.loads(sbom_path.with_name(f"{target.digest.split(':')[1]}.spdx.json").read_text())
+    schema = json.loads(SPDX_2_3_SCHEMA.read_text())
+    jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker()).validate(document)
 
 
 def test_the_image_under_three_tags_carries_all_three(
