@@ -164,14 +164,10 @@ def parse_tagged_images(answer: Any, tag: str) -> str | None:
 
     :raises ScoutGraphQLError: when the answer carries errors or tags without a name or digest.
     """
-    data = answer.get("data") if isinstance(answer, Mapping) and not answer.get("errors") else None
-    if (
-        isinstance(data, Mapping)
-        and "taggedImagesByRepository" in data
-        and data["taggedImagesByRepository"] is None
-    ):
-        return None  # ScTaggedImagesResult is nullable: a repository Scout does not know
-    result = _data(answer, "taggedImagesByRepository")
+    # ScTaggedImagesResult is nullable: null for a repository Scout does not know.
+    result = _data(answer, "taggedImagesByRepository", nullable=True)
+    if result is None:
+        return None
     tags = result.get("tags") if isinstance(result, Mapping) else None
     if not isinstance(tags, list):
         raise ScoutGraphQLError("Scout's answer to taggedImagesByRepository has no tags list")
@@ -203,8 +199,11 @@ def auth_error_status(answer: Any) -> int | None:
     return None
 
 
-def _data(answer: Any, operation: str) -> Any:
-    """The operation's field from a GraphQL answer; ``errors`` or a missing field raise."""
+def _data(answer: Any, operation: str, *, nullable: bool = False) -> Any:
+    """The operation's field from a GraphQL answer; ``errors`` or a missing field raise.
+
+    With ``nullable`` (the SDL types the field without ``!``) a present null is returned.
+    """
     if not isinstance(answer, Mapping):
         raise ScoutGraphQLError(f"Scout's answer to {operation} is not a JSON object")
     errors = answer.get("errors")
@@ -215,7 +214,7 @@ def _data(answer: Any, operation: str) -> Any:
         )
         raise ScoutGraphQLError(f"Scout rejected {operation}: {messages}")
     data = answer.get("data")
-    if not isinstance(data, Mapping) or data.get(operation) is None:
+    if not isinstance(data, Mapping) or operation not in data or (data[operation] is None and not nullable):
         raise ScoutGraphQLError(f"Scout's answer to {operation} has no data.{operation}")
     return data[operation]
 

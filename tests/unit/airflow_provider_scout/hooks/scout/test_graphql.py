@@ -167,3 +167,25 @@ def test_an_answer_without_the_operation_is_an_error() -> None:
 )
 def test_auth_errors_are_found_in_the_envelope(answer: dict[str, Any], status: int | None) -> None:
     assert auth_error_status(answer) == status
+
+
+def test_tagged_images_picks_the_exact_tag_and_reads_a_null_result_as_unknown() -> None:
+    digest = "sha256:" + "a" * 64
+    answer = {
+        "data": {
+            "taggedImagesByRepository": {
+                "tags": [
+                    {"name": "1.0-rc", "digest": "sha256:" + "b" * 64},
+                    {"name": "1.0", "digest": digest},
+                ]
+            }
+        }
+    }
+    assert scout_graphql.parse_tagged_images(answer, "1.0") == digest
+    assert scout_graphql.parse_tagged_images(answer, "1") is None
+    # ScTaggedImagesResult is nullable: a repository Scout never saw.
+    assert scout_graphql.parse_tagged_images({"data": {"taggedImagesByRepository": None}}, "1.0") is None
+    with pytest.raises(scout_graphql.ScoutGraphQLError, match=r"has no data\.taggedImagesByRepository"):
+        scout_graphql.parse_tagged_images({"data": {}}, "1.0")
+    with pytest.raises(scout_graphql.ScoutGraphQLError, match=r"has no data\.imageSummariesByDigest"):
+        scout_graphql.parse_image_summaries({"data": {"imageSummariesByDigest": None}})
