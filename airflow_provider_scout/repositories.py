@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider_scout.docker_reference import is_repository_key
+
 __all__ = [
     "CACHE_SUFFIX",
     "LOCAL",
@@ -29,7 +31,9 @@ __all__ = [
     "VIRTUAL",
     "RepositoryLayout",
     "StorageKey",
+    "docker_repositories",
     "repository_class",
+    "virtual_members",
 ]
 
 LOCAL = "local"
@@ -38,6 +42,28 @@ VIRTUAL = "virtual"
 CACHE_SUFFIX = "-cache"
 # Federated repositories store like local ones; an unknown class is listed as if local.
 _STORING_CLASSES = {"local": LOCAL, "federated": LOCAL, "remote": REMOTE, "virtual": VIRTUAL}
+
+
+def docker_repositories(listing: Any) -> list[Mapping[str, Any]]:
+    """The Docker entries of a ``GET /api/repositories`` answer (entries without a key dropped).
+
+    :raises ValueError: when the answer is not a JSON list.
+    """
+    if not isinstance(listing, list):
+        raise ValueError("the repositories listing is not a JSON list")
+    return [
+        entry
+        for entry in listing
+        if isinstance(entry, Mapping)
+        and isinstance(entry.get("key"), str)
+        and str(entry.get("packageType", "docker")).lower() == "docker"
+    ]
+
+
+def virtual_members(configuration: Any) -> tuple[str, ...]:
+    """The member keys a ``GET /api/repositories/<virtual>`` answer lists, in resolution order."""
+    members = configuration.get("repositories") if isinstance(configuration, Mapping) else None
+    return tuple(m for m in members or () if isinstance(m, str) and is_repository_key(m))
 
 
 def repository_class(entry: Mapping[str, Any]) -> str:

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
-from airflow_provider_scout.repositories import VIRTUAL, RepositoryLayout
+from airflow_provider_scout.repositories import (
+    VIRTUAL,
+    RepositoryLayout,
+    docker_repositories,
+    virtual_members,
+)
 
 __all__ = ["REFRESH_SECONDS", "MembershipCache"]
 
@@ -57,13 +61,11 @@ class MembershipCache:
                 auth=self._auth, timeout=_TIMEOUT, transport=self._transport
             ) as client:
                 listing = await _json(client, f"{api}/api/repositories", {"packageType": "docker"})
-                entries = [e for e in listing if isinstance(e, Mapping)] if isinstance(listing, list) else []
-                layout = RepositoryLayout.from_listing(entries)
+                layout = RepositoryLayout.from_listing(docker_repositories(listing))
                 for key, cls in layout.classes.items():
                     if cls == VIRTUAL and self.registry.selects_repository(key):
                         body = await _json(client, f"{api}/api/repositories/{key}", None)
-                        members = body.get("repositories") if isinstance(body, Mapping) else None
-                        layout.members[key] = tuple(m for m in members or () if isinstance(m, str))
+                        layout.members[key] = virtual_members(body)
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
             return

@@ -16,7 +16,7 @@ be an API key or identity token); ``password`` alone or the extra ``access_token
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -25,7 +25,6 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CONN_TYPE
-from airflow_provider_scout.docker_reference import is_repository_key
 from airflow_provider_scout.exceptions import (
     ArtifactoryError,
 )
@@ -44,7 +43,13 @@ from airflow_provider_scout.hooks.artifactory.registry_api import (
 )
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
 from airflow_provider_scout.models import RegistryAuth, ResolvedImage, TagRecord
-from airflow_provider_scout.repositories import CACHE_SUFFIX, RepositoryLayout, StorageKey
+from airflow_provider_scout.repositories import (
+    CACHE_SUFFIX,
+    RepositoryLayout,
+    StorageKey,
+    docker_repositories,
+    virtual_members,
+)
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
 
@@ -197,15 +202,10 @@ class ArtifactoryHook(BaseHook):
         listing = self._transport.json(
             self._transport.checked("GET", url, params={"packageType": "docker"}), url
         )
-        if not isinstance(listing, list):
-            raise ArtifactoryError(f"GET {url} did not answer a JSON list of repositories", url=url)
-        docker = [
-            entry
-            for entry in listing
-            if isinstance(entry, Mapping)
-            and isinstance(entry.get("key"), str)
-            and str(entry.get("packageType", "docker")).lower() == "docker"
-        ]
+        try:
+            docker = docker_repositories(listing)
+        except ValueError:
+            raise ArtifactoryError(f"GET {url} did not answer a JSON list of repositories", url=url) from None
         return RepositoryLayout.from_listing(docker).classes
 
     def repository_layout(self, repositories: Iterable[str]) -> RepositoryLayout:
@@ -236,10 +236,7 @@ class ArtifactoryHook(BaseHook):
                     raise
                 self.warn(f"cannot read the members of virtual repository {key!r}: {exc}")
                 continue
-            members = body.get("repositories") if isinstance(body, Mapping) else None
-            if not isinstance(members, list):
-                members = []
-            keys = tuple(m for m in members if isinstance(m, str) and is_repository_key(m))
+            keys = virtual_members(body)
             docker = tuple(m for m in keys if m in layout.classes)
             for hidden in (m for m in keys if m not in layout.classes):
                 # Not among the Docker repositories the credentials may see: another package
