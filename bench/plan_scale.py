@@ -166,8 +166,8 @@ def plan(api_url: str, mode: str) -> dict[str, Any]:
     os.environ["AIRFLOW_CONN_ARTIFACTORY_DEFAULT"] = json.dumps({"conn_type": "artifactory", "host": api_url})
     from airflow_provider_scout.config import parse_registry_string
     from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
+    from airflow_provider_scout.index_targets import batch_targets, plan_targets, unique_tags
     from airflow_provider_scout.operators.planning import _resolve_all, resolve_listed_tags
-    from airflow_provider_scout.planning import batch_targets, plan_targets, unique_tags
 
     config = parse_registry_string(
         f"type=artifactory,registry=127.0.0.1,api={api_url},repository={REPOSITORY}"

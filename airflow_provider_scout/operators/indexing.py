@@ -19,10 +19,10 @@ from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import ArtifactoryError, InputError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import ScoutHook
+from airflow_provider_scout.index_targets import batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
-from airflow_provider_scout.planning import batch_label, resolve_error
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexState
 
 if TYPE_CHECKING:

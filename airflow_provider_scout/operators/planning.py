@@ -4,7 +4,7 @@ A planning task lists the tags a registry string selects (or takes the webhook r
 events), resolves them to platform digests and returns the mapped inputs of the
 indexing task, batched only when Airflow's ``max_map_length`` forces it. Selection lives
 in :mod:`~airflow_provider_scout.selection`, grouping and batching in
-:mod:`~airflow_provider_scout.planning`; the operators compose them with the hook.
+:mod:`~airflow_provider_scout.index_targets`; the operators compose them with the hook.
 """
 
 from __future__ import annotations
@@ -23,10 +23,7 @@ from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidEventError
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
-from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
-from airflow_provider_scout.models import ResolvedImage, TagRecord
-from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
-from airflow_provider_scout.planning import (
+from airflow_provider_scout.index_targets import (
     TagResolution,
     batch_targets,
     plan_resolutions,
@@ -34,6 +31,9 @@ from airflow_provider_scout.planning import (
     resolve_error,
     unique_tags,
 )
+from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
+from airflow_provider_scout.models import ResolvedImage, TagRecord
+from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
 from airflow_provider_scout.selection import select_repositories, select_tags
 
 if TYPE_CHECKING:

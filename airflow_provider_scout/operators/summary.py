@@ -12,9 +12,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import ScoutIndexError
 from airflow_provider_scout.hooks.scout import ScoutHook
+from airflow_provider_scout.index_targets import resolve_error, target_key
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.base import close_cached_hooks
-from airflow_provider_scout.planning import resolve_error, target_key
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexSummary
 
 if TYPE_CHECKING:

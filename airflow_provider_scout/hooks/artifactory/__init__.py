@@ -1,5 +1,6 @@
-"""JFrog Artifactory: the hook (:mod:`.hook`), its connection (:mod:`.connection`), HTTP with
-retries (:mod:`.transport`), AQL (:mod:`.aql`) and the Docker Registry API (:mod:`.registry_api`)."""
+"""JFrog Artifactory: the hook (:mod:`.hook`), its settings read once (:mod:`.settings`), HTTP with
+retries (:mod:`.transport`), AQL (:mod:`.aql`), the Registry API client (:mod:`.registry_client`)
+and the Registry documents it reads (:mod:`.manifests`)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The hook enumerates and resolves; it does not choose. Which repositories, images
 tags are wanted is decided by :mod:`airflow_provider_scout.selection` from the registry
 string and the tag filter, so the AQL stays short and the rules live in one place.
 
-Connection (``conn_type=artifactory``, see :mod:`.connection` for the precedence):
+Connection (``conn_type=artifactory``, see :mod:`.settings` for the precedence):
 ``host`` is the REST base URL (e.g. ``https://example.jfrog.io/artifactory``; a host
 without a scheme means HTTPS); ``login`` + ``password`` for basic auth (the password may
 be an API key or identity token); ``password`` alone or the extra ``access_token`` for
@@ -29,17 +29,17 @@ from airflow_provider_scout.exceptions import (
     ArtifactoryError,
 )
 from airflow_provider_scout.hooks.artifactory import aql
-from airflow_provider_scout.hooks.artifactory.connection import (
-    ArtifactorySettings,
-    settings_from_connection,
-    settings_from_environment,
+from airflow_provider_scout.hooks.artifactory.manifests import (
+    error_message,
 )
-from airflow_provider_scout.hooks.artifactory.docker_api import (
+from airflow_provider_scout.hooks.artifactory.registry_client import (
     DockerRegistryApi,
     check_repository_key,
 )
-from airflow_provider_scout.hooks.artifactory.registry_api import (
-    error_message,
+from airflow_provider_scout.hooks.artifactory.settings import (
+    ArtifactorySettings,
+    settings_from_connection,
+    settings_from_environment,
 )
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
 from airflow_provider_scout.models import RegistryAuth, ResolvedImage, TagRecord

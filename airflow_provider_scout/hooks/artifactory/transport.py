@@ -22,8 +22,8 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from airflow_provider_scout import __version__
 from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError
-from airflow_provider_scout.hooks.artifactory.connection import ArtifactorySettings
-from airflow_provider_scout.hooks.artifactory.registry_api import error_message, parse_www_authenticate
+from airflow_provider_scout.hooks.artifactory.manifests import error_message, parse_www_authenticate
+from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
 from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
 from airflow_provider_scout.models import RegistryAuth
 

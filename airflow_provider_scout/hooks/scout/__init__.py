@@ -3,7 +3,7 @@
 * :mod:`.hook`: :class:`ScoutHook`, the facade Airflow finds through the connection type;
 * :mod:`.settings`: the connection read once, with its precedence documented;
 * :mod:`.api` and :mod:`.graphql`: Docker Hub token + Scout's GraphQL API, and its documents;
-* :mod:`.cli` and :mod:`.sbom` (with :mod:`.sbom_store`): the two backends;
+* :mod:`.docker_scout_backend` and :mod:`.syft_backend` (with :mod:`.sbom_store`): the two backends;
 * :mod:`.process`: how docker-scout and syft are run.
 """
 

@@ -3,8 +3,8 @@
 The hook reads its connection once (:mod:`.settings`), picks the backend the connection
 names and hands every indexing call to it:
 
-* ``cli`` (:mod:`.cli`) pushes with the official docker-scout CLI;
-* ``sbom`` (:mod:`.sbom`) writes syft SBOMs to the SBOM directory and never talks to
+* ``cli`` (:mod:`.docker_scout_backend`) pushes with the official docker-scout CLI;
+* ``sbom`` (:mod:`.syft_backend`) writes syft SBOMs to the SBOM directory and never talks to
   Scout; it is the default when no Scout connection exists.
 
 The read-back (sbomState and vulnerability counts, organization status) goes through
@@ -28,9 +28,9 @@ from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import Backend, IndexOutcome, TagSource
-from airflow_provider_scout.hooks.scout.cli import CliBackend
-from airflow_provider_scout.hooks.scout.sbom import SbomBackend
+from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
+from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 
 __all__ = ["ScoutHook"]
@@ -135,7 +135,7 @@ class ScoutHook(BaseHook):
 
         sbom: its stored SBOM lists every tag of the target (a digest that gained a tag is
         not indexed yet: :meth:`index` adds the tag). cli: never, since Scout does not say
-        which tags it recorded and only a push records one (see :mod:`.cli`).
+        which tags it recorded and only a push records one (see :mod:`.docker_scout_backend`).
         """
         return self.backend.is_indexed(target)
 

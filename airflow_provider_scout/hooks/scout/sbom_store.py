@@ -20,7 +20,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_scout.defaults import SBOM_DIR_ENV
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
-from airflow_provider_scout.sbom import sbom_relative_path, spdx_relative_path, stored_sbom_tags
+from airflow_provider_scout.scout_sbom import sbom_relative_path, spdx_relative_path, stored_sbom_tags
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger

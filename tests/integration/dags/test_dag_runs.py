@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_scout.events import ImageEvent
+from airflow_provider_scout.index_targets import batch_label
 from airflow_provider_scout.models import IndexTarget
-from airflow_provider_scout.planning import batch_label
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
 from tests.support.dags import AirflowRunFailed, artifactory_connection

@@ -18,7 +18,7 @@ import requests
 from airflow_provider_scout.config import TagFilter, parse_registry_string
 from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.hooks.artifactory import ArtifactoryAuthError, ArtifactoryError, ArtifactoryHook
-from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
+from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, OCI_INDEX, OCI_MANIFEST
 from airflow_provider_scout.models import Platform, RegistryAuth, TagRecord
 from airflow_provider_scout.selection import select_tags
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle

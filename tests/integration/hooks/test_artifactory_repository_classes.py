@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
-from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, parse_www_authenticate
+from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, parse_www_authenticate
+from airflow_provider_scout.index_targets import unique_tags
 from airflow_provider_scout.models import TagRecord
-from airflow_provider_scout.planning import unique_tags
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 from scout_testing.fixture_images import PushedImage
 from tests.support.fixtures.stack import (

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_scout import config, events, exceptions
 from airflow_provider_scout.hooks import artifactory
-from airflow_provider_scout.hooks.artifactory import registry_api
+from airflow_provider_scout.hooks.artifactory import manifests
 
 
 @pytest.mark.parametrize(
@@ -33,7 +33,7 @@ def test_input_errors_are_value_errors_and_keep_their_import_paths() -> None:
     for error in (
         config.RegistryStringError,
         events.InvalidEventError,
-        registry_api.ManifestError,
+        manifests.ManifestError,
         artifactory.InvalidNameError,
     ):
         assert issubclass(error, ValueError) and issubclass(error, exceptions.ScoutProviderError)

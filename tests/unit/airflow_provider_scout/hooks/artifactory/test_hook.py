@@ -23,7 +23,7 @@ from airflow_provider_scout.hooks.artifactory import (
     InvalidNameError,
     transport,
 )
-from airflow_provider_scout.hooks.artifactory.registry_api import MANIFEST_ACCEPT, OCI_MANIFEST
+from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, OCI_MANIFEST
 from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.models import Platform, PlatformManifest, RegistryAuth
 from scout_testing.processes import free_port

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook
-from airflow_provider_scout.hooks.scout.cli import CliBackend
-from airflow_provider_scout.hooks.scout.sbom import SbomBackend
+from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
 from airflow_provider_scout.hooks.scout.settings import DEFAULT_RUN_TIMEOUT
+from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
 from tests.support.scout import HUB_TOKEN, HUB_USER
 
 ENV_DIR = "/srv/sboms-from-env"

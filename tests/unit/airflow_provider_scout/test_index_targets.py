@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from airflow_provider_scout.config import TagFilter, parse_registry_string
-from airflow_provider_scout.models import IndexTarget, Platform, PlatformManifest, ResolvedImage, TagRecord
-from airflow_provider_scout.planning import (
+from airflow_provider_scout.index_targets import (
     MAX_LABEL_LENGTH,
     TagResolution,
     batch_label,
@@ -17,6 +16,7 @@ from airflow_provider_scout.planning import (
     resolve_error,
     target_key,
 )
+from airflow_provider_scout.models import IndexTarget, Platform, PlatformManifest, ResolvedImage, TagRecord
 from airflow_provider_scout.selection import select_repositories, select_tags
 
 CONFIG = parse_registry_string(
@@ -224,7 +224,7 @@ def test_select_repositories_rediscovers_globs_and_keeps_pinned_keys() -> None:
 
 
 def test_digests_come_from_aql_and_lists_cost_one_request_per_distinct_digest() -> None:
-    from airflow_provider_scout.planning import plan_resolutions, unique_tags
+    from airflow_provider_scout.index_targets import plan_resolutions, unique_tags
 
     single = TagRecord("v", "app", "1", sha256="a" * 64)
     list_one = TagRecord("v", "app", "2", manifest_name="list.manifest.json", sha256="b" * 64)

@@ -2,7 +2,7 @@
 
 ``<api>/api/docker/<repository>/v2/...`` through the hook's transport (credentials, retries,
 the token challenge). The pure parsing of manifests, indexes, configs and ``Link`` headers
-is in :mod:`.registry_api`.
+is in :mod:`.manifests`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow_provider_scout.docker_reference import is_digest, is_image_name, is_repository_key, is_tag
 from airflow_provider_scout.exceptions import ArtifactoryError, InvalidNameError, ManifestError
-from airflow_provider_scout.hooks.artifactory.registry_api import (
+from airflow_provider_scout.hooks.artifactory.manifests import (
     MANIFEST_ACCEPT,
     ManifestIndex,
     content_digest,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_scout.hooks.artifactory.registry_api import (
+from airflow_provider_scout.hooks.artifactory.manifests import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     MANIFEST_ACCEPT,

@@ -2,7 +2,7 @@
 
 syft analyses the image on the worker, writing in the same run its JSON report and an SPDX
 2.3 JSON document. The report is converted to Scout's SBOM JSON
-(:mod:`airflow_provider_scout.sbom`) and written to ``<sbom dir>/sha256/<hex>.json``, the
+(:mod:`airflow_provider_scout.scout_sbom`) and written to ``<sbom dir>/sha256/<hex>.json``, the
 SPDX document beside it as ``<hex>.spdx.json`` (which ``docker scout cves sbom://FILE`` and
 other scanners read) (:mod:`~airflow_provider_scout.hooks.scout.sbom_store`). A digest whose SBOM is stored is
 not analysed again when it gains a tag: the tag is added to the stored SBOM. Dry runs,
@@ -27,7 +27,7 @@ from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
-from airflow_provider_scout.sbom import (
+from airflow_provider_scout.scout_sbom import (
     SbomConversionError,
     stored_sbom_tags,
     syft_to_scout_sbom,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_scout import __version__
-from airflow_provider_scout.sbom import (
+from airflow_provider_scout.scout_sbom import (
     SBOM_VERSION,
     SbomConversionError,
     sbom_relative_path,
