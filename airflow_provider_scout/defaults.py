@@ -41,9 +41,10 @@ SCOUT_API_URL = "https://api.scout.docker.com/v1/graphql"
 HUB_URL = "https://hub.docker.com"
 
 # DAGs, tasks and what they share.
-FULL_INGEST_DAG_ID = "scout_artifactory_full_ingest"
-REFRESH_DAG_ID = "scout_artifactory_refresh"
-WEBHOOK_DAG_ID = "scout_artifactory_webhook"
+DAG_ID_PREFIX = "scout_artifactory"  # the DAG factory's default: <prefix>_full_ingest, ...
+FULL_INGEST_DAG_ID = f"{DAG_ID_PREFIX}_full_ingest"
+REFRESH_DAG_ID = f"{DAG_ID_PREFIX}_refresh"
+WEBHOOK_DAG_ID = f"{DAG_ID_PREFIX}_webhook"
 LIST_TASK_ID = "list_images"
 RESOLVE_EVENTS_TASK_ID = "resolve_events"
 INDEX_TASK_ID = "index_images"

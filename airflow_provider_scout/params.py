@@ -91,14 +91,14 @@ def registry_string_schema() -> dict[str, Any]:
     }
 
 
-def _registry_param() -> Param:
+def _registry_param(registry_variable: str) -> Param:
     return Param(
         None,
         title="Registry string",
         description=(
             "A `docker scout watch` registry string of type=artifactory "
             "(type=artifactory,registry=…,api=…,repository=…[,include=…][,exclude=…]). "
-            f"Empty: the {REGISTRY_ENV} environment variable, else the Airflow Variable of that name."
+            f"Empty: the {registry_variable} environment variable, else the Airflow Variable of that name."
         ),
         **{**registry_string_schema(), "type": ["null", "string"]},
     )
@@ -132,19 +132,28 @@ def _flag_param(title: str, description: str) -> Param:
     return Param(False, type="boolean", title=title, description=description)
 
 
-def indexing_params(*, with_tags: bool = True) -> dict[str, Param]:
-    """The parameters every indexing DAG takes: what to read, where from, and how to index."""
-    params: dict[str, Param] = {"registry": _registry_param()}
+def indexing_params(
+    *,
+    with_tags: bool = True,
+    registry_variable: str = REGISTRY_ENV,
+    artifactory_conn_id: str = ARTIFACTORY_CONN_ID,
+    scout_conn_id: str = SCOUT_CONN_ID,
+) -> dict[str, Param]:
+    """The parameters every indexing DAG takes: what to read, where from, and how to index.
+
+    The defaults are those of the DAG set (:mod:`airflow_provider_scout.dag_factory`).
+    """
+    params: dict[str, Param] = {"registry": _registry_param(registry_variable)}
     if with_tags:
         params["tags"] = _tags_param()
     params.update(
         artifactory_conn_id=_connection_param(
-            ARTIFACTORY_CONN_ID,
+            artifactory_conn_id,
             "Artifactory connection",
             "Airflow connection with the Artifactory API credentials (also used to pull the images).",
         ),
         scout_conn_id=_connection_param(
-            SCOUT_CONN_ID,
+            scout_conn_id,
             "Docker Scout connection",
             "Airflow connection choosing the indexing backend; "
             "without one, SBOMs are written to SCOUT_SBOM_DIR.",

@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_scout.defaults import INDEX_POOL, INDEX_TASK_ID, SUMMARY_TASK_ID
+from airflow_provider_scout.defaults import INDEX_POOL, INDEX_TASK_ID, REGISTRY_ENV, SUMMARY_TASK_ID
 from airflow_provider_scout.operators.indexing import (
     INDEX_MAP_INDEX_TEMPLATE,
     SBOM_ASSET_ALIAS,
@@ -40,17 +40,26 @@ INDEXING_DAG_ARGS: dict[str, Any] = {
 INDEXING_DAG_TAGS = ("docker-scout", "artifactory")
 
 
-def index_planned_images(planning: BaseOperator) -> SummarizeIndexingOperator:
+def index_planned_images(
+    planning: BaseOperator,
+    *,
+    deployment_registry: str | None = None,
+    registry_variable: str = REGISTRY_ENV,
+) -> SummarizeIndexingOperator:
     """Map the indexing task over a planning task's output and summarise it, inside a DAG.
 
     Indexing and reporting take the DAG's ``registry``, connection, ``force`` and
     ``dry_run`` params. Indexing runs in the ``scout_indexing`` pool, so its slots cap the
     images analysed at once across every run and DAG, whatever the executor's capacity;
-    ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that.
+    ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that. ``deployment_registry`` and
+    ``registry_variable`` say where the registry string is when the run gives none, as for
+    the planning task.
     """
     index_images = IndexImageOperator.partial(
         task_id=INDEX_TASK_ID,
         registry="{{ params.registry }}",
+        deployment_registry=deployment_registry,
+        registry_variable=registry_variable,
         artifactory_conn_id="{{ params.artifactory_conn_id }}",
         scout_conn_id="{{ params.scout_conn_id }}",
         force="{{ params.force }}",

@@ -21,13 +21,27 @@ from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 __all__ = ["ArtifactoryOperator", "close_cached_hooks", "load_registry_config"]
 
 
-def load_registry_config(registry: str | None) -> ArtifactoryRegistryConfig:
-    """Parse the registry string: the given one, else the environment, else the Airflow Variable."""
-    text = registry or os.environ.get(REGISTRY_ENV) or Variable.get(REGISTRY_ENV, default=None)
+def load_registry_config(
+    registry: str | None,
+    *,
+    deployment_registry: str | None = None,
+    registry_variable: str = REGISTRY_ENV,
+) -> ArtifactoryRegistryConfig:
+    """Parse the registry string: the run's, else the deployment's, else the environment, else the Variable.
+
+    ``deployment_registry`` and ``registry_variable`` are what the DAG was built with
+    (:mod:`airflow_provider_scout.dag_factory`); the default reads ``SCOUT_ARTIFACTORY_REGISTRY``.
+    """
+    text = (
+        registry
+        or deployment_registry
+        or os.environ.get(registry_variable)
+        or Variable.get(registry_variable, default=None)
+    )
     if not text:
         raise AirflowFailException(
-            f"no registry string: set the 'registry' param, the {REGISTRY_ENV} environment variable "
-            f"or the Airflow Variable {REGISTRY_ENV}"
+            f"no registry string: set the 'registry' param, the {registry_variable} environment variable "
+            f"or the Airflow Variable {registry_variable}"
         )
     try:
         return parse_registry_string(text)
@@ -58,9 +72,12 @@ def _close(hook: Any) -> None:
 class ArtifactoryOperator(BaseOperator):
     """An operator acting on the images a registry string selects, through one Artifactory hook.
 
-    :param registry: registry string; empty means ``SCOUT_ARTIFACTORY_REGISTRY``
-        (environment variable, then Airflow Variable).
+    :param registry: registry string; empty means ``deployment_registry``, else
+        ``registry_variable`` (environment variable, then Airflow Variable).
     :param artifactory_conn_id: connection with the Artifactory API credentials.
+    :param deployment_registry: the registry string the DAG was built with, if any.
+    :param registry_variable: where the deployment's registry string is read otherwise
+        (default ``SCOUT_ARTIFACTORY_REGISTRY``).
     """
 
     def __init__(
@@ -68,15 +85,23 @@ class ArtifactoryOperator(BaseOperator):
         *,
         registry: str | None = None,
         artifactory_conn_id: str = ARTIFACTORY_CONN_ID,
+        deployment_registry: str | None = None,
+        registry_variable: str = REGISTRY_ENV,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.registry = registry
         self.artifactory_conn_id = artifactory_conn_id
+        self.deployment_registry = deployment_registry
+        self.registry_variable = registry_variable
 
     @cached_property
     def registry_config(self) -> ArtifactoryRegistryConfig:
-        return load_registry_config(self.registry)
+        return load_registry_config(
+            self.registry,
+            deployment_registry=self.deployment_registry,
+            registry_variable=self.registry_variable,
+        )
 
     @cached_property
     def artifactory_hook(self) -> ArtifactoryHook:

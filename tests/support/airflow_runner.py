@@ -12,12 +12,16 @@ environment, as a dag-processor or a worker would:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
+# The repository's DAGs unless the environment names another folder (a user's DAG file).
+DAGS_FOLDER = Path(
+    os.environ.get("AIRFLOW__CORE__DAGS_FOLDER") or Path(__file__).resolve().parents[2] / "dags"
+)
 
 
 def parse_bag() -> dict[str, Any]:

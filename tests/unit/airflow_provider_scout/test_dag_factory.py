@@ -1,0 +1,53 @@
+"""The DAG factory: ids from the prefix, each set's own registry source and connections."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_scout.dag_factory import DagSet, scout_dags
+from airflow_provider_scout.operators.base import load_registry_config
+
+REGISTRY = "type=artifactory,registry=r.example,api=https://r.example/artifactory,repository={}"
+
+
+def test_the_default_set_keeps_todays_dag_ids() -> None:
+    assert sorted(scout_dags()) == [
+        "scout_artifactory_full_ingest",
+        "scout_artifactory_refresh",
+        "scout_artifactory_webhook",
+    ]
+
+
+def test_a_second_set_has_its_own_ids_connections_and_registry_source() -> None:
+    dags = scout_dags(
+        dag_id_prefix="scout_prod", registry_variable="SCOUT_PROD_REGISTRY", artifactory_conn_id="af_prod"
+    )
+    assert sorted(dags) == ["scout_prod_full_ingest", "scout_prod_refresh", "scout_prod_webhook"]
+    for dag in dags.values():
+        assert dag.params["artifactory_conn_id"] == "af_prod"
+        assert "SCOUT_PROD_REGISTRY" in dag.params.get_param("registry").description
+        planning = dag.get_task("list_images" if "webhook" not in dag.dag_id else "resolve_events")
+        index = dag.get_task("index_images")
+        assert planning.registry_variable == "SCOUT_PROD_REGISTRY"
+        assert index.partial_kwargs["registry_variable"] == "SCOUT_PROD_REGISTRY"
+
+
+@pytest.mark.parametrize("prefix", ["", "has space", "semi;colon"])
+def test_a_bad_prefix_is_refused_naming_it(prefix: str) -> None:
+    with pytest.raises(ValueError, match="dag_id_prefix"):
+        DagSet(dag_id_prefix=prefix)
+
+
+def test_the_registry_string_comes_from_the_run_then_the_deployment_then_the_named_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SCOUT_PROD_REGISTRY", REGISTRY.format("from-variable"))
+    assert load_registry_config(None, registry_variable="SCOUT_PROD_REGISTRY").repositories == (
+        "from-variable",
+    )
+    assert load_registry_config(
+        None, deployment_registry=REGISTRY.format("deployed"), registry_variable="SCOUT_PROD_REGISTRY"
+    ).repositories == ("deployed",)
+    assert load_registry_config(
+        REGISTRY.format("run"), deployment_registry=REGISTRY.format("deployed")
+    ).repositories == ("run",)
