@@ -597,3 +597,38 @@ def test_init_creates_the_indexing_pool_with_the_configured_slots(
     assert parsed.pool == INDEX_POOL
     assert parsed.slots == int(env_example.values["SCOUT_INDEX_WORKERS"])
     assert parsed.slots == int(compose["x-airflow-common"]["environment"]["SCOUT_INDEX_WORKERS"])
+
+
+# ---------------------------------------------------------------------------------- settings that arrive
+
+
+def test_every_env_example_setting_reaches_a_container_or_the_build(
+    compose_raw: dict[str, Any], env_example: EnvExample
+) -> None:
+    # A distinct value per variable: each must show up in what Compose would run, so nothing
+    # documented in .env.example is silently ignored (SCOUT_SBOM_DIR once was, hard-coded).
+    sentinels = {name: f"sentinel-{name.lower()}" for name in env_example.values}
+    resolved = repr(interpolate_tree(compose_raw, sentinels))
+    ignored = sorted(name for name, value in sentinels.items() if value not in resolved)
+    assert not ignored, f"set in .env but reaching no service: {ignored}"
+
+
+def test_the_sbom_directory_of_dotenv_reaches_every_airflow_service(
+    compose_raw: dict[str, Any], filled_env: dict[str, str]
+) -> None:
+    resolved = interpolate_tree(compose_raw, {**filled_env, "SCOUT_SBOM_DIR": "s3://aws_sboms@bucket/sboms"})
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        assert services(resolved)[name]["environment"]["SCOUT_SBOM_DIR"] == "s3://aws_sboms@bucket/sboms"
+
+
+def test_the_connection_test_button_is_enabled(compose: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        assert services(compose)[name]["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+
+
+def test_init_keeps_connections_a_user_edited_unless_asked_to_overwrite(compose: dict[str, Any]) -> None:
+    script = command_argv(services(compose)["airflow-init"]["command"])[1]
+    imports = [shlex.split(line) for line in script.splitlines() if "connections import" in line]
+    assert sorted("--overwrite" in words for words in imports) == [False, True]
+    overwrite_branch = script.split("connections import --overwrite")[0].rsplit("if ", 1)[1]
+    assert "SCOUT_OVERWRITE_CONNECTIONS" in overwrite_branch
