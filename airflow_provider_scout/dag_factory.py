@@ -129,6 +129,18 @@ class DagSet:
         return {"deployment_registry": self.registry, "registry_variable": self.registry_variable}
 
 
+def _list_images(dag_set: DagSet, **window: Any) -> ListArtifactoryImagesOperator:
+    """The listing task both listing DAGs start with; the refresh adds its data-interval window."""
+    return ListArtifactoryImagesOperator(
+        task_id=LIST_TASK_ID,
+        registry="{{ params.registry }}",
+        tags="{{ params.tags }}",
+        artifactory_conn_id="{{ params.artifactory_conn_id }}",
+        **window,
+        **dag_set.registry_source(),
+    )
+
+
 def full_ingest_dag(dag_set: DagSet | None = None) -> DAG:
     """The full ingestion DAG: no schedule, lists every selected image and indexes it."""
     dag_set = dag_set or DagSet()
@@ -141,13 +153,7 @@ def full_ingest_dag(dag_set: DagSet | None = None) -> DAG:
         doc_md=FULL_INGEST_DOC,
         **INDEXING_DAG_ARGS,
     ) as dag:
-        list_images = ListArtifactoryImagesOperator(
-            task_id=LIST_TASK_ID,
-            registry="{{ params.registry }}",
-            tags="{{ params.tags }}",
-            artifactory_conn_id="{{ params.artifactory_conn_id }}",
-            **dag_set.registry_source(),
-        )
+        list_images = _list_images(dag_set)
         index_planned_images(list_images, **dag_set.registry_source())
     return dag
 
@@ -166,15 +172,11 @@ def refresh_dag(dag_set: DagSet | None = None) -> DAG:
         doc_md=REFRESH_DOC,
         **INDEXING_DAG_ARGS,
     ) as dag:
-        list_images = ListArtifactoryImagesOperator(
-            task_id=LIST_TASK_ID,
-            registry="{{ params.registry }}",
-            tags="{{ params.tags }}",
-            artifactory_conn_id="{{ params.artifactory_conn_id }}",
+        list_images = _list_images(
+            dag_set,
             modified_after="{{ data_interval_start }}",
             modified_before="{{ data_interval_end }}",
             lookback=refresh_lookback(),
-            **dag_set.registry_source(),
         )
         index_planned_images(list_images, **dag_set.registry_source())
     return dag
