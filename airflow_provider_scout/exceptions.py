@@ -9,6 +9,7 @@
     ├── ScoutIndexError                indexing or reading back from Scout failed
     │   ├── ScoutRetryableError        network, timeout, rate limit, server error
     │   └── ScoutFatalError            credentials, unknown image or org, configuration
+    │       └── ScoutGraphQLError      Scout answered with GraphQL errors or without the fields asked
     └── InputError                     (also ValueError) bad input, named in the message
         ├── RegistryStringError        the ``docker scout watch`` registry string
         ├── InvalidEventError          a webhook body or a DAG-run event
@@ -18,7 +19,9 @@
 
 Messages name what was wrong (the image reference, the connection and field, the key of
 the registry string) and never a secret. Operators map ``retryable`` to Airflow's retry
-or fail-now exceptions in one place.
+or fail-now exceptions in one place
+(:func:`airflow_provider_scout.operators.base.task_failure`); anything outside this tree
+(a bug, a plain ``ValueError``) fails the task without retry.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "RelayConfigError",
     "SbomConversionError",
     "ScoutFatalError",
+    "ScoutGraphQLError",
     "ScoutIndexError",
     "ScoutProviderError",
     "ScoutRetryableError",
@@ -89,6 +93,14 @@ class ScoutRetryableError(ScoutIndexError):
 
 class ScoutFatalError(ScoutIndexError):
     """Retrying will not help: bad credentials, unknown image or organization, bad configuration."""
+
+
+class ScoutGraphQLError(ScoutFatalError):
+    """Scout answered an operation with GraphQL ``errors`` or without the expected data.
+
+    Fatal: Scout never leaves out a non-null field, so such an answer is not one asking
+    again can mend.
+    """
 
 
 class InputError(ScoutProviderError, ValueError):

@@ -65,6 +65,7 @@ class IndexResult:
     # cli: tag -> the digest it names now (None: deleted), found right before its push
     moved_tags: Mapping[str, str | None] | None = None
     error: str | None = None
+    duration: float | None = None  # seconds the backend took, when it ran
 
     @classmethod
     def failed(cls, target: IndexTarget, error: str) -> IndexResult:

@@ -1,7 +1,11 @@
-"""What the operators share: the registry string they act on, and hooks opened for one run then closed.
+"""What the operators share: the registry string they act on, hooks opened for one run then
+closed, and how an error becomes Airflow's retry-or-fail decision.
 
 Hooks are cached properties, created on first use inside ``execute``; each operator
 closes the ones it opened in a ``finally``, so no HTTP session outlives its task.
+Every operator turns an error into an Airflow exception through :func:`task_failure`:
+one mapping, read from the error's ``retryable`` bit
+(:mod:`airflow_provider_scout.exceptions`).
 """
 
 from __future__ import annotations
@@ -11,14 +15,40 @@ from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator, Variable
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, REGISTRY_ENV
-from airflow_provider_scout.exceptions import RegistryStringError
+from airflow_provider_scout.exceptions import RegistryStringError, ScoutProviderError
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 
-__all__ = ["ArtifactoryOperator", "close_cached_hooks", "load_registry_config"]
+__all__ = [
+    "ArtifactoryOperator",
+    "close_cached_hooks",
+    "is_retryable",
+    "load_registry_config",
+    "task_failure",
+]
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether trying the task again may help: a provider error marked ``retryable``.
+
+    Anything else (bad input raised as ``ValueError``, a bug) would fail the same way again.
+    """
+    return isinstance(exc, ScoutProviderError) and exc.retryable
+
+
+def task_failure(*errors: BaseException, message: str | None = None) -> AirflowException:
+    """What a task that met ``errors`` raises: :class:`AirflowException` (Airflow retries it)
+    when one of them may pass, :class:`AirflowFailException` (no retry) otherwise.
+
+    :param message: the task's error; by default the first error's message.
+    """
+    text = message if message is not None else str(errors[0])
+    if any(is_retryable(exc) for exc in errors):
+        return AirflowException(text)
+    return AirflowFailException(text)
 
 
 def load_registry_config(

@@ -12,17 +12,16 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetAlias
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_scout.assets import image_asset_uri
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
-from airflow_provider_scout.exceptions import ArtifactoryError, InputError, ScoutIndexError
+from airflow_provider_scout.exceptions import InputError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.index_targets import batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget
-from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
+from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexState
 
 if TYPE_CHECKING:
@@ -99,7 +98,7 @@ class IndexImageOperator(ArtifactoryOperator):
             force = as_flag(self.force, "force")
             dry_run = as_flag(self.scout_dry_run, "scout_dry_run")
         except InputError as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise task_failure(exc) from None
         targets = [IndexTarget.from_dict(dict(item)) for item in self.targets]
         config = self.registry_config
         try:
@@ -119,10 +118,8 @@ class IndexImageOperator(ArtifactoryOperator):
 
         failed = [result for result, _ in attempts if result.state is IndexState.FAILED]
         if failed:
-            message = "; ".join(f"{r.reference}: {r.error}" for r in failed)
-            if any(may_pass for _, may_pass in attempts):
-                raise AirflowException(message)
-            raise AirflowFailException(message)
+            errors = [error for _, error in attempts if error is not None]
+            raise task_failure(*errors, message="; ".join(f"{r.reference}: {r.error}" for r in failed))
         return results
 
     def on_kill(self) -> None:
@@ -133,19 +130,19 @@ class IndexImageOperator(ArtifactoryOperator):
 
     def _index_one(
         self, config: ArtifactoryRegistryConfig, target: IndexTarget, *, force: bool, dry_run: bool
-    ) -> tuple[IndexResult, bool]:
-        """The result of one target and whether a failure may pass on retry."""
+    ) -> tuple[IndexResult, Exception | None]:
+        """The result of one target and, when indexing it raised, the error (it decides the retry)."""
         unresolved = resolve_error(target)
         if unresolved:
             result = IndexResult.failed(target, f"cannot resolve the tag: {unresolved}")
             self.log.error("%s: %s", target.label, result.error)
-            return result, False
+            return result, None
         scout = self.scout_hook
         try:
             if not force and scout.is_indexed(target):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
-                return IndexResult.of(target, IndexState.SKIPPED), False
-            outcome = scout.index(
+                return IndexResult.of(target, IndexState.SKIPPED), None
+            result = scout.index(
                 target,
                 registry_auth=self.artifactory_hook.registry_auth(),
                 plain_http=config.registry_uses_plain_http,
@@ -153,18 +150,11 @@ class IndexImageOperator(ArtifactoryOperator):
                 force=force,
                 tag_source=self.artifactory_hook,
             )
-            return IndexResult.of(
-                target,
-                IndexState(outcome.state),
-                packages=outcome.packages,
-                vulnerabilities=outcome.vulnerabilities,
-                sbom_path=outcome.sbom_path,
-                moved_tags=outcome.moved_tags or None,
-            ), False
-        except (ScoutIndexError, ArtifactoryError) as exc:
+            return result, None
+        except ScoutProviderError as exc:
             self.log.error("Indexing %s (%s) failed: %s", target.label, target.digest, exc)
-            return IndexResult.failed(target, str(exc)), isinstance(exc, ScoutIndexError) and exc.retryable
+            return IndexResult.failed(target, str(exc)), exc
         except Exception as exc:
             # A bug or an unforeseen error in one image must not stop the rest of its batch.
             self.log.exception("Indexing %s (%s) failed unexpectedly", target.label, target.digest)
-            return IndexResult.failed(target, f"unexpected {type(exc).__name__}: {exc}"), False
+            return IndexResult.failed(target, f"unexpected {type(exc).__name__}: {exc}"), exc

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_scout.config import TagFilter
 from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY
@@ -33,7 +33,7 @@ from airflow_provider_scout.index_targets import (
 )
 from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
 from airflow_provider_scout.models import ResolvedImage, TagRecord
-from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks
+from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
 from airflow_provider_scout.selection import select_repositories, select_tags
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class PlanningOperator(ArtifactoryOperator):
             try:
                 resolutions = self.resolve_records(records, resolve)
             except ArtifactoryAuthError as exc:
-                raise AirflowFailException(str(exc)) from None
+                raise task_failure(exc) from None
             warnings = list(self.artifactory_hook.warnings)
         finally:
             close_cached_hooks(self, "artifactory_hook")
@@ -153,7 +153,7 @@ class ListArtifactoryImagesOperator(PlanningOperator):
             before = as_moment(self.modified_before, "modified_before")
             lookback = as_duration(self.lookback, "lookback")
         except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
+            raise task_failure(exc) from None
         if after is not None and lookback:
             self.log.info("Looking back %s before the window for uploads committed late", lookback)
             after -= lookback
@@ -168,11 +168,10 @@ class ListArtifactoryImagesOperator(PlanningOperator):
             self.log.info("Listing tags of %s", ", ".join(repositories) or "no repository")
             listed = hook.iter_tags(repositories, modified_after=after, modified_before=before)
             records = unique_tags(select_tags(listed, config, tag_filter))
-        except ArtifactoryError as exc:
-            # Retried only when Artifactory may answer better later (unreachable, 408, 429, 5xx).
-            raise (AirflowException if exc.retryable else AirflowFailException)(str(exc)) from None
-        except ValueError as exc:  # a repository key or a time window Artifactory cannot take
-            raise AirflowFailException(str(exc)) from None
+        except (ArtifactoryError, ValueError) as exc:
+            # Retried only when Artifactory may answer better later (unreachable, 408, 429, 5xx);
+            # a ValueError is a repository key or a time window Artifactory cannot take.
+            raise task_failure(exc) from None
         return records, lambda r: hook.resolve(r.repository, r.image, r.tag)
 
     def resolve_records(self, records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:
@@ -208,7 +207,7 @@ class ResolveImageEventsOperator(PlanningOperator):
             try:
                 event = ImageEvent.from_dict(raw)
             except InvalidEventError as exc:
-                raise AirflowFailException(f"events[{position}]: {exc}") from None
+                raise task_failure(exc, message=f"events[{position}]: {exc}") from None
             if not (
                 config.selects_repository(event.repository) and config.selects(event.repository, event.image)
             ):

@@ -10,12 +10,10 @@
 from __future__ import annotations
 
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, ScoutRetryableError
-from airflow_provider_scout.hooks.scout.backend import IndexOutcome
 from airflow_provider_scout.hooks.scout.hook import ScoutHook
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 
 __all__ = [
-    "IndexOutcome",
     "ScoutFatalError",
     "ScoutHook",
     "ScoutIndexError",

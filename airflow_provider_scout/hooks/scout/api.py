@@ -73,10 +73,7 @@ class ScoutApi:
                 self._organization(), unique[start : start + SUMMARY_BATCH], repository_host, repository_name
             )
             answer = self._graphql(body)
-            try:
-                summaries.update(graphql.parse_image_summaries(answer))
-            except graphql.ScoutGraphQLError as exc:
-                raise ScoutFatalError(str(exc)) from None
+            summaries.update(graphql.parse_image_summaries(answer))
         return summaries
 
     def recorded_digest(self, repository_host: str, repository_name: str, tag: str) -> str | None:
@@ -84,18 +81,12 @@ class ScoutApi:
         answer = self._graphql(
             graphql.tagged_images_request(self._organization(), repository_host, repository_name, tag)
         )
-        try:
-            return graphql.parse_tagged_images(answer, tag)
-        except graphql.ScoutGraphQLError as exc:
-            raise ScoutFatalError(str(exc)) from None
+        return graphql.parse_tagged_images(answer, tag)
 
     def organization_status(self) -> graphql.OrganizationStatus:
         """Whether the organization has image analysis enabled and analysed images."""
         answer = self._graphql(graphql.organization_status_request(self._organization()))
-        try:
-            return graphql.parse_organization_status(answer)
-        except graphql.ScoutGraphQLError as exc:
-            raise ScoutFatalError(str(exc)) from None
+        return graphql.parse_organization_status(answer)
 
     def _organization(self) -> str:
         settings = self.settings

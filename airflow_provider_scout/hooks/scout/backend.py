@@ -1,16 +1,21 @@
-"""What every indexing backend offers the ScoutHook, and what indexing one image produced."""
+"""What every indexing backend offers the ScoutHook.
+
+A backend answers :meth:`Backend.index` with the
+:class:`~airflow_provider_scout.results.IndexResult` the operator pushes to XCom: one
+outcome type, its state an :class:`~airflow_provider_scout.results.IndexState`, from the
+backend to the summary.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from airflow_provider_scout.docker_reference import split_reference
 from airflow_provider_scout.exceptions import ScoutFatalError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
+from airflow_provider_scout.results import IndexResult
 
-__all__ = ["Backend", "Delivery", "IndexOutcome", "TagSource", "scout_repository"]
+__all__ = ["Backend", "TagSource", "scout_repository"]
 
 
 class TagSource(Protocol):
@@ -24,39 +29,6 @@ class TagSource(Protocol):
 
         :raises ArtifactoryError: with ``status`` 404 when the tag no longer exists.
         """
-
-
-@dataclass(frozen=True)
-class IndexOutcome:
-    """What indexing one target produced; JSON-ready through :meth:`to_dict` (XCom)."""
-
-    reference: str
-    digest: str
-    platform: str | None
-    packages: int | None  # None when the backend does not report it
-    # "indexed", "retagged" (sbom: new tags added to the stored SBOM), "dry_run", or "moved"
-    # (cli: every tag names another digest now, nothing was pushed)
-    state: str
-    sbom_path: str | None  # sbom backend: where the SBOM was written
-    vulnerabilities: dict[str, int] | None  # counts by severity when Scout already has a report
-    duration: float  # seconds
-    # cli: tags that named another digest (None: no longer exist) right before their push,
-    # so were not pushed for this one
-    moved_tags: dict[str, str | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A backend's part of an :class:`IndexOutcome`; the hook adds the target and the time taken."""
-
-    state: str
-    packages: int | None
-    sbom_path: str | None = None
-    vulnerabilities: dict[str, int] | None = None
-    moved_tags: Mapping[str, str | None] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -80,8 +52,9 @@ class Backend(Protocol):
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
-    ) -> Delivery:
-        """Index one image manifest (one platform).
+    ) -> IndexResult:
+        """Index one image manifest (one platform): what it produced, in state ``indexed``,
+        ``retagged``, ``dry_run`` or ``moved``.
 
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """

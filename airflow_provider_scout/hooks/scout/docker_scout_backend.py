@@ -43,10 +43,11 @@ from airflow_provider_scout.exceptions import (
     ScoutRetryableError,
 )
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.backend import TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import RunResult, failure, kill_group, run_tool
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.results import IndexResult, IndexState
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -169,7 +170,7 @@ class CliBackend:
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
-    ) -> Delivery:
+    ) -> IndexResult:
         """Push each tag that still names the target (``force``: the operator pushes even what
         :meth:`is_indexed` finds recorded)."""
         argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
@@ -209,11 +210,18 @@ class CliBackend:
             )
             packages = _checked_package_count(result, push.reference, target)
             pushed += 1
+        moved_tags = moved or None
         if not pushed:
-            return Delivery("moved", None, moved_tags=moved)
+            return IndexResult.of(target, IndexState.MOVED, moved_tags=moved_tags)
         if dry_run:
-            return Delivery("dry_run", packages, moved_tags=moved)
-        return Delivery("indexed", packages, vulnerabilities=self._vulnerabilities(target), moved_tags=moved)
+            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages, moved_tags=moved_tags)
+        return IndexResult.of(
+            target,
+            IndexState.INDEXED,
+            packages=packages,
+            vulnerabilities=self._vulnerabilities(target),
+            moved_tags=moved_tags,
+        )
 
     def close(self) -> None:
         """Stop a docker-scout still running and remove the task's work directory.

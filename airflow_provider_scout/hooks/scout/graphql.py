@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from airflow_provider_scout.exceptions import ScoutGraphQLError
+
 __all__ = [
     "IMAGE_SUMMARIES_BY_DIGEST",
     "INDEXED",
@@ -81,10 +83,6 @@ SEVERITIES = ("critical", "high", "medium", "low", "unspecified", "total")
 INDEXED = "INDEXED"  # the sbomState of an image whose SBOM Scout holds
 # enum SBOMState of the published SDL
 SBOM_STATES = frozenset({"INDEXED", "INDEXING", "INDEXING_FAILED", "INDEXING_UNAVAILABLE", "NONE"})
-
-
-class ScoutGraphQLError(RuntimeError):
-    """Scout answered an operation with GraphQL ``errors`` or without the expected data."""
 
 
 @dataclass(frozen=True)

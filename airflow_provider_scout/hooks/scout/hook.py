@@ -13,6 +13,7 @@ Scout's GraphQL API with a Docker Hub access token (:mod:`.api`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from functools import cached_property
@@ -27,11 +28,12 @@ from airflow_provider_scout.defaults import SCOUT_CONN_ID, SCOUT_CONN_TYPE
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import Backend, IndexOutcome, TagSource
+from airflow_provider_scout.hooks.scout.backend import Backend, TagSource
 from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
 from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.results import IndexResult
 
 __all__ = ["ScoutHook"]
 
@@ -134,8 +136,9 @@ class ScoutHook(BaseHook):
         """Whether the target's digest is already indexed (so indexing it again can be skipped).
 
         sbom: its stored SBOM lists every tag of the target (a digest that gained a tag is
-        not indexed yet: :meth:`index` adds the tag). cli: never, since Scout does not say
-        which tags it recorded and only a push records one (see :mod:`.docker_scout_backend`).
+        not indexed yet: :meth:`index` adds the tag). cli: Scout reports the digest
+        ``INDEXED`` and records every tag of the target at that digest
+        (``taggedImagesByRepository``; see :mod:`.docker_scout_backend`).
         """
         return self.backend.is_indexed(target)
 
@@ -148,8 +151,8 @@ class ScoutHook(BaseHook):
         dry_run: bool = False,
         force: bool = False,
         tag_source: TagSource | None = None,
-    ) -> IndexOutcome:
-        """Index one image manifest (one platform) and say what came of it.
+    ) -> IndexResult:
+        """Index one image manifest (one platform) and say what came of it, with the seconds it took.
 
         sbom: when the digest's SBOM is already stored but lacks some of the target's tags,
         they are added to it without running syft (state ``retagged``), unless ``force`` or
@@ -175,7 +178,7 @@ class ScoutHook(BaseHook):
             self.backend_name,
             " (dry run)" if dry_run else "",
         )
-        delivery = self.backend.index(
+        result = self.backend.index(
             target,
             registry_auth=registry_auth,
             plain_http=plain_http,
@@ -183,19 +186,9 @@ class ScoutHook(BaseHook):
             force=force,
             tag_source=tag_source,
         )
-        outcome = IndexOutcome(
-            reference=target.reference,
-            digest=target.digest,
-            platform=target.platform,
-            packages=delivery.packages,
-            state=delivery.state,
-            sbom_path=delivery.sbom_path,
-            vulnerabilities=delivery.vulnerabilities,
-            moved_tags=dict(delivery.moved_tags),
-            duration=round(time.monotonic() - started, 3),
-        )
-        self.log.info("Indexed %s: %s", target.reference, outcome.to_dict())
-        return outcome
+        result = dataclasses.replace(result, duration=round(time.monotonic() - started, 3))
+        self.log.info("Indexed %s: %s", target.reference, result.to_dict())
+        return result
 
     # ------------------------------------------------------------------ Scout GraphQL read-back
 

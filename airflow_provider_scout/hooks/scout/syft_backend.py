@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_scout.exceptions import ScoutFatalError
-from airflow_provider_scout.hooks.scout.backend import Delivery, TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.backend import TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.results import IndexResult, IndexState
 from airflow_provider_scout.scout_sbom import (
     SbomConversionError,
     stored_sbom_tags,
@@ -69,7 +70,7 @@ class SbomBackend:
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
-    ) -> Delivery:
+    ) -> IndexResult:
         """Analyse the target with syft, unless its digest's SBOM is stored and only lacks tags.
 
         Then the tags are added to it without running syft (state ``retagged``), unless
@@ -86,7 +87,7 @@ class SbomBackend:
     def close(self) -> None:
         """Nothing outlives a run: each syft run removes its own work directory."""
 
-    def _add_tags(self, target: IndexTarget, stored: dict[str, Any]) -> Delivery:
+    def _add_tags(self, target: IndexTarget, stored: dict[str, Any]) -> IndexResult:
         location = self.store.location(target.digest)
         known = stored_sbom_tags(stored, target.digest) or []
         self.store.write(location, with_tags(stored, target.tags))
@@ -96,11 +97,13 @@ class SbomBackend:
             ", ".join(tag for tag in target.tags if tag not in known),
             location,
         )
-        return Delivery("retagged", len(stored["artifacts"]), str(location))
+        return IndexResult.of(
+            target, IndexState.RETAGGED, packages=len(stored["artifacts"]), sbom_path=str(location)
+        )
 
     def _analyse(
         self, target: IndexTarget, registry_auth: RegistryAuth | None, plain_http: bool, dry_run: bool
-    ) -> Delivery:
+    ) -> IndexResult:
         location = None if dry_run else self.store.location(target.digest)
         syft = self._syft_binary()
         host, repository = scout_repository(target.reference)
@@ -153,11 +156,11 @@ class SbomBackend:
             raise ScoutFatalError(f"cannot convert the syft report of {target.reference}: {exc}") from None
         packages = len(document["artifacts"])
         if location is None:
-            return Delivery("dry_run", packages)
+            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages)
         # SPDX first: a reader finding the Scout SBOM (what is_indexed looks at) finds both.
         self.store.write_file(self.store.spdx_location(target.digest), spdx)
         self.store.write(location, document)
-        return Delivery("indexed", packages, str(location))
+        return IndexResult.of(target, IndexState.INDEXED, packages=packages, sbom_path=str(location))
 
     def _syft_binary(self) -> str:
         configured = self.settings.syft_path

@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
-from airflow_provider_scout.hooks.scout import IndexOutcome, ScoutFatalError, ScoutHook
+from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.results import IndexResult
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 from scout_testing.fixture_images.package_databases import APK_PACKAGES
@@ -113,7 +114,7 @@ def sbom_hook(sbom_dir: Path) -> Iterator[ScoutHook]:
 
 @dataclass(frozen=True)
 class Indexed:
-    outcome: IndexOutcome
+    outcome: IndexResult
     indexed_before: bool
     indexed_after: bool
     sbom: dict[str, Any]

@@ -403,6 +403,45 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
     assert len(alias_events(context)) == 1
 
 
+def test_a_registry_that_may_answer_later_while_a_tag_is_confirmed_retries_the_indexing_task(
+    emulator: EmulatorHandle,
+    stand_in_scout: Any,
+    cli_record: Any,
+    clean_faults: EmulatorAdmin,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = "docker-local/scout-cli/confirm-503"
+    layout = build_layout("debian", tmp_path / "layout", variant_seed="cli-confirm-503")
+    push_oci_layout(layout.directory, emulator.url, path, ["1.0"], emulator.username, emulator.password)
+    registry = emulator.registry_string(include=[path])
+    (target,) = flatten(list_images(emulator, registry=registry))
+    connection = {
+        "conn_type": "docker_scout",
+        "login": stand_in_scout.identifier,
+        "password": stand_in_scout.secret,
+        "extra": {
+            "backend": "cli",
+            "org": stand_in_scout.organization,
+            "api_url": f"{stand_in_scout.url}/v1/graphql",
+            "hub_url": stand_in_scout.url,
+            "cli_path": str(DOCKER_SCOUT_STAND_IN),
+        },
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
+    # The tag is confirmed in the registry right before its push: the registry is down then.
+    clean_faults.inject_fault("/v2/scout-cli/confirm-503/manifests/1.0", 503, count=None, retry_after=0)
+
+    ti = RecordingTaskInstance()
+    operator = IndexImageOperator(task_id="index_images", targets=[target.to_dict()], registry=registry)
+    with pytest.raises(AirflowException, match="503") as failure:
+        run(operator, ti)
+    assert not isinstance(failure.value, AirflowFailException)  # Airflow retries the task
+    (failed,) = ti.pushed[RESULTS_XCOM_KEY]
+    assert failed["state"] == "failed" and "503" in failed["error"]
+    assert cli_record.calls() == []  # nothing was pushed for a tag that could not be confirmed
+
+
 def test_dry_run_analyses_but_writes_nothing(
     emulator: EmulatorHandle,
     fixture_images: list[PushedImage],

@@ -38,3 +38,21 @@ def test_input_errors_are_value_errors_and_keep_their_import_paths() -> None:
     ):
         assert issubclass(error, ValueError) and issubclass(error, exceptions.ScoutProviderError)
         assert error.__module__ == "airflow_provider_scout.exceptions"
+
+
+def test_every_error_class_the_package_defines_is_in_the_one_tree() -> None:
+    from airflow_provider_scout.hooks.scout import graphql
+
+    assert graphql.ScoutGraphQLError is exceptions.ScoutGraphQLError
+    assert issubclass(exceptions.ScoutGraphQLError, exceptions.ScoutFatalError)
+    defined = [
+        value
+        for name, value in vars(exceptions).items()
+        if isinstance(value, type)
+        and issubclass(value, Exception)
+        and value.__module__ == exceptions.__name__
+    ]
+    assert sorted(error.__name__ for error in defined) == sorted(exceptions.__all__)
+    for error in defined:
+        assert issubclass(error, exceptions.ScoutProviderError)
+        assert error.__name__ in exceptions.__doc__  # the docstring draws the whole tree

@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_scout.exceptions import ArtifactoryError
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget, PlatformManifest, RegistryAuth, ResolvedImage
+from airflow_provider_scout.results import IndexResult
 from tests.support.scout import (
     DOCKER_SCOUT_STAND_IN,
     HUB_TOKEN,
@@ -79,7 +80,7 @@ def cli_hook(stand_in_scout: StandInScout, scout_connection: Callable[..., None]
     return ScoutHook()
 
 
-def _index(hook: ScoutHook, target: IndexTarget | None = None, **kwargs: object) -> object:
+def _index(hook: ScoutHook, target: IndexTarget | None = None, **kwargs: object) -> IndexResult:
     target = target or _target()
     options: dict[str, object] = {
         "registry_auth": RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD),
@@ -122,8 +123,8 @@ def test_a_tag_moved_between_listing_and_push_is_reported_and_not_pushed(
     registry = Registry({"1.0": DIGEST, "latest": MOVED_TO})
     outcome = _index(cli_hook, tag_source=registry)
     assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
-    assert outcome.state == "indexed"  # type: ignore[attr-defined]
-    assert outcome.moved_tags == {"latest": MOVED_TO}  # type: ignore[attr-defined]
+    assert outcome.state == "indexed"
+    assert outcome.moved_tags == {"latest": MOVED_TO}
 
 
 def test_a_tag_that_moves_while_an_earlier_tag_is_pushed_is_not_pushed(
@@ -140,7 +141,7 @@ def test_a_tag_that_moves_while_an_earlier_tag_is_pushed_is_not_pushed(
     moving = MovingRegistry(registry.tags)
     outcome = _index(cli_hook, tag_source=moving)
     assert len(cli_record.calls()) == 1
-    assert outcome.moved_tags == {"latest": MOVED_TO}  # type: ignore[attr-defined]
+    assert outcome.moved_tags == {"latest": MOVED_TO}
 
 
 def test_when_every_tag_moved_nothing_is_pushed(
@@ -149,8 +150,8 @@ def test_when_every_tag_moved_nothing_is_pushed(
     registry = Registry({"1.0": MOVED_TO})  # "latest" was deleted
     outcome = _index(cli_hook, tag_source=registry)
     assert cli_record.calls() == [] and "/v1/graphql" not in stand_in_scout.paths()
-    assert outcome.state == "moved"  # type: ignore[attr-defined]
-    assert outcome.moved_tags == {"1.0": MOVED_TO, "latest": None}  # type: ignore[attr-defined]
+    assert outcome.state == "moved"
+    assert outcome.moved_tags == {"1.0": MOVED_TO, "latest": None}
 
 
 def test_a_multi_arch_tag_must_still_name_the_index(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
@@ -159,7 +160,7 @@ def test_a_multi_arch_tag_must_still_name_the_index(cli_hook: ScoutHook, cli_rec
     outcome = _index(cli_hook, target, tag_source=registry)
     assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
     assert cli_record.last()["argv"][4:6] == ["--platform", "linux/arm64/v8"]
-    assert outcome.moved_tags == {"latest": DIGEST}  # type: ignore[attr-defined]
+    assert outcome.moved_tags == {"latest": DIGEST}
 
 
 def test_tags_cannot_be_pushed_without_a_registry_to_confirm_them(
@@ -182,7 +183,7 @@ def test_dry_run_and_no_platform(
         "--dry-run",
         f"{REPOSITORY}:1.0",
     ]
-    assert outcome.state == "dry_run"  # type: ignore[attr-defined]
+    assert outcome.state == "dry_run"
     # Nothing was pushed, so nothing to read back.
     assert "/v1/graphql" not in stand_in_scout.paths()
 
@@ -359,10 +360,10 @@ def test_outcome_reports_packages_and_scouts_vulnerability_counts(
 ) -> None:
     monkeypatch.setenv("SCOUT_STANDIN_PACKAGES", "187")
     stand_in_scout.add_image(DIGEST, "INDEXED", REPORT)
-    outcome = _index(cli_hook).to_dict()  # type: ignore[attr-defined]
+    outcome = _index(cli_hook).to_dict()
     assert outcome["packages"] == 187
     assert outcome["vulnerabilities"] == REPORT
-    assert outcome["state"] == "indexed" and outcome["moved_tags"] == {}
+    assert outcome["state"] == "indexed" and outcome["moved_tags"] is None  # no tag moved
     assert outcome["reference"] == REFERENCE and outcome["digest"] == DIGEST
     assert outcome["sbom_path"] is None and outcome["duration"] >= 0
     assert stand_in_scout.repositories_asked == [
@@ -376,7 +377,7 @@ def test_scout_unreachable_after_the_push_does_not_fail_it(
 ) -> None:
     stand_in_scout.inject_fault("/v2/auth/token", 502, count=5)
     outcome = _index(cli_hook, _target(tags=("1.0",)))
-    assert outcome.state == "indexed" and outcome.vulnerabilities is None  # type: ignore[attr-defined]
+    assert outcome.state == "indexed" and outcome.vulnerabilities is None
 
 
 def test_a_read_back_without_the_expected_fields_names_image_and_digest(
