@@ -1,22 +1,26 @@
 """Planning benchmark: a full ingest of 20,000 tags (5% multi-arch), digests from AQL versus per-tag.
 
 A scripted Artifactory (a loopback HTTP server in this process, answering what the hook
-asks: the repositories listing, AQL pages and registry manifests) holds ``--tags`` tags
-over images of 20 tags each; ``--multi-arch`` of them are ``list.manifest.json`` tags
-whose lists are shared by groups of 4 tags (a release tagged ``1.2``, ``1.2.3``, ...),
-and every list has ``sha256:`` platform folders that must not be listed as tags. Each
-planning mode runs in its own child process, so its peak RSS is its own:
+asks: the repositories listing, AQL pages and registry manifests, and counting every
+request it answers) holds ``--tags`` tags over images of 20 tags each; ``--multi-arch``
+of them are ``list.manifest.json`` tags whose lists are shared by groups of 4 tags (a
+release tagged ``1.2``, ``1.2.3``, ...), and every list has ``sha256:`` platform folders
+that must not be listed as tags. The planning task of the full-ingestion DAG
+(:class:`ListArtifactoryImagesOperator`, executed with the part of the task context it
+uses) runs in a child process per mode, so its peak RSS is its own:
 
-* **aql-digests** (today): :func:`resolve_listed_tags`: a ``manifest.json`` tag's digest
-  is AQL's ``sha256``; one registry request per distinct list digest;
-* **per-tag** (before): one registry manifest request per tag (plus the config blob of
-  a single-platform image).
+* **aql-digests** (today): a ``manifest.json`` tag's digest is AQL's ``sha256``; one
+  registry request per distinct list digest;
+* **per-tag** (before): the same operator resolving every tag through the registry (one
+  manifest request per tag, plus the config blob of a single-platform image).
 
-Printed side by side: registry requests, AQL pages, planning wall time, peak RSS and XCom
-bytes per image (the JSON of the indexing task's mapped inputs divided by the targets).
-Goal: aql-digests makes at most (distinct lists + AQL pages) requests; exits 1 otherwise.
+Printed side by side: registry requests and AQL pages (as the server counted them),
+planning wall time, peak RSS and XCom bytes per image (the JSON of the indexing task's
+mapped inputs divided by the targets). Checks (every size): both modes plan the same
+targets, none unresolved. Goal (full size): aql-digests makes at most (distinct lists +
+AQL pages) registry requests. Exits 1 otherwise.
 
-    .venv/bin/python bench/plan_scale.py [--tags 20000] [--multi-arch 0.05]
+    .venv/bin/python bench/plan_scale.py [--smoke] [--tags 20000] [--multi-arch 0.05]
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import re
 import resource
 import subprocess
@@ -35,11 +38,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from verdict import Goal, parse_sized, print_table, verdict
+
 REPOSITORY = "docker-local"
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 TAGS_PER_IMAGE = 20
 TAGS_PER_LIST = 4
+FULL = {"tags": 20000, "multi_arch": 0.05}
+SMOKE = {"tags": 400, "multi_arch": 0.05}
 _PAGE = re.compile(r"\.offset\((\d+)\)\.limit\((\d+)\)")
 
 
@@ -104,7 +111,27 @@ def _row(path: str, name: str, sha256: str, modified: str) -> dict[str, Any]:
     return {"repo": REPOSITORY, "path": path, "name": name, "sha256": sha256, "modified": modified}
 
 
-def serve(rows: list[dict[str, Any]], blobs: dict[str, bytes]) -> ThreadingHTTPServer:
+class RequestCounter:
+    """What the server answered, by kind (``aql``, ``repositories``, ``registry``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[str, int] = {}
+
+    def count(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def take(self) -> dict[str, int]:
+        """The counts so far, starting again from zero."""
+        with self._lock:
+            counts, self.counts = self.counts, {}
+        return counts
+
+
+def serve(
+    rows: list[dict[str, Any]], blobs: dict[str, bytes], counter: RequestCounter
+) -> ThreadingHTTPServer:
     by_tag = {}
     for row in rows:
         by_tag[row["path"]] = "sha256:" + row["sha256"]
@@ -122,6 +149,7 @@ def serve(rows: list[dict[str, Any]], blobs: dict[str, bytes]) -> ThreadingHTTPS
             self.wfile.write(body)
 
         def do_POST(self) -> None:
+            counter.count("aql")
             query = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             match = _PAGE.search(query)
             offset, limit = (int(match[1]), int(match[2])) if match else (0, len(rows))
@@ -134,6 +162,7 @@ def serve(rows: list[dict[str, Any]], blobs: dict[str, bytes]) -> ThreadingHTTPS
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
+            counter.count("repositories" if path.endswith("/api/repositories") else "registry")
             if path.endswith("/api/repositories"):
                 return self._send(
                     200, json.dumps([{"key": REPOSITORY, "type": "LOCAL", "packageType": "Docker"}]).encode()
@@ -160,94 +189,114 @@ def serve(rows: list[dict[str, Any]], blobs: dict[str, bytes]) -> ThreadingHTTPS
 
 
 def plan(api_url: str, mode: str) -> dict[str, Any]:
-    """One planning run in this (child) process, measured."""
+    """One planning run in this (child) process, measured; request counts come from the server."""
     import os
 
     os.environ["AIRFLOW_CONN_ARTIFACTORY_DEFAULT"] = json.dumps({"conn_type": "artifactory", "host": api_url})
-    from airflow_provider_scout.config import parse_registry_string
-    from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
-    from airflow_provider_scout.index_targets import batch_targets, plan_targets, unique_tags
-    from airflow_provider_scout.operators.planning import _resolve_all, resolve_listed_tags
+    from airflow_provider_scout.index_targets import resolve_error
+    from airflow_provider_scout.models import IndexTarget
+    from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator, PlanningOperator
 
-    config = parse_registry_string(
-        f"type=artifactory,registry=127.0.0.1,api={api_url},repository={REPOSITORY}"
+    class PerTagPlanning(ListArtifactoryImagesOperator):
+        """The listing operator as it was before AQL digests: every tag resolved through the registry."""
+
+        def resolve_records(self, records: Any, resolve: Any) -> Any:
+            return PlanningOperator.resolve_records(self, records, resolve)
+
+    operator_class = ListArtifactoryImagesOperator if mode == "aql-digests" else PerTagPlanning
+    operator = operator_class(
+        task_id="list_images",
+        registry=f"type=artifactory,registry=127.0.0.1,api={api_url},repository={REPOSITORY}",
     )
-    hook = ArtifactoryHook(api_url=api_url)
     started = time.perf_counter()
-    records = unique_tags(hook.iter_tags([REPOSITORY]))
-    aql_requests = hook.request_count
-    resolve = lambda r: hook.resolve(r.repository, r.image, r.tag)  # noqa: E731
-    if mode == "aql-digests":
-        resolutions = resolve_listed_tags(hook, records, resolve, logging.getLogger("bench"))
-    else:
-        resolutions = _resolve_all(records, resolve)
-    targets = plan_targets(config, resolutions)
-    xcom = json.dumps(batch_targets(targets, 1024)).encode()
+    batches = operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item]
     elapsed = time.perf_counter() - started
+    targets = [target for batch in batches for target in batch]
     return {
         "mode": mode,
-        "tags": len(records),
         "targets": len(targets),
-        "aql_pages": aql_requests - 1,  # the repositories listing is the one other request
-        "registry_requests": hook.request_count - aql_requests,
-        "distinct_lists": len({r.sha256 for r in records if r.manifest_name == "list.manifest.json"}),
         "seconds": round(elapsed, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "xcom_bytes_per_image": round(len(xcom) / max(len(targets), 1), 1),
-        "unresolved": sum(1 for r in resolutions if r.error),
+        "xcom_bytes_per_image": round(len(json.dumps(batches).encode()) / max(len(targets), 1), 1),
+        "unresolved": sum(1 for target in targets if resolve_error(IndexTarget.from_dict(target))),
     }
+
+
+class _TaskInstance:
+    """The part of the task context the planning task uses: it pushes its warnings to XCom."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tags", type=int, default=20000)
-    parser.add_argument("--multi-arch", type=float, default=0.05)
+    parser.add_argument("--tags", type=int, help=f"tags listed (full: {FULL['tags']})")
+    parser.add_argument("--multi-arch", type=float, help="share of multi-arch tags (0.05)")
     parser.add_argument("--child", nargs=2, metavar=("API_URL", "MODE"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args, size = parse_sized(parser, FULL, SMOKE)
     if args.child:
         print(json.dumps(plan(*args.child)))
         return 0
     rows, blobs = build_model(args.tags, args.multi_arch)
-    server = serve(rows, blobs)
+    listed_tags = sum(1 for row in rows if "/sha256:" not in row["path"])
+    distinct_lists = len({row["sha256"] for row in rows if row["name"] == "list.manifest.json"})
+    counter = RequestCounter()
+    server = serve(rows, blobs, counter)
     api_url = f"http://127.0.0.1:{server.server_address[1]}/artifactory"
     results = []
-    for mode in ("aql-digests", "per-tag"):
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", api_url, mode], capture_output=True, text=True, check=False
-        )
-        if child.returncode != 0:
-            print(child.stderr[-3000:], file=sys.stderr)
-            return 1
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
-    server.shutdown()
-    fields = [
-        "tags",
-        "targets",
-        "distinct_lists",
-        "aql_pages",
-        "registry_requests",
-        "seconds",
-        "peak_rss_mb",
-        "xcom_bytes_per_image",
-        "unresolved",
+    try:
+        for mode in ("aql-digests", "per-tag"):
+            counter.take()
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", api_url, mode],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                print(child.stderr[-3000:], file=sys.stderr)
+                return 1
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            counts = counter.take()
+            result["aql_pages"] = counts.get("aql", 0)
+            result["registry_requests"] = counts.get("registry", 0)
+            results.append(result)
+    finally:
+        server.shutdown()
+    fields = ["targets", "aql_pages", "registry_requests", "seconds", "peak_rss_mb", "xcom_bytes_per_image"]
+    print(f"{listed_tags} tags, {distinct_lists} distinct manifest lists")
+    print_table(["", *(r["mode"] for r in results)], [[name, *(r[name] for r in results)] for name in fields])
+    fast, slow = results
+    budget = distinct_lists + fast["aql_pages"]
+    goals = [
+        Goal(
+            "both modes plan the same targets",
+            f"{fast['targets']} vs {slow['targets']}",
+            "equal",
+            fast["targets"] == slow["targets"],
+            check=True,
+        ),
+        Goal(
+            "tags left unresolved",
+            f"{fast['unresolved']} and {slow['unresolved']}",
+            "0",
+            fast["unresolved"] == slow["unresolved"] == 0,
+            check=True,
+        ),
+        Goal(
+            "aql-digests registry requests",
+            f"{fast['registry_requests']} (per-tag: {slow['registry_requests']})",
+            f"<= lists + AQL pages = {budget}",
+            fast["registry_requests"] <= budget,
+        ),
     ]
-    print(f"{'':24}" + "".join(f"{r['mode']:>16}" for r in results))
-    for name in fields:
-        print(f"{name:24}" + "".join(f"{r[name]:>16}" for r in results))
-    fast = results[0]
-    goal = fast["distinct_lists"] + fast["aql_pages"]
-    met = (
-        fast["registry_requests"] <= goal
-        and fast["unresolved"] == 0
-        and fast["targets"] == results[1]["targets"]
-    )
-    print(
-        f"goal: aql-digests registry requests <= distinct lists + AQL pages = {goal}: "
-        + ("met" if met else "MISSED")
-    )
-    return 0 if met else 1
+    return verdict(goals, size)
 
 
 if __name__ == "__main__":

@@ -1,20 +1,22 @@
 """Abuse benchmark of the webhook relay over loopback: a header flood and a thousand idle connections.
 
-Starts the stand-in Airflow API and ``airflow-scout relay`` (default limits) on free loopback
-ports, then, next to the same measurements on the idle relay:
+Starts the stand-in Airflow API and ``airflow-scout relay`` (default limits but the header
+timeout, which is the size's) on free loopback ports, then, next to the same measurements on
+the idle relay:
 
 1. header flood: 8 connections stream 8 KiB header lines that never end, for 3 s (reconnecting
    when the relay closes them); the relay's peak RSS and the time a valid webhook sent in the
    middle of it takes to be accepted;
 2. 1,000 idle connections: a valid webhook sent while they are open, and how long the relay
    takes to close all of them (goal: within the header timeout);
-3. ``bench/webhook_burst.py`` with its own goals.
+3. ``bench/webhook_burst.py`` at the same size, with its own goals.
 
-Goals: RSS < 150 MB and acceptance < 100 ms under the flood; the webhook accepted and
-every idle connection closed within the header timeout. Bounded: about 40 s, then it stops
-by itself. Exits 1 when a goal is missed.
+Checks (every size): the webhooks accepted, every idle connection closed within the header
+timeout (+1 s), the relay healthy afterwards, webhook_burst passing. Goals (full size): RSS
+< 150 MB and acceptance < 100 ms under the flood. Bounded: about 40 s at full size, then it
+stops by itself. Exits 1 when one is missed.
 
-    .venv/bin/python bench/relay_abuse.py
+    .venv/bin/python bench/relay_abuse.py [--smoke]
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +41,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+from verdict import Goal, parse_sized, print_table, verdict  # noqa: E402
 from webhook_burst import REGISTRY, start_standin  # noqa: E402
 
 from airflow_provider_scout.relay.settings import ConnectionLimits  # noqa: E402
@@ -47,9 +51,8 @@ from scout_testing.webhook_payloads import encode, push_payload  # noqa: E402
 RSS_GOAL_MB = 150.0
 LATENCY_GOAL_MS = 100.0
 FLOOD_CONNECTIONS = 8
-FLOOD_SECONDS = 3.0
-IDLE_CONNECTIONS = 1000
-HEADER_TIMEOUT = ConnectionLimits.header_timeout
+FULL = {"flood_seconds": 3.0, "idle_connections": 1000, "header_timeout": ConnectionLimits.header_timeout}
+SMOKE = {"flood_seconds": 1.0, "idle_connections": 100, "header_timeout": 2.0}
 
 
 def rss_mb(process: psutil.Process) -> float:
@@ -86,9 +89,9 @@ def header_flood(port: int, until: float) -> None:
 
 
 def measure_flood(
-    relay: RelayProcess, process: psutil.Process, secret: str, port: int
+    relay: RelayProcess, process: psutil.Process, secret: str, port: int, seconds: float
 ) -> tuple[float, float]:
-    until = time.monotonic() + FLOOD_SECONDS
+    until = time.monotonic() + seconds
     # Processes, not threads: the attackers must not slow down this process's own measurements.
     attackers = [
         multiprocessing.Process(target=header_flood, args=(port, until)) for _ in range(FLOOD_CONNECTIONS)
@@ -99,21 +102,23 @@ def measure_flood(
     latency = None
     while time.monotonic() < until:
         peak = max(peak, rss_mb(process))
-        if latency is None and until - time.monotonic() < FLOOD_SECONDS / 2:
+        if latency is None and until - time.monotonic() < seconds / 2:
             latency = webhook_ms(relay.url, secret, "during-flood")
         time.sleep(0.05)
     for attacker in attackers:
-        attacker.join(timeout=FLOOD_SECONDS + 5)
+        attacker.join(timeout=seconds + 5)
         if attacker.is_alive():
             attacker.kill()
     assert latency is not None
     return peak, latency
 
 
-def measure_idle(relay: RelayProcess, secret: str, port: int) -> tuple[float, float, int]:
-    """Latency of a webhook among idle connections, seconds until the relay closed them, and how many."""
+def measure_idle(
+    relay: RelayProcess, secret: str, port: int, connections: int, header_timeout: float
+) -> tuple[float, float, int]:
+    """A webhook's latency among idle connections, seconds until the relay closed them, how many stay open."""
     idle = []
-    for _ in range(IDLE_CONNECTIONS):
+    for _ in range(connections):
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         sock.setblocking(False)
         idle.append(sock)
@@ -121,7 +126,7 @@ def measure_idle(relay: RelayProcess, secret: str, port: int) -> tuple[float, fl
     try:
         latency = webhook_ms(relay.url, secret, "among-idle")
         open_ones = set(idle)
-        deadline = opened + HEADER_TIMEOUT + 5
+        deadline = opened + header_timeout + 5
         while open_ones and time.monotonic() < deadline:
             readable, _, _ = select.select(list(open_ones)[:500], [], [], 0.2)
             for sock in readable:
@@ -137,9 +142,19 @@ def measure_idle(relay: RelayProcess, secret: str, port: int) -> tuple[float, fl
 
 
 def main() -> int:
-    argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    ).parse_args()
+    )
+    parser.add_argument(
+        "--flood-seconds", type=float, help=f"header flood length (full: {FULL['flood_seconds']})"
+    )
+    parser.add_argument(
+        "--idle-connections", type=int, help=f"idle connections (full: {FULL['idle_connections']})"
+    )
+    parser.add_argument(
+        "--header-timeout", type=float, help=f"the relay's --header-timeout (full: {FULL['header_timeout']})"
+    )
+    options, size = parse_sized(parser, FULL, SMOKE)
     secret = secrets.token_hex(32)
     env = relay_environment(
         secret, AIRFLOW_API_USERNAME="bench-relay", AIRFLOW_API_PASSWORD=secrets.token_hex(9)
@@ -153,6 +168,7 @@ def main() -> int:
                 "--port", "0",
                 "--state-dir", str(Path(workdir) / "state"),
                 "--airflow-url", airflow_url,
+                "--header-timeout", str(options.header_timeout),
             ],
             env,
             Path(workdir) / "relay.log",
@@ -164,9 +180,11 @@ def main() -> int:
             port = int(relay.url.rsplit(":", 1)[1])
             webhook_ms(relay.url, secret, "warm-up")
             idle_rss, idle_ms = rss_mb(process), webhook_ms(relay.url, secret, "idle")
-            flood_rss, flood_ms = measure_flood(relay, process, secret, port)
+            flood_rss, flood_ms = measure_flood(relay, process, secret, port, options.flood_seconds)
             after_flood_rss = rss_mb(process)
-            among_idle_ms, closed_after, still_open = measure_idle(relay, secret, port)
+            among_idle_ms, closed_after, still_open = measure_idle(
+                relay, secret, port, options.idle_connections, options.header_timeout
+            )
             healthy = relay.health()["status"] == "ok"
         finally:
             relay.stop()
@@ -174,37 +192,75 @@ def main() -> int:
             standin.wait(timeout=15)
 
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"machine                 {os.cpu_count()} CPUs, load average {load} (other work skews latency)")
-    print(f"{'':24}{'idle relay':>14}{'under attack':>16}   goal")
-    print(f"{'header flood: RSS':24}{idle_rss:11.1f} MB{flood_rss:13.1f} MB   < {RSS_GOAL_MB:.0f} MB (peak)")
-    print(f"{'  RSS after the flood':24}{'':14}{after_flood_rss:13.1f} MB")
-    print(f"{'  valid webhook':24}{idle_ms:11.1f} ms{flood_ms:13.1f} ms   < {LATENCY_GOAL_MS:.0f} ms")
-    print(f"{'1,000 idle: webhook':24}{idle_ms:11.1f} ms{among_idle_ms:13.1f} ms   accepted")
-    print(
-        f"{'  idle ones closed after':24}{'':14}{closed_after:13.1f} s    <= header timeout "
-        f"{HEADER_TIMEOUT:.0f} s (+1 s); {still_open} left open"
+    print(f"{os.cpu_count()} CPUs, load average {load} (other work skews latency)")
+    print_table(
+        ("", "idle relay", "under attack"),
+        [
+            ("header flood: RSS", f"{idle_rss:.1f} MB", f"{flood_rss:.1f} MB (peak)"),
+            ("  RSS after the flood", "", f"{after_flood_rss:.1f} MB"),
+            ("  valid webhook", f"{idle_ms:.1f} ms", f"{flood_ms:.1f} ms"),
+            (f"{options.idle_connections} idle: webhook", f"{idle_ms:.1f} ms", f"{among_idle_ms:.1f} ms"),
+            ("  idle ones closed after", "", f"{closed_after:.1f} s, {still_open} left open"),
+        ],
     )
-    print(f"{'  health afterwards':24}{'':14}{'ok' if healthy else 'NOT OK':>16}")
+    print("\nbench/webhook_burst.py:", flush=True)
+    burst = [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "webhook_burst.py"),
+        *(["--smoke"] if options.smoke else []),
+    ]
+    burst_passed = subprocess.run(burst, timeout=300, check=False).returncode == 0
+    measured = Measured(flood_rss, flood_ms, closed_after, still_open, healthy, burst_passed)
+    return verdict(goals(measured, options.header_timeout), size)
 
-    missed = []
-    if flood_rss >= RSS_GOAL_MB:
-        missed.append("RSS under the header flood")
-    if flood_ms >= LATENCY_GOAL_MS:
-        missed.append("webhook latency under the header flood")
-    if still_open or closed_after > HEADER_TIMEOUT + 1:
-        missed.append("idle connections closed within the header timeout")
-    if not healthy:
-        missed.append("health after the abuse")
 
-    print("\nbench/webhook_burst.py:")
-    burst = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "webhook_burst.py")], timeout=300)
-    if burst.returncode != 0:
-        missed.append("webhook_burst goals")
-    if missed:
-        print(f"MISSED: {', '.join(missed)}")
-        return 1
-    print("all goals met")
-    return 0
+@dataclass(frozen=True)
+class Measured:
+    flood_rss_mb: float
+    flood_ms: float
+    idle_closed_after: float
+    idle_left_open: int
+    healthy: bool
+    burst_passed: bool
+
+
+def goals(measured: Measured, header_timeout: float) -> list[Goal]:
+    closed = measured.idle_left_open == 0 and measured.idle_closed_after <= header_timeout + 1
+    return [
+        Goal(
+            "idle connections closed",
+            f"after {measured.idle_closed_after:.1f} s, {measured.idle_left_open} left open",
+            f"all, <= header timeout {header_timeout:.0f} s (+1 s)",
+            closed,
+            check=True,
+        ),
+        Goal(
+            "health after the abuse",
+            "ok" if measured.healthy else "NOT OK",
+            "ok",
+            measured.healthy,
+            check=True,
+        ),
+        Goal(
+            "webhook_burst at this size",
+            "passed" if measured.burst_passed else "failed",
+            "passed",
+            measured.burst_passed,
+            check=True,
+        ),
+        Goal(
+            "RSS under the header flood",
+            f"{measured.flood_rss_mb:.1f} MB",
+            f"< {RSS_GOAL_MB:.0f} MB",
+            measured.flood_rss_mb < RSS_GOAL_MB,
+        ),
+        Goal(
+            "webhook under the header flood",
+            f"{measured.flood_ms:.1f} ms",
+            f"< {LATENCY_GOAL_MS:.0f} ms",
+            measured.flood_ms < LATENCY_GOAL_MS,
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ docker push events with distinct tags from a few concurrent clients, and reports
 * how many DAG runs the events became (events per run);
 * whether every event reached Airflow exactly once.
 
-Goals: p99 acceptance < 50 ms and >= 20 events per DAG run. Exits 1 when a
-goal or exactly-once delivery is missed.
+Check (every size): every event reaches Airflow exactly once. Goals (full size): p99
+acceptance < 50 ms and >= 20 events per DAG run. Exits 1 when one is missed.
 
-    .venv/bin/python bench/webhook_burst.py [--events 1000] [--clients 4]
+    .venv/bin/python bench/webhook_burst.py [--smoke] [--events 1000] [--clients 4]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+from verdict import Goal, parse_sized, print_table, verdict
 
 from scout_testing.relay_process import RelayProcess, relay_environment
 from scout_testing.webhook_payloads import encode, hmac_signature, push_payload
@@ -38,6 +39,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 P99_GOAL_MS = 50.0
 EVENTS_PER_RUN_GOAL = 20.0
+FULL = {"events": 1000, "clients": 4}
+SMOKE = {"events": 60, "clients": 2}
 REGISTRY = (
     "type=artifactory,registry=registry.example,api=https://artifactory.example/artifactory,"
     "repository=docker-local"
@@ -110,10 +113,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--events", type=int, help=f"signed push events sent (full: {FULL['events']})")
+    parser.add_argument("--clients", type=int, help=f"concurrent senders (full: {FULL['clients']})")
     parser.add_argument("--coalesce-seconds", type=float, default=3.0, help="the relay's default window")
-    options = parser.parse_args()
+    options, size = parse_sized(parser, FULL, SMOKE)
 
     secret = secrets.token_hex(32)
     username, password = "bench-relay", secrets.token_urlsafe(18)
@@ -161,32 +164,34 @@ def main() -> int:
     exactly_once = len(delivered) == len(set(delivered)) == options.events
 
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print(f"machine                {os.cpu_count()} CPUs, load average {load} (other work skews latency)")
-    print(
-        f"events sent            {options.events} by {options.clients} concurrent clients in {sent_in:.2f} s"
+    print(f"{os.cpu_count()} CPUs, load average {load} (other work skews latency)")
+    print_table(
+        ("measure", "value"),
+        [
+            ("events sent", f"{options.events} by {options.clients} clients in {sent_in:.2f} s"),
+            ("acceptance latency p50", f"{p50_ms:.2f} ms"),
+            ("acceptance latency p99", f"{p99_ms:.2f} ms"),
+            ("all delivered after", f"{delivered_in:.2f} s (coalesce window {options.coalesce_seconds} s)"),
+            ("DAG runs", f"{runs} for {len(delivered)} events"),
+        ],
     )
-    print(f"acceptance latency p50 {p50_ms:7.2f} ms")
-    ratio = p99_ms / P99_GOAL_MS
-    print(f"acceptance latency p99 {p99_ms:7.2f} ms   goal < {P99_GOAL_MS:.0f} ms  (ratio {ratio:.2f})")
-    print(f"all delivered after    {delivered_in:7.2f} s    (coalesce window {options.coalesce_seconds} s)")
-    print(
-        f"DAG runs               {runs} for {len(delivered)} events: {per_run:.1f} events/run   "
-        f"goal >= {EVENTS_PER_RUN_GOAL:.0f}  (ratio {per_run / EVENTS_PER_RUN_GOAL:.1f})"
-    )
-    print(f"exactly once           {'yes' if exactly_once else 'NO'}")
-
-    missed = []
-    if p99_ms >= P99_GOAL_MS:
-        missed.append("p99 acceptance latency")
-    if per_run < EVENTS_PER_RUN_GOAL:
-        missed.append("events per DAG run")
-    if not exactly_once:
-        missed.append("exactly-once delivery")
-    if missed:
-        print(f"MISSED: {', '.join(missed)}")
-        return 1
-    print("all goals met")
-    return 0
+    goals = [
+        Goal(
+            "every event delivered exactly once",
+            f"{len(set(delivered))} distinct of {len(delivered)} delivered",
+            f"{options.events} distinct, no repeat",
+            exactly_once,
+            check=True,
+        ),
+        Goal("p99 acceptance latency", f"{p99_ms:.1f} ms", f"< {P99_GOAL_MS:.0f} ms", p99_ms < P99_GOAL_MS),
+        Goal(
+            "events per DAG run",
+            f"{per_run:.1f}",
+            f">= {EVENTS_PER_RUN_GOAL:.0f}",
+            per_run >= EVENTS_PER_RUN_GOAL,
+        ),
+    ]
+    return verdict(goals, size)
 
 
 if __name__ == "__main__":
