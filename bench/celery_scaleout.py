@@ -88,7 +88,7 @@ def measure(setup: Setup, images: int, slots: int, workdir: Path) -> Measured:
             before = stack.sboms()
             started = time.perf_counter()
             run_id = stack.client.trigger(FULL_INGEST_DAG_ID, {"registry": registry})
-            finished = stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before, timeout=1800)
+            finished = stack.finished_run(FULL_INGEST_DAG_ID, run_id, before, timeout=1800)
             wall = time.perf_counter() - started
             instances = stack.client.task_instances(FULL_INGEST_DAG_ID, run_id, INDEX_TASK_ID)
     handoff = [s for ti in instances if (s := _seconds(ti["start_date"], ti["queued_when"])) is not None]

@@ -4,6 +4,7 @@
 * :mod:`.fixture_images`: real OCI images with package databases, built without Docker;
 * :mod:`.stand_ins`: Docker Scout, Docker Hub and Airflow API stand-ins;
 * :mod:`.processes`: free ports, managed subprocesses, a real ``docker-registry``;
+* :mod:`.waiting`: :func:`~.waiting.wait_until`, the one polling wait of the rig and the tests;
 * :mod:`.relay_process`: the provider's relay run as a process;
 * :mod:`.devstack`: registry + emulator + a real Airflow, for the demo and the e2e tests.
 

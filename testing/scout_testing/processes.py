@@ -15,13 +15,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from scout_testing.waiting import wait_until
 
 __all__ = [
     "ManagedProcess",
@@ -132,25 +133,23 @@ class ManagedProcess:
         text = self.log_text()
         return "\n".join(text.splitlines()[-lines:]) if text else "(no log written)"
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    def wait_ready(self, ready: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
         """True once ``ready()``; False if the process exited first (perhaps its port was taken).
 
         After ``timeout`` seconds the process is stopped and :class:`StartupError` raised.
         """
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                return False
-            if ready():
-                return True
-            time.sleep(interval)
-        self.stop()
-        raise StartupError(
-            f"{self.name} did not become ready within {timeout:.0f}s; see {self.log_path}:\n{self.log_tail()}"
-        )
+        try:
+            wait_until(lambda: self.exit_code is not None or ready(), timeout, interval=interval)
+        except TimeoutError:
+            self.stop()
+            raise StartupError(
+                f"{self.name} did not become ready within {timeout:.0f}s; "
+                f"see {self.log_path}:\n{self.log_tail()}"
+            ) from None
+        return self.exit_code is None
 
     def wait_for_http(self, url: str, timeout: float) -> bool:
-        """:meth:`wait_until` ``url`` answers 200."""
+        """:meth:`wait_ready` ``url`` answers 200."""
 
         def answers() -> bool:
             try:
@@ -158,7 +157,7 @@ class ManagedProcess:
             except requests.RequestException:
                 return False
 
-        return self.wait_until(answers, timeout)
+        return self.wait_ready(answers, timeout)
 
 
 @dataclass

@@ -6,7 +6,6 @@ import os
 import re
 import shutil
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,18 +41,16 @@ class RelayProcess:
         self.process = process = ManagedProcess.start(
             "relay", [*airflow_scout_command(), "relay", *self.args], self.log_path, env=self.env
         )
-        deadline = time.monotonic() + timeout
-        while True:
-            match = _READY.search(self.log_path.read_text()[offset:])
-            if match:
-                self.url = f"http://127.0.0.1:{match.group(1)}"
-                return self
-            if process.exit_code is not None:
-                raise RuntimeError(f"relay exited with {process.exit_code}:\n{self.log()[offset:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"relay did not become ready:\n{self.log()[offset:]}")
-            time.sleep(0.05)
+
+        def ready_line() -> re.Match[str] | None:
+            return _READY.search(self.log()[offset:])
+
+        if not process.wait_ready(lambda: ready_line() is not None, timeout):
+            raise RuntimeError(f"relay exited with {process.exit_code}:\n{self.log()[offset:]}")
+        match = ready_line()
+        assert match is not None  # wait_ready saw it
+        self.url = f"http://127.0.0.1:{match.group(1)}"
+        return self
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

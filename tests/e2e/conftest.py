@@ -20,12 +20,7 @@ from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.devstack.airflow import CeleryWorkers, postgres_database
 from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
-
-BULK_REPOSITORY = "docker-bulk"
-# A worker that stops heartbeating is declared lost after this long (Airflow's default: 300 s),
-# checked this often; its task then fails that try and is retried on another worker.
-HEARTBEAT_TIMEOUT_SECONDS = 25
-HEARTBEAT_CHECK_SECONDS = 2
+from tests.support.e2e import BULK_REPOSITORY, HEARTBEAT_CHECK_SECONDS, HEARTBEAT_TIMEOUT_SECONDS
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +52,7 @@ def full_ingest_run(e2e_stack: DevStack) -> FinishedRun:
     before = e2e_stack.sboms()
     e2e_stack.client.set_paused(FULL_INGEST_DAG_ID, False)
     run_id = e2e_stack.client.trigger(FULL_INGEST_DAG_ID)
-    return e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before)
+    return e2e_stack.finished_run(FULL_INGEST_DAG_ID, run_id, before)
 
 
 @pytest.fixture(scope="session")

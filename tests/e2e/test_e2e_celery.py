@@ -8,7 +8,6 @@ processes that write to one SBOM directory, as workers on one host sharing a vol
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +15,8 @@ import pytest
 
 from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID
 from scout_testing.devstack.stack import BROKEN_KINDS, DevStack, indexable_digests, is_selected
-from tests.e2e.conftest import HEARTBEAT_TIMEOUT_SECONDS
+from tests.support import wait_until
+from tests.support.e2e import HEARTBEAT_TIMEOUT_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def test_both_workers_index_the_fixture_images_into_one_store(celery_stack: DevS
     before = celery_stack.sboms()
     celery_stack.client.set_paused(FULL_INGEST_DAG_ID, False)
     run_id = celery_stack.client.trigger(FULL_INGEST_DAG_ID)
-    finished = celery_stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before, timeout=600)
+    finished = celery_stack.finished_run(FULL_INGEST_DAG_ID, run_id, before, timeout=600)
 
     assert finished.new_sboms == expected
     results = finished.results_by_digest
@@ -75,7 +75,7 @@ def test_a_killed_worker_costs_one_retry_on_the_other_and_every_image_is_stored_
         stack.airflow.kill_worker("worker-1")
         killed_at = datetime.now(UTC)
         stack.emulator.admin.clear_faults()
-        finished = stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before, timeout=600)
+        finished = stack.finished_run(FULL_INGEST_DAG_ID, run_id, before, timeout=600)
     finally:
         stack.emulator.admin.clear_faults()
         if "worker-1" not in stack.airflow.workers:
@@ -110,13 +110,12 @@ def _broken_map_indexes(stack: DevStack, run_id: str, timeout: float = 120) -> s
     A running task's label is not rendered yet, so the plan tells which task holds which image.
     """
     broken = _broken_labels(stack)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def planned() -> bool:
         (planning,) = stack.client.task_instances(FULL_INGEST_DAG_ID, run_id, LIST_TASK_ID)
-        if planning["state"] == "success":
-            break
-        assert time.monotonic() < deadline, f"planning still {planning['state']}"
-        time.sleep(0.5)
+        return bool(planning["state"] == "success")
+
+    wait_until(planned, timeout, interval=0.5, message="the planning task to succeed")
     batches = stack.client.xcom(FULL_INGEST_DAG_ID, run_id, LIST_TASK_ID)
     return {
         map_index
@@ -129,10 +128,15 @@ def _running_on(
     stack: DevStack, run_id: str, worker: str, skipped: set[int], timeout: float
 ) -> dict[str, Any]:
     """The first mapped indexing task seen running on ``worker``, but for the ``skipped`` map indexes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for ti in _index_instances(stack, run_id):
-            if ti["state"] == "running" and ti["hostname"] == worker and ti["map_index"] not in skipped:
-                return ti
-        time.sleep(0.5)
-    raise AssertionError(f"no indexing task ran on {worker} within {timeout:.0f}s")
+
+    def running_task() -> dict[str, Any] | None:
+        return next(
+            (
+                ti
+                for ti in _index_instances(stack, run_id)
+                if ti["state"] == "running" and ti["hostname"] == worker and ti["map_index"] not in skipped
+            ),
+            None,
+        )
+
+    return wait_until(running_task, timeout, interval=0.5, message=f"an indexing task running on {worker}")

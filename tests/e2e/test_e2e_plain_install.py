@@ -17,7 +17,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.devstack.airflow import postgres_database
 from scout_testing.fixture_images import PushedImage
 from scout_testing.processes import ManagedProcess, free_port
-from tests.support import MACHINE_SETTINGS, REPO_ROOT
+from tests.support import MACHINE_SETTINGS, REPO_ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -192,10 +191,14 @@ def last_json_line(output: str) -> list[dict[str, Any]]:
 def wait_for_run_state(
     env: Mapping[str, str], dag_id: str, run_id: str, standalone: ManagedProcess, timeout: float = 600
 ) -> str:
-    """Poll Airflow's CLI until the run ends; the standalone process must stay up meanwhile."""
-    deadline = time.monotonic() + timeout
+    """Poll Airflow's CLI until the run ends; the standalone process must stay up meanwhile.
+
+    Airflow's CLI, as the README's reader drives this install, rather than the dev stack's
+    REST client (:meth:`AirflowClient.wait_for_run`); the waiting is :func:`wait_until`'s.
+    """
     airflow = str(Path(env["PATH"].split(os.pathsep)[0]) / "airflow")
-    while time.monotonic() < deadline:
+
+    def finished_state() -> str | None:
         assert standalone.exit_code is None, standalone.log_tail(60)
         result = subprocess.run(
             [airflow, "dags", "list-runs", dag_id, "-o", "json"],
@@ -206,10 +209,12 @@ def wait_for_run_state(
             check=False,
         )
         runs = last_json_line(result.stdout) if result.returncode == 0 else []
-        states = {r["run_id"]: r["state"] for r in runs}
-        if states.get(run_id) in ("success", "failed"):
-            return str(states[run_id])
-        time.sleep(5)
-    raise AssertionError(
-        f"{dag_id} run {run_id} did not finish in {timeout:.0f} s:\n{standalone.log_tail(60)}"
+        state = {r["run_id"]: r["state"] for r in runs}.get(run_id)
+        return str(state) if state in ("success", "failed") else None
+
+    return wait_until(
+        finished_state,
+        timeout,
+        interval=5,
+        message=lambda: f"{dag_id} run {run_id} to finish:\n{standalone.log_tail(60)}",
     )

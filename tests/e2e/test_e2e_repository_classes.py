@@ -42,7 +42,7 @@ def test_a_full_ingest_through_a_virtual_over_a_local_and_a_remote_member(
     run_id = client.trigger(
         FULL_INGEST_DAG_ID, conf={"registry": e2e_stack.emulator.registry_string(repository=VIRTUAL)}
     )
-    finished = e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, run_id, before)
+    finished = e2e_stack.finished_run(FULL_INGEST_DAG_ID, run_id, before)
 
     assert finished.state == "success", finished.summary
     expected = {*app.platform_digests.values(), *upstream.platform_digests.values()}

@@ -61,7 +61,7 @@ def test_more_images_than_max_map_length_are_indexed_in_one_run(
 
     runs = [run for run in client.dag_runs(FULL_INGEST_DAG_ID) if run["dag_run_id"] not in known_runs]
     assert len(runs) == 1
-    finished = e2e_stack.wait_for_run(FULL_INGEST_DAG_ID, runs[0]["dag_run_id"], before, timeout=10)
+    finished = e2e_stack.finished_run(FULL_INGEST_DAG_ID, runs[0]["dag_run_id"], before, timeout=10)
     assert finished.state == "success"
     summary = finished.summary
     assert len(summary["results"]) == IMAGE_COUNT

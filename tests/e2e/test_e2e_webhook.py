@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from airflow_provider_scout.defaults import (
 )
 from scout_testing.devstack.stack import DevStack, FinishedRun
 from scout_testing.processes import ManagedProcess, free_port
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -68,14 +68,15 @@ def test_a_pushed_image_is_indexed_through_the_relay_and_the_webhook_dag(
 
     pushed = e2e_stack.push_image("docker-prod", "web/webhook-app", ["2.0"], "multiarch", "webhook e2e")
 
-    deadline = time.monotonic() + DELIVERY_TIMEOUT
-    new_runs: list[dict[str, object]] = []
-    while not new_runs and time.monotonic() < deadline:
-        new_runs = [run for run in client.dag_runs(WEBHOOK_DAG_ID) if run["dag_run_id"] not in known_runs]
-        time.sleep(0.5)
+    new_runs = wait_until(
+        lambda: [run for run in client.dag_runs(WEBHOOK_DAG_ID) if run["dag_run_id"] not in known_runs],
+        DELIVERY_TIMEOUT,
+        interval=0.5,
+        message="a webhook DAG run",
+    )
     assert len(new_runs) == 1, f"expected one webhook DAG run, got {new_runs}"
     run_id = str(new_runs[0]["dag_run_id"])
-    finished = e2e_stack.wait_for_run(WEBHOOK_DAG_ID, run_id, before)
+    finished = e2e_stack.finished_run(WEBHOOK_DAG_ID, run_id, before)
 
     events = client.dag_run(WEBHOOK_DAG_ID, run_id)["conf"]["events"]
     assert [(e["repository"], e["image"], e["tag"], e["digest"]) for e in events] == [

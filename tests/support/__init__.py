@@ -1,10 +1,17 @@
-"""Helpers the tests share, imported as ``tests.support.<module>``; fixtures live in :mod:`.fixtures`."""
+"""Helpers the tests share: tests import them from here or ``tests.support.<module>`` (never
+from a conftest or another test module); fixtures live in :mod:`.fixtures`.
+
+:func:`wait_until` is the test rig's one polling wait, re-exported for the tests.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from airflow_provider_scout import defaults
+from scout_testing.waiting import wait_until
+
+__all__ = ["DATA", "MACHINE_SETTINGS", "REPO_ROOT", "SPDX_2_3_SCHEMA", "wait_until"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"

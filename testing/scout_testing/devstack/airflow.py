@@ -36,6 +36,7 @@ import requests
 
 from airflow_provider_scout.defaults import WORKER_NAME_ENV
 from scout_testing.processes import ManagedProcess, free_port
+from scout_testing.waiting import wait_until
 
 # The checkout this package is installed from in development mode (testing/scout_testing/devstack/).
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -264,7 +265,7 @@ class AirflowStack:
         self._processes.append(process)
         self.workers[name] = process
         # Celery says "<name> ready." once it consumes from the queue.
-        if not process.wait_until(lambda: f"{celery_name} ready" in process.log_text(), timeout, 0.5):
+        if not process.wait_ready(lambda: f"{celery_name} ready" in process.log_text(), timeout, 0.5):
             raise AirflowStackError(
                 f"worker {name} exited while starting; log {process.log_path}:\n{process.log_tail(40)}"
             )
@@ -340,18 +341,25 @@ class AirflowStack:
     def _wait_healthy(self, deadline: float) -> None:
         url = f"{self.api_url}/api/v2/monitor/health"
         last = "no answer yet"
-        while time.monotonic() < deadline:
+
+        def healthy() -> bool:
+            nonlocal last
             self.check_alive()
             try:
                 health = requests.get(url, timeout=5).json()
                 states = {part: (health.get(part) or {}).get("status") for part in _REQUIRED_COMPONENTS}
-                if all(state == "healthy" for state in states.values()):
-                    return
                 last = json.dumps(states)
+                return all(state == "healthy" for state in states.values())
             except (requests.RequestException, ValueError) as exc:
                 last = type(exc).__name__
-            time.sleep(1.0)
-        raise AirflowStackError(f"Airflow did not become healthy in time (last: {last}); logs in {self.logs}")
+                return False
+
+        try:
+            wait_until(healthy, max(deadline - time.monotonic(), 0.0), interval=1.0)
+        except TimeoutError:
+            raise AirflowStackError(
+                f"Airflow did not become healthy in time (last: {last}); logs in {self.logs}"
+            ) from None
 
 
 _REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "dag_processor")
@@ -422,18 +430,20 @@ class AirflowClient:
 
     def wait_for_dags(self, dag_ids: Sequence[str], timeout: float = 120.0) -> None:
         """Wait until the DAG processor has serialized every DAG; fail fast on import errors."""
-        deadline = time.monotonic() + timeout
         missing = list(dag_ids)
-        while time.monotonic() < deadline:
+
+        def all_parsed() -> bool:
+            nonlocal missing
             errors = self.import_errors()
             if errors:
                 details = "\n".join(f"{e['filename']}: {e['stack_trace']}" for e in errors)
                 raise AirflowStackError(f"DAG files failed to import:\n{details}")
             missing = [dag_id for dag_id in missing if not self._dag_exists(dag_id)]
-            if not missing:
-                return
-            time.sleep(2.0)
-        raise AirflowStackError(f"DAGs not parsed within {timeout:.0f}s: {', '.join(missing)}")
+            return not missing
+
+        wait_until(
+            all_parsed, timeout, interval=2.0, message=lambda: f"DAGs to be parsed: {', '.join(missing)}"
+        )
 
     def _dag_exists(self, dag_id: str) -> bool:
         try:
@@ -494,17 +504,23 @@ class AirflowClient:
         poll: float = 2.0,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Poll a DAG run until it finishes; return the final run. ``on_poll`` sees every poll."""
-        deadline = time.monotonic() + timeout
-        while True:
+        """Poll a DAG run until it finishes; return the final run. ``on_poll`` sees every poll.
+
+        The rig's one wait for a DAG run: :class:`TimeoutError` names the run's last state.
+        """
+        last_state = "unknown"
+
+        def finished() -> dict[str, Any] | None:
+            nonlocal last_state
             run = self.dag_run(dag_id, run_id)
             if on_poll is not None:
                 on_poll(run)
-            if run["state"] in FINISHED_RUN_STATES:
-                return run
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {run['state']} after {timeout:.0f}s")
-            time.sleep(poll)
+            last_state = run["state"]
+            return run if last_state in FINISHED_RUN_STATES else None
+
+        return wait_until(
+            finished, timeout, interval=poll, message=lambda: f"{dag_id} run {run_id} (still {last_state})"
+        )
 
     def create_backfill(
         self, dag_id: str, from_date: datetime, to_date: datetime, conf: Mapping[str, Any] | None = None

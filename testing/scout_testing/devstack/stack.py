@@ -65,10 +65,11 @@ class DevStack:
     def sboms(self) -> frozenset[str]:
         return frozenset(sbom_digests(self.sbom_dir))
 
-    def wait_for_run(
+    def finished_run(
         self, dag_id: str, run_id: str, sboms_before: frozenset[str], timeout: float = 600.0
     ) -> FinishedRun:
-        """Wait for a Scout DAG run and collect its summary (the summary task's XCom) over REST."""
+        """Wait for a Scout DAG run (:meth:`AirflowClient.wait_for_run`) and collect its summary
+        (the summary task's XCom) and the SBOMs written meanwhile."""
         run = self.client.wait_for_run(dag_id, run_id, timeout=timeout)
         return FinishedRun(
             dag_id=dag_id,

@@ -24,7 +24,6 @@ import secrets
 import socket
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +32,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from airflow_provider_scout.defaults import WEBHOOK_DAG_ID
+from scout_testing.waiting import wait_until
 
 TRIGGER_FIELDS = {
     "dag_run_id",
@@ -186,11 +186,15 @@ class StandinServer:
         self._server = server = self._uvicorn()
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("stand-in Airflow API did not start")
-            time.sleep(0.01)
+        thread = self._thread
+        wait_until(
+            lambda: server.started or not thread.is_alive(),
+            10,
+            interval=0.01,
+            message="the stand-in Airflow API",
+        )
+        if not server.started:
+            raise RuntimeError("stand-in Airflow API did not start")
 
     def serve_forever(self) -> None:
         """Serve from this thread until SIGINT/SIGTERM (process mode); prints the URL first."""

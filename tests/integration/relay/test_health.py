@@ -14,7 +14,8 @@ from airflow_provider_scout.cli import main
 from scout_testing.relay_process import airflow_scout_command, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
 from scout_testing.webhook_payloads import manifest_sha256, push_payload
-from tests.support.fixtures.relay import InProcessRelay, wait_until
+from tests.support import wait_until
+from tests.support.fixtures.relay import InProcessRelay
 from tests.support.relay import relay_args
 
 StartRelay = Callable[..., InProcessRelay]
@@ -110,7 +111,7 @@ def test_a_refused_batch_is_requeued_and_delivered_once(
     assert main(["relay", "requeue", "--state-dir", state_dir, refused]) == 2  # not a failed batch now
 
     # The running relay picks the batch up by itself (it looks at the store every few seconds).
-    wait_until(lambda: standin.state.delivered_event_ids() == [event_id], what="the requeued batch")
+    wait_until(lambda: standin.state.delivered_event_ids() == [event_id], message="the requeued batch")
     health = relay.wait_idle()
     assert (health["delivered"], health["failed"]) == (1, 0)
     [run_id] = standin.state.runs

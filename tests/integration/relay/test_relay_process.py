@@ -15,7 +15,8 @@ from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.relay_process import RelayProcess, airflow_scout_command, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer
 from scout_testing.webhook_payloads import encode, hmac_signature, push_payload
-from tests.support.fixtures.relay import API_USERNAME, wait_until
+from tests.support import wait_until
+from tests.support.fixtures.relay import API_USERNAME
 from tests.support.fixtures.stack import CLASS_LOCAL, CLASS_REMOTE, CLASS_VIRTUAL
 from tests.support.registry_client import RegistryClient, tiny_image
 from tests.support.relay import relay_args
@@ -49,7 +50,7 @@ def wait_idle(relay: RelayProcess, timeout: float = 20.0) -> dict[str, object]:
         health = relay.health()
         return health["pending"] == 0 and health["in_flight"] == 0
 
-    wait_until(idle, timeout, "an idle relay")
+    wait_until(idle, timeout, message="an idle relay")
     return relay.health()
 
 
@@ -132,7 +133,7 @@ def test_killed_with_events_pending_then_restarted(
     relays.append(relay)
 
     claimed = send_events(relay, "s" * 64, [f"5.{n}" for n in range(40)])
-    wait_until(lambda: relay.health()["in_flight"] == 40, what="a claimed batch")
+    wait_until(lambda: relay.health()["in_flight"] == 40, message="a claimed batch")
     unclaimed = send_events(relay, "s" * 64, [f"6.{n}" for n in range(10)])
     assert relay.health()["pending"] == 10
     relay.kill()
@@ -155,7 +156,7 @@ def test_killed_after_airflow_created_the_run(
     relays.append(relay)
 
     sent = send_events(relay, "s" * 64, [f"7.{n}" for n in range(20)])
-    wait_until(lambda: len(standin.state.runs) >= 1, what="a run to be recorded")
+    wait_until(lambda: len(standin.state.runs) >= 1, message="a run to be recorded")
     relay.kill()
     [created_before_crash] = standin.state.runs
 
@@ -194,14 +195,14 @@ def test_member_and_cache_events_and_the_test_button_from_the_emulator(
     try:
         admin.add_webhook(f"{relay.url}/webhook", secret, "hmac")
         # The relay reads the repositories layout in the background right after starting.
-        wait_until(lambda: "repositories layout read" in relay.log(), what="the repositories layout")
+        wait_until(lambda: "repositories layout read" in relay.log(), message="the repositories layout")
         assert admin.send_test_webhook() == 1
         image = f"relay/{uuid.uuid4().hex[:8]}"
         RegistryClient(class_emulator.url, f"/v2/{CLASS_VIRTUAL}", class_emulator.token).push(
             image, "1", tiny_image(text="relay member event")
         )
         admin.seed_tags(CLASS_REMOTE, image, ["cached"], f"{CLASS_LOCAL}/{image}:1", announce=True)
-        wait_until(lambda: admin.webhooks()[0]["delivered"] == 3, what="three deliveries")
+        wait_until(lambda: admin.webhooks()[0]["delivered"] == 3, message="three deliveries")
         assert admin.webhooks()[0]["failed"] == 0  # the Test delivery too was answered 2xx
         wait_idle(relay)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import requests
@@ -10,6 +9,7 @@ import requests
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.fixture_images import PushedImage
 from scout_testing.processes import RegistryProcess
+from tests.support import wait_until
 
 
 def test_every_fixture_tag_is_listed_by_aql_with_its_digest(
@@ -40,9 +40,12 @@ def test_seed_fixtures_option_pushes_them_through_itself(registry: RegistryProce
         registry.url, tmp_path, username="seeder", password="seed-pass", extra_args=["--seed-fixtures"]
     )
     try:
-        deadline = time.monotonic() + 60
-        while seeding.admin.status()["fixtures"] in ("requested", "pending") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(
+            lambda: seeding.admin.status()["fixtures"] not in ("requested", "pending"),
+            60,
+            interval=0.2,
+            message="the fixtures to be seeded",
+        )
         status = seeding.admin.status()
         assert status["fixtures"].startswith("done:"), status
         assert status["tags"] > 0

@@ -18,6 +18,7 @@ import requests
 
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.processes import RegistryProcess, free_port
+from tests.support import wait_until
 from tests.support.fixtures.stack import CLASS_LOCAL, CLASS_REMOTE, CLASS_SECRET, CLASS_VIRTUAL
 from tests.support.registry_client import RegistryClient, tiny_image, tiny_index, unique_image
 
@@ -30,9 +31,7 @@ class Receiver:
     deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(self.deliveries) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: len(self.deliveries) >= count, timeout, message=f"{count} deliveries")
         return list(self.deliveries)
 
 
@@ -119,9 +118,7 @@ def test_failed_delivery_neither_blocks_the_push_nor_logs_the_secret(webhooks: E
     started = time.monotonic()
     RegistryClient(webhooks.url, "/v2/docker-local", webhooks.token).push(unique_image(), "1", tiny_image())
     assert time.monotonic() - started < 5
-    deadline = time.monotonic() + 5
-    while webhooks.admin.webhooks()[0]["failed"] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: webhooks.admin.webhooks()[0]["failed"] > 0, 5, message="the failed delivery")
     [state] = webhooks.admin.webhooks()
     assert (state["failed"], state["delivered"]) == (1, 0)
     assert "secret" not in state

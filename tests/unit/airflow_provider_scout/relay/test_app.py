@@ -16,7 +16,8 @@ from airflow_provider_scout.relay.settings import AirflowCredentials, RelaySetti
 from airflow_provider_scout.relay.store import EventStore
 from scout_testing.stand_ins.airflow_api import StandinServer
 from scout_testing.webhook_payloads import encode, hmac_signature, manifest_sha256, push_payload
-from tests.support.fixtures.relay import InProcessRelay, offline_membership, wait_until
+from tests.support import wait_until
+from tests.support.fixtures.relay import InProcessRelay, offline_membership
 
 StartRelay = Callable[..., InProcessRelay]
 
@@ -180,7 +181,7 @@ def test_an_event_of_a_virtual_member_is_accepted_under_the_watched_virtual_key(
     ]
     membership = offline_membership(registry, listing)
     relay = start_relay(registry=registry, membership=membership)
-    wait_until(lambda: membership.current is not None, what="the repositories layout")
+    wait_until(lambda: membership.current is not None, message="the repositories layout")
     for repository in ("team-local", "hub-cache"):
         accepted_id(relay.send(push_payload(repository=repository, image="team/app", tag=repository)))
     ignored = relay.send(push_payload(repository="other-local", image="team/app", tag="x"))
@@ -230,7 +231,7 @@ def test_airflow_down_while_events_arrive(start_relay: StartRelay, standin: Stan
     relay = start_relay(max_batch_size=50, coalesce_seconds=60)
     standin.stop()
     sent = [accepted_id(relay.send(push_payload(tag=f"2.{n}"))) for n in range(200)]
-    wait_until(lambda: relay.health()["in_flight"] == 200, what="all events claimed into batches")
+    wait_until(lambda: relay.health()["in_flight"] == 200, message="all events claimed into batches")
     health = relay.health()
     assert health["delivered"] == 0
     assert health["oldest_pending_age_s"] > 0
@@ -252,7 +253,7 @@ def test_server_errors_are_retried(start_relay: StartRelay, standin: StandinServ
         lambda: any(
             error["attempts"] >= 2 and "HTTP 503" in error["error"] for error in relay.health()["errors"]
         ),
-        what="two failed attempts",
+        message="two failed attempts",
     )
     assert relay.health()["in_flight"] == 3
     standin.state.trigger_status = None
@@ -264,7 +265,9 @@ def test_dag_not_found_yet_is_retried(start_relay: StartRelay, standin: StandinS
     standin.state.dag_ids = set()  # Airflow up, DAG not parsed yet
     relay = start_relay()
     event_id = accepted_id(relay.send(push_payload()))
-    wait_until(lambda: any("HTTP 404" in e["error"] for e in relay.health()["errors"]), what="a 404 attempt")
+    wait_until(
+        lambda: any("HTTP 404" in e["error"] for e in relay.health()["errors"]), message="a 404 attempt"
+    )
     standin.state.dag_ids = {"scout_artifactory_webhook"}
     relay.wait_idle()
     assert standin.state.delivered_event_ids() == [event_id]
@@ -303,7 +306,7 @@ def test_wrong_api_password_keeps_events_waiting(start_relay: StartRelay, standi
     relay = start_relay(airflow_credentials=AirflowCredentials("not-a-user", "wrong-password"))
     relay.send(push_payload())
     wait_until(
-        lambda: any("refused a token" in e["error"] for e in relay.health()["errors"]), what="auth error"
+        lambda: any("refused a token" in e["error"] for e in relay.health()["errors"]), message="auth error"
     )
     assert relay.health()["in_flight"] == 1
     assert standin.state.runs == {}
