@@ -4,18 +4,43 @@ Artifactory puts the webhook secret in the ``X-JFrog-Event-Auth`` header, either
 the plain secret or, when payload signing is on, as the hex HMAC-SHA256 of the raw
 request body keyed by the secret. Both forms are accepted, as ``docker scout watch``
 does; every comparison runs in constant time.
+
+:func:`check_head` decides what it can from the header alone, before any body byte is read:
+the plain secret authenticates the request, a header that cannot be an HMAC (missing, wrong
+shape) refuses it, and only an HMAC-shaped one leaves the decision to the body.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
+import re
 
-__all__ = ["SIGNATURE_HEADER", "verify_signature"]
+__all__ = ["SIGNATURE_HEADER", "HeadAuth", "check_head", "verify_signature"]
 
 SIGNATURE_HEADER = "X-JFrog-Event-Auth"
 
 _HMAC_PREFIX = "sha256="
+_HMAC_SHAPE = re.compile(r"(?i:sha256=)?[0-9a-fA-F]{64}")
+
+
+class HeadAuth(enum.Enum):
+    """What the request head alone says about a webhook."""
+
+    SECRET = "secret"  # the plain secret: authenticated, the body may be read
+    SIGNATURE = "signature"  # shaped like an HMAC-SHA256: only the body can tell
+    REFUSED = "refused"  # missing, or neither the secret nor an HMAC: refuse without reading on
+
+
+def check_head(header: str | None, secret: str) -> HeadAuth:
+    """Classify the ``X-JFrog-Event-Auth`` header (constant time for the secret comparison)."""
+    presented = (header or "").strip()
+    if not secret or not presented:
+        return HeadAuth.REFUSED
+    if hmac.compare_digest(_as_bytes(presented), _as_bytes(secret)):
+        return HeadAuth.SECRET
+    return HeadAuth.SIGNATURE if _HMAC_SHAPE.fullmatch(presented) else HeadAuth.REFUSED
 
 
 def _as_bytes(text: str) -> bytes:

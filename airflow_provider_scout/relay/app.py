@@ -1,9 +1,15 @@
 """The relay's HTTP side: receive Artifactory webhooks, persist what passes, report the backlog.
 
 Checks run in a fixed order so that an unauthenticated sender learns nothing about
-the body rules: size (413), signature (401), JSON and required fields (400), then
-domain / event type / selection (200 ``ignored``). Only an event that passes all of
-them is stored, and only once it is on disk does the sender get 202.
+the body rules, and costs no body read when its header already fails: the header (401
+before any body byte is read, see :func:`check_head`), size (413), the body's HMAC (401),
+JSON and required fields (400), then domain / event type / selection (200 ``ignored``).
+Only an event that passes all of them is stored, and only once it is on disk does the
+sender get 202.
+
+``/healthz`` answers ``ok`` (200) or ``fail`` (503) to anyone, from a probe cached for
+``health_interval``; the backlog and delivery errors only to a caller presenting the
+webhook secret in ``X-JFrog-Event-Auth``. There is no ``/docs`` or ``/openapi.json``.
 """
 
 from __future__ import annotations
@@ -26,10 +32,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse_body
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
 from airflow_provider_scout.relay.delivery import DeliveryWorker
+from airflow_provider_scout.relay.guards import HealthCache
 from airflow_provider_scout.relay.membership import MembershipCache
 from airflow_provider_scout.relay.settings import RelaySettings
 from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter
-from airflow_provider_scout.webhook import SIGNATURE_HEADER, verify_signature
+from airflow_provider_scout.webhook import SIGNATURE_HEADER, HeadAuth, check_head, verify_signature
 
 __all__ = ["build_app"]
 
@@ -78,6 +85,24 @@ def _answer(status_code: int, **content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=status_code)
 
 
+def _unauthenticated(source: str, header: str | None) -> JSONResponse:
+    if not header:
+        reason = f"missing {SIGNATURE_HEADER} header"
+    else:
+        reason = f"{SIGNATURE_HEADER} matches neither the webhook secret nor the body's HMAC-SHA256"
+    log.warning("rejected webhook from %s (401): %s", source, reason)
+    return _answer(401, status="rejected", reason=reason)
+
+
+async def _probe(store: EventStore) -> str | None:
+    """None when the store commits a write right now, else why it does not."""
+    try:
+        await asyncio.to_thread(store.probe_write, time.time())
+    except sqlite3.Error as exc:
+        return f"the event store {store.path} cannot be written: {exc}"
+    return None
+
+
 WORKER_STOP_SECONDS = 10.0
 
 
@@ -106,6 +131,7 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             failed_retention=settings.failed_retention,
         )
         state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
+        state["health"] = HealthCache(lambda: _probe(store), settings.health_interval)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
         members = asyncio.create_task(membership.run(), name="relay-membership")
         log.info(
@@ -129,11 +155,22 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             await client.aclose()
             store.close()
 
-    app = FastAPI(title="Docker Scout Artifactory webhook relay", lifespan=lifespan)
+    # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
+    app = FastAPI(
+        title="Docker Scout Artifactory webhook relay",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.add_middleware(HeaderCountLimit, max_headers=settings.limits.max_headers)
 
     async def receive(request: Request) -> JSONResponse:
         source = _client_address(request)
+        header = request.headers.get(SIGNATURE_HEADER)
+        head = check_head(header, settings.secret)
+        if head is HeadAuth.REFUSED:
+            return _unauthenticated(source, header)
         try:
             body = await _read_body(request, settings.max_body_bytes)
         except _BodyTooLarge:
@@ -144,16 +181,8 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             # Gone mid-body, or closed by the body timeout: nobody is left to answer.
             log.warning("webhook from %s: the client went away before sending the whole body", source)
             return _answer(400, status="rejected", reason="incomplete body")
-
-        header = request.headers.get(SIGNATURE_HEADER)
-        if not header:
-            reason = f"missing {SIGNATURE_HEADER} header"
-            log.warning("rejected webhook from %s (401): %s", source, reason)
-            return _answer(401, status="rejected", reason=reason)
-        if not verify_signature(body, header, settings.secret):
-            reason = f"{SIGNATURE_HEADER} matches neither the webhook secret nor the body's HMAC-SHA256"
-            log.warning("rejected webhook from %s (401): %s", source, reason)
-            return _answer(401, status="rejected", reason=reason)
+        if head is HeadAuth.SIGNATURE and not verify_signature(body, header, settings.secret):
+            return _unauthenticated(source, header)
 
         received_at = datetime.now(UTC)
         try:
@@ -184,24 +213,22 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
     app.add_api_route("/", receive, methods=["POST"])
 
     @app.get("/healthz")
-    async def healthz() -> JSONResponse:
-        """200 when an event could be stored right now (a real write), else 503; backlog either way."""
+    async def healthz(request: Request) -> JSONResponse:
+        """``ok``/``fail`` to anyone; with the webhook secret, the reason, backlog and errors too."""
+        problem = await state["health"].problem()
+        status_code = 503 if problem else 200
+        report: dict[str, Any] = {"status": "fail" if problem else "ok"}
+        if check_head(request.headers.get(SIGNATURE_HEADER), settings.secret) is not HeadAuth.SECRET:
+            return JSONResponse(report, status_code=status_code)
+        if problem:
+            report["reason"] = problem
         store: EventStore = state["store"]
-        now = time.time()
-        report: dict[str, Any] = {"status": "ok"}
         try:
-            await asyncio.to_thread(store.probe_write, now)
-        except sqlite3.Error as exc:
-            report = {
-                "status": "unavailable",
-                "reason": f"the event store {store.path} cannot be written: {exc}",
-            }
-        try:
-            report.update(await asyncio.to_thread(store.stats, now))
+            report.update(await asyncio.to_thread(store.stats, time.time()))
         except sqlite3.Error as exc:
             report.setdefault("reason", f"the event store {store.path} cannot be read: {exc}")
-            report["status"] = "unavailable"
+            report["status"], status_code = "fail", 503
         report["last_delivery_error"] = state["worker"].last_error
-        return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+        return JSONResponse(report, status_code=status_code)
 
     return app

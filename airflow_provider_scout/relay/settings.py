@@ -115,7 +115,7 @@ class RelaySettings:
     secret: str = field(repr=False)
     airflow_url: str
     airflow_credentials: AirflowCredentials = field(repr=False)
-    state_dir: Path
+    state_dir: Path = Path(".scout/relay")
     # Reads the repositories layout (relay/membership.py); None reads it anonymously.
     artifactory_auth: tuple[str, str] | None = field(default=None, repr=False)
     tags: TagFilter = field(default_factory=TagFilter)
@@ -131,6 +131,8 @@ class RelaySettings:
     # delivered events are kept this long, failed batches `failed_retention`.
     dedupe_window: float = 24 * 3600.0
     failed_retention: float = 30 * 24 * 3600.0
+    # /healthz commits a probe write at most once per this; answers in between reuse its result.
+    health_interval: float = 2.0
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __post_init__(self) -> None:
@@ -167,6 +169,8 @@ class RelaySettings:
             raise RelayConfigError("the maximum retry delay must be positive")
         if self.dedupe_window <= 0 or self.failed_retention <= 0:
             raise RelayConfigError("the dedupe window and the failed-batch retention must be positive")
+        if self.health_interval < 0:
+            raise RelayConfigError("the health interval must not be negative")
 
     @property
     def selection(self) -> EventSelection:

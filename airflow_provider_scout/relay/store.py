@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -134,6 +136,28 @@ class Batch:
         return '{"events":[' + ",".join(self.documents) + "]}"
 
 
+def _make_private(path: Path) -> None:
+    """The state directory 0700 and the database 0600, created so, or closed to others if they exist.
+
+    Events name images and tags of private repositories; no other local user has to read
+    them. SQLite creates the WAL and shared-memory files with the database file's mode. A
+    directory the relay does not own (a shared mount point) or a sticky one (``/tmp``) keeps
+    its mode: it is not the relay's to change, and the files in it are 0600 all the same.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = path.parent.stat()
+    if directory.st_uid == os.geteuid() and not directory.st_mode & stat.S_ISVTX:
+        os.chmod(path.parent, stat.S_IMODE(directory.st_mode) & 0o700)  # removes, never adds
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if companion.exists():
+            os.chmod(companion, 0o600)
+
+
 class EventStore:
     """One SQLite database under the relay's state directory; safe to share between threads."""
 
@@ -141,7 +165,7 @@ class EventStore:
         """Open (creating or migrating) the store; raises OSError or sqlite3.Error when it cannot."""
         self.path = path
         self.dedupe_window = dedupe_window
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         # Autocommit mode: every statement outside an explicit BEGIN commits (and syncs) by itself.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()

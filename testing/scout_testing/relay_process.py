@@ -56,7 +56,9 @@ class RelayProcess:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def health(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/healthz", timeout=10)
+        """The detailed health report (asked with the webhook secret from the relay's environment)."""
+        headers = {"X-JFrog-Event-Auth": self.env.get(WEBHOOK_SECRET_ENV, "")}
+        response = httpx.get(f"{self.url}/healthz", headers=headers, timeout=10)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result

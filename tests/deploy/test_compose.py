@@ -21,7 +21,9 @@ import pytest
 
 from airflow_provider_scout.cli import build_parser as scout_cli_parser
 from airflow_provider_scout.config import parse_registry_string
-from airflow_provider_scout.defaults import RELAY_PORT
+from airflow_provider_scout.defaults import RELAY_OPTION_ENV_PREFIX, RELAY_PORT
+from airflow_provider_scout.relay.cli import settings_from_args
+from airflow_provider_scout.relay.options import LIMITS, OPTIONS
 from scout_testing.artifactory_emulator.cli import build_parser as emulator_cli_parser
 from scout_testing.fixture_images import standard_fixtures
 from tests.support.compose import (
@@ -44,6 +46,7 @@ from tests.support.compose import (
     relay_webhook_paths,
     variables_in,
 )
+from tests.support.relay import expected_of, sample_text, setting_of
 
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 AIRFLOW_HOME = "/opt/airflow"
@@ -347,6 +350,32 @@ def test_relay_port_matches_the_registry_string(compose: dict[str, Any], env_exa
     assert listen == "0.0.0.0", "the relay listens on loopback unless compose opens it to its network"
     # Artifactory calls the host port, which SCOUT_RELAY_PORT moves without touching the container.
     assert str(relay["ports"][0]).rsplit(":", 1)[0] == env_example.values["SCOUT_RELAY_PORT"]
+
+
+def test_every_relay_option_reaches_the_relay_from_dot_env(
+    compose_raw: dict[str, Any], filled_env: dict[str, str]
+) -> None:
+    command = scout_commands(compose_raw)["relay"]
+    set_by_command = {word.split("=", 1)[0] for word in command if word.startswith("--")}
+    passed = {
+        option.variable: option
+        for option in (*OPTIONS, *LIMITS)
+        if option.variable
+        and option.variable.startswith(RELAY_OPTION_ENV_PREFIX)
+        and option.flag not in set_by_command
+    }
+    # A sample .env setting every one of them; the relay must end up with each value.
+    samples = {variable: sample_text(option) for variable, option in passed.items()}
+    resolved = interpolate_tree(compose_raw, {**filled_env, **samples})
+    relay_env = {key: str(value) for key, value in services(resolved)["relay"]["environment"].items()}
+    missing = sorted(set(passed) - set(relay_env))
+    assert not missing, f"set in .env, never passed to the relay container: {missing}"
+    settings = settings_from_args(scout_cli_parser().parse_args(command), relay_env)
+    for option in passed.values():
+        assert setting_of(settings, option.dest) == expected_of(option), option.variable
+    # With .env.example's empty values the relay keeps its own defaults.
+    example_env = services(interpolate_tree(compose_raw, filled_env))["relay"]["environment"]
+    assert all(example_env[variable] == "" for variable in passed)
 
 
 def test_relay_keeps_its_event_store_on_a_named_volume(compose: dict[str, Any]) -> None:

@@ -1,9 +1,13 @@
-"""Starting the relay process in tests: its command-line arguments against a stand-in Airflow."""
+"""Starting the relay process in tests (its arguments against a stand-in Airflow), sample options."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.relay.options import RelayOption, parse_switch
+from airflow_provider_scout.relay.settings import RelaySettings, parse_duration
 from tests.support.fixtures.relay import REGISTRY
 
 
@@ -16,3 +20,35 @@ def relay_args(state_dir: Path, airflow_url: str, coalesce: float = 0.2) -> list
         "--airflow-url", airflow_url,
         "--coalesce-seconds", str(coalesce),
     ]  # fmt: skip
+
+
+# A valid value for each kind of reader, unlike every default.
+SAMPLE_TEXT = {parse_duration: "7m", int: "4242", float: "7.5", parse_switch: "true"}
+
+
+def sample_text(option: RelayOption) -> str:
+    named = {
+        "registry": REGISTRY.replace("docker-local", "docker-sample"),
+        "airflow_url": "http://airflow.sample:8080",
+        "state_dir": "/srv/sample-state",
+        "tag": "^v[0-9]+$",
+        "host": "0.0.0.0",
+        "dag_id": "sample_webhook",
+    }
+    return named.get(option.dest) or SAMPLE_TEXT[option.read]
+
+
+def setting_of(settings: RelaySettings, dest: str) -> Any:
+    if dest == "tag":
+        return settings.tags
+    if dest == "registry":
+        return settings.registry.repositories
+    return getattr(settings, dest) if hasattr(settings, dest) else getattr(settings.limits, dest)
+
+
+def expected_of(option: RelayOption) -> Any:
+    if option.dest == "tag":
+        return TagFilter.of([sample_text(option)])
+    if option.dest == "registry":
+        return ("docker-sample", "docker-prod")
+    return option.read(sample_text(option))

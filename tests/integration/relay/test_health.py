@@ -40,10 +40,12 @@ def test_health_is_503_while_the_store_cannot_be_written(start_relay: StartRelay
     relay = start_relay()
     assert relay.client.get("/healthz").status_code == 200
     with read_only(tmp_path / "relay-state"):
-        health = relay.client.get("/healthz")
-        assert health.status_code == 503
-        assert health.json()["status"] == "unavailable"
-        assert str(tmp_path / "relay-state" / "relay.sqlite3") in health.json()["reason"]
+        public = relay.client.get("/healthz")
+        assert (public.status_code, public.json()) == (503, {"status": "fail"})
+        details = relay.client.get("/healthz", headers={"X-JFrog-Event-Auth": relay.secret})
+        assert details.status_code == 503
+        assert details.json()["status"] == "fail"
+        assert str(tmp_path / "relay-state" / "relay.sqlite3") in details.json()["reason"]
         refused = relay.send(push_payload(tag="while-read-only"))
         assert refused.status_code == 503  # Artifactory retries; nothing was acknowledged
     assert relay.client.get("/healthz").status_code == 200

@@ -126,6 +126,17 @@ def test_a_body_that_stops_arriving_is_dropped_with_one_warning(relay: RelayProc
     assert "Traceback" not in log
 
 
+def test_a_wrong_secret_is_refused_before_any_body_byte(relay: RelayProcess) -> None:
+    # The body is announced and never sent: the 401 cannot have waited for it.
+    with connect(relay) as sock:
+        sock.sendall(
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nX-JFrog-Event-Auth: not-the-secret\r\n"
+            b"Content-Length: 200000\r\n\r\n"
+        )
+        assert status_of(sock) == 401
+        assert closed_after(sock, 5) < 1
+
+
 def test_a_connection_flood_cannot_lock_out_a_webhook(relay: RelayProcess) -> None:
     idle = [connect(relay) for _ in range(60)]  # three times --max-connections
     try:

@@ -1,4 +1,4 @@
-"""verify_signature: the plain secret and the HMAC form, never an empty secret or header."""
+"""verify_signature: the plain secret and the HMAC form, never an empty secret or header; check_head."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from airflow_provider_scout.webhook import verify_signature
+from airflow_provider_scout.webhook import HeadAuth, check_head, verify_signature
 
 SECRET = "a-webhook-secret-that-is-long-enough-for-the-relay-not-to-warn-about-it"
 BODY = b'{"domain":"docker","event_type":"pushed","data":{}}'
@@ -73,3 +73,31 @@ def test_empty_secret_never_verifies() -> None:
     assert not verify_signature(BODY, "", "")
     assert not verify_signature(BODY, empty_key_hmac, "")
     assert not verify_signature(BODY, " ", "")
+
+
+@pytest.mark.parametrize(
+    ("header", "verdict"),
+    [
+        (SECRET, HeadAuth.SECRET),
+        (f" {SECRET} ", HeadAuth.SECRET),
+        (SIGNATURE, HeadAuth.SIGNATURE),
+        (f"SHA256={SIGNATURE.upper()}", HeadAuth.SIGNATURE),
+        ("0" * 64, HeadAuth.SIGNATURE),  # any HMAC shape: only the body can refute it
+        (None, HeadAuth.REFUSED),
+        ("", HeadAuth.REFUSED),
+        (SECRET[:-1], HeadAuth.REFUSED),
+        (SIGNATURE[:-1], HeadAuth.REFUSED),
+        (SIGNATURE + "0", HeadAuth.REFUSED),
+        (f"sha1={SIGNATURE}", HeadAuth.REFUSED),
+    ],
+)
+def test_the_head_alone_authenticates_the_secret_and_refuses_what_cannot_be_an_hmac(
+    header: str | None, verdict: HeadAuth
+) -> None:
+    assert check_head(header, SECRET) is verdict
+
+
+def test_a_secret_shaped_like_an_hmac_still_authenticates_from_the_head() -> None:
+    secret = "ab" * 32
+    assert check_head(secret, secret) is HeadAuth.SECRET
+    assert check_head("cd" * 32, secret) is HeadAuth.SIGNATURE

@@ -343,4 +343,37 @@ def test_nothing_is_acknowledged_that_was_not_stored(
             "/webhook", content=encode(push_payload()), headers={"X-JFrog-Event-Auth": settings.secret}
         )
         assert response.status_code == 503  # Artifactory retries a 5xx
-        assert client.get("/healthz").json()["pending"] == 0
+        details = client.get("/healthz", headers={"X-JFrog-Event-Auth": settings.secret})
+        assert details.json()["pending"] == 0
+
+
+def test_health_tells_a_stranger_ok_or_fail_and_nothing_else(start_relay: StartRelay) -> None:
+    relay = start_relay()
+    relay.send(push_payload(tag="in-backlog"))
+    for headers in ({}, {"X-JFrog-Event-Auth": "wrong"}, {"X-JFrog-Event-Auth": "a" * 64}):
+        answer = relay.client.get("/healthz", headers=headers)
+        assert (answer.status_code, answer.json()) == (200, {"status": "ok"})
+    assert {"pending", "in_flight", "errors", "last_delivery_error"} <= set(relay.health())
+
+
+def test_health_commits_one_probe_per_interval_however_often_asked(
+    start_relay: StartRelay, relay_settings: Callable[..., RelaySettings]
+) -> None:
+    relay = start_relay(health_interval=60.0)
+    database = relay_settings().database_path
+
+    def probe_written_at() -> float:
+        with sqlite3.connect(database) as conn:
+            (written_at,) = conn.execute("SELECT written_at FROM health_probe").fetchone()
+        return float(written_at)
+
+    relay.client.get("/healthz")
+    first = probe_written_at()
+    for _ in range(100):
+        assert relay.client.get("/healthz").status_code == 200
+    assert probe_written_at() == first
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
+def test_no_api_description_is_served(start_relay: StartRelay, path: str) -> None:
+    assert start_relay().client.get(path).status_code in (404, 405)

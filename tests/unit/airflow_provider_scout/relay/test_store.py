@@ -218,3 +218,37 @@ def test_a_version_0_store_is_migrated_with_its_events(tmp_path: Path) -> None:
     [batch_id] = store.claim_batches(T0 + 10, coalesce_seconds=0, max_batch_size=10)
     batch = store.oldest_in_flight()
     assert batch is not None and batch.batch_id == batch_id and len(batch.documents) == 1
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_state_dir_is_0700_and_every_store_file_0600(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "relay.sqlite3"
+    store = EventStore(path)
+    store.add_many([(make_event("1.0"), T0)])
+    try:
+        files = [path, path.with_name("relay.sqlite3-wal"), path.with_name("relay.sqlite3-shm")]
+        assert _mode(path.parent) == 0o700
+        assert {p.name: _mode(p) for p in files} == {p.name: 0o600 for p in files}
+    finally:
+        store.close()
+
+
+def test_a_store_left_readable_by_others_is_closed_to_them(tmp_path: Path) -> None:
+    # What earlier relays left behind: the directory 0755 and the database 0644.
+    state = tmp_path / "state"
+    EventStore(state / "relay.sqlite3").close()
+    state.chmod(0o755)
+    (state / "relay.sqlite3").chmod(0o644)
+    EventStore(state / "relay.sqlite3").close()
+    assert (_mode(state), _mode(state / "relay.sqlite3")) == (0o700, 0o600)
+
+
+def test_a_shared_sticky_directory_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp: not the relay's to close
+    EventStore(shared / "relay.sqlite3").close()
+    assert (_mode(shared), _mode(shared / "relay.sqlite3")) == (0o777, 0o600)

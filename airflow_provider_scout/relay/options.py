@@ -1,0 +1,179 @@
+"""Every ``airflow-scout relay`` option in one table: its flag, how its text is read, its variable.
+
+Each option also comes from the environment, the flag winning, so that compose can set any of
+them from ``.env``: ``--dedupe-window`` from ``SCOUT_RELAY_DEDUPE_WINDOW``, and so on. Two
+options keep the variables they already had: ``--registry`` reads ``SCOUT_ARTIFACTORY_REGISTRY``
+(the DAGs' registry string) and ``--airflow-url`` reads ``AIRFLOW_API_URL``. ``--port`` has
+none: the relay listens on the registry string's ``port`` as ``docker scout watch`` does, and
+compose's ``SCOUT_RELAY_PORT`` is the host port it publishes that on. ``--tag`` may be given
+many times; its variable holds one regular expression (``a|b`` joins several).
+
+The table owns no default: those are :class:`RelaySettings` and :class:`ConnectionLimits`
+field defaults, shown in ``--help`` from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_scout.defaults import (
+    AIRFLOW_URL_ENV,
+    REGISTRY_ENV,
+    RELAY_OPTION_ENV_PREFIX,
+    RELAY_PORT,
+)
+from airflow_provider_scout.relay.settings import (
+    ConnectionLimits,
+    RelayConfigError,
+    RelaySettings,
+    parse_duration,
+)
+
+__all__ = ["LIMITS", "OPTIONS", "RelayOption", "add_options", "given_options", "parse_switch"]
+
+_SWITCH_WORDS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
+
+
+def parse_switch(text: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``); ValueError otherwise."""
+    try:
+        return _SWITCH_WORDS[text.strip().lower()]
+    except KeyError:
+        raise ValueError(f"{text[:40]!r} is neither true nor false") from None
+
+
+@dataclass(frozen=True)
+class RelayOption:
+    """One option: ``--<dest with dashes>``, read from text by ``read``, also from ``env``."""
+
+    dest: str
+    read: Callable[[str], Any]
+    meaning: str
+    env: str | None = ""  # "": SCOUT_RELAY_<DEST>; None: no variable
+    kind: str = "value"  # "value", "switch" (a flag without value) or "repeatable"
+    default_text: str | None = None  # shown instead of the settings' default
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+    @property
+    def variable(self) -> str | None:
+        if self.env is None:
+            return None
+        return self.env or RELAY_OPTION_ENV_PREFIX + self.dest.upper()
+
+    def help(self) -> str:
+        shown = self.default_text if self.default_text is not None else _default_text(self.dest)
+        where = f"${self.variable}; " if self.variable else ""
+        return f"{self.meaning} ({where}default: {shown})".replace("%", "%%")
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+def _default_text(dest: str) -> str:
+    for owner in (RelaySettings, ConnectionLimits):
+        found = {f.name: f for f in dataclasses.fields(owner)}.get(dest)
+        if found is not None and found.default is not dataclasses.MISSING:
+            value = found.default
+            if isinstance(value, bool):
+                return "off"
+            return _duration_text(value) if isinstance(value, float) else str(value)
+    raise LookupError(f"no default for {dest}")  # a table entry without one must say default_text
+
+
+OPTIONS: tuple[RelayOption, ...] = (
+    RelayOption("registry", str, "docker scout watch registry string", env=REGISTRY_ENV, default_text="none"),
+    RelayOption(
+        "tag", str, "only tags matching this regular expression", kind="repeatable", default_text="all tags"
+    ),
+    RelayOption(
+        "port",
+        int,
+        "listening port; 0: any free port",
+        env=None,
+        default_text=f"the registry string's port, else {RELAY_PORT}",
+    ),
+    RelayOption("state_dir", Path, "directory of the relay's event store (kept 0700, files 0600)"),
+    RelayOption("coalesce_seconds", float, "events arriving within this window become one DAG run"),
+    RelayOption("airflow_url", str, "Airflow API server base URL", env=AIRFLOW_URL_ENV, default_text="none"),
+    RelayOption("dag_id", str, "DAG to trigger"),
+    RelayOption("accept_promoted", parse_switch, "also index docker 'promoted' events", kind="switch"),
+    RelayOption("max_body_bytes", int, "larger webhook bodies are refused with 413"),
+    RelayOption("dedupe_window", parse_duration, "same tag at the same digest within it: duplicate"),
+    RelayOption("failed_retention", parse_duration, "refused batches are kept this long"),
+    RelayOption("health_interval", parse_duration, "/healthz probes the store at most once per this"),
+)
+
+# Listening address and what one client may hold of the relay (help group of their own).
+LIMITS: tuple[RelayOption, ...] = (
+    RelayOption("host", str, "address to listen on; 0.0.0.0 for every interface"),
+    RelayOption("max_header_bytes", int, "request line + headers larger than this: 400"),
+    RelayOption("max_headers", int, "more headers than this: 431"),
+    RelayOption("header_timeout", parse_duration, "time to send a complete request head"),
+    RelayOption("body_timeout", parse_duration, "time to send the body after the head"),
+    RelayOption("keep_alive", parse_duration, "idle time allowed between requests"),
+    RelayOption("max_connections", int, "above this, the oldest idle connection closes"),
+)
+
+
+def _add(parser: argparse.ArgumentParser | Any, option: RelayOption) -> None:
+    if option.kind == "switch":
+        parser.add_argument(option.flag, action="store_true", default=None, help=option.help())
+    elif option.kind == "repeatable":
+        parser.add_argument(option.flag, action="append", metavar="REGEX", help=option.help())
+    else:
+        parser.add_argument(option.flag, help=option.help())
+
+
+def add_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add the table's options (those named in ``only``, or all of them) to ``parser``."""
+    for option in OPTIONS:
+        if only is None or option.dest in only:
+            _add(parser, option)
+    if only is None:
+        group = parser.add_argument_group("listening address and limits")
+        for option in LIMITS:
+            _add(group, option)
+
+
+def _value(option: RelayOption, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    given = getattr(args, option.dest)
+    source = option.flag
+    if given is None and option.variable:
+        given = environ.get(option.variable) or None
+        source = option.variable
+        if given is not None and option.kind == "repeatable":
+            given = [given]
+    if given is None or (option.kind == "switch" and given is True):
+        return given
+    try:
+        if option.kind == "repeatable":
+            return tuple(option.read(text) for text in given)
+        return option.read(given)
+    except ValueError as exc:
+        raise RelayConfigError(f"{source}: {exc}") from None
+
+
+def given_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Each option present in ``args`` that was given on the command line or in the environment."""
+    values = {}
+    for option in (*OPTIONS, *LIMITS):
+        if hasattr(args, option.dest):
+            value = _value(option, args, environ)
+            if value is not None:
+                values[option.dest] = value
+    return values
