@@ -23,7 +23,7 @@ parsed, so the calls need no assignment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.sdk import DAG
@@ -36,6 +36,7 @@ from airflow_provider_scout.defaults import (
     RESOLVE_EVENTS_TASK_ID,
     SCOUT_CONN_ID,
 )
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.operators.planning import (
     ListArtifactoryImagesOperator,
     ResolveImageEventsOperator,
@@ -48,7 +49,7 @@ from airflow_provider_scout.params import (
     refresh_start_date,
     refresh_timetable,
 )
-from airflow_provider_scout.pipeline import INDEXING_DAG_ARGS, INDEXING_DAG_TAGS, index_planned_images
+from airflow_provider_scout.pipeline import INDEXING_DAG_TAGS, index_planned_images, indexing_dag_args
 
 __all__ = ["DagSet", "full_ingest_dag", "refresh_dag", "scout_dags", "webhook_dag"]
 
@@ -96,6 +97,8 @@ class DagSet:
         registry string when ``registry`` is None.
     :param artifactory_conn_id: the default Artifactory connection of a run.
     :param scout_conn_id: the default Docker Scout connection of a run.
+    :param limits: the task timeouts among them; default: the ``SCOUT_*`` settings of the
+        environment the DAG file is parsed in (:mod:`airflow_provider_scout.limits`).
     """
 
     dag_id_prefix: str = DAG_ID_PREFIX
@@ -103,6 +106,7 @@ class DagSet:
     registry_variable: str = REGISTRY_ENV
     artifactory_conn_id: str = ARTIFACTORY_CONN_ID
     scout_conn_id: str = SCOUT_CONN_ID
+    limits: Limits = field(default_factory=Limits.from_environment)
 
     def __post_init__(self) -> None:
         # Airflow's DAG id grammar, checked here so a bad prefix names the prefix, not a DAG id.
@@ -151,10 +155,10 @@ def full_ingest_dag(dag_set: DagSet | None = None) -> DAG:
         params=dag_set.params(),
         tags=INDEXING_DAG_TAGS,
         doc_md=FULL_INGEST_DOC,
-        **INDEXING_DAG_ARGS,
+        **indexing_dag_args(dag_set.limits),
     ) as dag:
         list_images = _list_images(dag_set)
-        index_planned_images(list_images, **dag_set.registry_source())
+        index_planned_images(list_images, **dag_set.registry_source(), limits=dag_set.limits)
     return dag
 
 
@@ -170,7 +174,7 @@ def refresh_dag(dag_set: DagSet | None = None) -> DAG:
         params=dag_set.params(),
         tags=INDEXING_DAG_TAGS,
         doc_md=REFRESH_DOC,
-        **INDEXING_DAG_ARGS,
+        **indexing_dag_args(dag_set.limits),
     ) as dag:
         list_images = _list_images(
             dag_set,
@@ -178,7 +182,7 @@ def refresh_dag(dag_set: DagSet | None = None) -> DAG:
             modified_before="{{ data_interval_end }}",
             lookback=refresh_lookback(),
         )
-        index_planned_images(list_images, **dag_set.registry_source())
+        index_planned_images(list_images, **dag_set.registry_source(), limits=dag_set.limits)
     return dag
 
 
@@ -192,7 +196,7 @@ def webhook_dag(dag_set: DagSet | None = None) -> DAG:
         params={"events": events_param(), **dag_set.params(with_tags=False)},
         tags=[*INDEXING_DAG_TAGS, "webhook"],
         doc_md=WEBHOOK_DOC,
-        **INDEXING_DAG_ARGS,
+        **indexing_dag_args(dag_set.limits),
     ) as dag:
         resolve_events = ResolveImageEventsOperator(
             task_id=RESOLVE_EVENTS_TASK_ID,
@@ -201,7 +205,7 @@ def webhook_dag(dag_set: DagSet | None = None) -> DAG:
             artifactory_conn_id="{{ params.artifactory_conn_id }}",
             **dag_set.registry_source(),
         )
-        index_planned_images(resolve_events, **dag_set.registry_source())
+        index_planned_images(resolve_events, **dag_set.registry_source(), limits=dag_set.limits)
     return dag
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from airflow_provider_scout.upstream_text import printable_repr
+
 __all__ = [
     "DIGEST_PATTERN",
     "IMAGE_NAME_MAX_LENGTH",
@@ -42,6 +44,7 @@ __all__ = [
     "is_repository_key",
     "is_sha256_digest",
     "is_tag",
+    "listing_problem",
     "split_reference",
 ]
 
@@ -108,6 +111,22 @@ def is_platform(value: object) -> bool:
 def is_registry_host(value: object) -> bool:
     """``host[:port]`` as an image reference starts: ``example.jfrog.io``, ``127.0.0.1:5000``."""
     return isinstance(value, str) and _REGISTRY_HOST_RE.fullmatch(value) is not None
+
+
+def listing_problem(image: object, tag: object, sha256_hex: object = None) -> str | None:
+    """Why a listed image, tag or manifest checksum cannot be used, or None when all three can.
+
+    The one check at the listing boundary: what Artifactory or a registry lists is a name
+    only if it follows the grammar above, whatever the server sent. ``sha256_hex`` is the
+    hex AQL reports (no ``sha256:`` prefix); None when the listing reports none.
+    """
+    if not is_image_name(image):
+        return f"image name {printable_repr(image)} is not a Docker image name"
+    if not is_tag(tag):
+        return f"tag {printable_repr(tag)} of {image} is not a Docker tag"
+    if sha256_hex is not None and not is_sha256_digest(f"sha256:{sha256_hex}"):
+        return f"checksum {printable_repr(sha256_hex)} of {image}:{tag} is not a sha256 digest"
+    return None
 
 
 @dataclass(frozen=True)

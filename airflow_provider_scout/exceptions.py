@@ -5,7 +5,10 @@
     ScoutProviderError                 retryable: may the same call succeed later?
     ├── ArtifactoryError               status, url; retryable when unreachable, 408, 429 or 5xx
     │   ├── ArtifactoryAuthError       401 or 403: never retried
+    │   ├── ArtifactoryLimitError      an answer or a listing over a configured limit (limits.py)
     │   └── InvalidNameError           (also ValueError) a name that cannot go in a request
+    ├── BodyTooLargeError              an HTTP body over its byte cap: never retried
+    ├── BodyDeadlineError              an HTTP body not received within its deadline: retryable
     ├── ScoutIndexError                indexing or reading back from Scout failed
     │   ├── ScoutRetryableError        network, timeout, rate limit, server error
     │   └── ScoutFatalError            credentials, unknown image or org, configuration
@@ -33,6 +36,9 @@ from airflow_provider_scout.http_retry import is_transient_status
 __all__ = [
     "ArtifactoryAuthError",
     "ArtifactoryError",
+    "ArtifactoryLimitError",
+    "BodyDeadlineError",
+    "BodyTooLargeError",
     "InputError",
     "InvalidEventError",
     "InvalidNameError",
@@ -70,6 +76,22 @@ class ArtifactoryAuthError(ArtifactoryError):
     """Artifactory refused the credentials (401) or their permissions (403)."""
 
     permanent = True
+
+
+class ArtifactoryLimitError(ArtifactoryError):
+    """An answer or a listing larger than the limit set for it (:mod:`airflow_provider_scout.limits`)."""
+
+    permanent = True
+
+
+class BodyTooLargeError(ScoutProviderError):
+    """An HTTP answer longer than the bytes allowed for it; asking again gets the same answer."""
+
+
+class BodyDeadlineError(ScoutProviderError):
+    """An HTTP answer not received in full within its total deadline (a slow or trickling server)."""
+
+    retryable = True
 
 
 class InvalidNameError(ArtifactoryError, ValueError):

@@ -24,6 +24,7 @@ __all__ = [
     "TagResolution",
     "batch_label",
     "batch_targets",
+    "cap_tags",
     "plan_resolutions",
     "plan_targets",
     "resolve_error",
@@ -200,6 +201,30 @@ class _Group:
             stamp = record.modified.isoformat()
             # ISO strings of UTC datetimes order like the datetimes themselves.
             self.modified = max(self.modified, stamp) if self.modified else stamp
+
+
+def cap_tags(targets: Sequence[IndexTarget], max_tags: int) -> tuple[list[IndexTarget], str | None]:
+    """Targets with at most ``max_tags`` tags each (the first in order), and one warning if any was cut.
+
+    Each tag of a target is recorded on its own, so a registry listing 100,000 tags on one
+    digest would cost as many sequential pushes; real images carry a handful.
+    """
+    if max_tags < 1:
+        raise ValueError(f"max_tags must be at least 1, not {max_tags}")
+    capped: list[IndexTarget] = []
+    cut: list[IndexTarget] = []
+    for target in targets:
+        if len(target.tags) > max_tags:
+            cut.append(target)
+            target = replace(target, tags=target.tags[:max_tags])
+        capped.append(target)
+    if not cut:
+        return capped, None
+    largest = max(cut, key=lambda t: len(t.tags))
+    return capped, (
+        f"{len(cut)} image digest(s) carry more than {max_tags:,} tags (SCOUT_MAX_TAGS_PER_DIGEST); only the "
+        f"first {max_tags:,} of each are recorded, e.g. {largest.reference} with {len(largest.tags):,}"
+    )
 
 
 def resolve_error(target: IndexTarget) -> str | None:

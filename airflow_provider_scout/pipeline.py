@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_scout.defaults import INDEX_POOL, INDEX_TASK_ID, REGISTRY_ENV, SUMMARY_TASK_ID
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.operators.indexing import (
     INDEX_MAP_INDEX_TEMPLATE,
     SBOM_ASSET_ALIAS,
@@ -20,29 +21,38 @@ from airflow_provider_scout.operators.indexing import (
 from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
 from airflow_provider_scout.params import index_workers_per_run
 
-__all__ = ["INDEXING_DAG_ARGS", "INDEXING_DAG_TAGS", "INDEXING_DEFAULT_ARGS", "index_planned_images"]
+__all__ = ["INDEXING_DAG_TAGS", "index_planned_images", "indexing_dag_args"]
 
-# Failures that may pass (network, rate limits) are retried; the operators raise
-# AirflowFailException for the others, which skips the retries.
-INDEXING_DEFAULT_ARGS: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-}
-# The DAG arguments every indexing DAG takes. The operators expect templates rendered as
-# native objects (lists, flags, datetimes); runs of one DAG never overlap, so two runs
-# cannot both find a new digest unindexed and analyse it twice.
-INDEXING_DAG_ARGS: dict[str, Any] = {
-    "default_args": INDEXING_DEFAULT_ARGS,
-    "render_template_as_native_obj": True,
-    "max_active_runs": 1,
-}
 INDEXING_DAG_TAGS = ("docker-scout", "artifactory")
+
+
+def indexing_dag_args(limits: Limits) -> dict[str, Any]:
+    """The DAG arguments every indexing DAG takes.
+
+    Failures that may pass (network, rate limits) are retried; the operators raise
+    AirflowFailException for the others, which skips the retries. Every task has an
+    ``execution_timeout`` (the planning one here, the indexing task's its own), so a server
+    that keeps a task busy cannot hold a run, and with ``max_active_runs=1`` the DAG, for
+    ever. The operators expect templates rendered as native objects (lists, flags,
+    datetimes); runs of one DAG never overlap, so two runs cannot both find a new digest
+    unindexed and analyse it twice.
+    """
+    return {
+        "default_args": {
+            "retries": 2,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": True,
+            "execution_timeout": limits.planning_timeout,
+        },
+        "render_template_as_native_obj": True,
+        "max_active_runs": 1,
+    }
 
 
 def index_planned_images(
     planning: BaseOperator,
     *,
+    limits: Limits,
     deployment_registry: str | None = None,
     registry_variable: str = REGISTRY_ENV,
 ) -> SummarizeIndexingOperator:
@@ -53,7 +63,7 @@ def index_planned_images(
     images analysed at once across every run and DAG, whatever the executor's capacity;
     ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that. ``deployment_registry`` and
     ``registry_variable`` say where the registry string is when the run gives none, as for
-    the planning task.
+    the planning task. Each mapped indexing task ends after ``limits.index_timeout``.
     """
     index_images = IndexImageOperator.partial(
         task_id=INDEX_TASK_ID,
@@ -68,6 +78,7 @@ def index_planned_images(
         outlets=[SBOM_ASSET_ALIAS],
         pool=INDEX_POOL,
         max_active_tis_per_dagrun=index_workers_per_run(),
+        execution_timeout=limits.index_timeout,
     ).expand(targets=planning.output)
     summarize = SummarizeIndexingOperator(
         task_id=SUMMARY_TASK_ID,

@@ -26,6 +26,7 @@ from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 from airflow_provider_scout.index_targets import (
     TagResolution,
     batch_targets,
+    cap_tags,
     plan_resolutions,
     plan_targets,
     resolve_error,
@@ -35,6 +36,7 @@ from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
 from airflow_provider_scout.models import ResolvedImage, TagRecord
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
 from airflow_provider_scout.selection import select_repositories, select_tags
+from airflow_provider_scout.upstream_text import printable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,14 +80,19 @@ class PlanningOperator(ArtifactoryOperator):
             except ArtifactoryAuthError as exc:
                 raise task_failure(exc) from None
             warnings = list(self.artifactory_hook.warnings)
+            limits = self.artifactory_hook.limits
         finally:
             close_cached_hooks(self, "artifactory_hook")
+        targets, cut = cap_tags(plan_targets(self.registry_config, resolutions), limits.max_tags_per_digest)
+        if cut:
+            self.log.warning("%s", cut)
+            warnings.append(cut)
         # Trimmed results, empty caches, unreadable members: the summary shows them beside the results.
         context["ti"].xcom_push(PLANNING_WARNINGS_XCOM_KEY, warnings)
-        targets = plan_targets(self.registry_config, resolutions)
         unresolved = [t for t in targets if resolve_error(t)]
         for target in unresolved:
-            self.log.warning("Cannot resolve %s: %s", target.reference, resolve_error(target))
+            # The reason may quote what the registry answered.
+            self.log.warning("Cannot resolve %s: %s", target.reference, printable(resolve_error(target)))
         max_map_length = conf.getint("core", "max_map_length", fallback=1024)
         batches = batch_targets(targets, max_map_length)
         self.log.info(

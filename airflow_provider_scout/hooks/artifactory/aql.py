@@ -27,16 +27,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_provider_scout.docker_reference import listing_problem
 from airflow_provider_scout.models import TagRecord
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = [
     "INCLUDED_FIELDS",
     "MAX_QUERY_LENGTH",
     "TAG_MANIFEST_NAMES",
+    "RejectedRow",
     "TagPage",
     "aql_refused",
     "format_aql_time",
@@ -155,28 +158,37 @@ def repository_batches(
     return batches
 
 
+class RejectedRow(ValueError):
+    """A tag row whose image, tag or checksum breaks Docker's grammar; the message says which."""
+
+
 def tag_record(item: Mapping[str, Any]) -> TagRecord | None:
     """The tag an AQL row describes, or None for a row that is not a tag's manifest file.
 
     Rows that are not tags: platform manifests of a list (stored under a digest folder),
     files at the repository root, and other files whose name merely ends in ``manifest.json``.
+
+    :raises RejectedRow: for a tag whose image name, tag or ``sha256`` is not valid.
     """
     repository, path, name = item.get("repo"), item.get("path"), item.get("name")
     if not (isinstance(repository, str) and isinstance(path, str) and isinstance(name, str)):
-        raise ValueError(f"AQL row lacks repo, path or name: {dict(item)!r}")
+        raise ValueError(f"AQL row lacks repo, path or name: {printable(repr(dict(item)), 200)}")
     if name not in TAG_MANIFEST_NAMES:
         return None
     image, _, tag = path.strip("/").rpartition("/")
     if not image or not tag or tag.startswith(_DIGEST_FOLDER_PREFIXES):
         return None
     modified = item.get("modified")
-    sha256 = item.get("sha256")
+    sha256 = item.get("sha256") or None
+    problem = listing_problem(image, tag, sha256)
+    if problem:
+        raise RejectedRow(f"{problem} (repository {repository!r})")
     return TagRecord(
         repository=repository,
         image=image,
         tag=tag,
         manifest_name=name,
-        sha256=sha256 if isinstance(sha256, str) and sha256 else None,
+        sha256=sha256,
         modified=parse_aql_time(modified) if isinstance(modified, str) and modified else None,
     )
 
@@ -187,24 +199,34 @@ class TagPage:
 
     records: list[TagRecord]
     rows: int  # an empty page (0) ends the listing; a short one does not
-    notification: str | None = None  # e.g. the SaaS result trimmed at 500,000 rows
+    notification: str | None = None  # e.g. the SaaS result trimmed at 500,000 rows; printable
+    rejected: list[str] = field(default_factory=list)  # why each invalid tag row was skipped
 
 
 def parse_tag_page(body: Any) -> TagPage:
-    """The tags of one answer page, its row count (paging counts rows, not tags) and its notification."""
+    """The tags of one answer page, its row count (paging counts rows, not tags) and its notification.
+
+    Tag rows with invalid names are left out and said in ``rejected``; the notification is
+    stripped of control characters (:func:`~airflow_provider_scout.upstream_text.printable`).
+    """
     if not isinstance(body, Mapping) or not isinstance(body.get("results"), list):
         raise ValueError("AQL answer has no 'results' list")
     rows = body["results"]
     records = []
+    rejected = []
     for row in rows:
         if not isinstance(row, Mapping):
-            raise ValueError(f"AQL answer row is not an object: {row!r}")
-        record = tag_record(row)
+            raise ValueError(f"AQL answer row is not an object: {printable(repr(row), 200)}")
+        try:
+            record = tag_record(row)
+        except RejectedRow as exc:
+            rejected.append(str(exc))
+            continue
         if record is not None:
             records.append(record)
     window = body.get("range")
     notification = window.get("notification") if isinstance(window, Mapping) else None
-    return TagPage(records, len(rows), str(notification) if notification else None)
+    return TagPage(records, len(rows), printable(notification, 500) if notification else None, rejected)
 
 
 def aql_refused(status: int, message: str) -> bool:

@@ -16,8 +16,7 @@ be an API key or identity token); ``password`` alone or the extra ``access_token
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import requests
@@ -28,7 +27,7 @@ from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CON
 from airflow_provider_scout.exceptions import (
     ArtifactoryError,
 )
-from airflow_provider_scout.hooks.artifactory import aql
+from airflow_provider_scout.hooks.artifactory.aql_listing import AQL_READ_TIMEOUT, AqlRefused, AqlTagListing
 from airflow_provider_scout.hooks.artifactory.manifests import (
     error_message,
 )
@@ -41,32 +40,20 @@ from airflow_provider_scout.hooks.artifactory.settings import (
     settings_from_connection,
     settings_from_environment,
 )
-from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
+from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
+from airflow_provider_scout.limits import Limits, ListingBudget
 from airflow_provider_scout.models import RegistryAuth, ResolvedImage, TagRecord
 from airflow_provider_scout.repositories import (
-    CACHE_SUFFIX,
     RepositoryLayout,
-    StorageKey,
     docker_repositories,
     virtual_members,
 )
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
 
 # Docker clients page _catalog and tags/list 100 at a time; registries cap n near there too.
 CATALOG_PAGE_SIZE = 100
-
-
-# Artifactory runs 3 AQL queries at once by default; a timed-out query keeps its slot until the
-# server's own timeout, so at most this many are left behind before the listing gives up.
-MAX_ABANDONED_QUERIES = 2
-MIN_AQL_PAGE_SIZE = 50
-# Seconds to wait for an AQL answer: long, because every timeout strands a server-side slot.
-AQL_READ_TIMEOUT = 300.0
-
-
-class _AqlRefused(Exception):
-    """AQL is not available to this user or instance; the catalog crawl takes over."""
 
 
 class ArtifactoryHook(BaseHook):
@@ -76,6 +63,8 @@ class ArtifactoryHook(BaseHook):
     :param api_url: REST base URL; overrides the connection's host (the registry string's ``api``).
     :param timeout: seconds allowed for each request to connect and for each read.
     :param max_attempts: tries per request, the first included, for failures worth retrying.
+    :param limits: byte caps, deadlines and listing limits; default: the ``SCOUT_*`` settings
+        of the environment (:mod:`airflow_provider_scout.limits`).
     """
 
     conn_name_attr = "artifactory_conn_id"
@@ -90,6 +79,7 @@ class ArtifactoryHook(BaseHook):
         api_url: str | None = None,
         timeout: float = 30.0,
         max_attempts: int = 5,
+        limits: Limits | None = None,
     ) -> None:
         super().__init__()
         if timeout <= 0:
@@ -97,13 +87,14 @@ class ArtifactoryHook(BaseHook):
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
         self.artifactory_conn_id = artifactory_conn_id
+        self.limits = limits or Limits.from_environment()
         self.timeout = timeout
         self.max_attempts = max_attempts
         self._api_url_override = api_url
         self.aql_timeout = max(timeout, AQL_READ_TIMEOUT)
         self.warnings: list[str] = []  # what the run's summary should show (trimmed results, ...)
         self._aql_refused = False
-        self._abandoned_queries = 0
+        self._aql = AqlTagListing(self.warn)
         self._lock = threading.Lock()
         self._transport_instance: ArtifactoryTransport | None = None
 
@@ -137,13 +128,17 @@ class ArtifactoryHook(BaseHook):
                 else:
                     settings = settings_from_connection(connection, api_url=self._api_url_override)
                 self._transport_instance = ArtifactoryTransport(
-                    settings, timeout=self.timeout, max_attempts=self.max_attempts, log=self.log
+                    settings,
+                    timeout=self.timeout,
+                    max_attempts=self.max_attempts,
+                    log=self.log,
+                    limits=self.limits,
                 )
             return self._transport_instance
 
     @property
     def _registry(self) -> DockerRegistryApi:
-        return DockerRegistryApi(self._transport, self.api_url, self.log)
+        return DockerRegistryApi(self._transport, self.api_url, self.log, self.warn)
 
     def get_conn(self) -> requests.Session:
         """A session carrying the credentials; every request through the hook also sets a timeout."""
@@ -250,7 +245,12 @@ class ArtifactoryHook(BaseHook):
         return layout
 
     def warn(self, message: str) -> None:
-        """Log a warning and keep it for the run's summary (:attr:`warnings`)."""
+        """Log a warning and keep it for the run's summary (:attr:`warnings`), control characters removed.
+
+        Warnings quote what Artifactory sent (keys, notifications, error messages): a log
+        line or the summary must not obey an escape sequence in it.
+        """
+        message = printable(message)
         self.log.warning("%s", message)
         if message not in self.warnings:
             self.warnings.append(message)
@@ -291,97 +291,30 @@ class ArtifactoryHook(BaseHook):
             self.warn(problem)
         if not storage_keys:
             return
+        budget = ListingBudget(self.limits, self.warn)
         if not self._aql_refused:
             try:
-                yield from self._iter_tags_by_aql(storage_keys, modified_after, modified_before, page_size)
+                yield from self._aql.iter_tags(
+                    self._transport,
+                    storage_keys,
+                    modified_after=modified_after,
+                    modified_before=modified_before,
+                    page_size=page_size,
+                    read_timeout=self.aql_timeout,
+                    budget=budget,
+                )
                 return
-            except _AqlRefused as refusal:
+            except AqlRefused as refusal:
                 self._aql_refused = True
                 self.log.warning("%s; listing tags through the Docker catalog instead", refusal)
         if modified_after is not None or modified_before is not None:
             self.log.warning("the catalog crawl knows no modification times: every tag is listed")
         # The Registry API of a remote or virtual key serves what its cache or members hold.
         for key in dict.fromkeys(k.configured for k in storage_keys):
-            yield from self.iter_tags_by_catalog(key)
-
-    def _iter_tags_by_aql(
-        self,
-        storage_keys: Sequence[StorageKey],
-        modified_after: datetime | None,
-        modified_before: datetime | None,
-        page_size: int,
-    ) -> Iterator[TagRecord]:
-        url = f"{self.api_url}/api/search/aql"
-        window = {"modified_after": modified_after, "modified_before": modified_before}
-        by_storage: dict[str, list[StorageKey]] = {}
-        for storage_key in storage_keys:
-            by_storage.setdefault(storage_key.storage, []).append(storage_key)
-        first_request = True
-        listed: dict[str, int] = dict.fromkeys(by_storage, 0)
-        for batch in aql.repository_batches(by_storage, limit=page_size, **window):
-            offset = 0
-            limit = page_size
-            while True:
-                query = aql.tag_query(batch, offset=offset, limit=limit, **window)
-                try:
-                    response = self._transport.request(
-                        "POST",
-                        url,
-                        data=query.encode(),
-                        headers={"Content-Type": "text/plain"},
-                        slow_is_final=True,
-                        timeout=(self.timeout, self.aql_timeout),
-                    )
-                except SlowQueryError as exc:
-                    limit = self._smaller_page(exc, limit)
-                    continue
-                # Only the very first answer may switch methods: later, tags were already yielded.
-                reason = error_message(response.content, 120)
-                if first_request and aql.aql_refused(response.status_code, reason):
-                    raise _AqlRefused(f"AQL refused at {url} ({response.status_code}: {reason})")
-                first_request = False
-                self._transport.raise_for_status(response, "POST", url)
-                try:
-                    page = aql.parse_tag_page(self._transport.json(response, url))
-                except ValueError as exc:
-                    raise ArtifactoryError(f"POST {url}: unexpected AQL answer: {exc}", url=url) from None
-                if page.notification:
-                    listing = ", ".join(batch)
-                    self.warn(f"Artifactory says of the tag listing of {listing}: {page.notification}")
-                for record in page.records:
-                    listed[record.repository] = listed.get(record.repository, 0) + 1
-                    for storage_key in by_storage.get(record.repository, ()):
-                        yield _as_configured(record, storage_key)
-                if page.rows == 0:
-                    break
-                # Rows the user may not read are dropped after `limit`: a short page is not the end.
-                offset += limit
-        if modified_after is None and modified_before is None:
-            for storage, count in listed.items():
-                if count == 0 and storage.endswith(CACHE_SUFFIX):
-                    configured = ", ".join(k.configured for k in by_storage[storage])
-                    self.warn(
-                        f"the cache {storage!r} of remote repository {storage[: -len(CACHE_SUFFIX)]!r} "
-                        f"(configured as {configured}) holds no tag: nothing was pulled through it yet"
-                    )
-
-    def _smaller_page(self, exc: SlowQueryError, limit: int) -> int:
-        """The page size to try after a slow query, or raise when no retry is left."""
-        if exc.abandoned:
-            self._abandoned_queries += 1
-        if self._abandoned_queries > MAX_ABANDONED_QUERIES or limit <= MIN_AQL_PAGE_SIZE:
-            raise ArtifactoryError(
-                f"{exc}; giving up on the tag listing (page size {limit}, "
-                f"{self._abandoned_queries} timed-out queries may still run on the server)",
-                status=exc.status,
-                url=exc.url,
-            ) from None
-        smaller = max(MIN_AQL_PAGE_SIZE, limit // 2)
-        self.warn(f"{exc}; asking again for {smaller} rows per page")
-        return smaller
+            yield from self.iter_tags_by_catalog(key, budget=budget)
 
     def iter_tags_by_catalog(
-        self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE
+        self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE, budget: ListingBudget | None = None
     ) -> Iterator[TagRecord]:
         """Every tag of one repository through the Registry API: ``_catalog``, then ``tags/list`` per image.
 
@@ -390,7 +323,8 @@ class ArtifactoryHook(BaseHook):
         is left at its default because the listing does not tell lists from single images
         (:meth:`resolve` does).
         """
-        yield from self._registry.catalog_tags(repository, page_size)
+        budget = budget or ListingBudget(self.limits, self.warn)
+        yield from self._registry.catalog_tags(repository, page_size, budget)
 
     # ------------------------------------------------------------------ Registry API
 
@@ -401,12 +335,3 @@ class ArtifactoryHook(BaseHook):
         left out); for a single image its platform is read from the config blob.
         """
         return self._registry.resolve(repository, image, reference)
-
-
-def _as_configured(record: TagRecord, storage_key: StorageKey) -> TagRecord:
-    """The record named through the configured key; ``source`` keeps where it is stored."""
-    if storage_key.storage == storage_key.configured:
-        return record
-    return replace(
-        record, repository=storage_key.configured, source=storage_key.storage, rank=storage_key.rank
-    )

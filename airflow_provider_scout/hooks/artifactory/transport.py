@@ -1,7 +1,9 @@
 """HTTP to one Artifactory instance: a session with its credentials, retries, errors that name the URL.
 
-Every request has a timeout. Connection errors, timeouts, 408, 429 and 5xx are retried
-under :data:`RETRY_POLICY` (backoff with jitter, ``Retry-After`` honoured but capped).
+Every request has a timeout per read and a total deadline, and its body a byte cap
+(:mod:`airflow_provider_scout.limits`, read by :mod:`..http_body`). Connection errors,
+timeouts, 408, 429 and 5xx are retried under :data:`RETRY_POLICY` (backoff with jitter,
+``Retry-After`` honoured but capped).
 401 and 403 fail at once with :class:`ArtifactoryAuthError`, naming where the
 credentials came from and the URL, never the secret. A Registry API ``Bearer``
 challenge is answered with a token from its realm, only on the origin that was asked.
@@ -10,6 +12,7 @@ challenge is answered with a token from its realm, only on the origin that was a
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -21,10 +24,19 @@ from airflow.sdk.log import mask_secret
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from airflow_provider_scout import __version__
-from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError
+from airflow_provider_scout.defaults import MAX_BODY_BYTES_ENV, MAX_MANIFEST_BYTES_ENV, REQUEST_DEADLINE_ENV
+from airflow_provider_scout.exceptions import (
+    ArtifactoryAuthError,
+    ArtifactoryError,
+    ArtifactoryLimitError,
+    BodyDeadlineError,
+    BodyTooLargeError,
+)
 from airflow_provider_scout.hooks.artifactory.manifests import error_message, parse_www_authenticate
 from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
+from airflow_provider_scout.hooks.http_body import read_body
 from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import RegistryAuth
 
 __all__ = ["RETRY_POLICY", "ArtifactoryTransport", "SlowQueryError"]
@@ -70,9 +82,18 @@ class _BearerAuth(AuthBase):
 class ArtifactoryTransport:
     """Sends requests for one hook; safe to use from the planner's resolving threads."""
 
-    def __init__(self, settings: ArtifactorySettings, *, timeout: float, max_attempts: int, log: Any) -> None:
+    def __init__(
+        self,
+        settings: ArtifactorySettings,
+        *,
+        timeout: float,
+        max_attempts: int,
+        log: Any,
+        limits: Limits | None = None,
+    ) -> None:
         self.settings = settings
         self.timeout = timeout
+        self.limits = limits or Limits()
         self.max_attempts = max_attempts
         self.log = log
         self.session = requests.Session()
@@ -92,20 +113,37 @@ class ArtifactoryTransport:
         return response
 
     def request(
-        self, method: str, url: str, *, slow_is_final: bool = False, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        slow_is_final: bool = False,
+        manifest: bool = False,
+        deadline: float | None = None,
+        **kwargs: Any,
     ) -> requests.Response:
         """Send with retries on transient failures; the final answer may still be an error status.
 
         With ``slow_is_final`` a read timeout or a 408 raises :class:`SlowQueryError` at
         once instead of being retried (see there); connection failures, 429 (with or
-        without ``Retry-After``: backoff then) and 5xx are still retried.
+        without ``Retry-After``: backoff then) and 5xx are still retried. The body is read
+        whole, at most the manifest limit (``manifest``) or the body limit, within ``deadline`` seconds
+        of the attempt's start (default: the request deadline); past either it fails with
+        :class:`ArtifactoryLimitError` (never retried) or a retryable error that the
+        transport does not retry itself (the task's retry comes later).
         """
         retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
             _TransientError, before_sleep=self._log_retry
         )
         try:
             response: requests.Response = retrying(
-                self._send_once, method, url, slow_is_final=slow_is_final, **kwargs
+                self._send_once,
+                method,
+                url,
+                slow_is_final=slow_is_final,
+                manifest=manifest,
+                deadline=deadline or self.limits.request_deadline,
+                **kwargs,
             )
         except _TransientError as exc:
             raise ArtifactoryError(
@@ -114,18 +152,25 @@ class ArtifactoryTransport:
         return response
 
     def docker_get(
-        self, url: str, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+        manifest: bool = False,
     ) -> requests.Response:
         """A Registry API GET; a Bearer challenge is answered with a token from its realm, once.
 
         Artifactory takes the connection's credentials on its Registry API directly; the
         token exchange is for registries (or proxies in front) that insist on it.
         """
-        response = self.request("GET", url, headers=headers, params=params)
+        response = self.request("GET", url, headers=headers, params=params, manifest=manifest)
         if response.status_code == 401:
             token = self._registry_token(url, response.headers.get("WWW-Authenticate"))
             if token is not None:
-                response = self.request("GET", url, headers=headers, params=params, auth=_BearerAuth(token))
+                response = self.request(
+                    "GET", url, headers=headers, params=params, manifest=manifest, auth=_BearerAuth(token)
+                )
         self.raise_for_status(response, "GET", url)
         return response
 
@@ -175,13 +220,28 @@ class ArtifactoryTransport:
         url: str,
         *,
         slow_is_final: bool,
+        manifest: bool,
+        deadline: float,
         timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
         with self._lock:
             self.request_count += 1
+        give_up_at = time.monotonic() + deadline
+        if manifest:
+            max_bytes, variable = self.limits.max_manifest_bytes, MAX_MANIFEST_BYTES_ENV
+        else:
+            max_bytes, variable = self.limits.max_body_bytes, MAX_BODY_BYTES_ENV
         try:
-            response = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
+            response = self.session.request(
+                method, url, timeout=timeout or self.timeout, stream=True, **kwargs
+            )
+            read_body(response, max_bytes=max_bytes, deadline=give_up_at)
+        except BodyTooLargeError as exc:
+            raise ArtifactoryLimitError(f"{exc} ({variable})", url=url) from None
+        except BodyDeadlineError as exc:
+            # Retryable for the task, not here: another attempt would wait as long again.
+            raise ArtifactoryError(f"{exc}: over {deadline:g}s ({REQUEST_DEADLINE_ENV})", url=url) from None
         except requests.exceptions.SSLError as exc:
             raise ArtifactoryError(f"{method} {url}: TLS failed: {self.scrub(str(exc))}", url=url) from None
         except requests.exceptions.ReadTimeout as exc:

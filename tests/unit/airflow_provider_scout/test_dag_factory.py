@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from airflow_provider_scout.dag_factory import DagSet, scout_dags
@@ -51,3 +53,26 @@ def test_the_registry_string_comes_from_the_run_then_the_deployment_then_the_nam
     assert load_registry_config(
         REGISTRY.format("run"), deployment_registry=REGISTRY.format("deployed")
     ).repositories == ("run",)
+
+
+def test_every_task_has_an_execution_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25: no task had one, so a server keeping a task busy held the DAG (one active run)."""
+    monkeypatch.setenv("SCOUT_PLANNING_TIMEOUT", "20m")
+    monkeypatch.setenv("SCOUT_INDEX_TIMEOUT", "2h")
+    for dag in scout_dags().values():
+        assert len(dag.tasks) == 3
+        for task in dag.tasks:
+            timeout = (
+                task.partial_kwargs["execution_timeout"]
+                if task.task_id == "index_images"
+                else (task.execution_timeout)
+            )
+            expected = timedelta(hours=2) if task.task_id == "index_images" else timedelta(minutes=20)
+            assert timeout == expected, (dag.dag_id, task.task_id)
+
+
+def test_the_default_timeouts_bound_every_task() -> None:
+    for dag in scout_dags().values():
+        summary = dag.get_task("summarize")
+        assert summary.execution_timeout == timedelta(hours=3)
+        assert dag.get_task("index_images").partial_kwargs["execution_timeout"] == timedelta(hours=6)

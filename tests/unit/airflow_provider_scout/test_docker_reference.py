@@ -91,3 +91,27 @@ def test_valid_registry_hosts(host: str) -> None:
 )
 def test_invalid_registry_hosts(host: object) -> None:
     assert not ref.is_registry_host(host)
+
+
+@pytest.mark.parametrize(
+    ("image", "tag", "sha256", "problem"),
+    [
+        ("team/app", "1.0", "a" * 64, None),
+        ("team/app", "1.0", None, None),
+        ("app\x1b[2J", "1", None, "image name 'app\\x1b[2J' is not a Docker image name"),
+        ("app", "1\nINFO forged", None, "tag '1\\nINFO forged' of app is not a Docker tag"),
+        ("app", "2", "not-hex; rm -rf", "checksum 'not-hex; rm -rf' of app:2 is not a sha256 digest"),
+        ("app", "2", "A" * 64, "checksum"),
+        ("App", "1", None, "image name 'App'"),
+        ("app", "x" * 129, None, "is not a Docker tag"),
+        (None, "1", None, "image name 'None'"),
+    ],
+)
+def test_the_listing_boundary_names_what_breaks_the_grammar(
+    image: object, tag: object, sha256: object, problem: str | None
+) -> None:
+    found = ref.listing_problem(image, tag, sha256)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found and found.isprintable()

@@ -12,6 +12,7 @@ from airflow_provider_scout.index_targets import (
     TagResolution,
     batch_label,
     batch_targets,
+    cap_tags,
     plan_targets,
     resolve_error,
     target_key,
@@ -244,3 +245,26 @@ def test_digests_come_from_aql_and_lists_cost_one_request_per_distinct_digest() 
     assert list(plan.lists) == ["sha256:" + "b" * 64] and len(plan.lists["sha256:" + "b" * 64]) == 2
     assert sorted(r.tag for r in plan.by_tag) == ["3", "4"]
     assert plan.registry_requests == 3
+
+
+def test_a_digest_with_more_tags_than_allowed_keeps_the_first_with_one_warning() -> None:
+    """Was: one digest with 100,000 tags -> 100,000 sequential pushes."""
+    many = [
+        TagResolution(
+            TagRecord("docker-local", "team/app", f"t{n:06d}"), image=_single("docker-local", "team/app", "x")
+        )
+        for n in range(100_000)
+    ]
+    few = [
+        TagResolution(
+            TagRecord("docker-local", "team/web", "1"), image=_single("docker-local", "team/web", "1")
+        )
+    ]
+    targets, warning = cap_tags(plan_targets(CONFIG, many + few), 1000)
+    by_image = {t.image: t for t in targets}
+    assert by_image["team/app"].tags == tuple(f"t{n:06d}" for n in range(1000))
+    assert by_image["team/web"].tags == ("1",)
+    assert warning is not None
+    assert warning.startswith("1 image digest(s) carry more than 1,000 tags (SCOUT_MAX_TAGS_PER_DIGEST)")
+    assert "team/app@sha256:" in warning and "with 100,000" in warning
+    assert cap_tags(targets, 1000)[1] is None

@@ -213,3 +213,20 @@ def test_error_message_reads_artifactory_and_registry_bodies() -> None:
     assert error_message(registry) == "MANIFEST_UNKNOWN: manifest unknown"
     assert error_message("<html>\n  Bad   gateway </html>") == "<html> Bad gateway </html>"
     assert len(error_message(b"x" * 1000)) == 300
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["<" * 65536, "<>" + " ;a" * 21845, '<x>; rel="' + "a " * 32768, "<" + "x" * 65536],
+    ids=["open-brackets", "empty-params", "long-rel", "unclosed-target"],
+)
+def test_a_64_kib_link_header_without_a_next_page_gives_none(hostile: str) -> None:
+    """The old regular expression took 14 s on the first header (bench: bench/hostile_upstream.py)."""
+    assert next_page_params(hostile) is None
+
+
+def test_the_next_link_after_64_kib_of_other_links_is_found() -> None:
+    header = ", ".join(f'</v2/_catalog?last=p{n}>; rel="prev"' for n in range(2000))
+    header += ', </v2/_catalog?last=z&n=5>; title="a;b"; rel="last next"'
+    assert len(header) > 64 * 1024
+    assert next_page_params(header) == {"last": "z", "n": "5"}

@@ -1,0 +1,156 @@
+"""The paged AQL tag listing: sends :mod:`.aql`'s queries through the hook's transport.
+
+Pages are asked for until an empty one, a smaller page after a slow query, and never more
+than the listing's :class:`~airflow_provider_scout.limits.ListingBudget` allows: a server
+that never answers an empty page, or lists millions of tags, ends with one warning.
+Tag rows whose names break Docker's grammar are skipped and counted, said in one warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from airflow_provider_scout.exceptions import ArtifactoryError
+from airflow_provider_scout.hooks.artifactory import aql
+from airflow_provider_scout.hooks.artifactory.manifests import error_message
+from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport, SlowQueryError
+from airflow_provider_scout.limits import ListingBudget
+from airflow_provider_scout.models import TagRecord
+from airflow_provider_scout.repositories import CACHE_SUFFIX, StorageKey
+
+__all__ = ["AQL_READ_TIMEOUT", "MAX_ABANDONED_QUERIES", "MIN_AQL_PAGE_SIZE", "AqlRefused", "AqlTagListing"]
+
+# Artifactory runs 3 AQL queries at once by default; a timed-out query keeps its slot until the
+# server's own timeout, so at most this many are left behind before the listing gives up.
+MAX_ABANDONED_QUERIES = 2
+MIN_AQL_PAGE_SIZE = 50
+# Seconds to wait for an AQL answer: long, because every timeout strands a server-side slot.
+AQL_READ_TIMEOUT = 300.0
+
+
+class AqlRefused(Exception):
+    """AQL is not available to this user or instance; the catalog crawl takes over."""
+
+
+class AqlTagListing:
+    """Lists tags through AQL for one hook; remembers the queries it left running on the server."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.abandoned_queries = 0
+
+    def iter_tags(
+        self,
+        transport: ArtifactoryTransport,
+        storage_keys: Sequence[StorageKey],
+        *,
+        modified_after: datetime | None,
+        modified_before: datetime | None,
+        page_size: int,
+        read_timeout: float,
+        budget: ListingBudget,
+    ) -> Iterator[TagRecord]:
+        """Every tag stored in ``storage_keys``, named through its configured key.
+
+        :raises AqlRefused: when the very first answer says AQL is not available.
+        """
+        url = f"{transport.settings.api_url}/api/search/aql"
+        window = {"modified_after": modified_after, "modified_before": modified_before}
+        by_storage: dict[str, list[StorageKey]] = {}
+        for storage_key in storage_keys:
+            by_storage.setdefault(storage_key.storage, []).append(storage_key)
+        listed: dict[str, int] = dict.fromkeys(by_storage, 0)
+        rejected: list[str] = []
+        first_request = True
+        try:
+            for batch in aql.repository_batches(by_storage, limit=page_size, **window):
+                offset, limit = 0, page_size
+                while not all(budget.is_full(key) for key in batch) and budget.next_page(", ".join(batch)):
+                    query = aql.tag_query(batch, offset=offset, limit=limit, **window)
+                    try:
+                        response = transport.request(
+                            "POST",
+                            url,
+                            data=query.encode(),
+                            headers={"Content-Type": "text/plain"},
+                            slow_is_final=True,
+                            timeout=(transport.timeout, read_timeout),
+                            # The query's own time, then the body's.
+                            deadline=read_timeout + transport.limits.request_deadline,
+                        )
+                    except SlowQueryError as exc:
+                        limit = self._smaller_page(exc, limit)
+                        continue
+                    # Only the very first answer may switch methods: later, tags were already yielded.
+                    reason = error_message(response.content, 120)
+                    if first_request and aql.aql_refused(response.status_code, reason):
+                        raise AqlRefused(f"AQL refused at {url} ({response.status_code}: {reason})")
+                    first_request = False
+                    page = self._page(transport, response, url, batch)
+                    rejected.extend(page.rejected)
+                    for record in page.records:
+                        if not budget.admit(record.repository):
+                            continue
+                        listed[record.repository] = listed.get(record.repository, 0) + 1
+                        for storage_key in by_storage.get(record.repository, ()):
+                            yield _as_configured(record, storage_key)
+                    if page.rows == 0:
+                        break
+                    # Rows the user may not read are dropped after `limit`: a short page is not the end.
+                    offset += limit
+        finally:
+            if rejected:
+                self.warn(
+                    f"skipped {len(rejected)} listed tag(s) whose names break Docker's grammar; "
+                    f"the first: {rejected[0]}"
+                )
+        if modified_after is None and modified_before is None:
+            self._warn_empty_caches(listed, by_storage)
+
+    def _page(
+        self, transport: ArtifactoryTransport, response: Any, url: str, batch: Sequence[str]
+    ) -> aql.TagPage:
+        transport.raise_for_status(response, "POST", url)
+        try:
+            page = aql.parse_tag_page(transport.json(response, url))
+        except ValueError as exc:
+            raise ArtifactoryError(f"POST {url}: unexpected AQL answer: {exc}", url=url) from None
+        if page.notification:
+            self.warn(f"Artifactory says of the tag listing of {', '.join(batch)}: {page.notification}")
+        return page
+
+    def _warn_empty_caches(self, listed: dict[str, int], by_storage: dict[str, list[StorageKey]]) -> None:
+        for storage, count in listed.items():
+            if count == 0 and storage.endswith(CACHE_SUFFIX):
+                configured = ", ".join(k.configured for k in by_storage[storage])
+                self.warn(
+                    f"the cache {storage!r} of remote repository {storage[: -len(CACHE_SUFFIX)]!r} "
+                    f"(configured as {configured}) holds no tag: nothing was pulled through it yet"
+                )
+
+    def _smaller_page(self, exc: SlowQueryError, limit: int) -> int:
+        """The page size to try after a slow query, or raise when no retry is left."""
+        if exc.abandoned:
+            self.abandoned_queries += 1
+        if self.abandoned_queries > MAX_ABANDONED_QUERIES or limit <= MIN_AQL_PAGE_SIZE:
+            raise ArtifactoryError(
+                f"{exc}; giving up on the tag listing (page size {limit}, "
+                f"{self.abandoned_queries} timed-out queries may still run on the server)",
+                status=exc.status,
+                url=exc.url,
+            ) from None
+        smaller = max(MIN_AQL_PAGE_SIZE, limit // 2)
+        self.warn(f"{exc}; asking again for {smaller} rows per page")
+        return smaller
+
+
+def _as_configured(record: TagRecord, storage_key: StorageKey) -> TagRecord:
+    """The record named through the configured key; ``source`` keeps where it is stored."""
+    if storage_key.storage == storage_key.configured:
+        return record
+    return replace(
+        record, repository=storage_key.configured, source=storage_key.storage, rank=storage_key.rank
+    )
