@@ -6,7 +6,9 @@
     ├── ArtifactoryError               status, url; retryable when unreachable, 408, 429 or 5xx
     │   ├── ArtifactoryAuthError       401 or 403: never retried
     │   ├── ArtifactoryLimitError      an answer or a listing over a configured limit (limits.py)
-    │   └── InvalidNameError           (also ValueError) a name that cannot go in a request
+    │   ├── InvalidNameError           (also ValueError) a name that cannot go in a request
+    │   ├── BlobTransferError          a blob download kept being cut short: retryable
+    │   └── BlobDigestError            blob bytes that do not hash to their digest: never retried
     ├── BodyTooLargeError              an HTTP body over its byte cap: never retried
     ├── BodyDeadlineError              an HTTP body not received within its deadline: retryable
     ├── ScoutIndexError                indexing or reading back from Scout failed
@@ -37,6 +39,8 @@ __all__ = [
     "ArtifactoryAuthError",
     "ArtifactoryError",
     "ArtifactoryLimitError",
+    "BlobDigestError",
+    "BlobTransferError",
     "BodyDeadlineError",
     "BodyTooLargeError",
     "InputError",
@@ -96,6 +100,19 @@ class BodyDeadlineError(ScoutProviderError):
 
 class InvalidNameError(ArtifactoryError, ValueError):
     """A repository key, image name or reference that cannot be put in a request (names it)."""
+
+    permanent = True
+
+
+class BlobTransferError(ArtifactoryError):
+    """A blob download was cut short on every attempt (each resumed where the last one stopped)."""
+
+
+class BlobDigestError(ArtifactoryError):
+    """The registry sent bytes that do not hash to the blob's digest, from the start and again.
+
+    Altered on the way or stored damaged: either way asking again gives the same bytes.
+    """
 
     permanent = True
 

@@ -8,8 +8,11 @@ emulator, real syft, ``dag.test()``), ``e2e`` (a running Airflow on PostgreSQL) 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from airflow_provider_scout.defaults import LAYER_CACHE_DIR_ENV
 from tests.support import MACHINE_SETTINGS
 
 pytest_plugins = [
@@ -23,7 +26,14 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(scope="session")
+def _session_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("layer-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, _session_layer_cache: Path) -> None:
     for name in MACHINE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
+    # The sbom backend's layer cache is on by default: never the user's ~/.cache.
+    monkeypatch.setenv(LAYER_CACHE_DIR_ENV, str(_session_layer_cache))

@@ -149,6 +149,7 @@ class IndexImageOperator(ArtifactoryOperator):
                 dry_run=dry_run,
                 force=force,
                 tag_source=self.artifactory_hook,
+                blob_source=self.artifactory_hook.registry_blobs(),
             )
             return result, None
         except ScoutProviderError as exc:

@@ -31,6 +31,7 @@ from airflow_provider_scout.hooks.artifactory.aql_listing import AQL_READ_TIMEOU
 from airflow_provider_scout.hooks.artifactory.manifests import (
     error_message,
 )
+from airflow_provider_scout.hooks.artifactory.registry_blobs import RegistryBlobs
 from airflow_provider_scout.hooks.artifactory.registry_client import (
     DockerRegistryApi,
     check_repository_key,
@@ -139,6 +140,10 @@ class ArtifactoryHook(BaseHook):
     @property
     def _registry(self) -> DockerRegistryApi:
         return DockerRegistryApi(self._transport, self.api_url, self.log, self.warn)
+
+    def registry_blobs(self) -> RegistryBlobs:
+        """Manifests and blobs by digest through this hook's transport (the sbom backend's layer cache)."""
+        return RegistryBlobs(self._transport, self.api_url, self.log)
 
     def get_conn(self) -> requests.Session:
         """A session carrying the credentials; every request through the hook also sets a timeout."""

@@ -120,6 +120,7 @@ class ArtifactoryTransport:
         slow_is_final: bool = False,
         manifest: bool = False,
         deadline: float | None = None,
+        stream: bool = False,
         **kwargs: Any,
     ) -> requests.Response:
         """Send with retries on transient failures; the final answer may still be an error status.
@@ -130,7 +131,9 @@ class ArtifactoryTransport:
         whole, at most the manifest limit (``manifest``) or the body limit, within ``deadline`` seconds
         of the attempt's start (default: the request deadline); past either it fails with
         :class:`ArtifactoryLimitError` (never retried) or a retryable error that the
-        transport does not retry itself (the task's retry comes later).
+        transport does not retry itself (the task's retry comes later). With ``stream`` a
+        successful answer's body is left to the caller to read: blobs, which it bounds by
+        their descriptor's size, under the task's ``execution_timeout``.
         """
         retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
             _TransientError, before_sleep=self._log_retry
@@ -143,6 +146,7 @@ class ArtifactoryTransport:
                 slow_is_final=slow_is_final,
                 manifest=manifest,
                 deadline=deadline or self.limits.request_deadline,
+                stream=stream,
                 **kwargs,
             )
         except _TransientError as exc:
@@ -158,18 +162,27 @@ class ArtifactoryTransport:
         headers: dict[str, str] | None = None,
         params: dict[str, str] | None = None,
         manifest: bool = False,
+        stream: bool = False,
     ) -> requests.Response:
         """A Registry API GET; a Bearer challenge is answered with a token from its realm, once.
 
         Artifactory takes the connection's credentials on its Registry API directly; the
-        token exchange is for registries (or proxies in front) that insist on it.
+        token exchange is for registries (or proxies in front) that insist on it. With
+        ``stream`` a successful answer's body is left to the caller (see :meth:`request`).
         """
-        response = self.request("GET", url, headers=headers, params=params, manifest=manifest)
+        response = self.request("GET", url, headers=headers, params=params, manifest=manifest, stream=stream)
         if response.status_code == 401:
             token = self._registry_token(url, response.headers.get("WWW-Authenticate"))
             if token is not None:
+                response.close()
                 response = self.request(
-                    "GET", url, headers=headers, params=params, manifest=manifest, auth=_BearerAuth(token)
+                    "GET",
+                    url,
+                    headers=headers,
+                    params=params,
+                    manifest=manifest,
+                    stream=stream,
+                    auth=_BearerAuth(token),
                 )
         self.raise_for_status(response, "GET", url)
         return response
@@ -222,6 +235,7 @@ class ArtifactoryTransport:
         slow_is_final: bool,
         manifest: bool,
         deadline: float,
+        stream: bool,
         timeout: float | tuple[float, float] | None = None,
         **kwargs: Any,
     ) -> requests.Response:
@@ -236,7 +250,8 @@ class ArtifactoryTransport:
             response = self.session.request(
                 method, url, timeout=timeout or self.timeout, stream=True, **kwargs
             )
-            read_body(response, max_bytes=max_bytes, deadline=give_up_at)
+            if not stream or response.status_code >= 300:
+                read_body(response, max_bytes=max_bytes, deadline=give_up_at)
         except BodyTooLargeError as exc:
             raise ArtifactoryLimitError(f"{exc} ({variable})", url=url) from None
         except BodyDeadlineError as exc:

@@ -8,6 +8,7 @@ backend to the summary.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 from airflow_provider_scout.docker_reference import split_reference
@@ -15,7 +16,7 @@ from airflow_provider_scout.exceptions import ScoutFatalError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.results import IndexResult
 
-__all__ = ["Backend", "TagSource", "scout_repository"]
+__all__ = ["Backend", "BlobSource", "TagSource", "scout_repository"]
 
 
 class TagSource(Protocol):
@@ -28,6 +29,22 @@ class TagSource(Protocol):
         """The digest ``reference`` names now.
 
         :raises ArtifactoryError: with ``status`` 404 when the tag no longer exists.
+        """
+
+
+class BlobSource(Protocol):
+    """Where the sbom backend's layer cache fetches what it lacks: the registry the image is listed from.
+
+    :meth:`~airflow_provider_scout.hooks.artifactory.ArtifactoryHook.registry_blobs` gives one.
+    """
+
+    def manifest(self, repository: str, image: str, digest: str) -> tuple[bytes, str]:
+        """The manifest's bytes, checked against ``digest``, and its media type."""
+
+    def download(self, repository: str, image: str, digest: str, into: Path, size: int | None) -> None:
+        """Append the blob to ``into`` from the bytes it already holds until it is whole.
+
+        :raises ArtifactoryError: retryable when the transfer kept being cut short.
         """
 
 
@@ -52,6 +69,7 @@ class Backend(Protocol):
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
+        blob_source: BlobSource | None = None,
     ) -> IndexResult:
         """Index one image manifest (one platform): what it produced, in state ``indexed``,
         ``retagged``, ``dry_run`` or ``moved``.

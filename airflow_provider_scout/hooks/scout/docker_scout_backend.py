@@ -43,7 +43,7 @@ from airflow_provider_scout.exceptions import (
     ScoutRetryableError,
 )
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, scout_repository
 from airflow_provider_scout.hooks.scout.process import RunResult, failure, kill_group, run_tool
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -170,9 +170,11 @@ class CliBackend:
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
+        blob_source: BlobSource | None = None,
     ) -> IndexResult:
         """Push each tag that still names the target (``force``: the operator pushes even what
-        :meth:`is_indexed` finds recorded)."""
+        :meth:`is_indexed` finds recorded). ``blob_source`` is not used: ``docker scout push``
+        pulls the image itself and documents no local image layout input."""
         argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
         if target.tags and tag_source is None:
             raise ScoutFatalError(

@@ -28,7 +28,7 @@ from airflow_provider_scout.defaults import SCOUT_CONN_ID, SCOUT_CONN_TYPE
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import Backend, TagSource
+from airflow_provider_scout.hooks.scout.backend import Backend, BlobSource, TagSource
 from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
 from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
@@ -151,6 +151,7 @@ class ScoutHook(BaseHook):
         dry_run: bool = False,
         force: bool = False,
         tag_source: TagSource | None = None,
+        blob_source: BlobSource | None = None,
     ) -> IndexResult:
         """Index one image manifest (one platform) and say what came of it, with the seconds it took.
 
@@ -166,6 +167,9 @@ class ScoutHook(BaseHook):
         :param tag_source: cli: the registry each tag is resolved in right before its push
             (the ArtifactoryHook); a tag naming another digest now is reported in
             ``moved_tags`` and not pushed. Required by the cli backend for a target with tags.
+        :param blob_source: sbom: where the layer cache fetches the blobs it lacks (the
+            ArtifactoryHook's ``registry_blobs()``); without it, or with the cache off, syft
+            pulls the image from the registry itself.
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """
         for secret in registry_auth.secrets if registry_auth else ():
@@ -185,6 +189,7 @@ class ScoutHook(BaseHook):
             dry_run=dry_run,
             force=force,
             tag_source=tag_source,
+            blob_source=blob_source,
         )
         result = dataclasses.replace(result, duration=round(time.monotonic() - started, 3))
         self.log.info("Indexed %s: %s", target.reference, result.to_dict())

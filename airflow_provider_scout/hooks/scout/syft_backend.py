@@ -18,14 +18,19 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_scout.exceptions import ScoutFatalError
-from airflow_provider_scout.hooks.scout.backend import TagSource, scout_repository
+from airflow_provider_scout.defaults import LAYER_CACHE_DIR_ENV, LAYER_CACHE_MAX_BYTES_ENV
+from airflow_provider_scout.exceptions import InputError, ScoutFatalError
+from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.layer_store import LayerStore
+from airflow_provider_scout.hooks.scout.local_image import SyftSource, syft_source
 from airflow_provider_scout.hooks.scout.process import failure, run_tool
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.layer_cache import layer_cache_settings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.results import IndexResult, IndexState
 from airflow_provider_scout.scout_sbom import (
@@ -70,11 +75,13 @@ class SbomBackend:
         dry_run: bool,
         force: bool,
         tag_source: TagSource | None,
+        blob_source: BlobSource | None = None,
     ) -> IndexResult:
         """Analyse the target with syft, unless its digest's SBOM is stored and only lacks tags.
 
         Then the tags are added to it without running syft (state ``retagged``), unless
-        ``force`` or ``dry_run`` ask for an analysis.
+        ``force`` or ``dry_run`` ask for an analysis. With ``blob_source`` and the layer
+        cache on, syft reads the image from the cache (:mod:`.local_image`).
         """
         if (
             not (dry_run or force)
@@ -82,7 +89,7 @@ class SbomBackend:
             and not _lists_every_tag(stored, target)
         ):
             return self._add_tags(target, stored)
-        return self._analyse(target, registry_auth, plain_http, dry_run)
+        return self._analyse(target, registry_auth, plain_http, dry_run, blob_source)
 
     def close(self) -> None:
         """Nothing outlives a run: each syft run removes its own work directory."""
@@ -102,34 +109,30 @@ class SbomBackend:
         )
 
     def _analyse(
-        self, target: IndexTarget, registry_auth: RegistryAuth | None, plain_http: bool, dry_run: bool
+        self,
+        target: IndexTarget,
+        registry_auth: RegistryAuth | None,
+        plain_http: bool,
+        dry_run: bool,
+        blob_source: BlobSource | None,
     ) -> IndexResult:
         location = None if dry_run else self.store.location(target.digest)
         syft = self._syft_binary()
         host, repository = scout_repository(target.reference)
-        env = dict(os.environ)
-        env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"
-        env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true" if plain_http else "false"
-        secrets: list[str] = []
-        if registry_auth:
-            env["SYFT_REGISTRY_AUTH_AUTHORITY"] = host
-            basic = registry_auth.basic
-            if basic:
-                env["SYFT_REGISTRY_AUTH_USERNAME"], env["SYFT_REGISTRY_AUTH_PASSWORD"] = basic
-            else:
-                env["SYFT_REGISTRY_AUTH_TOKEN"] = registry_auth.token or ""
-            secrets += registry_auth.secrets
-
-        with tempfile.TemporaryDirectory(prefix="scout-syft-") as work_dir:
-            # Layers are downloaded below TMPDIR; keeping both private means nothing outlives the run.
-            env["TMPDIR"] = work_dir
-            env["SYFT_CACHE_DIR"] = os.path.join(work_dir, "cache")
+        with (
+            tempfile.TemporaryDirectory(prefix="scout-syft-") as work_dir,
+            syft_source(
+                target,
+                self.layer_store if blob_source else None,
+                blob_source,
+                source_name=f"{host}/{repository}",
+            ) as source,
+        ):
+            env, secrets = _syft_environment(work_dir, source, host, registry_auth, plain_http)
             report_path = os.path.join(work_dir, "syft.json")
             spdx_path = os.path.join(work_dir, "sbom.spdx.json")
-            argv = [syft, f"registry:{target.reference}", "-o", f"json={report_path}"]
-            argv += ["-o", f"spdx-json={spdx_path}"]
-            if target.platform:
-                argv += ["--platform", target.platform]
+            argv = [syft, source.argument, "-o", f"json={report_path}", "-o", f"spdx-json={spdx_path}"]
+            argv += source.extra_args
             result = run_tool(
                 argv,
                 env,
@@ -142,7 +145,7 @@ class SbomBackend:
             if result.returncode != 0:
                 raise failure("syft", target.reference, result)
             syft_report = _read_report(report_path, target)
-            spdx = _read_spdx(spdx_path, target)
+            spdx = _read_spdx(spdx_path, target, source.architecture)
 
         analysed = (syft_report.get("source") or {}).get("metadata", {}).get("manifestDigest")
         if analysed != target.digest:
@@ -161,6 +164,26 @@ class SbomBackend:
         self.store.write_file(self.store.spdx_location(target.digest), spdx)
         self.store.write(location, document)
         return IndexResult.of(target, IndexState.INDEXED, packages=packages, sbom_path=str(location))
+
+    @cached_property
+    def layer_store(self) -> LayerStore | None:
+        """The worker's layer cache; None when ``SCOUT_LAYER_CACHE_MAX_BYTES`` is 0.
+
+        :raises ScoutFatalError: naming the variable or directory at fault.
+        """
+        try:
+            cache = layer_cache_settings(os.environ)
+        except InputError as exc:
+            raise ScoutFatalError(f"layer cache: {exc}") from None
+        if not cache.enabled:
+            return None
+        try:
+            return LayerStore(cache, self.log)
+        except OSError as exc:
+            raise ScoutFatalError(
+                f"layer cache: cannot use {cache.directory} ({exc.strerror or exc}); set "
+                f"{LAYER_CACHE_DIR_ENV} to a writable directory, or {LAYER_CACHE_MAX_BYTES_ENV}=0"
+            ) from None
 
     def _syft_binary(self) -> str:
         configured = self.settings.syft_path
@@ -195,17 +218,60 @@ def _read_report(path: str, target: IndexTarget) -> dict[str, Any]:
     return loaded
 
 
-def _read_spdx(path: str, target: IndexTarget) -> bytes:
-    """syft's SPDX document, checked to be SPDX 2.3 JSON."""
+def _syft_environment(
+    work_dir: str, source: SyftSource, host: str, registry_auth: RegistryAuth | None, plain_http: bool
+) -> tuple[dict[str, str], list[str]]:
+    """syft's environment and the secrets in it: registry credentials only when it pulls itself."""
+    env = dict(os.environ)
+    env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"
+    # Layers are downloaded below TMPDIR; keeping both private means nothing outlives the run.
+    env["TMPDIR"] = work_dir
+    env["SYFT_CACHE_DIR"] = os.path.join(work_dir, "cache")
+    secrets: list[str] = []
+    if not source.from_registry:
+        return env, secrets
+    env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true" if plain_http else "false"
+    if registry_auth:
+        env["SYFT_REGISTRY_AUTH_AUTHORITY"] = host
+        basic = registry_auth.basic
+        if basic:
+            env["SYFT_REGISTRY_AUTH_USERNAME"], env["SYFT_REGISTRY_AUTH_PASSWORD"] = basic
+        else:
+            env["SYFT_REGISTRY_AUTH_TOKEN"] = registry_auth.token or ""
+        secrets += registry_auth.secrets
+    return env, secrets
+
+
+def _read_spdx(path: str, target: IndexTarget, architecture: str | None) -> bytes:
+    """syft's SPDX document, checked to be SPDX 2.3 JSON.
+
+    From an ``oci-dir:`` layout syft leaves the image's purl without its architecture
+    (``?arch=``), which it fills when it pulls from a registry; it is completed here from
+    the image config, so the document is the one a registry pull gives.
+    """
     try:
         with open(path, "rb") as spdx:
             data = spdx.read()
-        version = json.loads(data).get("spdxVersion")
+        document = json.loads(data)
+        version = document.get("spdxVersion")
     except (OSError, ValueError, AttributeError) as exc:
         raise ScoutFatalError(f"syft wrote no readable SPDX document for {target.reference}: {exc}") from None
     if version != "SPDX-2.3":
         raise ScoutFatalError(f"syft wrote {version!r} instead of SPDX-2.3 JSON for {target.reference}")
+    if architecture and _complete_image_purl(document, architecture):
+        return json.dumps(document).encode()
     return data
+
+
+def _complete_image_purl(document: dict[str, Any], architecture: str) -> bool:
+    completed = False
+    for package in document.get("packages") or ():
+        for reference in package.get("externalRefs") or ():
+            locator = reference.get("referenceLocator")
+            if isinstance(locator, str) and locator.startswith("pkg:oci/") and locator.endswith("?arch="):
+                reference["referenceLocator"] = locator + architecture
+                completed = True
+    return completed
 
 
 def _lists_every_tag(stored_sbom: Mapping[str, Any], target: IndexTarget) -> bool:
