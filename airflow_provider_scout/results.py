@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["RESULTS_XCOM_KEY", "IndexResult", "IndexState", "IndexSummary"]
 
@@ -69,7 +70,8 @@ class IndexResult:
 
     @classmethod
     def failed(cls, target: IndexTarget, error: str) -> IndexResult:
-        return cls.of(target, IndexState.FAILED, error=error)
+        """A failure; its error may quote a server or a tool, so control characters go (XCom, UI, logs)."""
+        return cls.of(target, IndexState.FAILED, error=printable(error))
 
     @classmethod
     def of(cls, target: IndexTarget, state: IndexState, **produced: Any) -> IndexResult:

@@ -91,8 +91,7 @@ class PlanningOperator(ArtifactoryOperator):
         context["ti"].xcom_push(PLANNING_WARNINGS_XCOM_KEY, warnings)
         unresolved = [t for t in targets if resolve_error(t)]
         for target in unresolved:
-            # The reason may quote what the registry answered.
-            self.log.warning("Cannot resolve %s: %s", target.reference, printable(resolve_error(target)))
+            self.log.warning("Cannot resolve %s: %s", target.reference, resolve_error(target))
         max_map_length = conf.getint("core", "max_map_length", fallback=1024)
         batches = batch_targets(targets, max_map_length)
         self.log.info(
@@ -241,7 +240,8 @@ def _resolve_all(records: Sequence[TagRecord], resolve: Resolver) -> list[TagRes
         except ArtifactoryAuthError:
             raise
         except (ArtifactoryError, ValueError) as exc:  # ValueError: a name the registry API refuses
-            return TagResolution(record, error=str(exc))
+            # The reason may quote what the registry answered: shown in logs and the summary.
+            return TagResolution(record, error=printable(exc))
 
     with ThreadPoolExecutor(max_workers=RESOLVE_THREADS, thread_name_prefix="resolve") as pool:
         return list(pool.map(one, records))

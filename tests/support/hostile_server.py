@@ -49,6 +49,7 @@ def endless_bytes(chunk: bytes = b"x" * 65536) -> Iterator[bytes]:
 class HostileServer:
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.fallback: Handler | None = None  # answers what no route names; None: 404
         self.asked: list[Asked] = []
         self.sent: Counter[str] = Counter()
         server = self
@@ -66,7 +67,7 @@ class HostileServer:
                     self.rfile.read(length) if length else b"",
                 )
                 server.asked.append(asked)
-                handler = server.routes.get((self.command, parts.path))
+                handler = server.routes.get((self.command, parts.path)) or server.fallback
                 answer = handler(asked) if handler else Answer(404, chunks=[b'{"errors":[]}'])
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():

@@ -6,7 +6,8 @@ once when Scout refuses it: with HTTP 401/403, or, as Scout does, with HTTP 200 
 ``errors[].extensions.status`` 401/403. A second refusal is fatal and names the
 organization and the connection. Every request follows the provider's one retry policy
 (:mod:`airflow_provider_scout.http_retry`) on connection errors, timeouts, 408, 429 and
-5xx. The GraphQL documents and their parsers live beside this module in
+5xx; every answer is read within a byte cap and a deadline (:mod:`airflow_provider_scout.limits`).
+The GraphQL documents and their parsers live beside this module in
 :mod:`~airflow_provider_scout.hooks.scout.graphql`.
 """
 
@@ -23,10 +24,18 @@ import requests
 import tenacity
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
+from airflow_provider_scout.defaults import MAX_BODY_BYTES_ENV, REQUEST_DEADLINE_ENV
+from airflow_provider_scout.exceptions import (
+    BodyDeadlineError,
+    BodyTooLargeError,
+    ScoutFatalError,
+    ScoutRetryableError,
+)
+from airflow_provider_scout.hooks.http_body import read_body
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+from airflow_provider_scout.limits import Limits
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -55,10 +64,13 @@ class ScoutApi:
     Only a ``cli`` connection reaches Scout: the ``sbom`` backend never talks to it.
     """
 
-    def __init__(self, settings: ScoutSettings, session: requests.Session, log: Logger) -> None:
+    def __init__(
+        self, settings: ScoutSettings, session: requests.Session, log: Logger, limits: Limits | None = None
+    ) -> None:
         self.settings = settings
         self.session = session
         self.log = log
+        self.limits = limits or Limits.from_environment()
         self._access_token: str | None = None
         self._access_token_expires = 0.0
 
@@ -167,12 +179,23 @@ class ScoutApi:
     def _send(
         self, method: str, url: str, *, json: Any, headers: Mapping[str, str], what: str
     ) -> requests.Response:
-        """One request, retried by :data:`RETRY_POLICY` on connection errors, timeouts, transient answers."""
+        """One request, retried by :data:`RETRY_POLICY` on connection errors, timeouts, transient answers.
+
+        The answer is read whole within the body cap and the request deadline
+        (:mod:`~airflow_provider_scout.hooks.http_body`): over the cap is fatal, past the
+        deadline retryable by the task, not here (another attempt would wait as long again).
+        """
         policy = RETRY_POLICY
+        limits = self.limits
 
         def attempt() -> requests.Response:
             response = self.session.request(
-                method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT
+                method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT, stream=True
+            )
+            read_body(
+                response,
+                max_bytes=limits.max_body_bytes,
+                deadline=time.monotonic() + limits.request_deadline,
             )
             if is_transient_status(response.status_code):
                 raise _TransientHTTPError(response)
@@ -189,15 +212,25 @@ class ScoutApi:
             )
 
         retrying = policy.retrying(
-            (_TransientHTTPError, requests.ConnectionError, requests.Timeout), before_sleep=before_sleep
+            (
+                _TransientHTTPError,
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ),
+            before_sleep=before_sleep,
         )
         try:
             return retrying(attempt)
+        except BodyTooLargeError as exc:
+            raise ScoutFatalError(f"{what}: {exc} ({MAX_BODY_BYTES_ENV})") from None
+        except BodyDeadlineError as exc:
+            raise ScoutRetryableError(f"{what}: {exc} ({REQUEST_DEADLINE_ENV})") from None
         except _TransientHTTPError as exc:
             raise ScoutRetryableError(
                 f"{what} kept failing with HTTP {exc.status} after {policy.attempts} attempts"
             ) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
             raise ScoutRetryableError(
                 f"{what} could not reach {urlsplit(url).netloc} after {policy.attempts} attempts: "
                 f"{type(exc).__name__}"

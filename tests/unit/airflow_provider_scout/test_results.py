@@ -137,3 +137,13 @@ def test_moved_tags_travel_through_xcom_and_show_in_the_table() -> None:
     assert not IndexState.MOVED.delivered
     row = IndexSummary((moved,)).table().splitlines()[1]
     assert row.endswith("tags moved, not pushed: latest -> eeeeeeeeeeee, old -> deleted")
+
+
+def test_an_error_quoting_a_server_reaches_the_table_without_its_escapes() -> None:
+    """Issue 25 (d): upstream error text reached the summary and the log with ESC[2J and newlines."""
+    failed = IndexResult.failed(
+        target(1), "GET /x answered 500: \x1b[2Jboom\nINFO forged\x1b]8;;http://e/\x1b\\"
+    )
+    assert failed.error == "GET /x answered 500: boom INFO forged"
+    table = IndexSummary((failed,)).table()
+    assert "\x1b" not in table and table.count("\n") == 1

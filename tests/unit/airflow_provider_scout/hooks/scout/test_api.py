@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,6 +12,7 @@ import requests
 
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget
+from tests.support.hostile_server import Answer, endless_bytes, running_hostile_server
 from tests.support.scout import HUB_TOKEN, HUB_USER, ORGANIZATION, StandInScout
 
 DIGEST = "sha256:" + "1" * 64
@@ -267,3 +269,31 @@ def test_read_back_needs_a_scout_connection(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
     with pytest.raises(ScoutFatalError, match="needs a Scout connection with the cli backend"):
         ScoutHook().image_summaries([DIGEST], HOST, REPOSITORY)
+
+
+@pytest.mark.parametrize(
+    ("answer", "variable", "error"),
+    [
+        (Answer(chunks=endless_bytes()), "SCOUT_MAX_BODY_BYTES", ScoutFatalError),
+        (Answer(chunks=endless_bytes(b" "), pause=0.05), "SCOUT_REQUEST_DEADLINE", ScoutRetryableError),
+    ],
+    ids=["endless", "trickling"],
+)
+def test_an_endless_or_trickling_graphql_answer_is_cut(
+    scout_connection: Callable[..., None],
+    monkeypatch: pytest.MonkeyPatch,
+    answer: Answer,
+    variable: str,
+    error: type[Exception],
+) -> None:
+    """Issue 25 (d): a spoofed Scout answer is read within the body cap and the request deadline."""
+    monkeypatch.setenv("SCOUT_MAX_BODY_BYTES", str(1024 * 1024))
+    monkeypatch.setenv("SCOUT_REQUEST_DEADLINE", "1")
+    with running_hostile_server() as hostile:
+        token = json.dumps({"access_token": "header.e30.signature"}).encode()
+        hostile.on("POST", "/v2/auth/token", lambda _a: Answer(chunks=[token]))
+        hostile.on("POST", "/v1/graphql", lambda _a: answer)
+        scout_connection(org=ORGANIZATION, api_url=f"{hostile.url}/v1/graphql", hub_url=hostile.url)
+        with pytest.raises(error, match=variable):
+            ScoutHook().organization_status()
+        assert len(hostile.asked_for("/v1/graphql")) == 1  # not retried by the hook itself
