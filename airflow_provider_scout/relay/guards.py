@@ -1,16 +1,99 @@
 """What keeps one client from costing the relay more than a webhook's worth (no I/O of their own).
 
 Anyone who can reach the relay may call it as often as they like; these bound what that
-costs: a health probe at most once per interval however often ``/healthz`` is asked.
+costs: requests per client address (:class:`SourceRateLimit`), log lines per kind of
+rejection (:class:`RejectionLog`), DAG runs per minute (:class:`RunRateLimit`) and a health
+probe at most once per interval however often ``/healthz`` is asked (:class:`HealthCache`).
+Each takes an injectable clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
-__all__ = ["HealthCache"]
+__all__ = ["HealthCache", "RejectionLog", "RunRateLimit", "SourceRateLimit"]
+
+Clock = Callable[[], float]
+
+
+class SourceRateLimit:
+    """Requests per second from one client address: a bucket of ``burst`` refilled at ``rate``.
+
+    Only the ``max_sources`` addresses seen most recently are remembered, so a client
+    cycling through addresses (IPv6 gives it plenty) cannot grow the table without bound;
+    a forgotten address starts again with a full bucket.
+    """
+
+    def __init__(self, rate: float, burst: float, clock: Clock = time.monotonic, max_sources: int = 10_000):
+        self._rate = rate
+        self._burst = burst
+        self._clock = clock
+        self._max_sources = max_sources
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+
+    def allow(self, source: str) -> bool:
+        """Take one request from ``source``'s bucket; False when it is empty."""
+        now = self._clock()
+        tokens, at = self._buckets.pop(source, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - at) * self._rate)
+        allowed = tokens >= 1.0
+        self._buckets[source] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self._max_sources:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+class RejectionLog:
+    """At most one log line per kind of rejection per ``interval``, saying how many went unlogged.
+
+    Every refused request used to write a line: a client sending 500 bad requests a second
+    filled gigabytes a day. The totals per status since start stay in :attr:`counts`.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = 10.0, clock: Clock = time.monotonic):
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        # (status, reason) -> (when the next line may be written, rejections not logged since the last)
+        self._kinds: dict[tuple[int, str], tuple[float, int]] = {}
+        self.counts: collections.Counter[int] = collections.Counter()
+
+    def reject(self, status: int, source: str, reason: str) -> None:
+        self.counts[status] += 1
+        now = self._clock()
+        kind = (status, reason)
+        next_at, unlogged = self._kinds.get(kind, (now, 0))
+        if now < next_at:
+            self._kinds[kind] = (next_at, unlogged + 1)
+            return
+        if len(self._kinds) >= 1000:  # reasons quoting the body vary: forget, rather than grow
+            self._kinds.clear()
+        self._kinds[kind] = (now + self._interval, 0)
+        more = f" (and {unlogged} more like it, not logged)" if unlogged else ""
+        self._logger.warning("rejected request from %s (%d): %s%s", source, status, reason, more)
+
+
+class RunRateLimit:
+    """At most ``per_minute`` DAG runs triggered in any 60 seconds."""
+
+    def __init__(self, per_minute: int, clock: Clock = time.time) -> None:
+        self._per_minute = per_minute
+        self._clock = clock
+        self._recent: collections.deque[float] = collections.deque()
+
+    def wait(self) -> float:
+        """Seconds until another run may be triggered (0: now)."""
+        now = self._clock()
+        while self._recent and now - self._recent[0] >= 60.0:
+            self._recent.popleft()
+        return 0.0 if len(self._recent) < self._per_minute else 60.0 - (now - self._recent[0])
+
+    def record(self) -> None:
+        self._recent.append(self._clock())
 
 
 class HealthCache:
@@ -24,7 +107,7 @@ class HealthCache:
         self,
         probe: Callable[[], Awaitable[str | None]],
         interval: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time.monotonic,
     ) -> None:
         """:param probe: returns None when the store takes writes, else why not."""
         self._probe = probe

@@ -124,9 +124,13 @@ LIMITS: tuple[RelayOption, ...] = (
     RelayOption("max_header_bytes", int, "request line + headers larger than this: 400"),
     RelayOption("max_headers", int, "more headers than this: 431"),
     RelayOption("header_timeout", parse_duration, "time to send a complete request head"),
-    RelayOption("body_timeout", parse_duration, "time to send the body after the head"),
+    RelayOption("body_timeout", parse_duration, "time to send the body after a head with the secret"),
+    RelayOption(
+        "unverified_body_timeout", parse_duration, "time to send the body after a head without the secret"
+    ),
     RelayOption("keep_alive", parse_duration, "idle time allowed between requests"),
-    RelayOption("max_connections", int, "above this, the oldest idle connection closes"),
+    RelayOption("max_connections", int, "above this, the oldest unauthenticated connection closes"),
+    RelayOption("max_connections_per_source", int, "the same, counting one client address's connections"),
 )
 
 

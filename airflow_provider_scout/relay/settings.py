@@ -93,20 +93,24 @@ class ConnectionLimits:
     max_header_bytes: int = 16 * 1024  # request line + headers, per request
     max_headers: int = 100
     header_timeout: float = 10.0  # a new connection must send a complete request head within this
-    body_timeout: float = 30.0  # ... and then the whole body within this
+    body_timeout: float = 30.0  # ... and then the whole body within this, the head carrying the secret
+    # ... or within this when it does not (an HMAC only the body can confirm, or nothing valid):
+    # Artifactory sends its few hundred bytes at once, a client dribbling them is shut out.
+    unverified_body_timeout: float = 5.0
     keep_alive: float = 5.0  # an idle connection between requests is closed after this
     max_connections: int = 1000
+    max_connections_per_source: int = 100  # open connections from one client address
 
     def __post_init__(self) -> None:
         if self.max_header_bytes < 1024:
             raise RelayConfigError("the header size limit must be at least 1024 bytes")
         if self.max_headers < 8:
             raise RelayConfigError("the header count limit must be at least 8")
-        for name in ("header_timeout", "body_timeout", "keep_alive"):
+        for name in ("header_timeout", "body_timeout", "unverified_body_timeout", "keep_alive"):
             if not getattr(self, name) > 0:
                 raise RelayConfigError(f"the {name.replace('_', ' ')} must be positive")
-        if self.max_connections < 1:
-            raise RelayConfigError("the connection limit must be at least 1")
+        if self.max_connections < 1 or self.max_connections_per_source < 1:
+            raise RelayConfigError("the connection limits must be at least 1")
 
 
 @dataclass(frozen=True)
