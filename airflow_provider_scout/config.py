@@ -12,8 +12,8 @@ import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+from airflow_provider_scout.credential_scope import api_base_url
 from airflow_provider_scout.docker_reference import is_registry_host
 from airflow_provider_scout.exceptions import RegistryStringError
 
@@ -223,18 +223,10 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
             f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
         )
 
-    api = single["api"].rstrip("/")
     try:
-        parts = urlsplit(api)
-        parts.port  # noqa: B018 - raises for a port that is not a number
-    except ValueError:
-        # Not echoed: the value may hold credentials; urlsplit's message would not name the key.
-        raise RegistryStringError("registry string key 'api' is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise RegistryStringError("registry string key 'api' must be an http(s) URL")
-    if parts.username or parts.password:
-        # Credentials belong in the Airflow connection; refusing keeps them out of logs and XCom.
-        raise RegistryStringError("registry string key 'api' must not carry credentials; use the connection")
+        api = api_base_url(single["api"], "registry string key 'api'")
+    except ValueError as exc:
+        raise RegistryStringError(str(exc)) from None
 
     port: int | None = None
     if "port" in single:

@@ -6,6 +6,8 @@
     ├── ArtifactoryError               status, url; retryable when unreachable, 408, 429 or 5xx
     │   ├── ArtifactoryAuthError       401 or 403: never retried
     │   ├── ArtifactoryLimitError      an answer or a listing over a configured limit (limits.py)
+    │   ├── CredentialScopeError       a credential would go to a host (or connection type) the
+    │   │                              deployment did not bind it to: refused before any request
     │   ├── InvalidNameError           (also ValueError) a name that cannot go in a request
     │   ├── BlobTransferError          a blob download kept being cut short: retryable
     │   └── BlobDigestError            blob bytes that do not hash to their digest: never retried
@@ -43,6 +45,7 @@ __all__ = [
     "BlobTransferError",
     "BodyDeadlineError",
     "BodyTooLargeError",
+    "CredentialScopeError",
     "InputError",
     "InvalidEventError",
     "InvalidNameError",
@@ -84,6 +87,17 @@ class ArtifactoryAuthError(ArtifactoryError):
 
 class ArtifactoryLimitError(ArtifactoryError):
     """An answer or a listing larger than the limit set for it (:mod:`airflow_provider_scout.limits`)."""
+
+    permanent = True
+
+
+class CredentialScopeError(ArtifactoryError):
+    """A credential would leave the hosts its connection (or the deployment) bound it to.
+
+    Raised before the request: a run's ``api`` or ``registry`` elsewhere, a token realm, a
+    redirect or a pull on another host, a connection of another type. The one-line message
+    names the host and the setting that would allow it; asking again cannot help.
+    """
 
     permanent = True
 

@@ -30,6 +30,14 @@ _ARTIFACTORY_CONNECTION: dict[str, Any] = {
             "description": "Sent as 'Authorization: Bearer'; instead of, not with, a password.",
             "schema": {"type": ["string", "null"], "format": "password"},
         },
+        "allowed_hosts": {
+            "label": "Allowed registry hosts",
+            "description": (
+                "Comma-separated registry hosts (host[:port]) that may also receive these credentials, "
+                "besides the host above and its subdomain forms; a run cannot add any."
+            ),
+            "schema": {"type": ["string", "null"]},
+        },
     },
 }
 

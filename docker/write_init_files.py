@@ -52,16 +52,22 @@ def auth_passwords(env: Mapping[str, str]) -> dict[str, str]:
 def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """``artifactory_default`` and ``docker_scout_default`` in ``airflow connections import`` form."""
     from airflow_provider_scout.config import parse_registry_string
+    from airflow_provider_scout.credential_scope import ALLOWED_HOSTS_EXTRA, CredentialScope
 
     # The connection's host is the registry string's `api`, so the two can never disagree;
     # parsing here also stops a bad registry string before any Airflow service starts.
     registry = parse_registry_string(_required(env, "SCOUT_ARTIFACTORY_REGISTRY"))
-    artifactory = {
+    artifactory: dict[str, Any] = {
         "conn_type": "artifactory",
         "host": registry.api,
         "login": _required(env, "DOCKER_SCOUT_ARTIFACTORY_API_USER"),
         "password": _required(env, "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD"),
     }
+    # The credentials go only to the connection's host and its subdomain forms; a registry
+    # host the deployer named elsewhere in the registry string is allowed explicitly.
+    bound = CredentialScope.of_connection(ARTIFACTORY_CONN_ID, registry.api, {})
+    if not bound.allows_host(registry.registry):
+        artifactory["extra_dejson"] = {ALLOWED_HOSTS_EXTRA: registry.registry}
 
     backend = env.get("SCOUT_BACKEND", "").strip() or "sbom"
     backend = RENAMED_SCOUT_BACKENDS.get(backend, backend)

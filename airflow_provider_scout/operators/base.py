@@ -6,6 +6,12 @@ closes the ones it opened in a ``finally``, so no HTTP session outlives its task
 Every operator turns an error into an Airflow exception through :func:`task_failure`:
 one mapping, read from the error's ``retryable`` bit
 (:mod:`airflow_provider_scout.exceptions`).
+
+A run's registry string (its ``registry`` param, or a relayed event's DAG) may narrow what
+is indexed but not where the credentials go: the Artifactory hook is bound to its
+connection's hosts, or without one to the deployment's registry string
+(:func:`deployment_scope`), and a run's string naming another ``api`` or ``registry`` is
+refused before any request (:mod:`airflow_provider_scout.credential_scope`).
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ from airflow.sdk import BaseOperator, Variable
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
+from airflow_provider_scout.credential_scope import CredentialScope
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, REGISTRY_ENV
-from airflow_provider_scout.exceptions import RegistryStringError, ScoutProviderError
+from airflow_provider_scout.exceptions import ArtifactoryError, RegistryStringError, ScoutProviderError
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 
 __all__ = [
     "ArtifactoryOperator",
     "close_cached_hooks",
+    "deployment_scope",
     "is_retryable",
     "load_registry_config",
     "task_failure",
@@ -79,6 +87,28 @@ def load_registry_config(
         raise AirflowFailException(str(exc)) from None
 
 
+def deployment_scope(
+    *, deployment_registry: str | None = None, registry_variable: str = REGISTRY_ENV
+) -> CredentialScope | None:
+    """Where the deployment's registry string binds credentials that come without a connection host.
+
+    Read from what the DAG was built with, else the environment variable, else the Airflow
+    Variable ``registry_variable``: places a deployer sets, never a run. None when none is set.
+    """
+    where, text = "the DAG's registry argument", deployment_registry
+    if not text:
+        where, text = f"the {registry_variable} environment variable", os.environ.get(registry_variable)
+    if not text:
+        where = f"the Airflow Variable {registry_variable}"
+        text = Variable.get(registry_variable, default=None)
+    if not text:
+        return None
+    try:
+        return CredentialScope.of_deployment(parse_registry_string(text), where)
+    except ValueError as exc:  # RegistryStringError, or an api that is not a REST base URL
+        raise AirflowFailException(f"{where}: {exc}") from None
+
+
 def close_cached_hooks(operator: BaseOperator, *names: str) -> None:
     """Close the hooks cached under ``names`` that this run opened, and forget them.
 
@@ -127,13 +157,25 @@ class ArtifactoryOperator(BaseOperator):
 
     @cached_property
     def registry_config(self) -> ArtifactoryRegistryConfig:
-        return load_registry_config(
+        """The run's (else the deployment's) registry string, refused when it points the
+        credentials at a host they are not bound to."""
+        config = load_registry_config(
             self.registry,
             deployment_registry=self.deployment_registry,
             registry_variable=self.registry_variable,
         )
+        try:
+            self.artifactory_hook.scope.check_registry(config)
+        except ArtifactoryError as exc:  # CredentialScopeError, or a connection that cannot be read
+            raise task_failure(exc) from None
+        return config
 
     @cached_property
     def artifactory_hook(self) -> ArtifactoryHook:
-        """The Artifactory the registry string names (its ``api``), with the connection's credentials."""
-        return ArtifactoryHook(self.artifactory_conn_id, api_url=self.registry_config.api)
+        """The Artifactory of the connection (else of the deployment's registry string), never a run's."""
+        return ArtifactoryHook(
+            self.artifactory_conn_id,
+            deployment_scope=deployment_scope(
+                deployment_registry=self.deployment_registry, registry_variable=self.registry_variable
+            ),
+        )

@@ -18,6 +18,7 @@ from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import InputError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
+from airflow_provider_scout.hooks.scout.backend import scout_repository
 from airflow_provider_scout.index_targets import batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget
@@ -100,8 +101,8 @@ class IndexImageOperator(ArtifactoryOperator):
         except InputError as exc:
             raise task_failure(exc) from None
         targets = [IndexTarget.from_dict(dict(item)) for item in self.targets]
-        config = self.registry_config
         try:
+            config = self.registry_config
             attempts = [self._index_one(config, target, force=force, dry_run=dry_run) for target in targets]
         finally:
             close_cached_hooks(self, "scout_hook", "artifactory_hook")
@@ -142,9 +143,11 @@ class IndexImageOperator(ArtifactoryOperator):
             if not force and scout.is_indexed(target):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
                 return IndexResult.of(target, IndexState.SKIPPED), None
+            # Credentials only for a host they are bound to (CredentialScopeError otherwise).
+            registry_auth = self.artifactory_hook.registry_auth(scout_repository(target.reference)[0])
             result = scout.index(
                 target,
-                registry_auth=self.artifactory_hook.registry_auth(),
+                registry_auth=registry_auth,
                 plain_http=config.registry_uses_plain_http,
                 dry_run=dry_run,
                 force=force,

@@ -7,19 +7,25 @@ so the relay reads ``GET /api/repositories?packageType=docker`` and each watched
 repository's members once at startup and again every :data:`REFRESH_SECONDS`, in the
 background, and maps events against the last listing it got. The API credentials are
 the ``docker scout watch`` ones (``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``..._PASSWORD``);
-without them the listing is read anonymously. When no listing could be read, events of
-the watched keys and of their ``-cache`` repositories are still mapped by JFrog's naming.
+without them the listing is read anonymously. They go only to the REST base URL of the
+relay's own registry string (``--registry``, a deployment setting, never an event): the
+client follows no redirect and adds them to no request outside that scope. When no listing
+could be read, events of the watched keys and of their ``-cache`` repositories are still
+mapped by JFrog's naming.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+from collections.abc import Generator
 from typing import Any
 
 import httpx
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
+from airflow_provider_scout.credential_scope import CredentialScope
 from airflow_provider_scout.repositories import (
     VIRTUAL,
     RepositoryLayout,
@@ -46,7 +52,8 @@ class MembershipCache:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.registry = registry
-        self._auth = auth
+        scope = CredentialScope.of_deployment(registry, "the relay's --registry")
+        self._auth = _ScopedBasicAuth(auth, scope) if auth else None
         self._transport = transport
         self.current: RepositoryLayout | None = None
 
@@ -58,7 +65,7 @@ class MembershipCache:
         api = self.registry.api
         try:
             async with httpx.AsyncClient(
-                auth=self._auth, timeout=_TIMEOUT, transport=self._transport
+                auth=self._auth, timeout=_TIMEOUT, transport=self._transport, follow_redirects=False
             ) as client:
                 listing = await _json(client, f"{api}/api/repositories", {"packageType": "docker"})
                 layout = RepositoryLayout.from_listing(docker_repositories(listing))
@@ -83,6 +90,20 @@ class MembershipCache:
         while True:
             await self.refresh()
             await asyncio.sleep(every)
+
+
+class _ScopedBasicAuth(httpx.Auth):
+    """Basic auth added only to requests for a URL the scope allows."""
+
+    def __init__(self, credentials: tuple[str, str], scope: CredentialScope) -> None:
+        user, password = credentials
+        self._header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._scope = scope
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._scope.allows_url(str(request.url)):
+            request.headers["Authorization"] = self._header
+        yield request
 
 
 async def _json(client: httpx.AsyncClient, url: str, params: dict[str, str] | None) -> Any:

@@ -207,6 +207,16 @@ def test_connections_are_the_ones_the_dags_and_hooks_use_by_default(tmp_path: Pa
     assert scout.login is None and scout.password is None
 
 
+def test_a_registry_host_apart_from_the_api_host_is_allowed_on_the_connection(tmp_path: Path) -> None:
+    registry = (
+        "type=artifactory,registry=docker.example.com,api=https://example.jfrog.io/artifactory,repository=d"
+    )
+    env = _init_env(SCOUT_ARTIFACTORY_REGISTRY=registry)
+    artifactory = _imported_connections(tmp_path, env)[ARTIFACTORY_CONN_ID]
+    assert artifactory.extra_dejson == {"allowed_hosts": "docker.example.com"}
+    assert _imported_connections(tmp_path, _init_env())[ARTIFACTORY_CONN_ID].extra_dejson == {}
+
+
 def test_an_env_file_naming_the_backend_local_gets_its_new_name(tmp_path: Path) -> None:
     scout = _imported_connections(tmp_path, _init_env(SCOUT_BACKEND="local"))[SCOUT_CONN_ID]
     assert scout.extra_dejson == {"backend": "sbom"}

@@ -196,7 +196,9 @@ def relay_webhook_paths(state_dir: Path) -> set[str]:
     from airflow_provider_scout.relay.settings import RelaySettings
 
     settings = RelaySettings(
-        registry=parse_registry_string("type=artifactory,registry=r.io,api=https://r.io/a,repository=d"),
+        registry=parse_registry_string(
+            "type=artifactory,registry=r.io,api=https://r.io/artifactory,repository=d"
+        ),
         secret="s" * 64,
         airflow_url="http://airflow-apiserver:8080",
         airflow_credentials=AirflowCredentials(None, None, "token"),

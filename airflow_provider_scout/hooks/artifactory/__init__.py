@@ -4,7 +4,12 @@ and the Registry documents it reads (:mod:`.manifests`)."""
 
 from __future__ import annotations
 
-from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidNameError
+from airflow_provider_scout.exceptions import (
+    ArtifactoryAuthError,
+    ArtifactoryError,
+    CredentialScopeError,
+    InvalidNameError,
+)
 from airflow_provider_scout.hooks.artifactory.hook import CATALOG_PAGE_SIZE, ArtifactoryHook
 
 __all__ = [
@@ -12,5 +17,6 @@ __all__ = [
     "ArtifactoryAuthError",
     "ArtifactoryError",
     "ArtifactoryHook",
+    "CredentialScopeError",
     "InvalidNameError",
 ]

@@ -85,8 +85,10 @@ class AqlTagListing:
                         limit = self._smaller_page(exc, limit)
                         continue
                     # Only the very first answer may switch methods: later, tags were already yielded.
-                    reason = error_message(response.content, 120)
-                    if first_request and aql.aql_refused(response.status_code, reason):
+                    # Matched on the raw text (AQL errors may be plain text), quoted only as error_message.
+                    said = response.content[:2000].decode("utf-8", "replace")
+                    if first_request and aql.aql_refused(response.status_code, said):
+                        reason = error_message(response.content, 120)
                         raise AqlRefused(f"AQL refused at {url} ({response.status_code}: {reason})")
                     first_request = False
                     page = self._page(transport, response, url, batch)

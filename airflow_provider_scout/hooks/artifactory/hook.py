@@ -10,7 +10,10 @@ without a scheme means HTTPS); ``login`` + ``password`` for basic auth (the pass
 be an API key or identity token); ``password`` alone or the extra ``access_token`` for
 ``Authorization: Bearer``; no credentials for anonymous access. Without the connection,
 ``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD`` as
-``docker scout watch`` reads them. Retries and error mapping: :mod:`.transport`.
+``docker scout watch`` reads them. The credentials go only to the hosts the connection
+(or the deployment) binds them to (:mod:`airflow_provider_scout.credential_scope`): the
+REST base URL is the connection's, and an image is pulled with them only from a bound host
+(:meth:`ArtifactoryHook.registry_auth`). Retries and error mapping: :mod:`.transport`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import requests
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from airflow_provider_scout.credential_scope import CredentialScope
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CONN_TYPE
 from airflow_provider_scout.exceptions import (
     ArtifactoryError,
@@ -61,7 +65,10 @@ class ArtifactoryHook(BaseHook):
     """Talks to one Artifactory instance: repositories, tags (AQL or catalog) and manifests.
 
     :param artifactory_conn_id: Airflow connection of type ``artifactory``.
-    :param api_url: REST base URL; overrides the connection's host (the registry string's ``api``).
+    :param api_url: REST base URL for code that builds the hook itself; with a connection host
+        it must name the same URL (:class:`CredentialScopeError` otherwise).
+    :param deployment_scope: where the deployment binds credentials that come without a
+        connection host (the deployment's registry string); operators always pass it.
     :param timeout: seconds allowed for each request to connect and for each read.
     :param max_attempts: tries per request, the first included, for failures worth retrying.
     :param limits: byte caps, deadlines and listing limits; default: the ``SCOUT_*`` settings
@@ -78,6 +85,7 @@ class ArtifactoryHook(BaseHook):
         artifactory_conn_id: str = default_conn_name,
         *,
         api_url: str | None = None,
+        deployment_scope: CredentialScope | None = None,
         timeout: float = 30.0,
         max_attempts: int = 5,
         limits: Limits | None = None,
@@ -91,7 +99,8 @@ class ArtifactoryHook(BaseHook):
         self.limits = limits or Limits.from_environment()
         self.timeout = timeout
         self.max_attempts = max_attempts
-        self._api_url_override = api_url
+        self._api_url_argument = api_url
+        self._deployment_scope = deployment_scope
         self.aql_timeout = max(timeout, AQL_READ_TIMEOUT)
         self.warnings: list[str] = []  # what the run's summary should show (trimmed results, ...)
         self._aql_refused = False
@@ -124,10 +133,14 @@ class ArtifactoryHook(BaseHook):
                     connection = self.get_connection(self.artifactory_conn_id)
                 except AirflowNotFoundException:
                     settings = settings_from_environment(
-                        self.artifactory_conn_id, api_url=self._api_url_override
+                        self.artifactory_conn_id,
+                        api_url=self._api_url_argument,
+                        deployment_scope=self._deployment_scope,
                     )
                 else:
-                    settings = settings_from_connection(connection, api_url=self._api_url_override)
+                    settings = settings_from_connection(
+                        connection, api_url=self._api_url_argument, deployment_scope=self._deployment_scope
+                    )
                 self._transport_instance = ArtifactoryTransport(
                     settings,
                     timeout=self.timeout,
@@ -156,11 +169,19 @@ class ArtifactoryHook(BaseHook):
                 self._transport_instance.close()
                 self._transport_instance = None
 
-    def registry_auth(self) -> RegistryAuth | None:
-        """Credentials for pulling the images (syft, docker scout); None for anonymous access.
+    @property
+    def scope(self) -> CredentialScope:
+        """The REST base URL and registry hosts the credentials are bound to."""
+        return self.settings.scope
+
+    def registry_auth(self, host: str) -> RegistryAuth | None:
+        """Credentials for pulling images from ``host`` (syft, docker scout); None for anonymous access.
 
         Hand them to a subprocess through its environment, never its arguments.
+
+        :raises CredentialScopeError: when ``host`` is not one the credentials are bound to.
         """
+        self.scope.check_host(host)
         return self.settings.auth
 
     # ------------------------------------------------------------------ REST API

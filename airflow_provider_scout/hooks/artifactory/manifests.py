@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from airflow_provider_scout.docker_reference import is_digest
 from airflow_provider_scout.exceptions import ManifestError
 from airflow_provider_scout.models import Platform, PlatformManifest
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -206,23 +207,29 @@ def _skip_spaces(text: str, position: int) -> int:
 
 
 def error_message(body: bytes | str, limit: int = 300) -> str:
-    """The error text of an Artifactory or registry answer (``{"errors":[{"message":...}]}``)."""
+    """What an Artifactory or registry error answer says, safe to put in a task's error and log.
+
+    Only the JSON error shape both use (``{"errors":[{"status"|"code": ..., "message": ...}]}``)
+    is quoted, trimmed to ``limit`` characters with control characters removed: any other
+    body (an HTML page, a file some ``api`` pointed at) is summarised by its size, never
+    echoed, so an answer cannot carry another service's content or terminal escapes into
+    the logs.
+    """
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         document = json.loads(text)
     except ValueError:
-        return " ".join(text.split())[:limit]
+        document = None
+    errors = document.get("errors") if isinstance(document, Mapping) else None
     messages: list[str] = []
-    if isinstance(document, Mapping):
-        errors = document.get("errors")
-        if isinstance(errors, list):
-            for error in errors:
-                if isinstance(error, Mapping):
-                    parts = [str(error[k]) for k in ("code", "message") if error.get(k)]
-                    messages.append(": ".join(parts))
-        elif isinstance(document.get("message"), str):
-            messages.append(document["message"])
-    return ("; ".join(m for m in messages if m) or " ".join(text.split()))[:limit]
+    for error in errors if isinstance(errors, list) else ():
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            code = error.get("code")
+            prefix = f"{code}: " if isinstance(code, str) and code else ""
+            messages.append(prefix + error["message"])
+    if not messages:
+        return f"({len(text)} characters, not an Artifactory error message)"
+    return printable(" ".join(printable("; ".join(messages)).split()), limit)
 
 
 def _json_object(body: bytes, what: str, kind: str) -> Mapping[str, Any]:

@@ -1,8 +1,16 @@
-"""The Artifactory connection, read once: REST base URL, credentials and where they came from.
+"""The Artifactory connection, read once: REST base URL, credentials, where they came from and
+the hosts they may go to (:class:`~airflow_provider_scout.credential_scope.CredentialScope`).
 
-Precedence: the ``api_url`` argument (the registry string's ``api``) over the connection's
-host; the connection over the ``docker scout watch`` environment variables, which are
-read only when the connection id is not defined at all.
+The credentials and the REST base URL come together, from one place:
+
+1. an Airflow connection of type ``artifactory`` with a host: that host is the REST base URL;
+   an ``api_url`` argument must name the same one;
+2. a connection without a host, or no connection (then the ``docker scout watch``
+   environment variables): the deployment's registry string (``deployment_scope``), else
+   the ``api_url`` argument of code that builds the hook itself.
+
+A connection of another type is refused before its fields are read: a run that names
+another connection id gets nothing out of it.
 """
 
 from __future__ import annotations
@@ -11,31 +19,53 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
-from airflow_provider_scout.exceptions import ArtifactoryError
+from airflow_provider_scout.credential_scope import CredentialScope, api_base_url
+from airflow_provider_scout.defaults import (
+    ARTIFACTORY_CONN_TYPE,
+    ARTIFACTORY_PASSWORD_ENV,
+    ARTIFACTORY_USER_ENV,
+)
+from airflow_provider_scout.exceptions import ArtifactoryError, CredentialScopeError
 from airflow_provider_scout.models import RegistryAuth
 
-__all__ = ["ArtifactorySettings", "settings_from_connection", "settings_from_environment"]
+__all__ = [
+    "ArtifactorySettings",
+    "check_connection_type",
+    "settings_from_connection",
+    "settings_from_environment",
+]
 
 
 @dataclass(frozen=True)
 class ArtifactorySettings:
-    api_url: str  # without a trailing slash
+    api_url: str  # without a trailing slash; always scope.api_url
     auth: RegistryAuth | None  # None: anonymous
     source: str  # where the credentials came from, for error messages
+    scope: CredentialScope  # where the credentials may go
 
 
-def settings_from_connection(connection: Any, *, api_url: str | None) -> ArtifactorySettings:
+def check_connection_type(conn_id: str, conn_type: str | None, expected: str) -> None:
+    """Refuse a connection of another type, naming its id and type (its secrets stay unread)."""
+    if conn_type != expected:
+        raise CredentialScopeError(
+            f"Airflow connection {conn_id!r} is of type {conn_type!r}, not {expected!r}; "
+            f"only {expected} connections may be used here"
+        )
+
+
+def settings_from_connection(
+    connection: Any, *, api_url: str | None, deployment_scope: CredentialScope | None = None
+) -> ArtifactorySettings:
     """Settings from an Airflow connection of type ``artifactory``.
 
     ``login`` + ``password``: basic auth; ``password`` alone or the extra ``access_token``:
     a bearer access token; neither: anonymous. In the URI form
     ``artifactory://user:secret@host/artifactory`` the path arrives as ``schema``.
     """
+    check_connection_type(connection.conn_id, connection.conn_type, ARTIFACTORY_CONN_TYPE)
     source = f"Airflow connection '{connection.conn_id}'"
     extra: Mapping[str, Any] = connection.extra_dejson
     access_token = extra.get("access_token") or None
@@ -51,17 +81,26 @@ def settings_from_connection(connection: Any, *, api_url: str | None) -> Artifac
         auth = RegistryAuth(username=login, password=password)
     elif password:
         auth = RegistryAuth(token=password)
-    url = api_url or _url_from_connection(connection.host, connection.port, connection.schema)
-    if not url:
-        raise ArtifactoryError(
-            f"no Artifactory REST base URL: set the host of {source} "
-            "(e.g. https://example.jfrog.io/artifactory) or pass the registry string's api"
+    url = _url_from_connection(connection.host, connection.port, connection.schema)
+    if url:
+        base = _base_url(url, f"the host of {source}")
+        scope = CredentialScope.of_connection(connection.conn_id, base, dict(extra))
+    else:
+        scope = _fallback_scope(
+            deployment_scope,
+            api_url,
+            missing=f"no Artifactory REST base URL: set the host of {source} "
+            "(e.g. https://example.jfrog.io/artifactory)",
         )
-    return _finish(url, auth, source)
+    return _finish(scope, api_url, auth, source)
 
 
 def settings_from_environment(
-    conn_id: str, *, api_url: str | None, environ: Mapping[str, str] = os.environ
+    conn_id: str,
+    *,
+    api_url: str | None,
+    deployment_scope: CredentialScope | None = None,
+    environ: Mapping[str, str] = os.environ,
 ) -> ArtifactorySettings:
     """Settings from the ``docker scout watch`` variables, for a connection id that is not defined."""
     user = environ.get(ARTIFACTORY_USER_ENV) or None
@@ -72,25 +111,45 @@ def settings_from_environment(
             f"Airflow connection '{conn_id}' is not defined and {ARTIFACTORY_PASSWORD_ENV} is not set; "
             f"create the connection or set {ARTIFACTORY_USER_ENV} and {ARTIFACTORY_PASSWORD_ENV}"
         )
-    if not api_url:
-        raise ArtifactoryError(
-            f"Airflow connection '{conn_id}' is not defined, so the Artifactory REST base URL must "
-            "come from the registry string's api"
-        )
+    scope = _fallback_scope(
+        deployment_scope,
+        api_url,
+        missing=f"Airflow connection '{conn_id}' is not defined, so the Artifactory REST base URL "
+        "must come from the deployment's registry string",
+    )
     auth = RegistryAuth(username=user, password=password) if user else RegistryAuth(token=password)
-    return _finish(api_url, auth, source)
+    return _finish(scope, api_url, auth, source)
 
 
-def _finish(api_url: str, auth: RegistryAuth | None, source: str) -> ArtifactorySettings:
-    api_url = api_url.strip().rstrip("/")
-    parts = urlsplit(api_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ArtifactoryError(f"Artifactory REST base URL of {source} must be an http(s) URL")
-    if parts.username or parts.password:
-        raise ArtifactoryError(f"Artifactory REST base URL of {source} must not carry credentials")
+def _fallback_scope(
+    deployment_scope: CredentialScope | None, api_url: str | None, *, missing: str
+) -> CredentialScope:
+    """Without a connection host: the deployment's registry string, else the hook's ``api_url``."""
+    if deployment_scope is not None:
+        return deployment_scope
+    if api_url:
+        return CredentialScope.of_api_url(_base_url(api_url, "the hook's api_url"), "the hook's api_url")
+    raise ArtifactoryError(missing)
+
+
+def _finish(
+    scope: CredentialScope, api_url: str | None, auth: RegistryAuth | None, source: str
+) -> ArtifactorySettings:
+    if api_url and _base_url(api_url, "the hook's api_url") != scope.api_url:
+        raise CredentialScopeError(
+            f"the hook's api_url is not the Artifactory the credentials of {scope.source} are bound to "
+            f"({scope.api_url}); set {scope.api_setting} to use it"
+        )
     for secret in auth.secrets if auth else ():
         mask_secret(secret)
-    return ArtifactorySettings(api_url, auth, source)
+    return ArtifactorySettings(scope.api_url, auth, source, scope)
+
+
+def _base_url(url: str, what: str) -> str:
+    try:
+        return api_base_url(url, what)
+    except ValueError as exc:
+        raise ArtifactoryError(str(exc)) from None
 
 
 def _url_from_connection(host: str | None, port: int | None, schema: str | None) -> str | None:

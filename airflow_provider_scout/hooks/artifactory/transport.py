@@ -6,7 +6,9 @@ timeouts, 408, 429 and 5xx are retried under :data:`RETRY_POLICY` (backoff with 
 ``Retry-After`` honoured but capped).
 401 and 403 fail at once with :class:`ArtifactoryAuthError`, naming where the
 credentials came from and the URL, never the secret. A Registry API ``Bearer``
-challenge is answered with a token from its realm, only on the origin that was asked.
+challenge is answered with a token from its realm, only when the realm is on a host the
+credentials are bound to; every request leaves through a :class:`ScopedSession`, which
+strips ``Authorization`` from any request (a redirect too) to a host outside that scope.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 import tenacity
@@ -33,6 +34,7 @@ from airflow_provider_scout.exceptions import (
     BodyTooLargeError,
 )
 from airflow_provider_scout.hooks.artifactory.manifests import error_message, parse_www_authenticate
+from airflow_provider_scout.hooks.artifactory.scoped_session import ScopedSession
 from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
 from airflow_provider_scout.hooks.http_body import read_body
 from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
@@ -96,7 +98,7 @@ class ArtifactoryTransport:
         self.limits = limits or Limits()
         self.max_attempts = max_attempts
         self.log = log
-        self.session = requests.Session()
+        self.session = ScopedSession(settings.scope)
         self.session.headers["User-Agent"] = f"airflow-provider-docker-scout/{__version__}"
         self.session.auth = _auth_of(settings.auth)
         self.request_count = 0
@@ -306,14 +308,8 @@ class ArtifactoryTransport:
         realm = challenge.params.get("realm") if challenge else None
         if challenge is None or not realm:
             return None
-        if _origin(realm) != _origin(url):
-            # Our credentials go only where the request went; another host gets none of them.
-            raise ArtifactoryAuthError(
-                f"GET {url} asks for a token from {realm}, another host than the one asked; "
-                "refusing to send it the credentials",
-                status=401,
-                url=url,
-            )
+        # The realm is the registry's word: our credentials go there only if it is a bound host.
+        self.settings.scope.check_url(realm)
         params = {k: challenge.params[k] for k in ("service", "scope") if challenge.params.get(k)}
         body = self.json(self.checked("GET", realm, params=params), realm)
         token = (body.get("token") or body.get("access_token")) if isinstance(body, Mapping) else None
@@ -330,11 +326,6 @@ def _auth_of(auth: RegistryAuth | None) -> AuthBase | None:
     if auth.username and auth.password:
         return HTTPBasicAuth(auth.username, auth.password)
     return _BearerAuth(auth.token or "")
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme, parts.netloc.lower()
 
 
 def _read_timeout(timeout: float | tuple[float, float]) -> float:

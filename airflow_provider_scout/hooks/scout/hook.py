@@ -81,13 +81,24 @@ class ScoutHook(BaseHook):
         return read_settings(self.scout_conn_id, self._connection(), self._arguments)
 
     def _connection(self) -> Connection | None:
-        """The Scout connection; None when the default one is not defined."""
+        """The Scout connection; None when the default one is not defined.
+
+        A connection of another type is refused before its fields are read: a run naming,
+        say, the Artifactory connection as its Scout connection would send that password to
+        Docker Hub (or to the URLs in the other connection's extras).
+        """
         try:
-            return self.get_connection(self.scout_conn_id)
+            connection = self.get_connection(self.scout_conn_id)
         except AirflowNotFoundException:
             if self.scout_conn_id != self.default_conn_name:
                 raise ScoutFatalError(f"Scout connection {self.scout_conn_id!r} is not defined") from None
             return None
+        if connection.conn_type != SCOUT_CONN_TYPE:
+            raise ScoutFatalError(
+                f"Airflow connection {self.scout_conn_id!r} is of type {connection.conn_type!r}, "
+                f"not {SCOUT_CONN_TYPE!r}; only {SCOUT_CONN_TYPE} connections may be used here"
+            )
+        return connection
 
     @property
     def backend_name(self) -> str:

@@ -213,7 +213,8 @@ def test_pullable_references_of_both_access_methods_reach_the_resolved_digest(
         reference = config.image_reference(pushed.repository, pushed.image, pushed.tag)
         expected_host = f"{pushed.repository}.{emulator.registry}" if subdomain_mode else emulator.registry
         assert reference.split("/", 1)[0] == expected_host
-        answer = _registry_get_manifest(reference, hook.registry_auth(), emulator.url)
+        # Both access methods derive from the connection's host: the credentials may go there.
+        answer = _registry_get_manifest(reference, hook.registry_auth(expected_host), emulator.url)
         assert answer.status_code == 200, answer.text
         assert (
             answer.headers["Docker-Content-Digest"]
@@ -302,7 +303,7 @@ def test_undefined_connection_uses_the_seed_environment_variables(
         if with_user
         else RegistryAuth(token=emulator.token)
     )
-    assert hook.registry_auth() == expected
+    assert hook.registry_auth(emulator.registry) == expected
 
 
 def test_wrong_environment_password_names_the_variables(

@@ -212,10 +212,12 @@ def test_select_tags_applies_repository_globs_and_tag_regexes() -> None:
 
 
 def test_select_repositories_rediscovers_globs_and_keeps_pinned_keys() -> None:
-    pinned = parse_registry_string("type=artifactory,registry=r,api=https://r/a,repository=docker-local")
+    pinned = parse_registry_string(
+        "type=artifactory,registry=r,api=https://r/artifactory,repository=docker-local"
+    )
     assert select_repositories(pinned, ["docker-prod"]) == ("docker-local",)
     globbed = parse_registry_string(
-        'type=artifactory,registry=r,api=https://r/a,"repository=docker-*,helm-local"'
+        'type=artifactory,registry=r,api=https://r/artifactory,"repository=docker-*,helm-local"'
     )
     assert select_repositories(globbed, ["docker-prod", "docker-dev", "maven-local"]) == (
         "helm-local",

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_provider_scout.config import parse_registry_string
+from airflow_provider_scout.credential_scope import CredentialScope
 from airflow_provider_scout.models import TagRecord
 from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
 
@@ -23,6 +25,7 @@ class ListingHook:
     def __init__(self) -> None:
         self.windows: list[tuple[datetime | None, datetime | None]] = []
         self.warnings: list[str] = []
+        self.scope = CredentialScope.of_deployment(parse_registry_string(REGISTRY), "the test's registry")
 
     def iter_tags(
         self, repositories: Any, *, modified_after: datetime | None, modified_before: datetime | None

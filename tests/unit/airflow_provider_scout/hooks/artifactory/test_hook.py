@@ -20,6 +20,7 @@ from airflow_provider_scout.hooks.artifactory import (
     ArtifactoryAuthError,
     ArtifactoryError,
     ArtifactoryHook,
+    CredentialScopeError,
     InvalidNameError,
     transport,
 )
@@ -66,7 +67,9 @@ def test_login_and_password_are_basic_auth_and_masked(
     hook = ArtifactoryHook(define_connection(host=stub.api_url, login="reader", password=SECRET))
     hook.ping()
     assert stub.seen[0].headers["authorization"] == _basic("reader", SECRET)
-    assert hook.registry_auth() == RegistryAuth(username="reader", password=SECRET)
+    assert hook.registry_auth(stub.url.removeprefix("http://")) == RegistryAuth(
+        username="reader", password=SECRET
+    )
     assert SECRET not in redact(f"the password is {SECRET}")
 
 
@@ -82,7 +85,7 @@ def test_an_access_token_is_sent_as_bearer(
     hook = ArtifactoryHook(define_connection(host=stub.api_url, **fields))
     hook.ping()
     assert stub.seen[0].headers["authorization"] == f"Bearer {TOKEN}"
-    assert hook.registry_auth() == RegistryAuth(token=TOKEN)
+    assert hook.registry_auth(stub.url.removeprefix("http://")) == RegistryAuth(token=TOKEN)
     assert TOKEN not in redact(f"token {TOKEN}")
 
 
@@ -93,7 +96,7 @@ def test_a_connection_without_credentials_is_anonymous(
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     hook.ping()
     assert "authorization" not in stub.seen[0].headers
-    assert hook.registry_auth() is None
+    assert hook.registry_auth(stub.url.removeprefix("http://")) is None
 
 
 @pytest.mark.parametrize(
@@ -103,6 +106,8 @@ def test_a_connection_without_credentials_is_anonymous(
         ({"login": "reader"}, "has a login but no password or access token"),
         ({}, "no Artifactory REST base URL"),
         ({"host": "ftp://example.jfrog.io/artifactory"}, "must be an http\\(s\\) URL"),
+        ({"host": "https://example.jfrog.io/secret.txt"}, "ending in /artifactory"),
+        ({"host": "https://example.jfrog.io/artifactory?x=1"}, "without a query or fragment"),
     ],
 )
 def test_bad_connections_are_named(
@@ -114,12 +119,22 @@ def test_bad_connections_are_named(
     assert SECRET not in str(raised.value) and TOKEN not in str(raised.value)
 
 
-def test_api_url_wins_over_the_connection_host(
+def test_an_api_url_elsewhere_than_the_connection_host_is_refused_before_any_request(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    conn_id = define_connection(host="https://elsewhere.invalid/artifactory", password=TOKEN)
+    hook = ArtifactoryHook(conn_id, api_url=stub.api_url + "/")
+    with pytest.raises(CredentialScopeError, match="host of Airflow connection") as raised:
+        hook.ping()
+    assert TOKEN not in str(raised.value)
+    assert stub.seen == []
+
+
+def test_an_api_url_naming_the_connection_host_is_accepted(
     stub: StubServer, define_connection: Callable[..., str]
 ) -> None:
     stub.on("GET", PING, Reply(body="OK"))
-    conn_id = define_connection(host="https://elsewhere.invalid/artifactory", password=TOKEN)
-    hook = ArtifactoryHook(conn_id, api_url=stub.api_url + "/")
+    hook = ArtifactoryHook(define_connection(host=stub.api_url, password=TOKEN), api_url=stub.api_url + "/")
     hook.ping()
     assert hook.api_url == stub.api_url
     assert [s.path for s in stub.seen] == [PING]
@@ -129,7 +144,9 @@ def test_uri_form_puts_the_path_back_and_defaults_to_https(define_connection: Ca
     conn_id = define_connection(uri="artifactory://reader:pw%2Fx@example.jfrog.io:8443/artifactory")
     hook = ArtifactoryHook(conn_id)
     assert hook.api_url == "https://example.jfrog.io:8443/artifactory"
-    assert hook.registry_auth() == RegistryAuth(username="reader", password="pw/x")
+    assert hook.registry_auth("example.jfrog.io:8443") == RegistryAuth(username="reader", password="pw/x")
+    with pytest.raises(CredentialScopeError, match=r"example\.jfrog\.io'"):
+        hook.registry_auth("example.jfrog.io")  # another port: another service
 
 
 def test_undefined_connection_falls_back_to_the_seed_environment_variables(
@@ -475,7 +492,8 @@ def test_a_malformed_query_answer_is_an_error_not_a_fallback(
     )
     _repositories(stub, ("docker-local", "local"))
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
-    with pytest.raises(ArtifactoryError, match=r"answered 400 .*Failed to parse query"):
+    # Only Artifactory's JSON error shape is quoted (issue 25); a plain-text body is only sized.
+    with pytest.raises(ArtifactoryError, match=r"answered 400 .*not an Artifactory error message"):
         list(hook.iter_tags(["docker-local"]))
     assert [s.path for s in stub.seen] == [REPOSITORIES, AQL]
 
@@ -629,6 +647,8 @@ def test_credentials_are_not_sent_to_a_realm_on_another_host(
     challenge = 'Bearer realm="https://attacker.invalid/token",service="x"'
     stub.on("GET", f"{DOCKER}/team/app/manifests/1.0", Reply(401, "", {"WWW-Authenticate": challenge}))
     hook = ArtifactoryHook(define_connection(host=stub.api_url, login="reader", password=SECRET))
-    with pytest.raises(ArtifactoryAuthError, match="another host than the one asked"):
+    with pytest.raises(
+        CredentialScopeError, match=r"'attacker\.invalid' is not a host .* extra 'allowed_hosts'"
+    ):
         hook.resolve("docker-local", "team/app", "1.0")
     assert hook.request_count == 1

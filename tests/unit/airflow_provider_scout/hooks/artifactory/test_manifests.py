@@ -211,8 +211,30 @@ def test_error_message_reads_artifactory_and_registry_bodies() -> None:
     assert error_message(artifactory) == "Repository docker-x not found"
     registry = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}'
     assert error_message(registry) == "MANIFEST_UNKNOWN: manifest unknown"
-    assert error_message("<html>\n  Bad   gateway </html>") == "<html> Bad gateway </html>"
-    assert len(error_message(b"x" * 1000)) == 300
+    long = json.dumps({"errors": [{"status": 500, "message": "x" * 1000}]})
+    assert len(error_message(long)) == 300
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html>\n  Bad   gateway </html>",
+        "db_password=hunter2\n",  # a file some api= pointed the worker at (issue 25)
+        '{"message": "db_password=hunter2"}',  # JSON, but not Artifactory's error shape
+        '{"errors": "db_password=hunter2"}',
+    ],
+)
+def test_error_message_never_quotes_a_body_of_another_shape(body: str) -> None:
+    said = error_message(body)
+    assert said == f"({len(body)} characters, not an Artifactory error message)"
+    assert "hunter2" not in said and "html" not in said
+
+
+def test_error_message_strips_control_characters_and_terminal_escapes() -> None:
+    hostile = json.dumps({"errors": [{"status": 404, "message": "gone\n\x1b[2J\x1b]8;;http://x\x07here"}]})
+    said = error_message(hostile)
+    assert said.isprintable() and "\x1b" not in said and "\n" not in said
+    assert said.startswith("gone") and said.endswith("here")
 
 
 @pytest.mark.parametrize(
