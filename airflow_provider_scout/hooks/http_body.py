@@ -58,9 +58,7 @@ def read_body(response: requests.Response, *, max_bytes: int, deadline: float) -
                 break
             received += len(chunk)
             if received > max_bytes:
-                raise BodyTooLargeError(
-                    f"{what} sent more than {max_bytes:,} bytes; the limit is {max_bytes:,}"
-                )
+                raise BodyTooLargeError(f"{what} sent more than the {max_bytes:,} bytes allowed")
             chunks.append(chunk)
     except ReadTimeoutError:
         response.close()

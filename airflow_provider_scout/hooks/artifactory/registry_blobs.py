@@ -55,7 +55,7 @@ class RegistryBlobs:
         :raises ArtifactoryError: when it cannot be had, or its bytes are not ``digest``'s.
         """
         url = f"{self._image_url(repository, image, digest)}/manifests/{digest}"
-        response = self._transport.docker_get(url, headers={"Accept": MANIFEST_ACCEPT})
+        response = self._transport.docker_get(url, headers={"Accept": MANIFEST_ACCEPT}, manifest=True)
         try:
             content_digest(response.content, digest, what=f"{repository}/{image}@{digest}")
         except ManifestError as exc:
