@@ -4,24 +4,28 @@ Tests and the egress bench put it between the client and the Artifactory emulato
 double) to see what crossed the wire: the bytes sent for each blob digest, request by
 request, as a registry's access log would show them. :meth:`BlobServer.cut` makes the
 next transfers of a blob stop midway, after announcing its full ``Content-Length``, the
-way a dropped connection looks to the client. ``Host`` is passed on unchanged, so the
-emulator's token realms and ``Location`` headers point back at the proxy.
+way a dropped connection looks to the client. It can also send no faster than a given
+link speed, shared by every transfer, as a registry's uplink would. ``Host`` is passed on
+unchanged, so the emulator's token realms and ``Location`` headers point back at the proxy.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 
 import requests
 
 __all__ = ["BlobServer", "running_blob_server"]
 
 _BLOB_PATH = re.compile(r"/blobs/(sha256:[0-9a-f]{64})$")
+_LINK_CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer"}
     | {"transfer-encoding", "upgrade", "content-length"}
@@ -31,8 +35,11 @@ _HOP_BY_HOP = frozenset(
 class BlobServer:
     """The proxy's state: the access log and the cuts still to make."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, link_bytes_per_second: float | None = None) -> None:
         self.upstream = upstream.rstrip("/")
+        # One link shared by every transfer (a registry's uplink); None: as fast as loopback goes.
+        self.link_bytes_per_second = link_bytes_per_second
+        self._link_free_at = 0.0
         self.blob_bytes: Counter[str] = Counter()  # digest -> bytes sent
         self.blob_requests: Counter[str] = Counter()  # digest -> GET requests
         self.ranges: list[tuple[str, str]] = []  # (digest, Range header) of ranged blob requests
@@ -61,6 +68,20 @@ class BlobServer:
             self.ranges.clear()
             self._cuts.clear()
 
+    def _send(self, wfile: BufferedIOBase, body: bytes) -> None:
+        """Write ``body``, no faster than the shared link allows."""
+        if not self.link_bytes_per_second:
+            wfile.write(body)
+            return
+        for offset in range(0, len(body), _LINK_CHUNK):
+            chunk = body[offset : offset + _LINK_CHUNK]
+            with self._lock:
+                start = max(time.monotonic(), self._link_free_at)
+                self._link_free_at = start + len(chunk) / self.link_bytes_per_second
+                done = self._link_free_at
+            time.sleep(max(0.0, done - time.monotonic()))
+            wfile.write(chunk)
+
     def _take_cut(self, digest: str) -> int | None:
         with self._lock:
             pending = self._cuts.get(digest)
@@ -82,11 +103,16 @@ def _handler(server: BlobServer) -> type[BaseHTTPRequestHandler]:
         def do_HEAD(self) -> None:
             self._forward()
 
+        def do_POST(self) -> None:  # AQL
+            self._forward()
+
         def _forward(self) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            length = int(self.headers.get("Content-Length") or 0)
             upstream = requests.request(
                 self.command,
                 server.upstream + self.path,
+                data=self.rfile.read(length) if length else None,
                 headers=headers,
                 allow_redirects=False,
                 stream=True,
@@ -103,7 +129,7 @@ def _handler(server: BlobServer) -> type[BaseHTTPRequestHandler]:
             digest = blob.group(1) if blob and self.command == "GET" and upstream.ok else None
             cut = server._take_cut(digest) if digest else None
             sent = body if cut is None else body[:cut]
-            self.wfile.write(sent)
+            server._send(self.wfile, sent)
             if digest:
                 server._logged(digest, len(sent), self.headers.get("Range"))
             if cut is not None:
@@ -116,9 +142,9 @@ def _handler(server: BlobServer) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_blob_server(upstream: str) -> Iterator[BlobServer]:
+def running_blob_server(upstream: str, link_bytes_per_second: float | None = None) -> Iterator[BlobServer]:
     """The proxy on a free loopback port, in front of ``upstream``; stopped afterwards."""
-    server = BlobServer(upstream)
+    server = BlobServer(upstream, link_bytes_per_second)
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(server))
     httpd.daemon_threads = True
     server.url = f"http://127.0.0.1:{httpd.server_address[1]}"

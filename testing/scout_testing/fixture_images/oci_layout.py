@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import random
 import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ INDEX_MEDIA_TYPES = (MEDIA_TYPE_OCI_INDEX, MEDIA_TYPE_DOCKER_LIST)
 _CREATED = "2024-06-01T00:00:00Z"
 _FILE_MTIME = 1717200000  # 2024-06-01T00:00:00Z
 _VARIANT_FILE = "etc/fixture-variant"
+_PADDING_FILE = "opt/base-padding.bin"
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class BuiltLayout:
 
 
 def build_layout(
-    spec_or_kind: FixtureSpec | str, directory: str | Path, *, variant_seed: str = ""
+    spec_or_kind: FixtureSpec | str, directory: str | Path, *, variant_seed: str = "", base_padding: int = 0
 ) -> BuiltLayout:
     """Write the OCI image layout of a fixture image into ``directory`` (created if missing).
 
@@ -61,7 +63,8 @@ def build_layout(
 
     The same inputs always give the same bytes and digests. A non-empty ``variant_seed``
     adds a file holding it to the last layer, so many distinct digests with the same
-    packages are cheap to make.
+    packages are cheap to make. ``base_padding`` adds that many incompressible bytes (the
+    same for every image) to the first layer: images sharing a base of a realistic size.
     """
     if isinstance(spec_or_kind, FixtureSpec):
         kind, platforms = check_kind(spec_or_kind.kind), spec_or_kind.platforms
@@ -74,7 +77,7 @@ def build_layout(
     platform_digests: dict[str, str] = {}
     platform_descriptors: list[dict[str, Any]] = []
     for platform in platforms:
-        descriptor = _write_image(writer, kind, platform, variant_seed)
+        descriptor = _write_image(writer, kind, platform, variant_seed, base_padding)
         platform_digests[platform] = descriptor["digest"]
         platform_descriptors.append(descriptor)
     if len(platform_descriptors) == 1:
@@ -87,7 +90,9 @@ def build_layout(
     return BuiltLayout(writer.directory, top["digest"], top["mediaType"], platform_digests)
 
 
-def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: str) -> dict[str, Any]:
+def _write_image(
+    writer: _LayoutWriter, kind: str, platform: str, variant_seed: str, base_padding: int
+) -> dict[str, Any]:
     os_name, architecture, *variant = platform.split("/")
     if kind == "corrupt":
         corrupt = CORRUPT_LAYER_TEXT + variant_seed.encode()
@@ -95,6 +100,10 @@ def _write_image(writer: _LayoutWriter, kind: str, platform: str, variant_seed: 
         history: list[dict[str, Any]] = [{"created": _CREATED, "created_by": "ADD broken.tar.gz /"}]
     else:
         layers = LAYERS_BY_KIND[kind](architecture)
+        if base_padding:
+            first = layers[0]
+            padding = random.Random(f"base-padding-{base_padding}").randbytes(base_padding)
+            layers[0] = Layer({**first.files, _PADDING_FILE: padding}, first.created_by, first.empty_before)
         if variant_seed:
             last = layers[-1]
             layers[-1] = Layer(
