@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scout_testing.artifactory_emulator.state import SIGNING_MODES, WebhookTarget
+from scout_testing.artifactory_emulator.webhooks import SIGNING_MODES, WebhookTarget
 
 ENV_USER = "ARTIFACTORY_EMULATOR_USER"
 ENV_PASSWORD = "ARTIFACTORY_EMULATOR_PASSWORD"
