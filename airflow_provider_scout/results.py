@@ -35,7 +35,7 @@ class IndexState(StrEnum):
     RETAGGED = "retagged"
     SKIPPED = "skipped"  # already indexed
     DRY_RUN = "dry_run"
-    # cli: every tag names another digest now; the run indexing that digest pushes them.
+    # Every tag names another digest now; the run indexing that digest records them.
     MOVED = "moved"
     FAILED = "failed"
 
@@ -63,7 +63,8 @@ class IndexResult:
     packages: int | None = None
     vulnerabilities: Mapping[str, int] | None = None  # counts by severity, when Scout has a report
     sbom_path: str | None = None  # sbom backend: where the SBOM was written
-    # cli: tag -> the digest it names now (None: deleted), found right before its push
+    # tag -> the digest it names now (None: deleted), found right before its push (cli) or its
+    # writing into the stored SBOM (sbom)
     moved_tags: Mapping[str, str | None] | None = None
     error: str | None = None
     duration: float | None = None  # seconds the backend took, when it ran

@@ -33,8 +33,10 @@ MACHINE_SETTINGS = (
     defaults.HUB_PASSWORD_ENV,
     "AIRFLOW_CONN_ARTIFACTORY_DEFAULT",
     "AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT",
-    "SCOUT_STANDIN_MODE",
-    "SCOUT_STANDIN_RECORD",
+    "DOCKER_SCOUT_STANDIN_MODE",
+    "DOCKER_SCOUT_STANDIN_RECORD",
+    "SYFT_STANDIN_MODE",
+    "SYFT_STANDIN_RECORD",
 )
 # SPDX 2.3's published JSON schema: spdx/spdx-spec, branch support/2.3 (ed8c9b52),
 # schemas/spdx-schema.json, copied verbatim.

@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_scout.exceptions import ArtifactoryError
+from airflow_provider_scout.models import IndexTarget, PlatformManifest, ResolvedImage
 from scout_testing.stand_ins import DOCKER_SCOUT_STAND_IN
 from scout_testing.stand_ins.scout_server import StandInScout
 from tests.support import DATA
 
-__all__ = ["DOCKER_SCOUT_STAND_IN", "SCOUT_SCHEMA", "CliRecord", "StandInScout"]
+__all__ = ["DOCKER_SCOUT_STAND_IN", "SCOUT_SCHEMA", "CliRecord", "RegistryTags", "StandInScout"]
 
 # What the tests know of Scout's GraphQL schema; the stand-in server executes requests against it.
 SCOUT_SCHEMA = DATA / "scout_schema.graphql"
@@ -33,3 +35,23 @@ class CliRecord:
         calls = self.calls()
         assert calls, "the docker-scout stand-in was not run"
         return calls[-1]
+
+
+class RegistryTags:
+    """A TagSource: what each tag names now, and every tag it was asked about."""
+
+    def __init__(self, tags: dict[str, str | None]) -> None:
+        self.tags = tags
+        self.asked: list[tuple[str, str, str]] = []
+
+    @classmethod
+    def naming(cls, target: IndexTarget) -> RegistryTags:
+        """A registry where every tag of ``target`` names its digest (its index's, for a platform)."""
+        return cls({tag: target.index_digest or target.digest for tag in target.tags})
+
+    def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
+        self.asked.append((repository, image, reference))
+        digest = self.tags.get(reference)
+        if digest is None:
+            raise ArtifactoryError(f"{repository}/{image}:{reference}: manifest unknown", status=404)
+        return ResolvedImage(repository, image, reference, digest, "", (PlatformManifest(digest, None),))

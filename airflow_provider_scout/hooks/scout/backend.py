@@ -8,15 +8,19 @@ backend to the summary.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_scout.docker_reference import split_reference
-from airflow_provider_scout.exceptions import ScoutFatalError
+from airflow_provider_scout.exceptions import ArtifactoryError, ScoutFatalError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.results import IndexResult
 
-__all__ = ["Backend", "BlobSource", "TagSource", "scout_repository"]
+if TYPE_CHECKING:
+    from airflow.sdk.types import Logger
+
+__all__ = ["Backend", "BlobSource", "TagSource", "moved_tags", "scout_repository"]
 
 
 class TagSource(Protocol):
@@ -90,3 +94,47 @@ def scout_repository(reference: str) -> tuple[str, str]:
         return split_reference(reference)
     except ValueError as exc:
         raise ScoutFatalError(str(exc)) from None
+
+
+def moved_tags(
+    tag_source: TagSource | None, target: IndexTarget, tags: Sequence[str], *, action: str, log: Logger
+) -> dict[str, str | None]:
+    """Of ``tags``, those that name another digest in the registry now (None: the tag was deleted).
+
+    Asked right before the tags are recorded for the target (``action``: "pushing it", "writing
+    it into its SBOM"): a tag comes from a listing or an event, either of which may be stale or
+    forged, and only the registry says what it names now. Each moved tag is logged.
+
+    :raises ScoutFatalError: when there are tags to confirm and no registry to ask.
+    """
+    if tags and tag_source is None:
+        raise ScoutFatalError(
+            f"each tag of {target.reference} is confirmed in the registry before {action}, "
+            "and no registry was given to ask"
+        )
+    expected = target.index_digest or target.digest
+    moved: dict[str, str | None] = {}
+    for tag in tags:
+        assert tag_source is not None
+        now = _current_digest(tag_source, target, tag)
+        if now != expected:
+            moved[tag] = now
+            log.warning(
+                "%s/%s:%s names %s now, not %s; leaving it to the run that indexes that digest",
+                target.repository,
+                target.image,
+                tag,
+                now or "nothing (the tag was deleted)",
+                expected,
+            )
+    return moved
+
+
+def _current_digest(tag_source: TagSource, target: IndexTarget, tag: str) -> str | None:
+    """The digest ``tag`` names now; None when the tag no longer exists."""
+    try:
+        return tag_source.resolve(target.repository, target.image, tag).digest
+    except ArtifactoryError as exc:
+        if exc.status == 404:
+            return None
+        raise

@@ -14,9 +14,12 @@ Only documented interfaces are used (docker/scout-cli ``docs/scout_push.md`` and
 * a target whose digest Scout reports ``INDEXED`` and whose every tag it records at that
   digest (``taggedImagesByRepository``) is skipped; any other target pushes all its tags;
 * each task gets one private work directory holding ``DOCKER_CONFIG`` (the CLI keeps its
-  SBOM cache under it), ``DOCKER_SCOUT_CACHE_DIR`` and ``TMPDIR``, so the second and later
-  tags of a digest reuse the first analysis and nothing is written anywhere else. It is
-  removed when the task ends, fails or is killed (:meth:`CliBackend.close`).
+  SBOM cache under it), ``DOCKER_SCOUT_CACHE_DIR``, ``TMPDIR`` and ``HOME``, so the second and
+  later tags of a digest reuse the first analysis and nothing is written anywhere else. It is
+  removed when the task ends, fails or is killed (:meth:`CliBackend.close`);
+* docker-scout gets no other variable of the worker than PATH, proxies, CAs and its own
+  ``DOCKER_SCOUT_*`` settings, never the credentials or settings of the provider that share
+  that prefix (:func:`~.process.tool_environment`).
 
 A push that fails, prints nothing, or exits 0 without reporting the packages it indexed is
 an error naming the image and its digest.
@@ -35,16 +38,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from airflow_provider_scout.defaults import HUB_PASSWORD_ENV, HUB_USER_ENV
+from airflow_provider_scout.defaults import (
+    ARTIFACTORY_PASSWORD_ENV,
+    ARTIFACTORY_USER_ENV,
+    HUB_PASSWORD_ENV,
+    HUB_USER_ENV,
+    WEBHOOK_SECRET_ENV,
+)
 from airflow_provider_scout.exceptions import (
-    ArtifactoryError,
     ScoutFatalError,
     ScoutIndexError,
     ScoutRetryableError,
 )
 from airflow_provider_scout.hooks.scout.api import ScoutApi
-from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, scout_repository
-from airflow_provider_scout.hooks.scout.process import RunResult, failure, kill_group, run_tool
+from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
+from airflow_provider_scout.hooks.scout.process import (
+    RunResult,
+    failure,
+    kill_group,
+    run_tool,
+    tool_environment,
+)
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.results import IndexResult, IndexState
@@ -58,6 +72,18 @@ REGISTRY_USER_ENV = "DOCKER_SCOUT_REGISTRY_USER"
 REGISTRY_PASSWORD_ENV = "DOCKER_SCOUT_REGISTRY_PASSWORD"
 REGISTRY_TOKEN_ENV = "DOCKER_SCOUT_REGISTRY_TOKEN"
 CACHE_DIR_ENV = "DOCKER_SCOUT_CACHE_DIR"
+# DOCKER_SCOUT_* variables of the worker docker-scout never sees: the credentials (only the
+# connections' reach it) and the provider's own settings that share docker-scout's prefix.
+_WITHHELD_ENV = (
+    HUB_USER_ENV,
+    HUB_PASSWORD_ENV,
+    REGISTRY_USER_ENV,
+    REGISTRY_PASSWORD_ENV,
+    REGISTRY_TOKEN_ENV,
+    ARTIFACTORY_USER_ENV,
+    ARTIFACTORY_PASSWORD_ENV,
+    WEBHOOK_SECRET_ENV,
+)
 
 _PACKAGES = re.compile(r"indexed (\d+) packages?|(\d+) packages? indexed", re.IGNORECASE)
 # Scout states after which a push did not leave an analysis behind.
@@ -80,19 +106,26 @@ class TaskWorkspace:
     def path(self) -> Path:
         if self._path is None:
             path = tempfile.mkdtemp(prefix="scout-cli-")
-            for name in ("docker-config", "scout-cache", "tmp"):
+            for name in ("docker-config", "scout-cache", "tmp", "home"):
                 os.mkdir(os.path.join(path, name), 0o700)
             self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
             self._path = path
         return Path(self._path)
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, credentials: dict[str, str]) -> dict[str, str]:
+        """docker-scout's whole environment: the allowlist, this directory, then ``credentials``."""
         path = self.path
-        return {
-            "DOCKER_CONFIG": str(path / "docker-config"),
-            CACHE_DIR_ENV: str(path / "scout-cache"),
-            "TMPDIR": str(path / "tmp"),
-        }
+        return tool_environment(
+            "DOCKER_SCOUT_",
+            home=str(path / "home"),
+            tmpdir=str(path / "tmp"),
+            withheld=_WITHHELD_ENV,
+            settings={
+                "DOCKER_CONFIG": str(path / "docker-config"),
+                CACHE_DIR_ENV: str(path / "scout-cache"),
+                **credentials,
+            },
+        )
 
     def remove(self) -> None:
         path, self._path = self._path, None
@@ -176,11 +209,6 @@ class CliBackend:
         :meth:`is_indexed` finds recorded). ``blob_source`` is not used: ``docker scout push``
         pulls the image itself and documents no local image layout input."""
         argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
-        if target.tags and tag_source is None:
-            raise ScoutFatalError(
-                f"the cli backend confirms each tag of {target.reference} in the registry before "
-                "pushing it, and was given no registry to ask"
-            )
         host, repository = scout_repository(target.reference)
         moved: dict[str, str | None] = {}
         pushes = [_Push(f"{host}/{repository}:{tag}", tag) for tag in target.tags]
@@ -188,17 +216,10 @@ class CliBackend:
         packages: int | None = None
         pushed = 0
         for push in pushes:
-            if push.tag is not None and tag_source is not None:
-                now = _current_digest(tag_source, target, push.tag)
-                if now != (target.index_digest or target.digest):
-                    moved[push.tag] = now
-                    self.log.warning(
-                        "%s:%s names %s now, not %s; leaving it to the run that indexes that digest",
-                        f"{host}/{repository}",
-                        push.tag,
-                        now or "nothing (the tag was deleted)",
-                        target.index_digest or target.digest,
-                    )
+            if push.tag is not None:
+                moved_now = moved_tags(tag_source, target, [push.tag], action="pushing it", log=self.log)
+                if moved_now:
+                    moved.update(moved_now)
                     continue
             result = run_tool(
                 [*argv, push.reference],
@@ -212,17 +233,17 @@ class CliBackend:
             )
             packages = _checked_package_count(result, push.reference, target)
             pushed += 1
-        moved_tags = moved or None
+        reported = moved or None
         if not pushed:
-            return IndexResult.of(target, IndexState.MOVED, moved_tags=moved_tags)
+            return IndexResult.of(target, IndexState.MOVED, moved_tags=reported)
         if dry_run:
-            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages, moved_tags=moved_tags)
+            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages, moved_tags=reported)
         return IndexResult.of(
             target,
             IndexState.INDEXED,
             packages=packages,
             vulnerabilities=self._vulnerabilities(target),
-            moved_tags=moved_tags,
+            moved_tags=reported,
         )
 
     def close(self) -> None:
@@ -262,20 +283,16 @@ class CliBackend:
         if dry_run:
             argv.append("--dry-run")
 
-        env = {**os.environ, **self.workspace.environment()}
-        env[HUB_USER_ENV] = settings.hub_user
-        env[HUB_PASSWORD_ENV] = settings.hub_token
-        for name in (REGISTRY_USER_ENV, REGISTRY_PASSWORD_ENV, REGISTRY_TOKEN_ENV):
-            env.pop(name, None)  # only the registry connection's credentials, never the worker's
+        credentials = {HUB_USER_ENV: settings.hub_user, HUB_PASSWORD_ENV: settings.hub_token}
         secrets: list[str | None] = [settings.hub_token]
         if registry_auth:
             basic = registry_auth.basic
             if basic is None:
-                env[REGISTRY_TOKEN_ENV] = registry_auth.token or ""
+                credentials[REGISTRY_TOKEN_ENV] = registry_auth.token or ""
             else:
-                env[REGISTRY_USER_ENV], env[REGISTRY_PASSWORD_ENV] = basic
+                credentials[REGISTRY_USER_ENV], credentials[REGISTRY_PASSWORD_ENV] = basic
             secrets += registry_auth.secrets
-        return argv, env, secrets
+        return argv, self.workspace.environment(credentials), secrets
 
     def _vulnerabilities(self, target: IndexTarget) -> dict[str, int] | None:
         """Scout's counts for the digest just pushed.
@@ -303,16 +320,6 @@ class CliBackend:
                 f"sbomState as {summary.sbom_state}"
             )
         return summary.vulnerabilities
-
-
-def _current_digest(tag_source: TagSource, target: IndexTarget, tag: str) -> str | None:
-    """The digest ``tag`` names now; None when the tag no longer exists."""
-    try:
-        return tag_source.resolve(target.repository, target.image, tag).digest
-    except ArtifactoryError as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def _checked_package_count(result: RunResult, pushed: str, target: IndexTarget) -> int:

@@ -175,9 +175,10 @@ class ScoutHook(BaseHook):
         :param dry_run: analyse the image without pushing to Scout or writing the SBOM.
         :param force: sbom: analyse the image again even when its SBOM is stored
             (the cli backend always pushes).
-        :param tag_source: cli: the registry each tag is resolved in right before its push
-            (the ArtifactoryHook); a tag naming another digest now is reported in
-            ``moved_tags`` and not pushed. Required by the cli backend for a target with tags.
+        :param tag_source: the registry each tag is resolved in right before its push (cli) or
+            its writing into the stored SBOM (sbom) (the ArtifactoryHook); a tag naming another
+            digest now is reported in ``moved_tags`` and not recorded. Required for a target
+            with tags.
         :param blob_source: sbom: where the layer cache fetches the blobs it lacks (the
             ArtifactoryHook's ``registry_blobs()``); without it, or with the cache off, syft
             pulls the image from the registry itself.

@@ -1,4 +1,10 @@
-"""Running docker-scout or syft: own process group, masked streamed output, bounded time.
+"""Running docker-scout or syft: an allowlisted environment, own process group, masked streamed
+output, bounded time.
+
+A tool never inherits the worker's environment, which holds Airflow's secrets (the Fernet key,
+the JWT secret, the metadata database URL, ``AIRFLOW_CONN_*`` URIs with passwords): it gets
+:func:`tool_environment`, which passes only PATH, proxy and CA settings and the tool's own
+variables, and points HOME and TMPDIR at the task's private directory.
 
 The tool runs in a new session so a timeout stops it and everything it started (SIGTERM,
 then SIGKILL after a grace period). Its combined output is streamed to the task log line
@@ -24,7 +30,7 @@ from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["RunResult", "failure", "kill_group", "run_tool"]
+__all__ = ["RunResult", "failure", "kill_group", "run_tool", "tool_environment"]
 
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
 _TAIL_LINES = 200
@@ -46,6 +52,42 @@ _FATAL = re.compile(
     r"|manifest unknown|name unknown|blob unknown|not found|no such org|invalid reference",
     re.IGNORECASE,
 )
+
+
+# What a tool needs from the worker to reach a registry: where programs are, the proxies (Go's
+# net/http reads both spellings), and which certificate authorities to trust (Go's crypto/x509).
+_PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+_NETWORK_ENV = frozenset(
+    {"PATH", *_PROXY_ENV, *(name.lower() for name in _PROXY_ENV), "SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
+
+
+def tool_environment(
+    namespace: str,
+    *,
+    home: str,
+    tmpdir: str,
+    withheld: tuple[str, ...] = (),
+    settings: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of one tool run, built from an allowlist.
+
+    :param namespace: the prefix of the tool's own variables (``DOCKER_SCOUT_``, ``SYFT_``): the
+        worker's variables in it pass, so a deployment can still tune the tool (offline mode,
+        cache format, proxies of its own).
+    :param withheld: prefixes inside that namespace that never pass from the worker: credentials,
+        which come from the connections only, and the provider's own settings that share the
+        namespace (the Artifactory password, the webhook secret).
+    :param settings: what the backend sets itself; it wins over anything inherited.
+    """
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name in _NETWORK_ENV or (name.startswith(namespace) and not name.startswith(withheld))
+    }
+    environment.update(HOME=home, TMPDIR=tmpdir)
+    environment.update(settings or {})
+    return environment
 
 
 @dataclass(frozen=True)

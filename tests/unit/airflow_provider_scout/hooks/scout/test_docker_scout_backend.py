@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_scout.exceptions import ArtifactoryError
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
-from airflow_provider_scout.models import IndexTarget, PlatformManifest, RegistryAuth, ResolvedImage
+from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.results import IndexResult
 from tests.support.scout import (
     DOCKER_SCOUT_STAND_IN,
@@ -24,6 +23,7 @@ from tests.support.scout import (
     HUB_USER,
     ORGANIZATION,
     CliRecord,
+    RegistryTags,
     StandInScout,
 )
 
@@ -35,21 +35,6 @@ REPOSITORY = "example.jfrog.io/docker-local/team/app"
 REGISTRY_USER = "ci-puller"
 REGISTRY_PASSWORD = "artifactory-reg-secret-42"
 REPORT = {"critical": 1, "high": 0, "medium": 0, "low": 0, "unspecified": 0, "total": 1}
-
-
-class Registry:
-    """A TagSource: what each tag names now, and every tag it was asked about."""
-
-    def __init__(self, tags: dict[str, str | None]) -> None:
-        self.tags = tags
-        self.asked: list[tuple[str, str, str]] = []
-
-    def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
-        self.asked.append((repository, image, reference))
-        digest = self.tags.get(reference)
-        if digest is None:
-            raise ArtifactoryError(f"{repository}/{image}:{reference}: manifest unknown", status=404)
-        return ResolvedImage(repository, image, reference, digest, "", (PlatformManifest(digest, None),))
 
 
 def _target(
@@ -85,7 +70,7 @@ def _index(hook: ScoutHook, target: IndexTarget | None = None, **kwargs: object)
     options: dict[str, object] = {
         "registry_auth": RegistryAuth(REGISTRY_USER, REGISTRY_PASSWORD),
         "plain_http": False,
-        "tag_source": Registry({tag: target.index_digest or target.digest for tag in target.tags}),
+        "tag_source": RegistryTags({tag: target.index_digest or target.digest for tag in target.tags}),
     }
     options.update(kwargs)
     return hook.index(target, **options)  # type: ignore[arg-type]
@@ -112,7 +97,7 @@ def test_the_stand_in_records_one_push_per_tag_and_later_tags_reuse_the_first_an
 def test_each_tag_is_confirmed_in_the_registry_right_before_its_push(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    registry = Registry({"1.0": DIGEST, "latest": DIGEST})
+    registry = RegistryTags({"1.0": DIGEST, "latest": DIGEST})
     _index(cli_hook, tag_source=registry)
     assert registry.asked == [("docker-local", "team/app", "1.0"), ("docker-local", "team/app", "latest")]
 
@@ -120,7 +105,7 @@ def test_each_tag_is_confirmed_in_the_registry_right_before_its_push(
 def test_a_tag_moved_between_listing_and_push_is_reported_and_not_pushed(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    registry = Registry({"1.0": DIGEST, "latest": MOVED_TO})
+    registry = RegistryTags({"1.0": DIGEST, "latest": MOVED_TO})
     outcome = _index(cli_hook, tag_source=registry)
     assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
     assert outcome.state == "indexed"
@@ -130,15 +115,15 @@ def test_a_tag_moved_between_listing_and_push_is_reported_and_not_pushed(
 def test_a_tag_that_moves_while_an_earlier_tag_is_pushed_is_not_pushed(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    registry = Registry({"1.0": DIGEST, "latest": DIGEST})
+    registry = RegistryTags({"1.0": DIGEST, "latest": DIGEST})
 
-    class MovingRegistry(Registry):
+    class MovingRegistryTags(RegistryTags):
         def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
             if cli_record.calls():  # the first push ran: someone pushes "latest" anew meanwhile
                 self.tags["latest"] = MOVED_TO
             return super().resolve(repository, image, reference)
 
-    moving = MovingRegistry(registry.tags)
+    moving = MovingRegistryTags(registry.tags)
     outcome = _index(cli_hook, tag_source=moving)
     assert len(cli_record.calls()) == 1
     assert outcome.moved_tags == {"latest": MOVED_TO}
@@ -147,7 +132,7 @@ def test_a_tag_that_moves_while_an_earlier_tag_is_pushed_is_not_pushed(
 def test_when_every_tag_moved_nothing_is_pushed(
     cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
 ) -> None:
-    registry = Registry({"1.0": MOVED_TO})  # "latest" was deleted
+    registry = RegistryTags({"1.0": MOVED_TO})  # "latest" was deleted
     outcome = _index(cli_hook, tag_source=registry)
     assert cli_record.calls() == [] and "/v1/graphql" not in stand_in_scout.paths()
     assert outcome.state == "moved"
@@ -156,7 +141,7 @@ def test_when_every_tag_moved_nothing_is_pushed(
 
 def test_a_multi_arch_tag_must_still_name_the_index(cli_hook: ScoutHook, cli_record: CliRecord) -> None:
     target = _target(index_digest=INDEX_DIGEST)
-    registry = Registry({"1.0": INDEX_DIGEST, "latest": DIGEST})  # latest now names one platform only
+    registry = RegistryTags({"1.0": INDEX_DIGEST, "latest": DIGEST})  # latest now names one platform only
     outcome = _index(cli_hook, target, tag_source=registry)
     assert [call["argv"][-1] for call in cli_record.calls()] == [f"{REPOSITORY}:1.0"]
     assert cli_record.last()["argv"][4:6] == ["--platform", "linux/arm64/v8"]
@@ -166,7 +151,9 @@ def test_a_multi_arch_tag_must_still_name_the_index(cli_hook: ScoutHook, cli_rec
 def test_tags_cannot_be_pushed_without_a_registry_to_confirm_them(
     cli_hook: ScoutHook, cli_record: CliRecord
 ) -> None:
-    with pytest.raises(ScoutFatalError, match=r"confirms each tag .* was given no registry"):
+    with pytest.raises(
+        ScoutFatalError, match=r"confirmed in the registry before pushing it, and no registry was given"
+    ):
         _index(cli_hook, tag_source=None)
     assert cli_record.calls() == []
 
@@ -203,6 +190,43 @@ def test_credentials_travel_in_the_environment_only(cli_hook: ScoutHook, cli_rec
     assert "DOCKER_SCOUT_REGISTRY_TOKEN" not in call["env"]
     argv = " ".join(call["argv"])
     assert HUB_TOKEN not in argv and REGISTRY_PASSWORD not in argv
+
+
+# What a worker's environment holds that no tool may see (threat: a tool, or an image exploiting
+# it, reading Airflow's secrets): Airflow's own, other systems' and the provider's settings.
+WORKER_SECRETS = {
+    "AIRFLOW__CORE__FERNET_KEY": "fernet-key-secret",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "jwt-secret",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://airflow:db-secret@db/airflow",
+    "AIRFLOW_CONN_WAREHOUSE": "postgresql://etl:warehouse-secret@warehouse/db",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    "GITHUB_TOKEN": "github-secret",
+    "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD": "artifactory-api-secret",
+    "DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET": "webhook-secret",
+    "DOCKER_SCOUT_REGISTRY_TOKEN": "worker-registry-token",
+}
+WORKER_NETWORK = {
+    "HTTPS_PROXY": "http://proxy.internal:3128",
+    "no_proxy": "localhost,.internal",
+    "SSL_CERT_FILE": "/etc/ssl/corp-ca.pem",
+}
+
+
+def test_docker_scout_gets_an_allowlisted_environment_without_the_workers_secrets(
+    cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {**WORKER_SECRETS, **WORKER_NETWORK, "DOCKER_SCOUT_OFFLINE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    _index(cli_hook)
+    env = cli_record.last()["env"]
+    leaked = {name for name in env if name in WORKER_SECRETS or name.startswith("AIRFLOW")}
+    assert leaked == set()  # AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT (the Scout connection) included
+    assert not any(secret in value for value in env.values() for secret in WORKER_SECRETS.values())
+    for name, value in {**WORKER_NETWORK, "DOCKER_SCOUT_OFFLINE": "true"}.items():
+        assert env[name] == value  # proxies, CAs and docker-scout's own settings still reach it
+    assert "PATH" in env
+    workspace = Path(env["DOCKER_CONFIG"]).parent
+    assert (Path(env["HOME"]).parent, Path(env["TMPDIR"]).parent) == (workspace, workspace)
 
 
 def test_a_token_only_registry_connection_gives_docker_scout_registry_token(
@@ -251,7 +275,7 @@ def test_the_task_leaves_zero_bytes_behind_on_success_and_failure(
 ) -> None:
     home, temp = isolated_filesystem
     before = _snapshot(home, temp)
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", mode)
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", mode)
     try:
         _index(cli_hook)
         _index(cli_hook)
@@ -273,7 +297,7 @@ def test_a_killed_task_stops_docker_scout_and_leaves_zero_bytes(
 ) -> None:
     home, temp = isolated_filesystem
     before = _snapshot(home, temp)
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", "hang")
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -317,7 +341,7 @@ def test_sigterm_of_the_task_process_removes_its_files(
 ) -> None:
     home, temp = isolated_filesystem
     before = _snapshot(home, temp)
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", "hang")
     # Airflow itself creates its home on import; a worker has one, and it is not what is measured.
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "airflow-home"))
     task = subprocess.Popen(
@@ -347,7 +371,7 @@ def test_output_is_streamed_to_the_log_with_secrets_masked(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "echo-secrets")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", "echo-secrets")
     _index(cli_hook)
     logged = capsys.readouterr()
     assert "docker-scout: hub password is ***" in logged.out
@@ -358,7 +382,7 @@ def test_output_is_streamed_to_the_log_with_secrets_masked(
 def test_outcome_reports_packages_and_scouts_vulnerability_counts(
     cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_PACKAGES", "187")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_PACKAGES", "187")
     stand_in_scout.add_image(DIGEST, "INDEXED", REPORT)
     outcome = _index(cli_hook).to_dict()
     assert outcome["packages"] == 187
@@ -408,7 +432,7 @@ def test_a_push_scout_could_not_analyse_names_image_and_digest(
 def test_a_push_that_does_not_report_indexing_names_image_and_digest(
     cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch, mode: str, complaint: str
 ) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", mode)
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", mode)
     with pytest.raises(ScoutFatalError, match=complaint) as raised:
         _index(cli_hook)
     assert f"{REPOSITORY}:1.0 ({DIGEST})" in str(raised.value)
@@ -439,7 +463,7 @@ def test_a_push_that_does_not_report_indexing_names_image_and_digest(
 def test_failures_are_classified_by_their_output(
     cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch, message: str, retryable: bool
 ) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", f"fail:1:{message}")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", f"fail:1:{message}")
     expected = ScoutRetryableError if retryable else ScoutFatalError
     with pytest.raises(expected) as raised:
         _index(cli_hook)
@@ -452,7 +476,7 @@ def test_the_final_error_decides_over_earlier_transient_trouble(
     cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(
-        "SCOUT_STANDIN_MODE", "fail:1:retrying after connection reset\nunauthorized: bad token"
+        "DOCKER_SCOUT_STANDIN_MODE", "fail:1:retrying after connection reset\nunauthorized: bad token"
     )
     with pytest.raises(ScoutFatalError):
         _index(cli_hook)
@@ -461,7 +485,9 @@ def test_the_final_error_decides_over_earlier_transient_trouble(
 def test_secrets_in_failure_output_are_masked_in_the_error(
     cli_hook: ScoutHook, cli_record: CliRecord, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", f"fail:3:login {REGISTRY_USER}:{REGISTRY_PASSWORD} unauthorized")
+    monkeypatch.setenv(
+        "DOCKER_SCOUT_STANDIN_MODE", f"fail:3:login {REGISTRY_USER}:{REGISTRY_PASSWORD} unauthorized"
+    )
     with pytest.raises(ScoutFatalError) as raised:
         _index(cli_hook)
     assert REGISTRY_PASSWORD not in str(raised.value)
@@ -477,7 +503,7 @@ def test_a_hanging_run_is_stopped_with_its_children_at_the_timeout(
     scout_connection(
         org=ORGANIZATION, cli_path=str(DOCKER_SCOUT_STAND_IN), timeout=1.5, hub_url=stand_in_scout.url
     )
-    monkeypatch.setenv("SCOUT_STANDIN_MODE", "hang")
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", "hang")
     started = time.monotonic()
     with pytest.raises(
         ScoutRetryableError, match=rf"did not finish indexing {REPOSITORY}:1.0 within 1.5s"
