@@ -22,6 +22,7 @@ from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.blob_server import BlobServer, running_blob_server
 from scout_testing.fixture_images import build_layout, push_oci_layout
+from tests.support.scout import RegistryTags
 
 REPOSITORY = "docker-local"
 VARIANTS = 3
@@ -117,6 +118,7 @@ def index_all(
             plain_http=True,
             force=force,
             blob_source=artifactory.registry_blobs() if artifactory else None,
+            tag_source=RegistryTags.naming(image.target),
         )
         assert outcome.state == "indexed"
 
