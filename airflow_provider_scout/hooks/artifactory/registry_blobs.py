@@ -87,7 +87,7 @@ class RegistryBlobs:
             except _CUT_SHORT as exc:
                 problem = f"{type(exc).__name__}"
             else:
-                problem = "the body ended before its announced length"
+                problem = "the body ended before the blob was whole"
             progressed = (into.stat().st_size if into.exists() else 0) > have
             failures = 0 if progressed else failures + 1
             self.log.warning("blob %s cut short after %d bytes (%s); resuming", digest, have, problem)
@@ -107,12 +107,18 @@ class RegistryBlobs:
                 return True  # nothing after what is held: whole (the caller checks the digest)
             raise
         with response:
-            if response.status_code == 206:
+            if response.status_code != 206:
+                mode, have = "wb", 0  # the range was ignored: the whole blob comes again
+            elif _range_start(response.headers.get("Content-Range")) == have:
                 mode = "ab"
             else:
-                mode, have = "wb", 0  # the range was ignored: the whole blob comes again
+                into.unlink()  # bytes from elsewhere than asked: the next attempt starts over
+                return False
+            # The manifest's size is what the blob must reach; a server's length only without it.
             announced = response.headers.get("Content-Length")
-            expected = have + int(announced) if announced and announced.isdigit() else size
+            expected = size
+            if expected is None and announced and announced.isdigit():
+                expected = have + int(announced)
             with into.open(mode) as partial:
                 written = have
                 # read1 hands over what arrived so far, so a cut keeps every byte received
@@ -130,3 +136,10 @@ class RegistryBlobs:
         if not is_digest(digest):
             raise ArtifactoryError(f"{digest[:80]!r} is not a digest")
         return f"{self.api_url}/api/docker/{repository}/v2/{image}"
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes <first>-<last>/<length>``; None when unreadable."""
+    unit, _, span = (content_range or "").strip().partition(" ")
+    first = span.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
