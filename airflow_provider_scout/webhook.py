@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import re
 
-__all__ = ["SIGNATURE_HEADER", "HeadAuth", "check_head", "verify_signature"]
+__all__ = ["SIGNATURE_HEADER", "HeadAuth", "check_head", "signature_key", "verify_signature"]
 
 SIGNATURE_HEADER = "X-JFrog-Event-Auth"
 
@@ -46,6 +46,12 @@ def check_head(header: str | None, secret: str) -> HeadAuth:
 def _as_bytes(text: str) -> bytes:
     # surrogatepass keeps any str encodable, so odd header bytes fail to match instead of raising.
     return text.encode("utf-8", "surrogatepass")
+
+
+def signature_key(header: str) -> str:
+    """The HMAC of an HMAC-form header in one spelling (lower case, no prefix): what replays share."""
+    signature = header.strip().lower()
+    return signature.removeprefix(_HMAC_PREFIX)
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> bool:

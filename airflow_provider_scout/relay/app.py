@@ -29,14 +29,21 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from airflow_provider_scout.events import IgnoredEvent, InvalidEventError, parse_body
+from airflow_provider_scout.events import IgnoredEvent, ImageEvent, InvalidEventError, parse_body
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
 from airflow_provider_scout.relay.delivery import DeliveryWorker
-from airflow_provider_scout.relay.guards import HealthCache
+from airflow_provider_scout.relay.guards import HealthCache, RejectionLog, SourceRateLimit
 from airflow_provider_scout.relay.membership import MembershipCache
 from airflow_provider_scout.relay.settings import RelaySettings
-from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter
-from airflow_provider_scout.webhook import SIGNATURE_HEADER, HeadAuth, check_head, verify_signature
+from airflow_provider_scout.relay.store import Admission, EventStore
+from airflow_provider_scout.relay.writer import GroupCommitWriter
+from airflow_provider_scout.webhook import (
+    SIGNATURE_HEADER,
+    HeadAuth,
+    check_head,
+    signature_key,
+    verify_signature,
+)
 
 __all__ = ["build_app"]
 
@@ -61,19 +68,42 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class HeaderCountLimit:
-    """Answers 431 to a request with more than ``max_headers`` headers (their bytes are bounded by h11)."""
+def _answer(status_code: int, **content: Any) -> JSONResponse:
+    return JSONResponse(content, status_code=status_code)
 
-    def __init__(self, app: ASGIApp, max_headers: int) -> None:
+
+def _source(scope: Scope) -> str:
+    return str((scope.get("client") or ("?",))[0])
+
+
+class RequestLimits:
+    """Before any route: 503 beyond a client address's request rate, 431 beyond the header count.
+
+    Header bytes are bounded by h11 already. A 503 carries ``Retry-After``: Artifactory retries.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_headers: int, rate: SourceRateLimit, rejections: RejectionLog
+    ) -> None:
         self.app = app
         self.max_headers = max_headers
+        self.rate = rate
+        self.rejections = rejections
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and len(scope["headers"]) > self.max_headers:
-            reason = f"more than {self.max_headers} headers"
-            log.warning("rejected request from %s (431): %s", (scope.get("client") or ("?",))[0], reason)
-            await _answer(431, status="rejected", reason=reason)(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            if not self.rate.allow(_source(scope)):
+                reason = "too many requests from this address"
+                self.rejections.reject(503, _source(scope), reason)
+                answer = _answer(503, status="unavailable", reason=reason)
+                answer.headers["Retry-After"] = "1"
+                await answer(scope, receive, send)
+                return
+            if len(scope["headers"]) > self.max_headers:
+                reason = f"more than {self.max_headers} headers"
+                self.rejections.reject(431, _source(scope), reason)
+                await _answer(431, status="rejected", reason=reason)(scope, receive, send)
+                return
         await self.app(scope, receive, send)
 
 
@@ -81,17 +111,17 @@ def _client_address(request: Request) -> str:
     return request.client.host if request.client else "?"
 
 
-def _answer(status_code: int, **content: Any) -> JSONResponse:
-    return JSONResponse(content, status_code=status_code)
+def _refused(rejections: RejectionLog, status_code: int, source: str, reason: str) -> JSONResponse:
+    rejections.reject(status_code, source, reason)
+    return _answer(status_code, status="rejected", reason=reason)
 
 
-def _unauthenticated(source: str, header: str | None) -> JSONResponse:
+def _unauthenticated(rejections: RejectionLog, source: str, header: str | None) -> JSONResponse:
     if not header:
         reason = f"missing {SIGNATURE_HEADER} header"
     else:
         reason = f"{SIGNATURE_HEADER} matches neither the webhook secret nor the body's HMAC-SHA256"
-    log.warning("rejected webhook from %s (401): %s", source, reason)
-    return _answer(401, status="rejected", reason=reason)
+    return _refused(rejections, 401, source, reason)
 
 
 async def _probe(store: EventStore) -> str | None:
@@ -104,6 +134,9 @@ async def _probe(store: EventStore) -> str | None:
 
 
 WORKER_STOP_SECONDS = 10.0
+BACKLOG_RETRY_AFTER_SECONDS = 30
+# A client address may send this many seconds' worth of its request rate at once.
+REQUEST_BURST_SECONDS = 10
 
 
 def build_app(settings: RelaySettings, *, membership: MembershipCache | None = None) -> FastAPI:
@@ -116,10 +149,11 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
         membership = MembershipCache(settings.registry, settings.artifactory_auth)
     selection = replace(settings.selection, layout=membership)
     state: dict[str, Any] = {}
+    rejections = RejectionLog(log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EventStore(settings.database_path, settings.dedupe_window)
+        store = EventStore(settings.database_path, settings.dedupe_window, settings.max_pending)
         client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
         worker = DeliveryWorker(
             store,
@@ -129,6 +163,7 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             max_batch_size=settings.max_batch_size,
             retry_max_seconds=settings.retry_max_seconds,
             failed_retention=settings.failed_retention,
+            max_runs_per_minute=settings.max_runs_per_minute,
         )
         state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
         state["health"] = HealthCache(lambda: _probe(store), settings.health_interval)
@@ -163,51 +198,76 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
         redoc_url=None,
         openapi_url=None,
     )
-    app.add_middleware(HeaderCountLimit, max_headers=settings.limits.max_headers)
+    app.add_middleware(
+        RequestLimits,
+        max_headers=settings.limits.max_headers,
+        rate=SourceRateLimit(
+            settings.max_requests_per_source,
+            burst=max(1.0, REQUEST_BURST_SECONDS * settings.max_requests_per_source),
+        ),
+        rejections=rejections,
+    )
 
-    async def receive(request: Request) -> JSONResponse:
-        source = _client_address(request)
+    async def authenticated_body(request: Request, source: str) -> tuple[bytes, str | None] | JSONResponse:
+        """The body and, when HMAC-signed, its signature; or the answer refusing the request."""
         header = request.headers.get(SIGNATURE_HEADER)
         head = check_head(header, settings.secret)
         if head is HeadAuth.REFUSED:
-            return _unauthenticated(source, header)
+            return _unauthenticated(rejections, source, header)
         try:
             body = await _read_body(request, settings.max_body_bytes)
         except _BodyTooLarge:
-            reason = f"body is larger than {settings.max_body_bytes} bytes"
-            log.warning("rejected webhook from %s (413): %s", source, reason)
-            return _answer(413, status="rejected", reason=reason)
+            return _refused(rejections, 413, source, f"body is larger than {settings.max_body_bytes} bytes")
         except ClientDisconnect:
-            # Gone mid-body, or closed by the body timeout: nobody is left to answer.
-            log.warning("webhook from %s: the client went away before sending the whole body", source)
+            # Gone mid-body, or closed by a body deadline: nobody is left to answer.
+            rejections.reject(400, source, "the client went away before sending the whole body")
             return _answer(400, status="rejected", reason="incomplete body")
-        if head is HeadAuth.SIGNATURE and not verify_signature(body, header, settings.secret):
-            return _unauthenticated(source, header)
+        if head is HeadAuth.SECRET:
+            return body, None
+        if header is None or not verify_signature(body, header, settings.secret):
+            return _unauthenticated(rejections, source, header)
+        return body, signature_key(header)
 
+    async def admit(
+        event: ImageEvent, received_at: float, signature: str | None, source: str
+    ) -> JSONResponse:
+        """Store the event; 202 once it is on disk, else why not."""
+        try:
+            admission = await state["writer"].add(event, received_at, signature)
+        except sqlite3.Error as exc:
+            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
+            log.error("cannot store webhook %s in %s: %s", event.label, settings.database_path, exc)
+            return _answer(503, status="unavailable", reason="the event store cannot be written")
+        if admission is Admission.REPLAY:
+            return _refused(rejections, 409, source, "this HMAC-signed body was accepted before: a replay")
+        if admission is Admission.BACKLOG_FULL:
+            reason = f"{settings.max_pending} events are waiting for Airflow already"
+            rejections.reject(503, source, reason)
+            answer = _answer(503, status="unavailable", reason=reason)
+            answer.headers["Retry-After"] = str(BACKLOG_RETRY_AFTER_SECONDS)
+            return answer
+        duplicate = admission is Admission.DUPLICATE
+        if not duplicate:
+            state["worker"].notify()
+        kind = f"duplicate {event.event_type}" if duplicate else event.event_type
+        log.info("accepted %s event %s (%s)", kind, event.label, event.event_id)
+        return _answer(202, status="accepted", event_id=event.event_id, duplicate=duplicate)
+
+    async def receive(request: Request) -> JSONResponse:
+        source = _client_address(request)
+        authenticated = await authenticated_body(request, source)
+        if isinstance(authenticated, JSONResponse):
+            return authenticated
+        body, signature = authenticated
         received_at = datetime.now(UTC)
         try:
             result = selection.read(parse_body(body), received_at)
         except InvalidEventError as exc:
-            log.warning("rejected webhook from %s (400): %s", source, exc)
-            return _answer(400, status="rejected", reason=str(exc))
-
+            return _refused(rejections, 400, source, str(exc))
         if isinstance(result, IgnoredEvent):
             log.info("ignored webhook %s: %s", result.label or "(no image)", result.reason)
             return _answer(200, status="test" if result.test else "ignored", reason=result.reason)
-
-        writer: GroupCommitWriter = state["writer"]
-        try:
-            is_new = await writer.add(result, received_at.timestamp())
-        except sqlite3.Error as exc:
-            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
-            log.error("cannot store webhook %s in %s: %s", result.label, settings.database_path, exc)
-            return _answer(503, status="unavailable", reason="the event store cannot be written")
-        if is_new:
-            state["worker"].notify()
-            log.info("accepted %s event %s (%s)", result.event_type, result.label, result.event_id)
-        else:
-            log.info("accepted duplicate %s event %s (%s)", result.event_type, result.label, result.event_id)
-        return _answer(202, status="accepted", event_id=result.event_id, duplicate=not is_new)
+        return await admit(result, received_at.timestamp(), signature, source)
 
     app.add_api_route("/webhook", receive, methods=["POST"])
     app.add_api_route("/", receive, methods=["POST"])
@@ -229,6 +289,7 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             report.setdefault("reason", f"the event store {store.path} cannot be read: {exc}")
             report["status"], status_code = "fail", 503
         report["last_delivery_error"] = state["worker"].last_error
+        report["rejected"] = {str(status): count for status, count in sorted(rejections.counts.items())}
         return JSONResponse(report, status_code=status_code)
 
     return app

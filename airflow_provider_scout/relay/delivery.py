@@ -4,7 +4,9 @@ Runs as one asyncio task inside the relay app. Each round it closes the batches
 that are due (see :meth:`EventStore.claim_batches`), then sends in-flight batches
 oldest first. A retryable failure (Airflow down, 5xx, not ready) stops the round
 and pauses delivery with capped exponential backoff; the events stay in flight
-and are re-sent under the same ``dag_run_id``. Now and then it also prunes the store
+and are re-sent under the same ``dag_run_id``. At most ``max_runs_per_minute`` runs are
+triggered in any minute: while the cap is reached no batch is closed either, so events
+arriving meanwhile gather into fuller batches. Now and then it also prunes the store
 (see :meth:`EventStore.prune`), and it looks at the store at least every few seconds
 so that batches requeued by another process are sent without a restart.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome
+from airflow_provider_scout.relay.guards import RunRateLimit
 from airflow_provider_scout.relay.store import EventStore
 
 __all__ = ["DeliveryWorker"]
@@ -43,6 +46,7 @@ class DeliveryWorker:
         max_batch_size: int,
         retry_max_seconds: float,
         failed_retention: float = 30 * 24 * 3600.0,
+        max_runs_per_minute: int = 30,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
@@ -60,6 +64,7 @@ class DeliveryWorker:
         self._resume_at = 0.0
         self._failed_retention = failed_retention
         self._clock = clock
+        self._runs = RunRateLimit(max_runs_per_minute, clock)
         self._next_prune_at = 0.0
         self.last_error: dict[str, Any] | None = None  # the latest failed attempt, for /healthz
 
@@ -104,6 +109,8 @@ class DeliveryWorker:
                     removed["events"],
                     removed["batches"],
                 )
+        if (run_wait := self._runs.wait()) > 0:
+            return run_wait
         await asyncio.to_thread(
             store.claim_batches, self._clock(), self._coalesce_seconds, self._max_batch_size
         )
@@ -121,6 +128,9 @@ class DeliveryWorker:
         """Send in-flight batches oldest first; on a retryable failure return the backoff delay."""
         store = self._store
         while (batch := await asyncio.to_thread(store.oldest_in_flight)) is not None:
+            if (run_wait := self._runs.wait()) > 0:
+                return run_wait
+            self._runs.record()
             result = await self._client.trigger_dag_run(self._dag_id, batch.batch_id, batch.conf_json())
             count = len(batch.documents)
             if result.outcome in (Outcome.RETRY, Outcome.FAILED):

@@ -72,7 +72,7 @@ class RelayOption:
         return self.env or RELAY_OPTION_ENV_PREFIX + self.dest.upper()
 
     def help(self) -> str:
-        shown = self.default_text if self.default_text is not None else _default_text(self.dest)
+        shown = self.default_text if self.default_text is not None else _default_text(self)
         where = f"${self.variable}; " if self.variable else ""
         return f"{self.meaning} ({where}default: {shown})".replace("%", "%%")
 
@@ -84,15 +84,17 @@ def _duration_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _default_text(dest: str) -> str:
+def _default_text(option: RelayOption) -> str:
     for owner in (RelaySettings, ConnectionLimits):
-        found = {f.name: f for f in dataclasses.fields(owner)}.get(dest)
+        found = {f.name: f for f in dataclasses.fields(owner)}.get(option.dest)
         if found is not None and found.default is not dataclasses.MISSING:
             value = found.default
             if isinstance(value, bool):
                 return "off"
-            return _duration_text(value) if isinstance(value, float) else str(value)
-    raise LookupError(f"no default for {dest}")  # a table entry without one must say default_text
+            if option.read is parse_duration or option.dest.endswith("_seconds"):
+                return _duration_text(value)
+            return f"{value:g}" if isinstance(value, float) else str(value)
+    raise LookupError(f"no default for {option.dest}")  # a table entry without one must say default_text
 
 
 OPTIONS: tuple[RelayOption, ...] = (
@@ -116,6 +118,8 @@ OPTIONS: tuple[RelayOption, ...] = (
     RelayOption("dedupe_window", parse_duration, "same tag at the same digest within it: duplicate"),
     RelayOption("failed_retention", parse_duration, "refused batches are kept this long"),
     RelayOption("health_interval", parse_duration, "/healthz probes the store at most once per this"),
+    RelayOption("max_pending", int, "undelivered events beyond which webhooks get 503"),
+    RelayOption("max_runs_per_minute", int, "DAG runs triggered in any minute"),
 )
 
 # Listening address and what one client may hold of the relay (help group of their own).
@@ -131,6 +135,7 @@ LIMITS: tuple[RelayOption, ...] = (
     RelayOption("keep_alive", parse_duration, "idle time allowed between requests"),
     RelayOption("max_connections", int, "above this, the oldest unauthenticated connection closes"),
     RelayOption("max_connections_per_source", int, "the same, counting one client address's connections"),
+    RelayOption("max_requests_per_source", float, "requests per second from one address; beyond: 503"),
 )
 
 

@@ -137,6 +137,12 @@ class RelaySettings:
     failed_retention: float = 30 * 24 * 3600.0
     # /healthz commits a probe write at most once per this; answers in between reuse its result.
     health_interval: float = 2.0
+    # Requests per second from one client address (10 s worth may come at once); beyond: 503.
+    max_requests_per_source: float = 100.0
+    # Undelivered events (pending and in flight) beyond which webhooks get 503 (Artifactory retries).
+    max_pending: int = 10_000
+    # DAG runs triggered in any minute; meanwhile events gather into fuller batches.
+    max_runs_per_minute: int = 30
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __post_init__(self) -> None:
@@ -175,6 +181,10 @@ class RelaySettings:
             raise RelayConfigError("the dedupe window and the failed-batch retention must be positive")
         if self.health_interval < 0:
             raise RelayConfigError("the health interval must not be negative")
+        if self.max_requests_per_source <= 0:
+            raise RelayConfigError("the request rate per source must be positive")
+        if self.max_pending < 1 or self.max_runs_per_minute < 1:
+            raise RelayConfigError("the pending-event cap and the DAG runs per minute must be at least 1")
 
     @property
     def selection(self) -> EventSelection:

@@ -16,11 +16,17 @@ repository/image/tag was last accepted at the same digest less than the dedupe w
 ago, so a tag moved A -> B -> A is delivered three times. Delivered batches older than
 the window (failed ones older than their retention) are deleted by :meth:`EventStore.prune`,
 which also hands the freed pages back to the file system.
+
+Two refusals keep one sender from costing more than its events are worth: an HMAC-signed
+body accepted once is a *replay* ever after unless it is the plain duplicate a JFrog retry
+is (its signature is kept longer than any event, so a body captured on the wire cannot
+become a new run once the dedupe window has passed, nor move a tag back after it moved on),
+and beyond ``max_pending`` undelivered events the backlog is *full*.
 """
 
 from __future__ import annotations
 
-import asyncio
+import enum
 import hashlib
 import json
 import os
@@ -35,9 +41,10 @@ from typing import Any
 
 from airflow_provider_scout.events import ImageEvent
 
-__all__ = ["Batch", "EventStore", "GroupCommitWriter", "arrival_key", "batch_id_for"]
+__all__ = ["Admission", "Arrival", "Batch", "EventStore", "arrival_key", "batch_id_for"]
 
-SCHEMA_VERSION = 1
+# 2: replay_guard. Every table is created IF NOT EXISTS, so running the schema upgrades a 1.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -67,6 +74,9 @@ CREATE TABLE IF NOT EXISTS tags_seen (
 );
 CREATE INDEX IF NOT EXISTS tags_seen_by_time ON tags_seen (seen_at);
 CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL);
+-- The HMAC signatures of accepted signed bodies: the same body again is a replay.
+CREATE TABLE IF NOT EXISTS replay_guard (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS replay_guard_by_time ON replay_guard (seen_at);
 """
 
 # Version 0 keyed events by their content id, so an event could never be accepted twice.
@@ -115,6 +125,19 @@ def _requeued_batch_id(batch_id: str) -> str:
     return f"{_BATCH_ID_PREFIX}{digest[:40]}"
 
 
+class Admission(enum.Enum):
+    """What the store made of one arrival."""
+
+    NEW = "new"  # stored: it will be delivered
+    DUPLICATE = "duplicate"  # its tag was last accepted at this digest within the dedupe window
+    REPLAY = "replay"  # this HMAC-signed body was accepted before, and would now make a run
+    BACKLOG_FULL = "backlog_full"  # max_pending events already wait for Airflow
+
+
+# An event, when it arrived, and for an HMAC-signed body its signature (the replay key).
+Arrival = tuple[ImageEvent, float] | tuple[ImageEvent, float, str | None]
+
+
 def _tag_key(event: ImageEvent) -> str:
     return "\n".join((event.repository, event.image, event.tag))
 
@@ -161,10 +184,17 @@ def _make_private(path: Path) -> None:
 class EventStore:
     """One SQLite database under the relay's state directory; safe to share between threads."""
 
-    def __init__(self, path: Path, dedupe_window: float = 24 * 3600.0) -> None:
-        """Open (creating or migrating) the store; raises OSError or sqlite3.Error when it cannot."""
+    def __init__(
+        self, path: Path, dedupe_window: float = 24 * 3600.0, max_pending: int | None = None
+    ) -> None:
+        """Open (creating or migrating) the store; raises OSError or sqlite3.Error when it cannot.
+
+        :param max_pending: undelivered events (pending and in flight) beyond which arrivals are
+            refused as :attr:`Admission.BACKLOG_FULL`; None: no cap.
+        """
         self.path = path
         self.dedupe_window = dedupe_window
+        self.max_pending = max_pending
         _make_private(path)
         # Autocommit mode: every statement outside an explicit BEGIN commits (and syncs) by itself.
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -210,20 +240,53 @@ class EventStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def add_many(self, arrivals: Sequence[tuple[ImageEvent, float]]) -> list[bool]:
-        """Persist accepted events with their arrival times in one transaction.
+    def add_many(self, arrivals: Sequence[Arrival]) -> list[Admission]:
+        """Persist accepted events with their arrival times in one transaction; one admission each.
 
-        For each event, True when it is new, False for a duplicate: its tag was last accepted
-        at the same digest less than the dedupe window before (or earlier in ``arrivals``).
+        A duplicate's tag was last accepted at the same digest less than the dedupe window
+        before (or earlier in ``arrivals``); a replay's signature was accepted before.
         """
         with self._transaction() as conn:
-            return [self._add(conn, event, received_at) for event, received_at in arrivals]
+            backlog = self._undelivered(conn) if self.max_pending is not None else 0
+            admissions = []
+            for event, received_at, *signature in arrivals:
+                admission = self._add(conn, event, received_at, signature[0] if signature else None, backlog)
+                backlog += admission is Admission.NEW
+                admissions.append(admission)
+            return admissions
 
-    def _add(self, conn: sqlite3.Connection, event: ImageEvent, received_at: float) -> bool:
+    @staticmethod
+    def _undelivered(conn: sqlite3.Connection) -> int:
+        (pending,) = conn.execute("SELECT COUNT(*) FROM events WHERE batch_id IS NULL").fetchone()
+        (in_flight,) = conn.execute(
+            "SELECT COALESCE(SUM(event_count), 0) FROM batches WHERE state = 'in_flight'"
+        ).fetchone()
+        return int(pending) + int(in_flight)
+
+    def _add(
+        self,
+        conn: sqlite3.Connection,
+        event: ImageEvent,
+        received_at: float,
+        signature: str | None,
+        backlog: int,
+    ) -> Admission:
+        replayed = signature is not None and not (
+            conn.execute(
+                "INSERT OR IGNORE INTO replay_guard (signature, seen_at) VALUES (?, ?)",
+                (signature, received_at),
+            ).rowcount
+        )
         tag_key = _tag_key(event)
         seen = conn.execute("SELECT digest, seen_at FROM tags_seen WHERE tag_key = ?", (tag_key,)).fetchone()
         if seen is not None and seen[0] == event.digest and received_at - seen[1] < self.dedupe_window:
-            return False
+            return Admission.DUPLICATE  # a JFrog retry of a signed body too: it changes nothing
+        if replayed:
+            return Admission.REPLAY
+        if self.max_pending is not None and backlog >= self.max_pending:
+            if signature is not None:  # not accepted: the sender's retry must not be a replay
+                conn.execute("DELETE FROM replay_guard WHERE signature = ?", (signature,))
+            return Admission.BACKLOG_FULL
         conn.execute(
             "INSERT INTO events (event_id, received_at, event) VALUES (?, ?, ?)",
             (event.event_id, received_at, json.dumps(event.to_dict(), separators=(",", ":"))),
@@ -232,7 +295,7 @@ class EventStore:
             "INSERT OR REPLACE INTO tags_seen (tag_key, digest, seen_at) VALUES (?, ?, ?)",
             (tag_key, event.digest, received_at),
         )
-        return True
+        return Admission.NEW
 
     def claim_batches(self, now: float, coalesce_seconds: float, max_batch_size: int) -> list[str]:
         """Group pending events into batches and return the new batch ids.
@@ -352,7 +415,8 @@ class EventStore:
 
         Delivered batches older than the dedupe window and failed ones older than
         ``failed_retention`` go with their events; so does the tag history older than the window,
-        which can no longer make a duplicate.
+        which can no longer make a duplicate. Replay signatures go last: after both, once no
+        event they could be compared with is left.
         """
         bounds = {"delivered_before": now - self.dedupe_window, "failed_before": now - failed_retention}
         with self._transaction() as conn:
@@ -364,11 +428,15 @@ class EventStore:
             tags = conn.execute(
                 "DELETE FROM tags_seen WHERE seen_at < ?", (now - self.dedupe_window,)
             ).rowcount
+            signatures = conn.execute(
+                "DELETE FROM replay_guard WHERE seen_at < ?",
+                (now - max(self.dedupe_window, failed_retention),),
+            ).rowcount
         with self._lock:
             self._conn.execute("PRAGMA incremental_vacuum")
             # TRUNCATE: the WAL file goes back to zero bytes instead of keeping its high-water mark.
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return {"events": events, "batches": batches, "tags": tags}
+        return {"events": events, "batches": batches, "tags": tags, "signatures": signatures}
 
     def size_on_disk(self) -> int:
         """Bytes of the database file and its WAL."""
@@ -416,44 +484,3 @@ class EventStore:
                 for b, s, n, a, e in last_errors
             ],
         }
-
-
-class GroupCommitWriter:
-    """Persists events for the event loop, one transaction (one fsync) per group of concurrent arrivals.
-
-    Under a burst the disk sync, not Python, is what a request waits for; letting every
-    request that arrives while a commit is running share the next commit keeps the
-    acceptance latency flat as concurrency grows. Each caller still returns only once its
-    own event is on disk.
-    """
-
-    def __init__(self, store: EventStore) -> None:
-        self._store = store
-        self._waiting: list[tuple[ImageEvent, float, asyncio.Future[bool]]] = []
-        self._committing = False
-
-    async def add(self, event: ImageEvent, received_at: float) -> bool:
-        """True when the event is new, False for a duplicate; raises what the store raised."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((event, received_at, future))
-        if not self._committing:
-            self._committing = True
-            asyncio.get_running_loop().create_task(self._commit_waiting())
-        return await future
-
-    async def _commit_waiting(self) -> None:
-        try:
-            while self._waiting:
-                group, self._waiting = self._waiting, []
-                try:
-                    results = await asyncio.to_thread(
-                        self._store.add_many, [(event, received_at) for event, received_at, _ in group]
-                    )
-                except Exception as exc:
-                    for _, _, future in group:
-                        future.set_exception(exc)
-                    continue
-                for (_, _, future), is_new in zip(group, results, strict=True):
-                    future.set_result(is_new)
-        finally:
-            self._committing = False

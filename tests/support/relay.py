@@ -1,13 +1,16 @@
-"""Starting the relay process in tests (its arguments against a stand-in Airflow), sample options."""
+"""Relay test helpers: process arguments against a stand-in Airflow, sample options, sample events."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_scout.config import TagFilter
+from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.relay.options import RelayOption, parse_switch
 from airflow_provider_scout.relay.settings import RelaySettings, parse_duration
+from scout_testing.webhook_payloads import manifest_sha256
 from tests.support.fixtures.relay import REGISTRY
 
 
@@ -52,3 +55,21 @@ def expected_of(option: RelayOption) -> Any:
     if option.dest == "registry":
         return ("docker-sample", "docker-prod")
     return option.read(sample_text(option))
+
+
+T0 = 1_800_000_000.0
+
+
+def make_event(tag: str, seed: str = "") -> ImageEvent:
+    """A pushed event of docker-local/team/app:<tag>; ``seed`` changes its digest."""
+    digest = "sha256:" + manifest_sha256(tag + seed)
+    return ImageEvent(
+        repository="docker-local",
+        image="team/app",
+        tag=tag,
+        digest=digest,
+        platforms=("linux/amd64",),
+        reference=f"registry.example/docker-local/team/app:{tag}@{digest}",
+        event_type="pushed",
+        received_at=datetime.fromtimestamp(T0, UTC),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -377,3 +378,54 @@ def test_health_commits_one_probe_per_interval_however_often_asked(
 @pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"])
 def test_no_api_description_is_served(start_relay: StartRelay, path: str) -> None:
     assert start_relay().client.get(path).status_code in (404, 405)
+
+
+def test_one_address_beyond_its_request_rate_gets_503_with_retry_after(start_relay: StartRelay) -> None:
+    relay = start_relay(max_requests_per_source=0.1)  # a burst of one, then one per 10 s
+    assert relay.send(push_payload(tag="first")).status_code == 202
+    refused = relay.send(push_payload(tag="second"))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
+    assert refused.json()["reason"] == "too many requests from this address"
+
+
+def test_a_flood_of_bad_secrets_writes_one_log_line_and_is_counted(
+    start_relay: StartRelay, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before: every 401 wrote a line (about 8 GB a day at 500 requests a second).
+    relay = start_relay()
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_scout.relay"):
+        for _ in range(200):
+            assert relay.send(push_payload(tag="x"), signature="not-the-secret").status_code == 401
+    lines = [r.getMessage() for r in caplog.records if "(401)" in r.getMessage()]
+    assert lines == ["rejected request from testclient (401): X-JFrog-Event-Auth matches neither "
+                     "the webhook secret nor the body's HMAC-SHA256"]  # fmt: skip
+    assert relay.health()["rejected"] == {"401": 200}
+
+
+def test_beyond_max_pending_webhooks_get_503_until_airflow_catches_up(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    standin.state.trigger_status = 503  # Airflow is down: the backlog grows
+    relay = start_relay(max_pending=3)
+    assert [relay.send(push_payload(tag=f"1.{n}")).status_code for n in range(3)] == [202] * 3
+    refused = relay.send(push_payload(tag="1.3"))
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "30")
+    assert refused.json()["reason"] == "3 events are waiting for Airflow already"
+    standin.state.trigger_status = None
+    relay.wait_idle()
+    assert relay.send(push_payload(tag="1.3")).status_code == 202  # Artifactory's retry gets through
+
+
+def test_a_replayed_signed_body_is_refused_with_409_and_makes_no_run(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    relay = start_relay()
+    old_push = encode(push_payload(tag="prod", sha256=manifest_sha256("old")))
+    first = accepted_id(relay.send(old_push, "hmac"))
+    relay.wait_idle()
+    moved = accepted_id(relay.send(push_payload(tag="prod", sha256=manifest_sha256("new")), "hmac"))
+    relay.wait_idle()
+    replay = relay.send(old_push, "hmac")  # captured on the wire, sent again to move prod back
+    assert replay.status_code == 409
+    assert "replay" in replay.json()["reason"]
+    assert standin.state.delivered_event_ids() == [first, moved]

@@ -1,14 +1,15 @@
-"""The delivery worker ends when the relay shuts down, whatever it was waiting for."""
+"""The delivery worker: it ends when the relay shuts down, and triggers at most so many runs a minute."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from airflow_provider_scout.relay.airflow_api import AirflowApiClient
+from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome, TriggerResult
 from airflow_provider_scout.relay.delivery import DeliveryWorker
 from airflow_provider_scout.relay.settings import AirflowCredentials
 from airflow_provider_scout.relay.store import EventStore
+from tests.support.relay import T0, make_event
 
 
 def _worker(store: EventStore) -> DeliveryWorker:
@@ -51,3 +52,44 @@ def test_a_wake_up_racing_the_shutdown_does_not_keep_it_running(tmp_path: Path) 
         return ended
 
     assert asyncio.run(scenario()) == 30
+
+
+class CountingClient(AirflowApiClient):
+    """Accepts every run, in memory."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", AirflowCredentials(token="unused"))
+        self.runs: list[str] = []
+
+    async def trigger_dag_run(self, dag_id: str, dag_run_id: str, conf_json: str) -> TriggerResult:
+        self.runs.append(dag_run_id)
+        return TriggerResult(Outcome.DELIVERED, "created")
+
+
+def test_runs_per_minute_are_capped_and_events_wait_into_fuller_batches(tmp_path: Path) -> None:
+    now = [T0]
+    store = EventStore(tmp_path / "relay.db")
+    client = CountingClient()
+    worker = DeliveryWorker(
+        store, client, dag_id="d", coalesce_seconds=0, max_batch_size=500, retry_max_seconds=60,
+        max_runs_per_minute=2, clock=lambda: now[0],
+    )  # fmt: skip
+
+    async def deliver(tags: list[str]) -> float | None:
+        store.add_many([(make_event(tag), now[0]) for tag in tags])
+        return await worker._deliver_due()
+
+    async def scenario() -> list[float | None]:
+        waits = [await deliver(["1"]), await deliver(["2"])]
+        for second in range(1, 4):  # a client keeps pushing: nothing more reaches Airflow this minute
+            now[0] = T0 + second
+            waits.append(await deliver([f"3.{second}"]))
+        now[0] = T0 + 60
+        waits.append(await deliver(["4"]))
+        return waits
+
+    waits = asyncio.run(scenario())
+    assert waits[:2] == [None, None]
+    assert waits[2:5] == [59.0, 58.0, 57.0]
+    assert len(client.runs) == 3  # the four events held back went in one run, not four
+    assert store.stats(T0 + 60)["delivered"] == 6

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from airflow_provider_scout.relay.guards import HealthCache
+import pytest
+
+from airflow_provider_scout.relay.guards import HealthCache, RejectionLog, RunRateLimit, SourceRateLimit
 
 
 class FakeClock:
@@ -37,3 +40,53 @@ def test_health_probes_at_most_once_per_interval_and_shares_a_running_probe() ->
 
     assert asyncio.run(scenario()) == [None, None, "disk full"]
     assert probes == [100.0, 102.25]
+
+
+def test_one_address_gets_its_burst_then_its_rate_and_others_are_untouched() -> None:
+    clock = FakeClock()
+    limit = SourceRateLimit(rate=2.0, burst=5.0, clock=clock)
+    assert [limit.allow("10.0.0.1") for _ in range(7)] == [True] * 5 + [False] * 2
+    assert limit.allow("10.0.0.2")  # another address has its own bucket
+    clock.now += 1.0  # two requests' worth refilled
+    assert [limit.allow("10.0.0.1") for _ in range(3)] == [True, True, False]
+
+
+def test_the_address_table_forgets_the_least_recent_beyond_its_size() -> None:
+    clock = FakeClock()
+    limit = SourceRateLimit(rate=1.0, burst=1.0, clock=clock, max_sources=3)
+    assert limit.allow("a") and not limit.allow("a")
+    for other in ("b", "c", "d"):  # cycling addresses cannot grow the table past three
+        limit.allow(other)
+    assert len(limit._buckets) == 3
+    assert limit.allow("a")  # forgotten: a full bucket again
+
+
+def test_rejections_are_logged_once_per_kind_and_interval_and_all_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    rejections = RejectionLog(logging.getLogger("test.rejections"), interval=10.0, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="test.rejections"):
+        for _ in range(500):
+            rejections.reject(401, "10.0.0.1", "bad secret")
+        rejections.reject(413, "10.0.0.1", "too big")
+        clock.now += 10.0
+        rejections.reject(401, "10.0.0.1", "bad secret")
+    assert [record.getMessage() for record in caplog.records] == [
+        "rejected request from 10.0.0.1 (401): bad secret",
+        "rejected request from 10.0.0.1 (413): too big",
+        "rejected request from 10.0.0.1 (401): bad secret (and 499 more like it, not logged)",
+    ]
+    assert rejections.counts == {401: 501, 413: 1}
+
+
+def test_runs_per_minute_wait_for_the_oldest_to_leave_the_minute() -> None:
+    clock = FakeClock()
+    runs = RunRateLimit(per_minute=2, clock=clock)
+    assert runs.wait() == 0.0
+    runs.record()
+    clock.now += 10.0
+    runs.record()
+    assert runs.wait() == 50.0
+    clock.now += 50.0
+    assert runs.wait() == 0.0

@@ -6,37 +6,28 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_scout.events import ImageEvent
-from airflow_provider_scout.relay.store import EventStore, GroupCommitWriter, arrival_key, batch_id_for
-from scout_testing.webhook_payloads import manifest_sha256
+from airflow_provider_scout.relay.store import (
+    Admission,
+    Arrival,
+    EventStore,
+    arrival_key,
+    batch_id_for,
+)
+from airflow_provider_scout.relay.writer import GroupCommitWriter
+from tests.support.relay import T0, make_event
 
-T0 = 1_800_000_000.0
-
-
-def make_event(tag: str, seed: str = "") -> ImageEvent:
-    digest = "sha256:" + manifest_sha256(tag + seed)
-    return ImageEvent(
-        repository="docker-local",
-        image="team/app",
-        tag=tag,
-        digest=digest,
-        platforms=("linux/amd64",),
-        reference=f"registry.example/docker-local/team/app:{tag}@{digest}",
-        event_type="pushed",
-        received_at=datetime.fromtimestamp(T0, UTC),
-    )
+NEW, DUPLICATE = Admission.NEW, Admission.DUPLICATE
 
 
 def test_duplicates_are_stored_once(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "relay.sqlite3")
-    assert store.add_many([(make_event("1.0"), T0), (make_event("1.0"), T0 + 1)]) == [True, False]
-    assert store.add_many([(make_event("1.0"), T0 + 2)]) == [False]
-    assert store.add_many([(make_event("1.0", seed="re-pushed"), T0 + 2)]) == [True]  # same tag, new digest
+    assert store.add_many([(make_event("1.0"), T0), (make_event("1.0"), T0 + 1)]) == [NEW, DUPLICATE]
+    assert store.add_many([(make_event("1.0"), T0 + 2)]) == [DUPLICATE]
+    assert store.add_many([(make_event("1.0", seed="re-pushed"), T0 + 2)]) == [NEW]  # same tag, new digest
     assert store.stats(T0 + 3)["pending"] == 2
 
 
@@ -109,7 +100,7 @@ def test_concurrent_arrivals_share_commits(tmp_path: Path, monkeypatch: pytest.M
     commits: list[int] = []
     add_many = store.add_many
 
-    def counting_add_many(arrivals: Sequence[tuple[ImageEvent, float]]) -> list[bool]:
+    def counting_add_many(arrivals: Sequence[Arrival]) -> list[Admission]:
         commits.append(len(arrivals))
         return add_many(arrivals)
 
@@ -117,11 +108,11 @@ def test_concurrent_arrivals_share_commits(tmp_path: Path, monkeypatch: pytest.M
     writer = GroupCommitWriter(store)
     events = [make_event(str(number % 40)) for number in range(60)]  # 20 duplicates
 
-    async def arrive() -> list[bool]:
+    async def arrive() -> list[Admission]:
         return await asyncio.gather(*(writer.add(event, T0) for event in events))
 
     results = asyncio.run(arrive())
-    assert results == [True] * 40 + [False] * 20
+    assert results == [NEW] * 40 + [DUPLICATE] * 20
     assert sum(commits) == 60 and len(commits) < 60
     assert store.stats(T0)["pending"] == 40
 
@@ -129,7 +120,7 @@ def test_concurrent_arrivals_share_commits(tmp_path: Path, monkeypatch: pytest.M
 def test_a_failed_commit_fails_every_waiting_caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = EventStore(tmp_path / "relay.sqlite3")
 
-    def broken_disk(arrivals: Sequence[tuple[ImageEvent, float]]) -> list[bool]:
+    def broken_disk(arrivals: Sequence[Arrival]) -> list[Admission]:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "add_many", broken_disk)
@@ -147,11 +138,11 @@ def test_a_failed_commit_fails_every_waiting_caller(tmp_path: Path, monkeypatch:
 def test_a_tag_moved_away_and_back_is_new_each_time(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "relay.sqlite3", dedupe_window=3600)
     a, b = make_event("latest", seed="A"), make_event("latest", seed="B")
-    assert store.add_many([(a, T0), (a, T0 + 1)]) == [True, False]  # JFrog's retry
-    assert store.add_many([(b, T0 + 10)]) == [True]
-    assert store.add_many([(a, T0 + 20), (a, T0 + 21)]) == [True, False]  # back to A: Scout must see it
-    assert store.add_many([(a, T0 + 20 + 3599)]) == [False]
-    assert store.add_many([(a, T0 + 20 + 3600)]) == [True]  # the window is over: a new delivery
+    assert store.add_many([(a, T0), (a, T0 + 1)]) == [NEW, DUPLICATE]  # JFrog's retry
+    assert store.add_many([(b, T0 + 10)]) == [NEW]
+    assert store.add_many([(a, T0 + 20), (a, T0 + 21)]) == [NEW, DUPLICATE]  # back to A: Scout must see it
+    assert store.add_many([(a, T0 + 20 + 3599)]) == [DUPLICATE]
+    assert store.add_many([(a, T0 + 20 + 3600)]) == [NEW]  # the window is over: a new delivery
     batch_ids = store.claim_batches(T0 + 9000, coalesce_seconds=0, max_batch_size=1)
     assert len(batch_ids) == len(set(batch_ids)) == 4  # A, B, A, A: four distinct run ids
 
@@ -214,7 +205,7 @@ def test_a_version_0_store_is_migrated_with_its_events(tmp_path: Path) -> None:
 
     store = EventStore(path)
     assert store.stats(T0 + 1)["pending"] == 1
-    assert store.add_many([(event, T0 + 2)]) == [False]  # its tag history came along
+    assert store.add_many([(event, T0 + 2)]) == [DUPLICATE]  # its tag history came along
     [batch_id] = store.claim_batches(T0 + 10, coalesce_seconds=0, max_batch_size=10)
     batch = store.oldest_in_flight()
     assert batch is not None and batch.batch_id == batch_id and len(batch.documents) == 1
@@ -252,3 +243,63 @@ def test_a_shared_sticky_directory_keeps_its_mode(tmp_path: Path) -> None:
     shared.chmod(0o1777)  # like /tmp: not the relay's to close
     EventStore(shared / "relay.sqlite3").close()
     assert (_mode(shared), _mode(shared / "relay.sqlite3")) == (0o777, 0o600)
+
+
+def test_a_signed_body_replayed_after_the_dedupe_window_is_refused(tmp_path: Path) -> None:
+    # Before: once the window had passed, the same HMAC-signed body was a new run.
+    store = EventStore(tmp_path / "relay.sqlite3", dedupe_window=3600)
+    event = make_event("1.0")
+    assert store.add_many([(event, T0, "c0ffee")]) == [NEW]
+    [batch_id] = store.claim_batches(T0, coalesce_seconds=0, max_batch_size=10)
+    store.mark_delivered(batch_id, T0 + 1)
+    removed = store.prune(T0 + 7200, failed_retention=30 * 86400)
+    assert (removed["events"], removed["tags"]) == (1, 1)  # the event and its tag history are gone
+    assert store.add_many([(event, T0 + 7200, "c0ffee")]) == [Admission.REPLAY]
+    assert store.add_many([(event, T0 + 7200, None)]) == [NEW]  # a plain secret has no signature
+
+
+def test_a_replay_cannot_move_a_tag_back_but_a_jfrog_retry_stays_a_duplicate(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "relay.sqlite3")
+    a, b = make_event("prod"), make_event("prod", seed="rebuilt")
+    assert store.add_many([(a, T0, "sig-a"), (a, T0 + 1, "sig-a")]) == [NEW, DUPLICATE]  # JFrog's retry
+    assert store.add_many([(b, T0 + 10, "sig-b")]) == [NEW]
+    # The captured body of the old push, sent again: it would move prod back to the old digest.
+    assert store.add_many([(a, T0 + 20, "sig-a")]) == [Admission.REPLAY]
+    assert store.stats(T0 + 21)["pending"] == 2
+
+
+def test_signatures_outlive_every_event_they_could_replay(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "relay.sqlite3", dedupe_window=3600)
+    store.add_many([(make_event("1.0"), T0, "sig")])
+    removed = store.prune(T0 + 3600 * 11, failed_retention=3600 * 12)
+    assert removed["signatures"] == 0  # failed batches are kept 12 h: so is the signature
+    assert store.prune(T0 + 3600 * 12 + 1, failed_retention=3600 * 12)["signatures"] == 1
+
+
+def test_beyond_max_pending_arrivals_are_refused_and_may_come_back(tmp_path: Path) -> None:
+    # Before: one client queued 20,000 events in 44 s; nothing bounded the backlog.
+    store = EventStore(tmp_path / "relay.sqlite3", max_pending=3)
+    arrivals = [(make_event(f"1.{n}"), T0, f"sig-{n}") for n in range(5)]
+    full = Admission.BACKLOG_FULL
+    assert store.add_many(arrivals) == [NEW, NEW, NEW, full, full]
+    assert store.add_many([(make_event("1.0"), T0 + 1)]) == [DUPLICATE]  # costs nothing: still answered
+    store.claim_batches(T0 + 5, coalesce_seconds=0, max_batch_size=10)
+    assert store.add_many([arrivals[3]]) == [full]  # in flight counts until Airflow has it
+    [batch] = [b for b in [store.oldest_in_flight()] if b is not None]
+    store.mark_delivered(batch.batch_id, T0 + 6)
+    assert store.add_many([arrivals[3]]) == [NEW]  # the refused one's retry is no replay
+
+
+def test_a_version_1_store_gains_the_replay_guard(tmp_path: Path) -> None:
+    path = tmp_path / "relay.sqlite3"
+    store = EventStore(path)
+    store.add_many([(make_event("kept"), T0)])
+    store.close()
+    with sqlite3.connect(path) as conn:  # as version 1 left it
+        conn.executescript("DROP TABLE replay_guard; PRAGMA user_version=1;")
+    store = EventStore(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+    assert store.stats(T0 + 1)["pending"] == 1
+    assert store.add_many([(make_event("new"), T0 + 2, "sig")]) == [NEW]
+    assert store.add_many([(make_event("new", seed="x"), T0 + 3, "sig")]) == [Admission.REPLAY]
