@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from airflow_provider_scout.config import parse_registry_string
-from airflow_provider_scout.relay.membership import MembershipCache
+from airflow_provider_scout.credential_scope import CredentialScope
+from airflow_provider_scout.relay.membership import MembershipCache, _ScopedBasicAuth
 
 REGISTRY = parse_registry_string(
     "type=artifactory,registry=registry.example:8082,api=https://artifactory.example/artifactory,"
@@ -114,3 +115,29 @@ def test_run_refreshes_until_cancelled() -> None:
     [outcome] = asyncio.run(run_briefly())
     assert isinstance(outcome, asyncio.CancelledError)
     assert artifactory.asked.count("/artifactory/api/repositories?packageType=docker") >= 2
+
+
+def test_the_credentials_stay_with_the_relays_own_registry_string() -> None:
+    """A redirect to another host is not followed, and no request outside --registry's api carries them."""
+    seen: list[tuple[str, str | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        if request.url.host == "attacker.example":
+            return httpx.Response(200, json=[])
+        return httpx.Response(302, headers={"Location": "https://attacker.example/api/repositories"})
+
+    membership = MembershipCache(REGISTRY, ("scout-relay", "s3cret"), transport=httpx.MockTransport(answer))
+    asyncio.run(membership.refresh())
+    assert seen == [("artifactory.example", seen[0][1])] and seen[0][1] is not None
+    assert membership() is None  # the redirect was an answer it could not use, not a listing
+
+
+def test_the_scoped_auth_adds_nothing_to_a_url_outside_the_scope() -> None:
+    auth = _ScopedBasicAuth(("scout-relay", "s3cret"), CredentialScope.of_deployment(REGISTRY, "--registry"))
+    inside = next(auth.auth_flow(httpx.Request("GET", f"{REGISTRY.api}/api/repositories")))
+    outside = next(
+        auth.auth_flow(httpx.Request("GET", "https://attacker.example/artifactory/api/repositories"))
+    )
+    assert inside.headers["authorization"].startswith("Basic ")
+    assert "authorization" not in outside.headers
