@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.results import IndexResult
+from tests.support import wait_until
 from tests.support.scout import (
     DOCKER_SCOUT_STAND_IN,
     HUB_TOKEN,
@@ -308,13 +309,11 @@ def test_a_killed_task_stops_docker_scout_and_leaves_zero_bytes(
 
     worker = threading.Thread(target=run)
     worker.start()
-    deadline = time.monotonic() + 10
-    while not cli_record.calls() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(cli_record.calls, 10, message="docker-scout to start")
     cli_hook.close()  # what IndexImageOperator.on_kill does from Airflow's SIGTERM handler
     worker.join(10)
     assert not worker.is_alive() and errors, "the push should end with an error once killed"
-    assert not _alive(cli_record.last()["child_pid"]) or _wait_dead(cli_record.last()["child_pid"])
+    _wait_dead(cli_record.last()["child_pid"])
     assert _snapshot(home, temp) == before
 
 
@@ -347,22 +346,17 @@ def test_sigterm_of_the_task_process_removes_its_files(
     task = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_TASK, DIGEST, REFERENCE], stdout=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 20
-    while not cli_record.calls() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(cli_record.calls, 20, message="docker-scout to start")
     assert _snapshot(home, temp) != before  # the workspace exists while docker-scout runs
     task.send_signal(signal.SIGTERM)
     output, _ = task.communicate(timeout=20)
     assert "ended: ScoutFatalError" in output
-    assert _wait_dead(cli_record.last()["child_pid"])
+    _wait_dead(cli_record.last()["child_pid"])
     assert _snapshot(home, temp) == before
 
 
-def _wait_dead(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not _alive(pid)
+def _wait_dead(pid: int) -> None:
+    wait_until(lambda: not _alive(pid), 5, message=f"the stand-in's process {pid} to end")
 
 
 def test_output_is_streamed_to_the_log_with_secrets_masked(
@@ -511,11 +505,7 @@ def test_a_hanging_run_is_stopped_with_its_children_at_the_timeout(
         _index(ScoutHook())
     assert time.monotonic() - started < 15
     assert "this will take forever" in str(raised.value)
-    child = cli_record.last()["child_pid"]
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child), "the stand-in's child process survived the timeout"
+    _wait_dead(cli_record.last()["child_pid"])  # the child too is stopped at the timeout
 
 
 def _alive(pid: int) -> bool:
