@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 from airflow_provider_scout.credential_scope import api_base_url
 from airflow_provider_scout.docker_reference import is_registry_host
-from airflow_provider_scout.exceptions import RegistryStringError
+from airflow_provider_scout.exceptions import InputError, RegistryStringError
+from airflow_provider_scout.grammar import parse_flag
 
 __all__ = [
     "ArtifactoryRegistryConfig",
     "RegistryStringError",
     "TagFilter",
+    "is_glob",
     "parse_registry_string",
 ]
 
@@ -29,7 +31,6 @@ _MULTI_VALUED = {"repository": "repositories", "include": "includes", "exclude":
 _ALIASES = {"includes": "include", "excludes": "exclude", "repositories": "repository"}
 _SINGLE_VALUED = {"type", "registry", "api", "port", "subdomain-mode"}
 _REQUIRED = ("type", "registry", "api", "repository")
-_BOOLEANS = {"true": True, "false": False}
 # JFrog SaaS instances are <instance>.jfrog.io; their subdomain method differs (see image_repository).
 _SAAS_DOMAIN = "jfrog.io"
 
@@ -100,7 +101,7 @@ class ArtifactoryRegistryConfig:
     @property
     def repositories_are_pinned(self) -> bool:
         """False when a ``repository`` value is a glob, so the repository list must be rediscovered."""
-        return not any(_is_glob(r) for r in self.repositories)
+        return not any(is_glob(r) for r in self.repositories)
 
     def selects_repository(self, repository: str) -> bool:
         """True when a repository key is one of the configured keys or matches one of their globs."""
@@ -143,7 +144,8 @@ class TagFilter:
         return not self._compiled or any(r.search(tag) for r in self._compiled)
 
 
-def _is_glob(pattern: str) -> bool:
+def is_glob(pattern: str) -> bool:
+    """Whether a ``repository``, ``include`` or ``exclude`` value is a glob (``*``, ``?``, ``[``)."""
     return any(c in pattern for c in "*?[")
 
 
@@ -241,13 +243,12 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
 
     subdomain_mode = False
     if "subdomain-mode" in single:
-        flag = single["subdomain-mode"].lower()
-        if flag not in _BOOLEANS:
-            raise RegistryStringError(
-                "registry string key 'subdomain-mode' must be true or false, "
-                f"not {single['subdomain-mode']!r}"
+        try:
+            subdomain_mode = parse_flag(
+                single["subdomain-mode"], "registry string key 'subdomain-mode'", words=False
             )
-        subdomain_mode = _BOOLEANS[flag]
+        except InputError as exc:
+            raise RegistryStringError(str(exc)) from None
 
     return ArtifactoryRegistryConfig(
         registry=registry,

@@ -42,6 +42,13 @@ AIRFLOW_TOKEN_ENV = "AIRFLOW_API_TOKEN"
 # compose's SCOUT_RELAY_PORT is the host port, the registry string's `port` the relay's).
 RELAY_OPTION_ENV_PREFIX = "SCOUT_RELAY_"
 
+# Variables the provider sets (never reads) for the docker-scout CLI it runs, as the CLI
+# documents them: registry credentials stay out of argv, its cache stays in the task's directory.
+CLI_REGISTRY_USER_VAR = "DOCKER_SCOUT_REGISTRY_USER"
+CLI_REGISTRY_PASSWORD_VAR = "DOCKER_SCOUT_REGISTRY_PASSWORD"
+CLI_REGISTRY_TOKEN_VAR = "DOCKER_SCOUT_REGISTRY_TOKEN"
+CLI_CACHE_DIR_VAR = "DOCKER_SCOUT_CACHE_DIR"
+
 # Connections.
 ARTIFACTORY_CONN_TYPE = "artifactory"
 ARTIFACTORY_CONN_ID = "artifactory_default"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -65,7 +64,6 @@ MAX_JSON_DEPTH = 16
 _EVENT_ID_PATTERN = r"^[0-9a-f]{32}$"
 # RFC 3339 date-time with an offset; a pattern, because jsonschema checks "format" only with extras installed.
 _TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$"
-_SHA256_HEX = re.compile(r"[0-9A-Fa-f]{64}")
 
 IMAGE_EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -353,9 +351,9 @@ class EventSelection:
         image = _data_string(data, "image_name").strip("/")
         tag = _data_string(data, "tag")
         sha256 = _data_string(data, "sha256")
-        if not _SHA256_HEX.fullmatch(sha256):
-            raise InvalidEventError("body field 'data.sha256' must be 64 hex digits")
         digest = f"sha256:{sha256.lower()}"
+        if not is_sha256_digest(digest):
+            raise InvalidEventError("body field 'data.sha256' must be 64 hex digits")
         for name, value, check in (
             ("repo_key", repository, _FIELD_CHECKS["repository"]),
             ("image_name", image, _FIELD_CHECKS["image"]),

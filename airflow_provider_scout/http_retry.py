@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 
 import tenacity
 
-__all__ = ["RetryPolicy", "is_transient_status", "retry_after_seconds"]
+__all__ = ["RETRY_POLICY", "RetryPolicy", "is_transient_status", "retry_after_seconds"]
 
 
 def is_transient_status(status: int) -> bool:
@@ -87,3 +87,8 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         retry_after = getattr(error, "retry_after", None)
         return self.delay(state.attempt_number, retry_after=retry_after)
+
+
+# The policy of the hooks' clients (Artifactory and the registry API, Docker Hub and Scout).
+# They read it here on every request, so a test that must not pause replaces this one name.
+RETRY_POLICY = RetryPolicy()

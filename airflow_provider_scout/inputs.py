@@ -8,18 +8,17 @@ at; times also arrive as ISO strings when rendered without native objects, and a
 
 from __future__ import annotations
 
-import re
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.grammar import DURATION_EXAMPLES, parse_duration
 
 __all__ = ["as_duration", "as_flag", "as_moment", "as_string_list"]
 
 _NATIVE_HINT = "(render templates as native objects)"
-_DURATION = re.compile(r"(\d+)([smhd]?)")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def as_flag(value: Any, name: str) -> bool:
@@ -58,17 +57,18 @@ def as_moment(value: Any, name: str) -> datetime | None:
 
 
 def as_duration(value: Any, name: str) -> timedelta:
-    """A non-negative duration: a timedelta, seconds, or ``<n>s|m|h|d`` (``15m``); None is zero."""
+    """A non-negative duration: a timedelta, seconds (``90.5``), or the duration grammar of
+    :func:`~airflow_provider_scout.grammar.parse_duration` (``15m``); None is zero."""
     if value is None or value == "":
         return timedelta(0)
+    if isinstance(value, str):
+        return timedelta(seconds=parse_duration(value, name))
     if isinstance(value, timedelta):
         duration = value
-    elif isinstance(value, int) and not isinstance(value, bool):
+    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         duration = timedelta(seconds=value)
-    elif isinstance(value, str) and (match := _DURATION.fullmatch(value.strip().lower())):
-        duration = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
     else:
-        raise InputError(f"{name} must be a duration such as 900, 15m, 2h or 1d, not {value!r}")
+        raise InputError(f"{name} must be a duration such as {DURATION_EXAMPLES}, not {value!r}")
     if duration < timedelta(0):
         raise InputError(f"{name} must not be negative: {value!r}")
     return duration

@@ -41,7 +41,7 @@ from airflow_provider_scout.defaults import (
     REQUEST_DEADLINE_ENV,
 )
 from airflow_provider_scout.exceptions import InputError
-from airflow_provider_scout.inputs import as_duration
+from airflow_provider_scout.grammar import parse_duration
 
 __all__ = ["Limits", "ListingBudget"]
 
@@ -85,10 +85,7 @@ class Limits:
                 values[name] = _positive_int(raw, variable)
         for name, variable in _DURATIONS.items():
             if raw := env.get(variable, "").strip():
-                duration = as_duration(raw, variable)
-                if duration <= timedelta(0):
-                    raise InputError(f"{variable} must be a positive duration, not {raw!r}")
-                values[name] = duration
+                values[name] = timedelta(seconds=parse_duration(raw, variable, positive=True))
         deadline = values.pop("request_deadline", None)
         if isinstance(deadline, timedelta):
             values["request_deadline"] = deadline.total_seconds()

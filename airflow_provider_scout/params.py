@@ -30,6 +30,7 @@ from airflow_provider_scout.defaults import (
     SCOUT_CONN_ID,
 )
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
+from airflow_provider_scout.grammar import parse_flag
 from airflow_provider_scout.inputs import as_duration
 
 __all__ = [
@@ -222,18 +223,10 @@ def refresh_timetable() -> CronDataIntervalTimetable:
     return timetable
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
 def refresh_catchup() -> bool:
     """Whether the refresh DAG runs the intervals it missed (off by default)."""
-    raw = os.environ.get(REFRESH_CATCHUP_ENV, "").strip().lower()
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise ValueError(f"{REFRESH_CATCHUP_ENV} must be true or false, not {raw!r}")
+    raw = os.environ.get(REFRESH_CATCHUP_ENV, "").strip()
+    return parse_flag(raw, REFRESH_CATCHUP_ENV) if raw else False
 
 
 def refresh_start_date() -> datetime:

@@ -17,13 +17,17 @@ from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.upstream_text import printable
 
-__all__ = ["RESULTS_XCOM_KEY", "IndexResult", "IndexState", "IndexSummary"]
+__all__ = ["RESULTS_XCOM_KEY", "SEVERITIES", "IndexResult", "IndexState", "IndexSummary"]
 
 # Indexing results are pushed under this key before a failing task raises: a failed
 # task's return value is never stored, and the summary must still see why it failed.
 RESULTS_XCOM_KEY = "index_results"
 
-_SEVERITIES = ("critical", "high", "medium", "low")
+# Scout's vulnerability severities, most severe first: the counts an IndexResult carries
+# (besides "total") and the fields the GraphQL read-back asks for.
+SEVERITIES = ("critical", "high", "medium", "low", "unspecified")
+# The table's column: the four named severities; every count stays in the XCom.
+_TABLE_SEVERITIES = SEVERITIES[:4]
 _REQUIRED_FIELDS = ("reference", "repository", "image", "digest", "state")
 
 
@@ -194,4 +198,4 @@ def _short_digest(digest: str) -> str:
 def _vulnerabilities(counts: Mapping[str, int] | None) -> str:
     if not counts:
         return "-"
-    return " ".join(f"{severity[0].upper()}:{counts.get(severity, 0)}" for severity in _SEVERITIES)
+    return " ".join(f"{severity[0].upper()}:{counts.get(severity, 0)}" for severity in _TABLE_SEVERITIES)

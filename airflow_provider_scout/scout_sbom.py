@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from airflow_provider_scout import __version__
+from airflow_provider_scout.docker_reference import is_sha256_digest
 from airflow_provider_scout.exceptions import SbomConversionError
 
 __all__ = [
@@ -79,10 +80,9 @@ def spdx_relative_path(digest: str) -> str:
 
 
 def _checked_digest(digest: str) -> str:
-    algorithm, sep, hex_part = digest.partition(":")
-    if not sep or algorithm != "sha256" or len(hex_part) != 64 or not _is_hex(hex_part):
+    if not is_sha256_digest(digest):
         raise ValueError(f"digest {digest!r} is not sha256:<64 hex characters>")
-    return f"{algorithm}/{hex_part}"
+    return digest.replace(":", "/", 1)
 
 
 def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def syft_to_scout_sbom(syft: Mapping[str, Any], *, name: str, tags: Sequence[str
     if not isinstance(metadata, Mapping):
         raise SbomConversionError("syft report has no source.metadata")
     digest = metadata.get("manifestDigest")
-    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+    if not is_sha256_digest(digest):
         raise SbomConversionError("syft report has no source.metadata.manifestDigest")
 
     raw_manifest, manifest = _decode_embedded_json(metadata, "manifest")
@@ -160,10 +160,6 @@ def with_tags(document: Mapping[str, Any], tags: Sequence[str]) -> dict[str, Any
     image = document["source"]["image"]
     merged = list(dict.fromkeys([*image["tags"], *tags]))
     return {**document, "source": {**document["source"], "image": {**image, "tags": merged}}}
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
 
 
 def _decode_embedded_json(metadata: Mapping[str, Any], key: str) -> tuple[bytes, dict[str, Any]]:

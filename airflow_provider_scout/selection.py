@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from airflow_provider_scout.config import ArtifactoryRegistryConfig, TagFilter
+from airflow_provider_scout.config import ArtifactoryRegistryConfig, TagFilter, is_glob
 from airflow_provider_scout.models import TagRecord
 
 __all__ = ["select_repositories", "select_tags"]
@@ -24,7 +24,7 @@ def select_repositories(config: ArtifactoryRegistryConfig, available: Iterable[s
     """
     if config.repositories_are_pinned:
         return config.repositories
-    pinned = [r for r in config.repositories if not _is_glob(r)]
+    pinned = [r for r in config.repositories if not is_glob(r)]
     matched = sorted(r for r in set(available) if config.selects_repository(r))
     return tuple(dict.fromkeys([*pinned, *matched]))
 
@@ -40,7 +40,3 @@ def select_tags(
             and tags.selects(record.tag)
         ):
             yield record
-
-
-def _is_glob(pattern: str) -> bool:
-    return any(c in pattern for c in "*?[")

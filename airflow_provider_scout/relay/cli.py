@@ -23,6 +23,7 @@ from airflow_provider_scout.defaults import (
 )
 from airflow_provider_scout.relay.options import add_options, given_options
 from airflow_provider_scout.relay.settings import (
+    DATABASE_FILE,
     RECOMMENDED_SECRET_LENGTH,
     ConnectionLimits,
     RelayConfigError,
@@ -143,7 +144,7 @@ def run_requeue(args: argparse.Namespace) -> int:
     except RelayConfigError as exc:
         print(f"airflow-scout relay requeue: error: {exc}", file=sys.stderr)
         return 2
-    path = state_dir / "relay.sqlite3"
+    path = state_dir / DATABASE_FILE
     if not path.is_file():
         print(f"airflow-scout relay requeue: error: no event store at {path}", file=sys.stderr)
         return 2

@@ -27,27 +27,52 @@ from airflow_provider_scout.defaults import (
     RELAY_OPTION_ENV_PREFIX,
     RELAY_PORT,
 )
+from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.grammar import parse_duration, parse_flag
 from airflow_provider_scout.relay.settings import (
     ConnectionLimits,
     RelayConfigError,
     RelaySettings,
-    parse_duration,
 )
 
-__all__ = ["LIMITS", "OPTIONS", "RelayOption", "add_options", "given_options", "parse_switch"]
+__all__ = [
+    "LIMITS",
+    "OPTIONS",
+    "Reader",
+    "RelayOption",
+    "add_options",
+    "given_options",
+    "read_duration",
+    "read_float",
+    "read_int",
+    "read_path",
+    "read_str",
+    "read_switch",
+]
 
-_SWITCH_WORDS = {
-    **dict.fromkeys(("1", "true", "yes", "on"), True),
-    **dict.fromkeys(("0", "false", "no", "off"), False),
-}
+Reader = Callable[[str, str], Any]  # (text, where it came from) -> value; raises ValueError
 
 
-def parse_switch(text: str) -> bool:
-    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``); ValueError otherwise."""
-    try:
-        return _SWITCH_WORDS[text.strip().lower()]
-    except KeyError:
-        raise ValueError(f"{text[:40]!r} is neither true nor false") from None
+def read_as(kind: Callable[[str], Any]) -> Reader:
+    """A reader of plain values (``str``, ``int``, ``float``, ``Path``); errors get the source."""
+
+    def read(text: str, source: str) -> Any:
+        return kind(text)
+
+    return read
+
+
+def read_duration(text: str, source: str) -> float:
+    """The provider's duration grammar (:func:`~airflow_provider_scout.grammar.parse_duration`), above 0."""
+    return parse_duration(text, source, positive=True)
+
+
+def read_switch(text: str, source: str) -> bool:
+    """The provider's flag grammar (:func:`~airflow_provider_scout.grammar.parse_flag`)."""
+    return parse_flag(text, source)
+
+
+read_str, read_int, read_float, read_path = read_as(str), read_as(int), read_as(float), read_as(Path)
 
 
 @dataclass(frozen=True)
@@ -55,7 +80,7 @@ class RelayOption:
     """One option: ``--<dest with dashes>``, read from text by ``read``, also from ``env``."""
 
     dest: str
-    read: Callable[[str], Any]
+    read: Reader
     meaning: str
     env: str | None = ""  # "": SCOUT_RELAY_<DEST>; None: no variable
     kind: str = "value"  # "value", "switch" (a flag without value) or "repeatable"
@@ -91,51 +116,61 @@ def _default_text(option: RelayOption) -> str:
             value = found.default
             if isinstance(value, bool):
                 return "off"
-            if option.read is parse_duration or option.dest.endswith("_seconds"):
+            if option.read is read_duration or option.dest.endswith("_seconds"):
                 return _duration_text(value)
             return f"{value:g}" if isinstance(value, float) else str(value)
     raise LookupError(f"no default for {option.dest}")  # a table entry without one must say default_text
 
 
 OPTIONS: tuple[RelayOption, ...] = (
-    RelayOption("registry", str, "docker scout watch registry string", env=REGISTRY_ENV, default_text="none"),
     RelayOption(
-        "tag", str, "only tags matching this regular expression", kind="repeatable", default_text="all tags"
+        "registry", read_str, "docker scout watch registry string", env=REGISTRY_ENV, default_text="none"
+    ),
+    RelayOption(
+        "tag",
+        read_str,
+        "only tags matching this regular expression",
+        kind="repeatable",
+        default_text="all tags",
     ),
     RelayOption(
         "port",
-        int,
+        read_int,
         "listening port; 0: any free port",
         env=None,
         default_text=f"the registry string's port, else {RELAY_PORT}",
     ),
-    RelayOption("state_dir", Path, "directory of the relay's event store (kept 0700, files 0600)"),
-    RelayOption("coalesce_seconds", float, "events arriving within this window become one DAG run"),
-    RelayOption("airflow_url", str, "Airflow API server base URL", env=AIRFLOW_URL_ENV, default_text="none"),
-    RelayOption("dag_id", str, "DAG to trigger"),
-    RelayOption("accept_promoted", parse_switch, "also index docker 'promoted' events", kind="switch"),
-    RelayOption("max_body_bytes", int, "larger webhook bodies are refused with 413"),
-    RelayOption("dedupe_window", parse_duration, "same tag at the same digest within it: duplicate"),
-    RelayOption("failed_retention", parse_duration, "refused batches are kept this long"),
-    RelayOption("health_interval", parse_duration, "/healthz probes the store at most once per this"),
-    RelayOption("max_pending", int, "undelivered events beyond which webhooks get 503"),
-    RelayOption("max_runs_per_minute", int, "DAG runs triggered in any minute"),
+    RelayOption("state_dir", read_path, "directory of the relay's event store (kept 0700, files 0600)"),
+    RelayOption("coalesce_seconds", read_float, "events arriving within this window become one DAG run"),
+    RelayOption(
+        "airflow_url", read_str, "Airflow API server base URL", env=AIRFLOW_URL_ENV, default_text="none"
+    ),
+    RelayOption("dag_id", read_str, "DAG to trigger"),
+    RelayOption("accept_promoted", read_switch, "also index docker 'promoted' events", kind="switch"),
+    RelayOption("max_body_bytes", read_int, "larger webhook bodies are refused with 413"),
+    RelayOption("dedupe_window", read_duration, "same tag at the same digest within it: duplicate"),
+    RelayOption("failed_retention", read_duration, "refused batches are kept this long"),
+    RelayOption("health_interval", read_duration, "/healthz probes the store at most once per this"),
+    RelayOption("max_pending", read_int, "undelivered events beyond which webhooks get 503"),
+    RelayOption("max_runs_per_minute", read_int, "DAG runs triggered in any minute"),
 )
 
 # Listening address and what one client may hold of the relay (help group of their own).
 LIMITS: tuple[RelayOption, ...] = (
-    RelayOption("host", str, "address to listen on; 0.0.0.0 for every interface"),
-    RelayOption("max_header_bytes", int, "request line + headers larger than this: 400"),
-    RelayOption("max_headers", int, "more headers than this: 431"),
-    RelayOption("header_timeout", parse_duration, "time to send a complete request head"),
-    RelayOption("body_timeout", parse_duration, "time to send the body after a head with the secret"),
+    RelayOption("host", read_str, "address to listen on; 0.0.0.0 for every interface"),
+    RelayOption("max_header_bytes", read_int, "request line + headers larger than this: 400"),
+    RelayOption("max_headers", read_int, "more headers than this: 431"),
+    RelayOption("header_timeout", read_duration, "time to send a complete request head"),
+    RelayOption("body_timeout", read_duration, "time to send the body after a head with the secret"),
     RelayOption(
-        "unverified_body_timeout", parse_duration, "time to send the body after a head without the secret"
+        "unverified_body_timeout", read_duration, "time to send the body after a head without the secret"
     ),
-    RelayOption("keep_alive", parse_duration, "idle time allowed between requests"),
-    RelayOption("max_connections", int, "above this, the oldest unauthenticated connection closes"),
-    RelayOption("max_connections_per_source", int, "the same, counting one client address's connections"),
-    RelayOption("max_requests_per_source", float, "requests per second from one address; beyond: 503"),
+    RelayOption("keep_alive", read_duration, "idle time allowed between requests"),
+    RelayOption("max_connections", read_int, "above this, the oldest unauthenticated connection closes"),
+    RelayOption(
+        "max_connections_per_source", read_int, "the same, counting one client address's connections"
+    ),
+    RelayOption("max_requests_per_source", read_float, "requests per second from one address; beyond: 503"),
 )
 
 
@@ -171,8 +206,10 @@ def _value(option: RelayOption, args: argparse.Namespace, environ: Mapping[str, 
         return given
     try:
         if option.kind == "repeatable":
-            return tuple(option.read(text) for text in given)
-        return option.read(given)
+            return tuple(option.read(text, source) for text in given)
+        return option.read(given, source)
+    except InputError as exc:  # the grammar's errors name the source already
+        raise RelayConfigError(str(exc)) from None
     except ValueError as exc:
         raise RelayConfigError(f"{source}: {exc}") from None
 

@@ -35,6 +35,8 @@ from airflow_provider_scout.events import EventSelection
 from airflow_provider_scout.exceptions import RelayConfigError
 
 __all__ = [
+    "DATABASE_FILE",
+    "DEFAULT_STATE_DIR",
     "RECOMMENDED_SECRET_LENGTH",
     "AirflowCredentials",
     "ConnectionLimits",
@@ -43,7 +45,6 @@ __all__ = [
     "airflow_url_from",
     "artifactory_auth_from",
     "credentials_from",
-    "parse_duration",
     "registry_from",
     "tag_filter_from",
 ]
@@ -51,21 +52,9 @@ __all__ = [
 
 RECOMMENDED_SECRET_LENGTH = 64
 
-_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``24h`` or ``7d``; raises ValueError naming the text."""
-    stripped = text.strip().lower()
-    unit = _DURATION_UNITS.get(stripped[-1:]) if stripped else None
-    number = stripped[:-1] if unit is not None else stripped
-    try:
-        value = float(number) * (unit or 1.0)
-    except ValueError:
-        raise ValueError(f"{text[:40]!r} is not a duration such as 30, 30s, 15m, 24h or 7d") from None
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{text[:40]!r} is not a positive duration")
-    return value
+# Relative to the working directory: the compose service and a developer's checkout alike.
+DEFAULT_STATE_DIR = Path(".scout/relay")
+DATABASE_FILE = "relay.sqlite3"  # the event store, below the state directory
 
 
 @dataclass(frozen=True)
@@ -119,7 +108,7 @@ class RelaySettings:
     secret: str = field(repr=False)
     airflow_url: str
     airflow_credentials: AirflowCredentials = field(repr=False)
-    state_dir: Path = Path(".scout/relay")
+    state_dir: Path = DEFAULT_STATE_DIR
     # Reads the repositories layout (relay/membership.py); None reads it anonymously.
     artifactory_auth: tuple[str, str] | None = field(default=None, repr=False)
     tags: TagFilter = field(default_factory=TagFilter)
@@ -193,7 +182,7 @@ class RelaySettings:
 
     @property
     def database_path(self) -> Path:
-        return self.state_dir / "relay.sqlite3"
+        return self.state_dir / DATABASE_FILE
 
     @property
     def secret_is_short(self) -> bool:

@@ -8,8 +8,8 @@ from typing import Any
 
 from airflow_provider_scout.config import TagFilter
 from airflow_provider_scout.events import ImageEvent
-from airflow_provider_scout.relay.options import RelayOption, parse_switch
-from airflow_provider_scout.relay.settings import RelaySettings, parse_duration
+from airflow_provider_scout.relay.options import RelayOption, read_duration, read_float, read_int, read_switch
+from airflow_provider_scout.relay.settings import RelaySettings
 from scout_testing.webhook_payloads import manifest_sha256
 from tests.support.fixtures.relay import REGISTRY
 
@@ -26,7 +26,7 @@ def relay_args(state_dir: Path, airflow_url: str, coalesce: float = 0.2) -> list
 
 
 # A valid value for each kind of reader, unlike every default.
-SAMPLE_TEXT = {parse_duration: "7m", int: "4242", float: "7.5", parse_switch: "true"}
+SAMPLE_TEXT = {read_duration: "7m", read_int: "4242", read_float: "7.5", read_switch: "true"}
 
 
 def sample_text(option: RelayOption) -> str:
@@ -54,7 +54,7 @@ def expected_of(option: RelayOption) -> Any:
         return TagFilter.of([sample_text(option)])
     if option.dest == "registry":
         return ("docker-sample", "docker-prod")
-    return option.read(sample_text(option))
+    return option.read(sample_text(option), option.flag)
 
 
 T0 = 1_800_000_000.0

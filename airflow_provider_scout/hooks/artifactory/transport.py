@@ -2,8 +2,9 @@
 
 Every request has a timeout per read and a total deadline, and its body a byte cap
 (:mod:`airflow_provider_scout.limits`, read by :mod:`..http_body`). Connection errors,
-timeouts, 408, 429 and 5xx are retried under :data:`RETRY_POLICY` (backoff with jitter,
-``Retry-After`` honoured but capped).
+timeouts, 408, 429 and 5xx are retried under the provider's one retry policy,
+:data:`airflow_provider_scout.http_retry.RETRY_POLICY` (backoff with jitter, ``Retry-After``
+honoured but capped; the attempts set per hook).
 401 and 403 fail at once with :class:`ArtifactoryAuthError`, naming where the
 credentials came from and the URL, never the secret. A Registry API ``Bearer``
 challenge is answered with a token from its realm, only when the realm is on a host the
@@ -24,7 +25,7 @@ import tenacity
 from airflow.sdk.log import mask_secret
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from airflow_provider_scout import __version__
+from airflow_provider_scout import __version__, http_retry
 from airflow_provider_scout.defaults import MAX_BODY_BYTES_ENV, MAX_MANIFEST_BYTES_ENV, REQUEST_DEADLINE_ENV
 from airflow_provider_scout.exceptions import (
     ArtifactoryAuthError,
@@ -37,14 +38,11 @@ from airflow_provider_scout.hooks.artifactory.manifests import error_message, pa
 from airflow_provider_scout.hooks.artifactory.scoped_session import ScopedSession
 from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
 from airflow_provider_scout.hooks.http_body import read_body
-from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+from airflow_provider_scout.http_retry import is_transient_status, retry_after_seconds
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import RegistryAuth
 
-__all__ = ["RETRY_POLICY", "ArtifactoryTransport", "SlowQueryError"]
-
-# Artifactory and its registry API are retried alike; the attempts are set per hook.
-RETRY_POLICY = RetryPolicy()
+__all__ = ["ArtifactoryTransport", "SlowQueryError"]
 
 
 class _TransientError(ArtifactoryError):
@@ -137,7 +135,7 @@ class ArtifactoryTransport:
         successful answer's body is left to the caller to read: blobs, which it bounds by
         their descriptor's size, under the task's ``execution_timeout``.
         """
-        retrying = replace(RETRY_POLICY, attempts=self.max_attempts).retrying(
+        retrying = replace(http_retry.RETRY_POLICY, attempts=self.max_attempts).retrying(
             _TransientError, before_sleep=self._log_retry
         )
         try:

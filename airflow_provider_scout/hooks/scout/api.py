@@ -24,6 +24,7 @@ import requests
 import tenacity
 from airflow.sdk.log import mask_secret
 
+from airflow_provider_scout import http_retry
 from airflow_provider_scout.defaults import MAX_BODY_BYTES_ENV, REQUEST_DEADLINE_ENV
 from airflow_provider_scout.exceptions import (
     BodyDeadlineError,
@@ -34,15 +35,14 @@ from airflow_provider_scout.exceptions import (
 from airflow_provider_scout.hooks.http_body import read_body
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
-from airflow_provider_scout.http_retry import RetryPolicy, is_transient_status, retry_after_seconds
+from airflow_provider_scout.http_retry import is_transient_status, retry_after_seconds
 from airflow_provider_scout.limits import Limits
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["RETRY_POLICY", "ScoutApi"]
+__all__ = ["ScoutApi"]
 
-RETRY_POLICY = RetryPolicy()
 HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
 TOKEN_TTL_WITHOUT_EXP = 300.0  # Hub tokens live longer; without an exp claim assume little
 TOKEN_RENEW_MARGIN = 60.0
@@ -179,13 +179,15 @@ class ScoutApi:
     def _send(
         self, method: str, url: str, *, json: Any, headers: Mapping[str, str], what: str
     ) -> requests.Response:
-        """One request, retried by :data:`RETRY_POLICY` on connection errors, timeouts, transient answers.
+        """One request, retried by the provider's retry policy
+        (:data:`airflow_provider_scout.http_retry.RETRY_POLICY`) on connection errors, timeouts,
+        transient answers.
 
         The answer is read whole within the body cap and the request deadline
         (:mod:`~airflow_provider_scout.hooks.http_body`): over the cap is fatal, past the
         deadline retryable by the task, not here (another attempt would wait as long again).
         """
-        policy = RETRY_POLICY
+        policy = http_retry.RETRY_POLICY
         limits = self.limits
 
         def attempt() -> requests.Response:

@@ -41,6 +41,10 @@ from typing import TYPE_CHECKING
 from airflow_provider_scout.defaults import (
     ARTIFACTORY_PASSWORD_ENV,
     ARTIFACTORY_USER_ENV,
+    CLI_CACHE_DIR_VAR,
+    CLI_REGISTRY_PASSWORD_VAR,
+    CLI_REGISTRY_TOKEN_VAR,
+    CLI_REGISTRY_USER_VAR,
     HUB_PASSWORD_ENV,
     HUB_USER_ENV,
     WEBHOOK_SECRET_ENV,
@@ -66,20 +70,16 @@ from airflow_provider_scout.results import IndexResult, IndexState
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["REGISTRY_TOKEN_ENV", "CliBackend", "TaskWorkspace"]
+__all__ = ["CliBackend", "TaskWorkspace"]
 
-REGISTRY_USER_ENV = "DOCKER_SCOUT_REGISTRY_USER"
-REGISTRY_PASSWORD_ENV = "DOCKER_SCOUT_REGISTRY_PASSWORD"
-REGISTRY_TOKEN_ENV = "DOCKER_SCOUT_REGISTRY_TOKEN"
-CACHE_DIR_ENV = "DOCKER_SCOUT_CACHE_DIR"
 # DOCKER_SCOUT_* variables of the worker docker-scout never sees: the credentials (only the
 # connections' reach it) and the provider's own settings that share docker-scout's prefix.
 _WITHHELD_ENV = (
     HUB_USER_ENV,
     HUB_PASSWORD_ENV,
-    REGISTRY_USER_ENV,
-    REGISTRY_PASSWORD_ENV,
-    REGISTRY_TOKEN_ENV,
+    CLI_REGISTRY_USER_VAR,
+    CLI_REGISTRY_PASSWORD_VAR,
+    CLI_REGISTRY_TOKEN_VAR,
     ARTIFACTORY_USER_ENV,
     ARTIFACTORY_PASSWORD_ENV,
     WEBHOOK_SECRET_ENV,
@@ -122,7 +122,7 @@ class TaskWorkspace:
             withheld=_WITHHELD_ENV,
             settings={
                 "DOCKER_CONFIG": str(path / "docker-config"),
-                CACHE_DIR_ENV: str(path / "scout-cache"),
+                CLI_CACHE_DIR_VAR: str(path / "scout-cache"),
                 **credentials,
             },
         )
@@ -288,9 +288,9 @@ class CliBackend:
         if registry_auth:
             basic = registry_auth.basic
             if basic is None:
-                credentials[REGISTRY_TOKEN_ENV] = registry_auth.token or ""
+                credentials[CLI_REGISTRY_TOKEN_VAR] = registry_auth.token or ""
             else:
-                credentials[REGISTRY_USER_ENV], credentials[REGISTRY_PASSWORD_ENV] = basic
+                credentials[CLI_REGISTRY_USER_VAR], credentials[CLI_REGISTRY_PASSWORD_VAR] = basic
             secrets += registry_auth.secrets
         return argv, self.workspace.environment(credentials), secrets
 

@@ -20,13 +20,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_scout.exceptions import ScoutGraphQLError
+from airflow_provider_scout.results import SEVERITIES
 
 __all__ = [
     "IMAGE_SUMMARIES_BY_DIGEST",
     "INDEXED",
     "ORGANIZATION_STATUS",
+    "REPORT_COUNTS",
     "SBOM_STATES",
-    "SEVERITIES",
     "TAGGED_IMAGES_BY_REPOSITORY",
     "ImageSummary",
     "OrganizationStatus",
@@ -40,21 +41,19 @@ __all__ = [
     "tagged_images_request",
 ]
 
-IMAGE_SUMMARIES_BY_DIGEST = """\
-query imageSummariesByDigest($context: Context!, $digests: [String!]!, $repository: ScRepositoryInput) {
-  imageSummariesByDigest(context: $context, digests: $digests, repository: $repository) {
+# The vulnerabilityReport fields asked for: every severity and the total.
+REPORT_COUNTS = (*SEVERITIES, "total")
+_REPORT_FIELDS = "".join(f"      {name}\n" for name in REPORT_COUNTS)
+
+IMAGE_SUMMARIES_BY_DIGEST = f"""\
+query imageSummariesByDigest($context: Context!, $digests: [String!]!, $repository: ScRepositoryInput) {{
+  imageSummariesByDigest(context: $context, digests: $digests, repository: $repository) {{
     digest
     sbomState
-    vulnerabilityReport {
-      critical
-      high
-      medium
-      low
-      unspecified
-      total
-    }
-  }
-}
+    vulnerabilityReport {{
+{_REPORT_FIELDS}    }}
+  }}
+}}
 """
 
 ORGANIZATION_STATUS = """\
@@ -79,7 +78,6 @@ query taggedImagesByRepository($context: Context!, $query: ScTaggedImagesQuery!)
 """
 TAG_PAGE_SIZE = 20  # ScTaggedImagesQuery pages (PagingInput); a tag filter matches few names
 
-SEVERITIES = ("critical", "high", "medium", "low", "unspecified", "total")
 INDEXED = "INDEXED"  # the sbomState of an image whose SBOM Scout holds
 # enum SBOMState of the published SDL
 SBOM_STATES = frozenset({"INDEXED", "INDEXING", "INDEXING_FAILED", "INDEXING_UNAVAILABLE", "NONE"})
@@ -250,12 +248,12 @@ def _report(item: Mapping[str, Any], digest: str) -> dict[str, int] | None:
     if report is None:
         return None  # the image exists but was not scanned yet
     counts = report if isinstance(report, Mapping) else {}
-    missing = [severity for severity in SEVERITIES if not isinstance(counts.get(severity), int)]
+    missing = [severity for severity in REPORT_COUNTS if not isinstance(counts.get(severity), int)]
     if missing:
         raise ScoutGraphQLError(
             f"Scout's vulnerabilityReport for {digest} lacks the counts {', '.join(missing)}"
         )
-    return {severity: int(counts[severity]) for severity in SEVERITIES}
+    return {severity: int(counts[severity]) for severity in REPORT_COUNTS}
 
 
 def parse_organization_status(answer: Any) -> OrganizationStatus:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from airflow_provider_scout.defaults import (
     SCOUT_API_URL,
     SCOUT_CONN_TYPE,
 )
-from airflow_provider_scout.exceptions import ScoutFatalError
+from airflow_provider_scout.exceptions import InputError, ScoutFatalError
+from airflow_provider_scout.grammar import DURATION_EXAMPLES, parse_duration
 
 __all__ = ["BACKENDS", "DEFAULT_RUN_TIMEOUT", "ScoutSettings", "read_settings"]
 
@@ -153,15 +155,19 @@ def _warn_renamed_backend(name: str, where: str) -> None:
 
 
 def _timeout(value: Any, where: str) -> float:
+    """Seconds per image: a number, or a duration string (``90``, ``90.5``, ``15m``)."""
     if value in ("", None):
         return DEFAULT_RUN_TIMEOUT
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ScoutFatalError(f"{where} must be a number of seconds") from None
-    if seconds <= 0:
-        raise ScoutFatalError(f"{where} must be positive")
-    return seconds
+    if isinstance(value, str):
+        try:
+            return parse_duration(value, where, positive=True)
+        except InputError as exc:
+            raise ScoutFatalError(str(exc)) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScoutFatalError(f"{where} must be a duration such as {DURATION_EXAMPLES}, not {value!r}")
+    if value <= 0:
+        raise ScoutFatalError(f"{where} must be a positive duration, not {value!r}")
+    return float(value)
 
 
 def _url(value: Any, where: str) -> str:

@@ -188,10 +188,19 @@ def test_limits_default_safe_and_come_from_flags_or_environment() -> None:
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        (["--header-timeout", "soon"], {}, "--header-timeout: 'soon' is not a duration"),
+        (
+            ["--header-timeout", "soon"],
+            {},
+            "--header-timeout must be a duration such as 90, 90.5, 15m, 2h or 1d",
+        ),
         ([], {"SCOUT_RELAY_MAX_CONNECTIONS": "many"}, "SCOUT_RELAY_MAX_CONNECTIONS: invalid literal"),
         (["--max-header-bytes", "10"], {}, "at least 1024 bytes"),
-        (["--dedupe-window=-1h"], {}, "not a positive duration"),
+        (["--dedupe-window=-1h"], {}, "--dedupe-window must be a duration such as"),
+        (
+            [],
+            {"SCOUT_RELAY_KEEP_ALIVE": "0s"},
+            "SCOUT_RELAY_KEEP_ALIVE must be a positive duration, not '0s'",
+        ),
     ],
 )
 def test_bad_limits_are_named(argv: list[str], environ: dict[str, str], message: str) -> None:

@@ -48,6 +48,9 @@ def test_moments_are_aware_datetimes_or_iso_strings() -> None:
         ("30s", timedelta(seconds=30)),
         ("45", timedelta(seconds=45)),
         ("1d", timedelta(days=1)),
+        ("90.5", timedelta(seconds=90.5)),
+        ("1.5m", timedelta(seconds=90)),
+        (1.5, timedelta(seconds=1.5)),
         (timedelta(minutes=5), timedelta(minutes=5)),
     ],
 )
@@ -55,9 +58,9 @@ def test_durations_are_timedeltas_seconds_or_unit_strings(value: object, expecte
     assert as_duration(value, "lookback") == expected
 
 
-@pytest.mark.parametrize("value", ["15 minutes", "1w", "-5m", "m", 1.5, True, [900]])
+@pytest.mark.parametrize("value", ["15 minutes", "1w", "-5m", "m", "nan", float("inf"), True, [900]])
 def test_a_bad_duration_names_the_input(value: object) -> None:
-    with pytest.raises(InputError, match=r"lookback must be a duration such as 900, 15m"):
+    with pytest.raises(InputError, match=r"lookback must be a duration such as 90, 90.5, 15m, 2h or 1d, not"):
         as_duration(value, "lookback")
 
 

@@ -68,9 +68,13 @@ def test_the_flag_wins_over_the_variable(option: RelayOption) -> None:
         (
             "SCOUT_RELAY_ACCEPT_PROMOTED",
             "maybe",
-            "SCOUT_RELAY_ACCEPT_PROMOTED: 'maybe' is neither true nor false",
+            "SCOUT_RELAY_ACCEPT_PROMOTED must be true or false, not 'maybe'",
         ),
-        ("SCOUT_RELAY_DEDUPE_WINDOW", "soon", "SCOUT_RELAY_DEDUPE_WINDOW: 'soon' is not a duration"),
+        (
+            "SCOUT_RELAY_DEDUPE_WINDOW",
+            "soon",
+            "SCOUT_RELAY_DEDUPE_WINDOW must be a duration such as 90, 90.5, 15m, 2h or 1d, not 'soon'",
+        ),
         ("SCOUT_RELAY_MAX_BODY_BYTES", "big", "SCOUT_RELAY_MAX_BODY_BYTES: invalid literal"),
         ("SCOUT_RELAY_TAG", "(unclosed", "not a valid regular expression|unterminated|missing"),
     ],

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import redact
 from airflow.providers_manager import ProvidersManager
 from airflow.sdk import BaseHook
 
+from airflow_provider_scout import http_retry
 from airflow_provider_scout.defaults import ARTIFACTORY_PASSWORD_ENV, ARTIFACTORY_USER_ENV
 from airflow_provider_scout.hooks.artifactory import (
     ArtifactoryAuthError,
@@ -22,7 +23,6 @@ from airflow_provider_scout.hooks.artifactory import (
     ArtifactoryHook,
     CredentialScopeError,
     InvalidNameError,
-    transport,
 )
 from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, OCI_MANIFEST
 from airflow_provider_scout.http_retry import RetryPolicy
@@ -246,7 +246,7 @@ def test_retry_after_seconds_are_waited_and_the_retries_counted(
 def test_a_long_retry_after_is_capped(
     stub: StubServer, define_connection: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transport, "RETRY_POLICY", RetryPolicy(retry_after_cap=0.1))
+    monkeypatch.setattr(http_retry, "RETRY_POLICY", RetryPolicy(retry_after_cap=0.1))
     stub.on("GET", PING, Reply(429, "slow down", {"Retry-After": "3600"}), Reply(body="OK"))
     hook = ArtifactoryHook(define_connection(host=stub.api_url))
     started = time.monotonic()

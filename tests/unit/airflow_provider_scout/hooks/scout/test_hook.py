@@ -22,8 +22,8 @@ REGISTRY_PASSWORD = "artifactory-reg-secret-42"
             {"backend": "cloud"},
             "Scout connection 'docker_scout_default': extra 'backend' must be one of cli, sbom, not 'cloud'",
         ),
-        ({"timeout": "soon"}, "extra 'timeout' must be a number of seconds"),
-        ({"timeout": -3}, "extra 'timeout' must be positive"),
+        ({"timeout": "soon"}, "extra 'timeout' must be a duration such as 90, 90.5, 15m, 2h or 1d"),
+        ({"timeout": -3}, "extra 'timeout' must be a positive duration"),
         ({"api_url": "ftp://scout"}, "extra 'api_url' must be an http"),
     ],
 )

@@ -81,7 +81,7 @@ def test_login_and_password_come_before_the_cli_environment(
     ("arguments", "message"),
     [
         ({"backend": "cloud"}, "ScoutHook argument 'backend' must be one of cli, sbom, not 'cloud'"),
-        ({"timeout": 0}, "ScoutHook argument 'timeout' must be positive"),
+        ({"timeout": 0}, "ScoutHook argument 'timeout' must be a positive duration"),
     ],
 )
 def test_bad_arguments_are_named(arguments: dict[str, Any], message: str) -> None:
