@@ -13,9 +13,11 @@ over REST and reports, per configuration:
 * the median time a task then runs (syft included), which the executor does not change.
 
 All workers run on this one machine: the numbers show the cost of the hand-off, not the gain
-of more machines. Exits 1 when a run did not index all images.
+of more machines. Check (every size): each run indexed every image. It is a measurement, with
+no target. The smoke size runs only the 2-worker Celery setup (the LocalExecutor path is
+smoked by ``bench/index_throughput.py``). Exits 1 when a run did not index all images.
 
-    .venv/bin/python bench/celery_scaleout.py [--images 30] [--slots 2]
+    .venv/bin/python bench/celery_scaleout.py [--smoke] [--images 30] [--slots 2] [--setups local,celery2]
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from verdict import Goal, parse_sized, print_table, verdict
+
 from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.devstack.airflow import CeleryWorkers, postgres_database
@@ -37,6 +41,8 @@ from scout_testing.devstack.stack import DevStack, dev_stack
 
 REPOSITORY = "docker-bench"
 KINDS = ("debian", "alpine", "python", "npm")
+FULL = {"images": 30, "slots": 2, "setups": "local,celery1,celery2"}
+SMOKE = {"images": 2, "slots": 2, "setups": "celery2"}
 
 
 @dataclass(frozen=True)
@@ -105,42 +111,67 @@ def _quantile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
+def setups(names: str, slots: int) -> list[Setup]:
+    per_worker = max(slots // 2, 1)
+    known = {
+        "local": Setup("LocalExecutor", 0, 0),
+        "celery1": Setup("Celery, 1 worker", 1, slots),
+        "celery2": Setup(f"Celery, 2 workers x {per_worker}", 2, per_worker),
+    }
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown or not chosen:
+        raise SystemExit(f"--setups takes a comma-separated subset of {', '.join(known)}, not {names!r}")
+    return [known[name] for name in chosen]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--images", type=int, default=30)
-    parser.add_argument("--slots", type=int, default=2, help="scout_indexing pool slots (default: 2 = cores)")
-    args = parser.parse_args()
-    setups = [
-        Setup("LocalExecutor", 0, 0),
-        Setup("Celery, 1 worker", 1, args.slots),
-        Setup(f"Celery, 2 workers x {max(args.slots // 2, 1)}", 2, max(args.slots // 2, 1)),
-    ]
+    parser.add_argument("--images", type=int, help=f"distinct images (full: {FULL['images']})")
+    parser.add_argument("--slots", type=int, help="scout_indexing pool slots (full: 2 = cores)")
+    parser.add_argument("--setups", help=f"executors to run (full: {FULL['setups']})")
+    args, size = parse_sized(parser, FULL, SMOKE)
     results: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="bench-celery-") as scratch:
-        for number, setup in enumerate(setups):
+        for number, setup in enumerate(setups(args.setups, args.slots)):
             print(f"running {setup.label} ...", flush=True)
             results.append(measure(setup, args.images, args.slots, Path(scratch) / str(number)))
 
     print(f"\n{args.images} images, pool scout_indexing = {args.slots} slots, one machine")
-    print(
-        f"{'executor':<24}{'wall time':>10}{'hand-off p50':>14}{'hand-off p90':>14}{'task p50':>10}"
-        "  tasks per worker"
-    )
-    failed = False
+    rows = []
     for m in results:
         workers = ", ".join(f"{name} {count}" for name, count in sorted(m.per_worker.items()))
-        print(
-            f"{m.setup.label:<24}{m.wall:>9.1f}s{_quantile(m.handoff, 0.5):>13.2f}s"
-            f"{_quantile(m.handoff, 0.9):>13.2f}s{statistics.median(m.running):>9.1f}s  {workers}"
+        rows.append(
+            (
+                m.setup.label,
+                f"{m.wall:.1f} s",
+                f"{_quantile(m.handoff, 0.5):.2f} s",
+                f"{_quantile(m.handoff, 0.9):.2f} s",
+                f"{statistics.median(m.running):.1f} s",
+                workers,
+            )
         )
-        if m.indexed != args.images:
-            print(f"FAIL: {m.setup.label} indexed {m.indexed} of {args.images} images", file=sys.stderr)
-            failed = True
-    local = results[0]
-    for m in results[1:]:
-        extra = statistics.median(m.handoff) - statistics.median(local.handoff)
-        print(f"{m.setup.label}: the hand-off costs {extra:+.2f}s per task over the LocalExecutor's (median)")
-    return 1 if failed else 0
+    print_table(
+        ("executor", "wall time", "hand-off p50", "hand-off p90", "task p50", "tasks per worker"), rows
+    )
+    local = next((m for m in results if not m.setup.workers), None)
+    for m in results:
+        if local is not None and m is not local:
+            extra = statistics.median(m.handoff) - statistics.median(local.handoff)
+            print(
+                f"{m.setup.label}: the hand-off costs {extra:+.2f}s per task (median) over the LocalExecutor"
+            )
+    goals = [
+        Goal(
+            f"{m.setup.label}: every image indexed",
+            f"{m.indexed} of {args.images}",
+            "all",
+            m.indexed == args.images,
+            check=True,
+        )
+        for m in results
+    ]
+    return verdict(goals, size)
 
 
 if __name__ == "__main__":

@@ -1,92 +1,74 @@
-"""Indexing throughput benchmark: our listing + indexing against a naive per-tag syft loop.
+"""Indexing throughput benchmark: a full-ingestion DAG run against a naive per-tag syft loop.
 
-Starts a real ``docker-registry`` and the Artifactory emulator (a test double) on free
-loopback ports and pushes 30 distinct fixture images (Debian, Alpine, Python and npm
-package databases) under 3 tags each, 90 tags in all. Then, in the same run:
+Starts the dev stack (a real ``docker-registry``, the Artifactory emulator, a test double,
+and Airflow 3 with the LocalExecutor on a fresh PostgreSQL database) and pushes 30 distinct
+fixture images (Debian, Alpine, Python and npm package databases) under 3 tags each, 90
+tags in all, into a repository of their own. Then, in the same run:
 
-* **ours**: the listing operator (paged AQL, include/exclude, tag resolution to digests)
-  and the indexing operator with 3 workers, one per mapped input, as the DAGs run them
-  with ``SCOUT_INDEX_WORKERS=3``; the sbom (syft) backend writes one Scout SBOM per digest;
+* **ours**: ``scout_artifactory_full_ingest`` triggered over Airflow's REST API, as a user
+  does, with the ``scout_indexing`` pool at 3 slots (``SCOUT_INDEX_WORKERS=3``): paged AQL
+  listing, tags resolved to digests, one mapped task per digest, the sbom (syft) backend
+  writing one Scout SBOM per digest; timed from the trigger until the run finished;
 * **naive**: what a loop over the registry does without planning: ``syft registry:<tag>``
-  once per tag, one after the other.
+  once per tag, one after the other, writing the same two documents.
 
-Both start from an empty SBOM directory and the same images. It prints both wall times,
-the syft runs each made and the ratio. Goal: ours at least 5x faster.
-Exits 1 when the goal is missed or ours did not index every digest.
+It prints both wall times, the syft runs each made and the ratio. Check (every size): the run
+indexed every digest and wrote its SBOMs. Goal (full size): ours at least 5x faster. Exits 1
+when one is missed.
 
-    .venv/bin/python bench/index_throughput.py [--images 30] [--tags-per-image 3] [--workers 3]
+    .venv/bin/python bench/index_throughput.py [--smoke] [--images 30] [--tags-per-image 3] [--workers 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import secrets
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from airflow.sdk.execution_time.context import OutletEventAccessors
+from verdict import Goal, parse_sized, print_table, verdict
 
-from airflow_provider_scout.operators.indexing import IndexImageOperator
-from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
-from airflow_provider_scout.results import RESULTS_XCOM_KEY
-from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
-from scout_testing.fixture_images import build_layout, push_oci_layout
-from scout_testing.processes import start_registry
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID
+from airflow_provider_scout.results import IndexState
+from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
+from scout_testing.artifactory_emulator.harness import EmulatorHandle
+from scout_testing.devstack.airflow import postgres_database
+from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
 
 SPEEDUP_GOAL = 5.0
-REPOSITORY = "docker-local"
+REPOSITORY = "docker-bench"
 KINDS = ("debian", "alpine", "python", "npm")
+FULL = {"images": 30, "tags_per_image": 3, "workers": 3}
+SMOKE = {"images": 2, "tags_per_image": 2, "workers": 2}
 
 
-class _TaskInstance:
-    """The part of a task instance the indexing operator uses."""
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.pushed[key] = value
-
-
-def seed(emulator: EmulatorHandle, workdir: Path, images: int, tags_per_image: int) -> list[str]:
-    """Push distinct images under several tags; return the pullable tag references."""
+def seed(stack: DevStack, images: int, tags_per_image: int) -> list[str]:
+    """Push distinct images under several tags through the registry API; return the tag references."""
     tags = [f"1.0.{n}" for n in range(tags_per_image)]
     references = []
     for n in range(images):
-        name = f"bench/{KINDS[n % len(KINDS)]}-{n:02d}"
-        layout = build_layout(KINDS[n % len(KINDS)], workdir / "layouts" / name, variant_seed=name)
-        push_oci_layout(
-            layout.directory, emulator.url, f"{REPOSITORY}/{name}", tags, emulator.username, emulator.password
-        )
-        references += [f"{emulator.registry}/{REPOSITORY}/{name}:{tag}" for tag in tags]
+        kind = KINDS[n % len(KINDS)]
+        name = f"bench/{kind}-{n:02d}"
+        stack.push_image(REPOSITORY, name, tags, kind, variant_seed=name)
+        references += [f"{stack.emulator.registry}/{REPOSITORY}/{name}:{tag}" for tag in tags]
     return references
 
 
-def run_ours(registry: str, workers: int) -> list[Mapping[str, Any]]:
-    """List and index as the full-ingestion DAG does, with ``workers`` mapped tasks at a time."""
-    batches = ListArtifactoryImagesOperator(task_id="list_images", registry=registry).execute({})
-
-    def index(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ti = _TaskInstance()
-        operator = IndexImageOperator(task_id="index_image", targets=batch, registry=registry)
-        operator.execute({"ti": ti, "outlet_events": OutletEventAccessors()})  # type: ignore[typeddict-item]
-        results: list[dict[str, Any]] = ti.pushed[RESULTS_XCOM_KEY]
-        return results
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [result for results in pool.map(index, batches) for result in results]
+def run_ours(stack: DevStack) -> tuple[FinishedRun, float]:
+    """Trigger the full ingestion of the bench repository over REST and wait for it."""
+    registry = stack.emulator.registry_string(repository=REPOSITORY)
+    stack.client.set_paused(FULL_INGEST_DAG_ID, False)
+    before = stack.sboms()
+    started = time.perf_counter()
+    run_id = stack.client.trigger(FULL_INGEST_DAG_ID, {"registry": registry})
+    finished = stack.finished_run(FULL_INGEST_DAG_ID, run_id, before, timeout=1800)
+    return finished, time.perf_counter() - started
 
 
-def run_naive(references: list[str], emulator: EmulatorHandle, outdir: Path) -> None:
+def run_naive(references: list[str], emulator: EmulatorHandle, outdir: Path) -> float:
     """One ``syft registry:<tag>`` per tag, sequentially, credentials in syft's environment."""
     syft = str(Path(sys.executable).with_name("syft"))
     env = {
@@ -98,84 +80,66 @@ def run_naive(references: list[str], emulator: EmulatorHandle, outdir: Path) -> 
         "SYFT_CHECK_FOR_APP_UPDATE": "false",
     }
     outdir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     for n, reference in enumerate(references):
-        subprocess.run(
-            # The same two documents the sbom backend writes: syft JSON (-> Scout SBOM) and SPDX.
-            [
-                syft,
-                f"registry:{reference}",
-                "-q",
-                "-o",
-                f"json={outdir / f'{n}.json'}",
-                "-o",
-                f"spdx-json={outdir / f'{n}.spdx.json'}",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=300,
-        )
+        # The same two documents the sbom backend writes: syft JSON (-> Scout SBOM) and SPDX.
+        command = [syft, f"registry:{reference}", "-q", "-o", f"json={outdir / f'{n}.json'}"]
+        command += ["-o", f"spdx-json={outdir / f'{n}.spdx.json'}"]
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    return time.perf_counter() - started
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--images", type=int, default=30)
-    parser.add_argument("--tags-per-image", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=3)
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, help=f"distinct images (full: {FULL['images']})")
+    parser.add_argument("--tags-per-image", type=int, help=f"tags of each (full: {FULL['tags_per_image']})")
+    parser.add_argument("--workers", type=int, help=f"scout_indexing pool slots (full: {FULL['workers']})")
+    args, size = parse_sized(parser, FULL, SMOKE)
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-index-"))
-    username, password = "bench-reader", secrets.token_urlsafe(24)
-    registry_process = start_registry(workdir / "registry")
-    emulator = None
-    try:
-        emulator = start_emulator(
-            registry_process.url, workdir / "emulator", username=username, password=password
-        )
-        references = seed(emulator, workdir, args.images, args.tags_per_image)
-        registry = emulator.registry_string(include=f"{REPOSITORY}/bench/*")
-        sbom_dir = workdir / "sboms"
-        os.environ["SCOUT_SBOM_DIR"] = str(sbom_dir)
-        os.environ["AIRFLOW_CONN_ARTIFACTORY_DEFAULT"] = json.dumps(
-            {"conn_type": "artifactory", "host": emulator.api_url, "login": username, "password": password}
-        )
-        print(f"seeded {len(references)} tags over {args.images} images; indexing with the sbom backend")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-index-") as scratch,
+        postgres_database(prefix="airflow_scout_bench") as database_url,
+    ):
+        workdir = Path(scratch)
+        print("starting the dev stack (registry, emulator, Airflow on PostgreSQL) ...", flush=True)
+        with dev_stack(
+            workdir / "stack",
+            database_url=database_url,
+            served_repositories=(*DEFAULT_REPOSITORIES, REPOSITORY),
+            index_workers=args.workers,
+        ) as stack:
+            references = seed(stack, args.images, args.tags_per_image)
+            print(f"seeded {len(references)} tags over {args.images} images; indexing with the sbom backend")
+            finished, ours = run_ours(stack)
+            naive = run_naive(references, stack.emulator, workdir / "naive")
 
-        started = time.perf_counter()
-        results = run_ours(registry, args.workers)
-        ours = time.perf_counter() - started
-
-        started = time.perf_counter()
-        run_naive(references, emulator, workdir / "naive")
-        naive = time.perf_counter() - started
-        spdx_documents = sorted((sbom_dir / "sha256").glob("*.spdx.json"))
-        sboms = sorted(set((sbom_dir / "sha256").glob("*.json")) - set(spdx_documents))
-    finally:
-        if emulator is not None:
-            emulator.stop()
-        registry_process.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    indexed = [r for r in results if r["state"] == "indexed"]
-    print(f"{'method':<46}{'syft runs':>10}{'wall time':>12}")
-    label = f"ours: AQL listing + {args.workers} workers, once per digest"
-    print(f"{label:<46}{len(indexed):>10}{ours:>11.1f}s")
-    print(f"{'naive: syft per tag, sequential':<46}{len(references):>10}{naive:>11.1f}s")
+    indexed = [r for r in finished.summary["results"] if r["state"] == IndexState.INDEXED]
+    print_table(
+        ("method", "syft runs", "wall time (s)"),
+        [
+            (f"ours: full_ingest DAG run, pool of {args.workers}", len(indexed), ours),
+            ("naive: syft per tag, sequential", len(references), naive),
+        ],
+    )
     speedup = naive / ours
-    print(f"speed-up: {speedup:.1f}x (goal: at least {SPEEDUP_GOAL:.0f}x) on {os.cpu_count()} cores")
-
-    failed = False
-    if len(indexed) != args.images or len(sboms) != args.images or len(spdx_documents) != args.images:
-        print(
-            f"FAIL: expected {args.images} indexed digests, got {len(indexed)} indexed results, "
-            f"{len(sboms)} Scout SBOMs and {len(spdx_documents)} SPDX documents",
-            file=sys.stderr,
-        )
-        failed = True
-    if speedup < SPEEDUP_GOAL:
-        print(f"FAIL: ours is only {speedup:.1f}x faster than the naive loop", file=sys.stderr)
-        failed = True
-    return 1 if failed else 0
+    goals = [
+        Goal(
+            "every digest indexed once, its SBOM written",
+            f"run {finished.state}, {len(indexed)} indexed, {len(finished.new_sboms)} SBOMs",
+            f"success, {args.images} and {args.images}",
+            finished.state == "success" and len(indexed) == len(finished.new_sboms) == args.images,
+            check=True,
+        ),
+        Goal(
+            "speed-up over the naive loop",
+            f"{speedup:.1f}x ({ours:.1f} s vs {naive:.1f} s)",
+            f">= {SPEEDUP_GOAL:.0f}x",
+            speedup >= SPEEDUP_GOAL,
+        ),
+    ]
+    return verdict(goals, size)
 
 
 if __name__ == "__main__":

@@ -206,7 +206,8 @@ def plan(api_url: str, mode: str) -> dict[str, Any]:
     operator_class = ListArtifactoryImagesOperator if mode == "aql-digests" else PerTagPlanning
     operator = operator_class(
         task_id="list_images",
-        registry=f"type=artifactory,registry=127.0.0.1,api={api_url},repository={REPOSITORY}",
+        # The registry on the API's host: the connection's credentials are bound to that host.
+        registry=f"type=artifactory,registry={urlsplit(api_url).netloc},api={api_url},repository={REPOSITORY}",
     )
     started = time.perf_counter()
     batches = operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item]
