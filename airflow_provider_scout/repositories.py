@@ -12,13 +12,16 @@ JFrog's documented storage facts that shape the listing:
 A :class:`RepositoryLayout` is built from ``GET /api/repositories`` (class of every key)
 and ``GET /api/repositories/<virtual>`` (``repositories``: its members); it says which
 storage keys to list for the configured keys and maps each storage key back to the
-configured key the images are pulled and named through. No I/O and no Airflow import:
-the hook and the webhook relay share it.
+configured key the images are pulled and named through. A :class:`VirtualWalk` says which
+virtual configurations to read, nested virtuals included, and takes the answers. No I/O
+and no Airflow import: the hook and the webhook relay share both, each sending the
+requests its own way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,7 @@ __all__ = [
     "VIRTUAL",
     "RepositoryLayout",
     "StorageKey",
+    "VirtualWalk",
     "docker_repositories",
     "repository_class",
     "virtual_members",
@@ -148,3 +152,39 @@ class RepositoryLayout:
             # Known by JFrog's naming even before (or without) the repositories listing.
             return storage[: -len(CACHE_SUFFIX)]
         return None
+
+
+class VirtualWalk:
+    """Which virtual repositories' members to read for some keys, nested virtuals included.
+
+    It does no I/O: iterating yields the next virtual key whose configuration
+    (``GET /api/repositories/<key>``) the caller should read, and :meth:`read` takes the
+    answer into ``layout.members``; the members that are virtual are then yielded in turn.
+    Each virtual is yielded once (a cycle, which Artifactory refuses anyway, ends); a key
+    whose answer the caller cannot get is simply not given to :meth:`read`, and its members
+    stay unknown (:meth:`RepositoryLayout.storage_keys` says so).
+    """
+
+    def __init__(self, layout: RepositoryLayout, keys: Iterable[str]) -> None:
+        self.layout = layout
+        self._pending = deque(layout.virtual_keys(keys))
+        self._asked: set[str] = set()
+
+    def __iter__(self) -> Iterator[str]:
+        while self._pending:
+            key = self._pending.popleft()
+            if key not in self._asked and key not in self.layout.members:
+                self._asked.add(key)
+                yield key
+
+    def read(self, key: str, configuration: Any) -> list[str]:
+        """Take the configuration of ``key``; returns the members left out, in order.
+
+        A member left out is not among the Docker repositories the listing showed: another
+        package type, or one these credentials may not read (AQL would hide its rows anyway).
+        """
+        members = virtual_members(configuration)
+        docker = tuple(member for member in members if member in self.layout.classes)
+        self.layout.members[key] = docker
+        self._pending.extend(self.layout.virtual_keys(docker))
+        return [member for member in members if member not in self.layout.classes]

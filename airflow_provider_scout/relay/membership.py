@@ -3,11 +3,13 @@
 A webhook's ``repo_key`` names the repository that stores the image (a virtual key's
 member, or ``<remote>-cache``), never the virtual key. Asking Artifactory
 per event would put a REST round trip (and its failures) on the path of every webhook,
-so the relay reads ``GET /api/repositories?packageType=docker`` and each watched virtual
-repository's members once at startup and again every :data:`REFRESH_SECONDS`, in the
-background, and maps events against the last listing it got. The API credentials are
-the ``docker scout watch`` ones (``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``..._PASSWORD``);
-without them the listing is read anonymously. They go only to the REST base URL of the
+so the relay reads ``GET /api/repositories?packageType=docker`` and the members of each
+watched virtual repository and of the virtuals nested in it (the hook's walk,
+:class:`~airflow_provider_scout.repositories.VirtualWalk`) once at startup and again every
+:data:`REFRESH_SECONDS`, in the background, and maps events against the last listing it got.
+The API credentials are the ``docker scout watch`` ones
+(``DOCKER_SCOUT_ARTIFACTORY_API_USER`` / ``..._PASSWORD``); without them the listing is
+read anonymously. They go only to the REST base URL of the
 relay's own registry string (``--registry``, a deployment setting, never an event): the
 client follows no redirect and adds them to no request outside that scope. When no listing
 could be read, events of the watched keys and of their ``-cache`` repositories are still
@@ -26,12 +28,7 @@ import httpx
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.credential_scope import CredentialScope
-from airflow_provider_scout.repositories import (
-    VIRTUAL,
-    RepositoryLayout,
-    docker_repositories,
-    virtual_members,
-)
+from airflow_provider_scout.repositories import RepositoryLayout, VirtualWalk, docker_repositories
 
 __all__ = ["REFRESH_SECONDS", "MembershipCache"]
 
@@ -69,10 +66,11 @@ class MembershipCache:
             ) as client:
                 listing = await _json(client, f"{api}/api/repositories", {"packageType": "docker"})
                 layout = RepositoryLayout.from_listing(docker_repositories(listing))
-                for key, cls in layout.classes.items():
-                    if cls == VIRTUAL and self.registry.selects_repository(key):
-                        body = await _json(client, f"{api}/api/repositories/{key}", None)
-                        layout.members[key] = virtual_members(body)
+                watched = [key for key in layout.classes if self.registry.selects_repository(key)]
+                # The same walk as the hook's: the members of nested virtuals are read too.
+                walk = VirtualWalk(layout, watched)
+                for key in walk:
+                    walk.read(key, await _json(client, f"{api}/api/repositories/{key}", None))
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
             return

@@ -48,11 +48,7 @@ from airflow_provider_scout.hooks.artifactory.settings import (
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
 from airflow_provider_scout.limits import Limits, ListingBudget
 from airflow_provider_scout.models import RegistryAuth, ResolvedImage, TagRecord
-from airflow_provider_scout.repositories import (
-    RepositoryLayout,
-    docker_repositories,
-    virtual_members,
-)
+from airflow_provider_scout.repositories import RepositoryLayout, VirtualWalk, docker_repositories
 from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
@@ -244,11 +240,8 @@ class ArtifactoryHook(BaseHook):
                 raise
             self.warn(f"cannot list the repositories ({exc}); every configured key is listed as local")
             return RepositoryLayout()
-        pending = layout.virtual_keys(repositories)
-        while pending:
-            key = pending.pop(0)
-            if key in layout.members:
-                continue
+        walk = VirtualWalk(layout, repositories)
+        for key in walk:
             url = f"{self.api_url}/api/repositories/{key}"
             try:
                 body = self._transport.json(self._transport.checked("GET", url), url)
@@ -257,17 +250,11 @@ class ArtifactoryHook(BaseHook):
                     raise
                 self.warn(f"cannot read the members of virtual repository {key!r}: {exc}")
                 continue
-            keys = virtual_members(body)
-            docker = tuple(m for m in keys if m in layout.classes)
-            for hidden in (m for m in keys if m not in layout.classes):
-                # Not among the Docker repositories the credentials may see: another package
-                # type, or a member this user may not read, whose rows AQL would hide anyway.
+            for hidden in walk.read(key, body):
                 self.warn(
                     f"member {hidden!r} of virtual repository {key!r} is not a Docker repository "
                     "these credentials can read; it is not listed"
                 )
-            layout.members[key] = docker
-            pending.extend(layout.virtual_keys(docker))
         return layout
 
     def warn(self, message: str) -> None:
