@@ -32,4 +32,5 @@ fi
 .venv/bin/ruff format --check airflow_provider_scout dags tests bench testing
 .venv/bin/mypy
 .venv/bin/mypy bench  # scripts, not a package: checked apart so they keep up as the code moves
+.venv/bin/deptry airflow_provider_scout  # every declared dependency imported, every import declared
 .venv/bin/pytest -p no:cacheprovider -ra "$@"
