@@ -181,12 +181,38 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
     ... )
     >>> cfg.repositories
     ('docker-a', 'docker-b')
+
+    :raises RegistryStringError: naming the item or key at fault (never echoing the ``api`` value).
     """
     if not isinstance(text, str) or not text.strip():
         raise RegistryStringError("registry string is empty")
+    single, multi = _read_items(text)
+    if single["type"].lower() != "artifactory":
+        raise RegistryStringError(f"registry string key 'type' must be 'artifactory', not {single['type']!r}")
+    registry = single["registry"]
+    if not is_registry_host(registry):
+        raise RegistryStringError(
+            f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
+        )
+    try:
+        api = api_base_url(single["api"], "registry string key 'api'")
+    except ValueError as exc:
+        raise RegistryStringError(str(exc)) from None
+    return ArtifactoryRegistryConfig(
+        registry=registry,
+        api=api,
+        repositories=tuple(dict.fromkeys(multi["repository"])),
+        includes=tuple(dict.fromkeys(multi["include"])),
+        excludes=tuple(dict.fromkeys(multi["exclude"])),
+        port=_port(single.get("port")),
+        subdomain_mode=_subdomain_mode(single.get("subdomain-mode")),
+    )
+
+
+def _read_items(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The single-valued keys and the multi-valued ones (values in order), every required key present."""
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {key: [] for key in _MULTI_VALUED}
-    seen_multi: set[str] = set()
     for raw_item in _split_items(text):
         item = raw_item.strip()
         if not item:
@@ -201,61 +227,37 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
             if not values:
                 raise RegistryStringError(f"registry string key {key!r} has an empty value")
             multi[key].extend(values)
-            seen_multi.add(key)
         elif key in _SINGLE_VALUED:
             if key in single:
                 raise RegistryStringError(f"registry string key {key!r} is given more than once")
             single[key] = value.strip()
         else:
             raise RegistryStringError(f"registry string has unknown key {key!r}")
-
     for key in _REQUIRED:
-        if key not in single and key not in seen_multi:
+        if key not in single and not multi.get(key):
             raise RegistryStringError(f"registry string is missing required key {key!r}")
     for key, value in single.items():
         if not value:
             raise RegistryStringError(f"registry string key {key!r} has an empty value")
+    return single, multi
 
-    if single["type"].lower() != "artifactory":
-        raise RegistryStringError(f"registry string key 'type' must be 'artifactory', not {single['type']!r}")
 
-    registry = single["registry"]
-    if not is_registry_host(registry):
-        raise RegistryStringError(
-            f"registry string key 'registry' must be a host name with an optional port, not {registry!r}"
-        )
-
+def _port(text: str | None) -> int | None:
+    if text is None:
+        return None
     try:
-        api = api_base_url(single["api"], "registry string key 'api'")
-    except ValueError as exc:
+        port = int(text)
+    except ValueError:
+        raise RegistryStringError(f"registry string key 'port' must be an integer, not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise RegistryStringError(f"registry string key 'port' must be within 1-65535, not {port}")
+    return port
+
+
+def _subdomain_mode(text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        return parse_flag(text, "registry string key 'subdomain-mode'", words=False)
+    except InputError as exc:
         raise RegistryStringError(str(exc)) from None
-
-    port: int | None = None
-    if "port" in single:
-        try:
-            port = int(single["port"])
-        except ValueError:
-            raise RegistryStringError(
-                f"registry string key 'port' must be an integer, not {single['port']!r}"
-            ) from None
-        if not 1 <= port <= 65535:
-            raise RegistryStringError(f"registry string key 'port' must be within 1-65535, not {port}")
-
-    subdomain_mode = False
-    if "subdomain-mode" in single:
-        try:
-            subdomain_mode = parse_flag(
-                single["subdomain-mode"], "registry string key 'subdomain-mode'", words=False
-            )
-        except InputError as exc:
-            raise RegistryStringError(str(exc)) from None
-
-    return ArtifactoryRegistryConfig(
-        registry=registry,
-        api=api,
-        repositories=tuple(dict.fromkeys(multi["repository"])),
-        includes=tuple(dict.fromkeys(multi["include"])),
-        excludes=tuple(dict.fromkeys(multi["exclude"])),
-        port=port,
-        subdomain_mode=subdomain_mode,
-    )

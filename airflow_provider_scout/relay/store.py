@@ -2,7 +2,7 @@
 
 SQLite in WAL mode with ``synchronous=FULL``: an insert has reached the disk when
 :meth:`EventStore.add_many` returns, which is what lets the relay answer 202 only for
-events it can no longer lose.
+events it can no longer lose (the file, its tables and their upgrades: :mod:`.schema`).
 
 An event is *pending* until a batch claims it; a batch is *in flight* until Airflow
 confirms the DAG run (then *delivered*) or refuses it for good (then *failed*).
@@ -29,9 +29,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,63 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_scout.events import ImageEvent
+from airflow_provider_scout.relay.schema import open_database
 
 __all__ = ["Admission", "Arrival", "Batch", "EventStore", "arrival_key", "batch_id_for"]
-
-# 2: replay_guard. Every table is created IF NOT EXISTS, so running the schema upgrades a 1.
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    batch_id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('in_flight', 'delivered', 'failed')),
-    event_count INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS batches_by_state ON batches (state);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    received_at REAL NOT NULL,
-    event TEXT NOT NULL,
-    batch_id TEXT REFERENCES batches (batch_id)
-);
-CREATE INDEX IF NOT EXISTS events_unclaimed ON events (received_at) WHERE batch_id IS NULL;
-CREATE INDEX IF NOT EXISTS events_by_batch ON events (batch_id);
--- The digest each tag was last accepted at, and when: what dedupe compares with.
-CREATE TABLE IF NOT EXISTS tags_seen (
-    tag_key TEXT PRIMARY KEY,
-    digest TEXT NOT NULL,
-    seen_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tags_seen_by_time ON tags_seen (seen_at);
-CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY CHECK (id = 1), written_at REAL NOT NULL);
--- The HMAC signatures of accepted signed bodies: the same body again is a replay.
-CREATE TABLE IF NOT EXISTS replay_guard (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS replay_guard_by_time ON replay_guard (seen_at);
-"""
-
-# Version 0 keyed events by their content id, so an event could never be accepted twice.
-_MIGRATE_FROM_V0 = (
-    """
-ALTER TABLE events RENAME TO events_v0;
-DROP INDEX IF EXISTS events_unclaimed;
-DROP INDEX IF EXISTS events_by_batch;
-"""
-    + _SCHEMA
-    + """
-INSERT INTO events (event_id, received_at, event, batch_id)
-    SELECT event_id, received_at, event, batch_id FROM events_v0 ORDER BY received_at, event_id;
-INSERT OR REPLACE INTO tags_seen (tag_key, digest, seen_at)
-    SELECT json_extract(event, '$.repository') || char(10) || json_extract(event, '$.image') || char(10)
-           || json_extract(event, '$.tag'), json_extract(event, '$.digest'), received_at
-    FROM events ORDER BY received_at;
-DROP TABLE events_v0;
-"""
-)
 
 _DONE_BEFORE = (
     "(state = 'delivered' AND finished_at < :delivered_before) "
@@ -159,28 +103,6 @@ class Batch:
         return '{"events":[' + ",".join(self.documents) + "]}"
 
 
-def _make_private(path: Path) -> None:
-    """The state directory 0700 and the database 0600, created so, or closed to others if they exist.
-
-    Events name images and tags of private repositories; no other local user has to read
-    them. SQLite creates the WAL and shared-memory files with the database file's mode. A
-    directory the relay does not own (a shared mount point) or a sticky one (``/tmp``) keeps
-    its mode: it is not the relay's to change, and the files in it are 0600 all the same.
-    """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    directory = path.parent.stat()
-    if directory.st_uid == os.geteuid() and not directory.st_mode & stat.S_ISVTX:
-        os.chmod(path.parent, stat.S_IMODE(directory.st_mode) & 0o700)  # removes, never adds
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        if companion.exists():
-            os.chmod(companion, 0o600)
-
-
 class EventStore:
     """One SQLite database under the relay's state directory; safe to share between threads."""
 
@@ -195,35 +117,8 @@ class EventStore:
         self.path = path
         self.dedupe_window = dedupe_window
         self.max_pending = max_pending
-        _make_private(path)
-        # Autocommit mode: every statement outside an explicit BEGIN commits (and syncs) by itself.
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = open_database(path)
         self._lock = threading.Lock()
-        try:
-            # Another process (``airflow-scout relay requeue``) may hold the write lock briefly.
-            self._conn.execute("PRAGMA busy_timeout=5000")
-            # Before the first table exists, so pages freed by prune() can be returned to the disk.
-            self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._upgrade_schema()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _upgrade_schema(self) -> None:
-        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
-        if version >= SCHEMA_VERSION:
-            return
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(events)")}
-        script = _MIGRATE_FROM_V0 if columns and "seq" not in columns else _SCHEMA
-        self._conn.executescript(
-            f"BEGIN IMMEDIATE;\n{script}\nPRAGMA user_version={SCHEMA_VERSION};\nCOMMIT;"
-        )
-        if script is _MIGRATE_FROM_V0:
-            # A version-0 file has no auto_vacuum yet; VACUUM applies the pragma set above.
-            self._conn.execute("VACUUM")
 
     def close(self) -> None:
         with self._lock:

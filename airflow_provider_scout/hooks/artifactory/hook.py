@@ -329,12 +329,9 @@ class ArtifactoryHook(BaseHook):
     def iter_tags_by_catalog(
         self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE, budget: ListingBudget | None = None
     ) -> Iterator[TagRecord]:
-        """Every tag of one repository through the Registry API: ``_catalog``, then ``tags/list`` per image.
-
-        One request per ``page_size`` images plus at least one per image: use it where AQL
-        is refused. Records carry no modification time or checksum, and ``manifest_name``
-        is left at its default because the listing does not tell lists from single images
-        (:meth:`resolve` does).
+        """The listing :meth:`iter_tags` falls back to where AQL is refused: the repository's
+        Registry API catalog (:meth:`.registry_client.DockerRegistryApi.catalog_tags` says what
+        it costs and what its records lack), within this hook's listing limits.
         """
         budget = budget or ListingBudget(self.limits, self.warn)
         yield from self._registry.catalog_tags(repository, page_size, budget)
@@ -342,9 +339,11 @@ class ArtifactoryHook(BaseHook):
     # ------------------------------------------------------------------ Registry API
 
     def resolve(self, repository: str, image: str, reference: str) -> ResolvedImage:
-        """The digest a tag (or digest) points at and the platform manifests under it.
+        """What ``reference`` names now in ``repository/image``, through the Registry API with
+        this hook's credentials (:meth:`.registry_client.DockerRegistryApi.resolve`).
 
-        For an index or manifest list each runnable platform manifest is listed (attestations
-        left out); for a single image its platform is read from the config blob.
+        Planning resolves listed tags with it, and the Scout backends confirm each tag with it
+        right before using it (the hook is their
+        :class:`~airflow_provider_scout.hooks.scout.backend.TagSource`).
         """
         return self._registry.resolve(repository, image, reference)
