@@ -145,17 +145,50 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
     :param membership: where the repositories layout comes from; by default Artifactory's
         REST API at the registry string's ``api`` (tests hand in one on a mock transport).
     """
-    if membership is None:
-        membership = MembershipCache(settings.registry, settings.artifactory_auth)
-    selection = replace(settings.selection, layout=membership)
-    state: dict[str, Any] = {}
-    rejections = RejectionLog(log)
+    relay = _Relay(settings, membership or MembershipCache(settings.registry, settings.artifactory_auth))
+    # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
+    app = FastAPI(
+        title="Docker Scout Artifactory webhook relay",
+        lifespan=relay.lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.add_middleware(
+        RequestLimits,
+        max_headers=settings.limits.max_headers,
+        rate=SourceRateLimit(
+            settings.max_requests_per_source,
+            burst=max(1.0, REQUEST_BURST_SECONDS * settings.max_requests_per_source),
+        ),
+        rejections=relay.rejections,
+    )
+    app.add_api_route("/webhook", relay.receive, methods=["POST"])
+    app.add_api_route("/", relay.receive, methods=["POST"])
+    app.add_api_route("/healthz", relay.healthz, methods=["GET"])
+    return app
+
+
+class _Relay:
+    """What the routes share: the settings, the event selection, and (while the app runs) the
+    store, its writer, the delivery worker and the health probe."""
+
+    def __init__(self, settings: RelaySettings, membership: MembershipCache) -> None:
+        self.settings = settings
+        self.membership = membership
+        self.selection = replace(settings.selection, layout=membership)
+        self.rejections = RejectionLog(log)
+        self.store: EventStore
+        self.writer: GroupCommitWriter
+        self.worker: DeliveryWorker
+        self.health: HealthCache
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = EventStore(settings.database_path, settings.dedupe_window, settings.max_pending)
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        settings = self.settings
+        self.store = store = EventStore(settings.database_path, settings.dedupe_window, settings.max_pending)
         client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
-        worker = DeliveryWorker(
+        self.worker = worker = DeliveryWorker(
             store,
             client,
             dag_id=settings.dag_id,
@@ -165,10 +198,10 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             failed_retention=settings.failed_retention,
             max_runs_per_minute=settings.max_runs_per_minute,
         )
-        state.update(store=store, writer=GroupCommitWriter(store), worker=worker)
-        state["health"] = HealthCache(lambda: _probe(store), settings.health_interval)
+        self.writer = GroupCommitWriter(store)
+        self.health = HealthCache(lambda: _probe(store), settings.health_interval)
         task = asyncio.create_task(worker.run(), name="relay-delivery")
-        members = asyncio.create_task(membership.run(), name="relay-membership")
+        members = asyncio.create_task(self.membership.run(), name="relay-membership")
         log.info(
             "relay ready on http://%s:%d, triggering DAG %r at %s, events in %s",
             settings.host,
@@ -190,106 +223,87 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             await client.aclose()
             store.close()
 
-    # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
-    app = FastAPI(
-        title="Docker Scout Artifactory webhook relay",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-    )
-    app.add_middleware(
-        RequestLimits,
-        max_headers=settings.limits.max_headers,
-        rate=SourceRateLimit(
-            settings.max_requests_per_source,
-            burst=max(1.0, REQUEST_BURST_SECONDS * settings.max_requests_per_source),
-        ),
-        rejections=rejections,
-    )
-
-    async def authenticated_body(request: Request, source: str) -> tuple[bytes, str | None] | JSONResponse:
-        """The body and, when HMAC-signed, its signature; or the answer refusing the request."""
-        header = request.headers.get(SIGNATURE_HEADER)
-        head = check_head(header, settings.secret)
-        if head is HeadAuth.REFUSED:
-            return _unauthenticated(rejections, source, header)
-        try:
-            body = await _read_body(request, settings.max_body_bytes)
-        except _BodyTooLarge:
-            return _refused(rejections, 413, source, f"body is larger than {settings.max_body_bytes} bytes")
-        except ClientDisconnect:
-            # Gone mid-body, or closed by a body deadline: nobody is left to answer.
-            rejections.reject(400, source, "the client went away before sending the whole body")
-            return _answer(400, status="rejected", reason="incomplete body")
-        if head is HeadAuth.SECRET:
-            return body, None
-        if header is None or not verify_signature(body, header, settings.secret):
-            return _unauthenticated(rejections, source, header)
-        return body, signature_key(header)
-
-    async def admit(
-        event: ImageEvent, received_at: float, signature: str | None, source: str
-    ) -> JSONResponse:
-        """Store the event; 202 once it is on disk, else why not."""
-        try:
-            admission = await state["writer"].add(event, received_at, signature)
-        except sqlite3.Error as exc:
-            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
-            log.error("cannot store webhook %s in %s: %s", event.label, settings.database_path, exc)
-            return _answer(503, status="unavailable", reason="the event store cannot be written")
-        if admission is Admission.REPLAY:
-            return _refused(rejections, 409, source, "this HMAC-signed body was accepted before: a replay")
-        if admission is Admission.BACKLOG_FULL:
-            reason = f"{settings.max_pending} events are waiting for Airflow already"
-            rejections.reject(503, source, reason)
-            answer = _answer(503, status="unavailable", reason=reason)
-            answer.headers["Retry-After"] = str(BACKLOG_RETRY_AFTER_SECONDS)
-            return answer
-        duplicate = admission is Admission.DUPLICATE
-        if not duplicate:
-            state["worker"].notify()
-        kind = f"duplicate {event.event_type}" if duplicate else event.event_type
-        log.info("accepted %s event %s (%s)", kind, event.label, event.event_id)
-        return _answer(202, status="accepted", event_id=event.event_id, duplicate=duplicate)
-
-    async def receive(request: Request) -> JSONResponse:
+    async def receive(self, request: Request) -> JSONResponse:
+        """``POST /webhook`` (and ``/``): the checks in the module docstring's order, then the store."""
         source = _client_address(request)
-        authenticated = await authenticated_body(request, source)
+        authenticated = await self._authenticated_body(request, source)
         if isinstance(authenticated, JSONResponse):
             return authenticated
         body, signature = authenticated
         received_at = datetime.now(UTC)
         try:
-            result = selection.read(parse_body(body), received_at)
+            result = self.selection.read(parse_body(body), received_at)
         except InvalidEventError as exc:
-            return _refused(rejections, 400, source, str(exc))
+            return _refused(self.rejections, 400, source, str(exc))
         if isinstance(result, IgnoredEvent):
             log.info("ignored webhook %s: %s", result.label or "(no image)", result.reason)
             return _answer(200, status="test" if result.test else "ignored", reason=result.reason)
-        return await admit(result, received_at.timestamp(), signature, source)
+        return await self._admit(result, received_at.timestamp(), signature, source)
 
-    app.add_api_route("/webhook", receive, methods=["POST"])
-    app.add_api_route("/", receive, methods=["POST"])
+    async def _authenticated_body(
+        self, request: Request, source: str
+    ) -> tuple[bytes, str | None] | JSONResponse:
+        """The body and, when HMAC-signed, its signature; or the answer refusing the request."""
+        secret, limit = self.settings.secret, self.settings.max_body_bytes
+        header = request.headers.get(SIGNATURE_HEADER)
+        head = check_head(header, secret)
+        if head is HeadAuth.REFUSED:
+            return _unauthenticated(self.rejections, source, header)
+        try:
+            body = await _read_body(request, limit)
+        except _BodyTooLarge:
+            return _refused(self.rejections, 413, source, f"body is larger than {limit} bytes")
+        except ClientDisconnect:
+            # Gone mid-body, or closed by a body deadline: nobody is left to answer.
+            self.rejections.reject(400, source, "the client went away before sending the whole body")
+            return _answer(400, status="rejected", reason="incomplete body")
+        if head is HeadAuth.SECRET:
+            return body, None
+        if header is None or not verify_signature(body, header, secret):
+            return _unauthenticated(self.rejections, source, header)
+        return body, signature_key(header)
 
-    @app.get("/healthz")
-    async def healthz(request: Request) -> JSONResponse:
+    async def _admit(
+        self, event: ImageEvent, received_at: float, signature: str | None, source: str
+    ) -> JSONResponse:
+        """Store the event; 202 once it is on disk, else why not."""
+        try:
+            admission = await self.writer.add(event, received_at, signature)
+        except sqlite3.Error as exc:
+            # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
+            log.error("cannot store webhook %s in %s: %s", event.label, self.settings.database_path, exc)
+            return _answer(503, status="unavailable", reason="the event store cannot be written")
+        if admission is Admission.REPLAY:
+            return _refused(
+                self.rejections, 409, source, "this HMAC-signed body was accepted before: a replay"
+            )
+        if admission is Admission.BACKLOG_FULL:
+            reason = f"{self.settings.max_pending} events are waiting for Airflow already"
+            self.rejections.reject(503, source, reason)
+            answer = _answer(503, status="unavailable", reason=reason)
+            answer.headers["Retry-After"] = str(BACKLOG_RETRY_AFTER_SECONDS)
+            return answer
+        duplicate = admission is Admission.DUPLICATE
+        if not duplicate:
+            self.worker.notify()
+        kind = f"duplicate {event.event_type}" if duplicate else event.event_type
+        log.info("accepted %s event %s (%s)", kind, event.label, event.event_id)
+        return _answer(202, status="accepted", event_id=event.event_id, duplicate=duplicate)
+
+    async def healthz(self, request: Request) -> JSONResponse:
         """``ok``/``fail`` to anyone; with the webhook secret, the reason, backlog and errors too."""
-        problem = await state["health"].problem()
+        problem = await self.health.problem()
         status_code = 503 if problem else 200
         report: dict[str, Any] = {"status": "fail" if problem else "ok"}
-        if check_head(request.headers.get(SIGNATURE_HEADER), settings.secret) is not HeadAuth.SECRET:
+        if check_head(request.headers.get(SIGNATURE_HEADER), self.settings.secret) is not HeadAuth.SECRET:
             return JSONResponse(report, status_code=status_code)
         if problem:
             report["reason"] = problem
-        store: EventStore = state["store"]
         try:
-            report.update(await asyncio.to_thread(store.stats, time.time()))
+            report.update(await asyncio.to_thread(self.store.stats, time.time()))
         except sqlite3.Error as exc:
-            report.setdefault("reason", f"the event store {store.path} cannot be read: {exc}")
+            report.setdefault("reason", f"the event store {self.store.path} cannot be read: {exc}")
             report["status"], status_code = "fail", 503
-        report["last_delivery_error"] = state["worker"].last_error
-        report["rejected"] = {str(status): count for status, count in sorted(rejections.counts.items())}
+        report["last_delivery_error"] = self.worker.last_error
+        report["rejected"] = {str(status): count for status, count in sorted(self.rejections.counts.items())}
         return JSONResponse(report, status_code=status_code)
-
-    return app
