@@ -9,7 +9,7 @@ Tag rows whose names break Docker's grammar are skipped and counted, said in one
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,21 @@ class AqlRefused(Exception):
     """AQL is not available to this user or instance; the catalog crawl takes over."""
 
 
+@dataclass
+class _Run:
+    """One call of :meth:`AqlTagListing.iter_tags`: where it asks, and what it counted so far."""
+
+    transport: ArtifactoryTransport
+    url: str
+    window: dict[str, datetime | None]
+    by_storage: dict[str, list[StorageKey]]
+    read_timeout: float
+    budget: ListingBudget
+    listed: dict[str, int] = field(default_factory=dict)  # tags per storage key
+    rejected: list[str] = field(default_factory=list)  # names that break Docker's grammar
+    first_request: bool = True
+
+
 class AqlTagListing:
     """Lists tags through AQL for one hook; remembers the queries it left running on the server."""
 
@@ -57,60 +72,73 @@ class AqlTagListing:
 
         :raises AqlRefused: when the very first answer says AQL is not available.
         """
-        url = f"{transport.settings.api_url}/api/search/aql"
-        window = {"modified_after": modified_after, "modified_before": modified_before}
         by_storage: dict[str, list[StorageKey]] = {}
         for storage_key in storage_keys:
             by_storage.setdefault(storage_key.storage, []).append(storage_key)
-        listed: dict[str, int] = dict.fromkeys(by_storage, 0)
-        rejected: list[str] = []
-        first_request = True
+        run = _Run(
+            transport,
+            f"{transport.settings.api_url}/api/search/aql",
+            {"modified_after": modified_after, "modified_before": modified_before},
+            by_storage,
+            read_timeout,
+            budget,
+            listed=dict.fromkeys(by_storage, 0),  # an empty cache is warned of
+        )
         try:
-            for batch in aql.repository_batches(by_storage, limit=page_size, **window):
-                offset, limit = 0, page_size
-                while not all(budget.is_full(key) for key in batch) and budget.next_page(", ".join(batch)):
-                    query = aql.tag_query(batch, offset=offset, limit=limit, **window)
-                    try:
-                        response = transport.request(
-                            "POST",
-                            url,
-                            data=query.encode(),
-                            headers={"Content-Type": "text/plain"},
-                            slow_is_final=True,
-                            timeout=(transport.timeout, read_timeout),
-                            # The query's own time, then the body's.
-                            deadline=read_timeout + transport.limits.request_deadline,
-                        )
-                    except SlowQueryError as exc:
-                        limit = self._smaller_page(exc, limit)
-                        continue
-                    # Only the very first answer may switch methods: later, tags were already yielded.
-                    # Matched on the raw text (AQL errors may be plain text), quoted only as error_message.
-                    said = response.content[:2000].decode("utf-8", "replace")
-                    if first_request and aql.aql_refused(response.status_code, said):
-                        reason = error_message(response.content, 120)
-                        raise AqlRefused(f"AQL refused at {url} ({response.status_code}: {reason})")
-                    first_request = False
-                    page = self._page(transport, response, url, batch)
-                    rejected.extend(page.rejected)
-                    for record in page.records:
-                        if not budget.admit(record.repository):
-                            continue
-                        listed[record.repository] = listed.get(record.repository, 0) + 1
-                        for storage_key in by_storage.get(record.repository, ()):
-                            yield _as_configured(record, storage_key)
-                    if page.rows == 0:
-                        break
-                    # Rows the user may not read are dropped after `limit`: a short page is not the end.
-                    offset += limit
+            for batch in aql.repository_batches(by_storage, limit=page_size, **run.window):
+                yield from self._batch_tags(run, batch, page_size)
         finally:
-            if rejected:
+            if run.rejected:
                 self.warn(
-                    f"skipped {len(rejected)} listed tag(s) whose names break Docker's grammar; "
-                    f"the first: {rejected[0]}"
+                    f"skipped {len(run.rejected)} listed tag(s) whose names break Docker's grammar; "
+                    f"the first: {run.rejected[0]}"
                 )
         if modified_after is None and modified_before is None:
-            self._warn_empty_caches(listed, by_storage)
+            self._warn_empty_caches(run.listed, by_storage)
+
+    def _batch_tags(self, run: _Run, batch: Sequence[str], page_size: int) -> Iterator[TagRecord]:
+        """One batch of repositories, page after page until an empty one or the budget ends it."""
+        offset, limit = 0, page_size
+        while not all(run.budget.is_full(key) for key in batch) and run.budget.next_page(", ".join(batch)):
+            try:
+                response = self._post(run, aql.tag_query(batch, offset=offset, limit=limit, **run.window))
+            except SlowQueryError as exc:
+                limit = self._smaller_page(exc, limit)
+                continue
+            page = self._page(run.transport, response, run.url, batch)
+            run.rejected.extend(page.rejected)
+            for record in page.records:
+                if not run.budget.admit(record.repository):
+                    continue
+                run.listed[record.repository] = run.listed.get(record.repository, 0) + 1
+                for storage_key in run.by_storage.get(record.repository, ()):
+                    yield _as_configured(record, storage_key)
+            if page.rows == 0:
+                return
+            # Rows the user may not read are dropped after `limit`: a short page is not the end.
+            offset += limit
+
+    def _post(self, run: _Run, query: str) -> Any:
+        """Send one query; the very first answer may say AQL is refused (:class:`AqlRefused`)."""
+        transport = run.transport
+        response = transport.request(
+            "POST",
+            run.url,
+            data=query.encode(),
+            headers={"Content-Type": "text/plain"},
+            slow_is_final=True,
+            timeout=(transport.timeout, run.read_timeout),
+            # The query's own time, then the body's.
+            deadline=run.read_timeout + transport.limits.request_deadline,
+        )
+        # Only the very first answer may switch methods: later, tags were already yielded.
+        # Matched on the raw text (AQL errors may be plain text), quoted only as error_message.
+        said = response.content[:2000].decode("utf-8", "replace")
+        if run.first_request and aql.aql_refused(response.status_code, said):
+            reason = error_message(response.content, 120)
+            raise AqlRefused(f"AQL refused at {run.url} ({response.status_code}: {reason})")
+        run.first_request = False
+        return response
 
     def _page(
         self, transport: ArtifactoryTransport, response: Any, url: str, batch: Sequence[str]
