@@ -48,7 +48,7 @@ from airflow_provider_scout.hooks.artifactory.settings import (
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
 from airflow_provider_scout.limits import Limits, ListingBudget
 from airflow_provider_scout.models import RegistryAuth, ResolvedImage, TagRecord
-from airflow_provider_scout.repositories import RepositoryLayout, VirtualWalk, docker_repositories
+from airflow_provider_scout.repositories import RepositoryLayout, StorageKey, VirtualWalk, docker_repositories
 from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["CATALOG_PAGE_SIZE", "ArtifactoryHook"]
@@ -287,21 +287,7 @@ class ArtifactoryHook(BaseHook):
         the window cannot filter and every tag comes back with ``modified=None``: callers
         must treat such records as "maybe changed".
         """
-        keys = tuple(dict.fromkeys(repositories))
-        for key in keys:
-            check_repository_key(key)
-        if not keys:
-            return
-        layout = self.repository_layout(keys)
-        if layout.classes:
-            for unseen in (key for key in keys if key not in layout.classes):
-                self.warn(
-                    f"repository {unseen!r} is not among the Docker repositories these credentials "
-                    "can see; it is listed as a local repository (it lists nothing if it does not exist)"
-                )
-        storage_keys, problems = layout.storage_keys(keys)
-        for problem in problems:
-            self.warn(problem)
+        storage_keys = self._storage_keys(tuple(dict.fromkeys(repositories)))
         if not storage_keys:
             return
         budget = ListingBudget(self.limits, self.warn)
@@ -325,6 +311,24 @@ class ArtifactoryHook(BaseHook):
         # The Registry API of a remote or virtual key serves what its cache or members hold.
         for key in dict.fromkeys(k.configured for k in storage_keys):
             yield from self.iter_tags_by_catalog(key, budget=budget)
+
+    def _storage_keys(self, keys: tuple[str, ...]) -> list[StorageKey]:
+        """What to list for the configured ``keys``; what the layout cannot place is warned of."""
+        for key in keys:
+            check_repository_key(key)
+        if not keys:
+            return []
+        layout = self.repository_layout(keys)
+        if layout.classes:
+            for unseen in (key for key in keys if key not in layout.classes):
+                self.warn(
+                    f"repository {unseen!r} is not among the Docker repositories these credentials "
+                    "can see; it is listed as a local repository (it lists nothing if it does not exist)"
+                )
+        storage_keys, problems = layout.storage_keys(keys)
+        for problem in problems:
+            self.warn(problem)
+        return storage_keys
 
     def iter_tags_by_catalog(
         self, repository: str, *, page_size: int = CATALOG_PAGE_SIZE, budget: ListingBudget | None = None
