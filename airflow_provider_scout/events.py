@@ -281,6 +281,27 @@ def _data_string(data: Mapping[str, Any], name: str) -> str:
     return value.strip()
 
 
+def _image_fields(data: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """``repo_key``, ``image_name``, ``tag`` and the digest of ``sha256``, checked against Docker's grammar.
+
+    :raises InvalidEventError: naming the body field that is missing or garbled.
+    """
+    repository = _data_string(data, "repo_key")
+    image = _data_string(data, "image_name").strip("/")
+    tag = _data_string(data, "tag")
+    digest = f"sha256:{_data_string(data, 'sha256').lower()}"
+    if not is_sha256_digest(digest):
+        raise InvalidEventError("body field 'data.sha256' must be 64 hex digits")
+    for name, value, check in (
+        ("repo_key", repository, _FIELD_CHECKS["repository"]),
+        ("image_name", image, _FIELD_CHECKS["image"]),
+        ("tag", tag, _FIELD_CHECKS["tag"]),
+    ):
+        if not check(value):
+            raise InvalidEventError(f"body field 'data.{name}' is not a valid docker name: {_shown(value)}")
+    return repository, image, tag, digest
+
+
 def _platforms(data: Mapping[str, Any]) -> tuple[str, ...]:
     raw = data.get("platforms")
     if raw is None:
@@ -347,22 +368,7 @@ class EventSelection:
         data = payload["data"]
         if data.get("sha256") == TEST_DELIVERY_SHA256:
             return IgnoredEvent("test event: JFrog's sample data, nothing to index", test=True)
-        repository = _data_string(data, "repo_key")
-        image = _data_string(data, "image_name").strip("/")
-        tag = _data_string(data, "tag")
-        sha256 = _data_string(data, "sha256")
-        digest = f"sha256:{sha256.lower()}"
-        if not is_sha256_digest(digest):
-            raise InvalidEventError("body field 'data.sha256' must be 64 hex digits")
-        for name, value, check in (
-            ("repo_key", repository, _FIELD_CHECKS["repository"]),
-            ("image_name", image, _FIELD_CHECKS["image"]),
-            ("tag", tag, _FIELD_CHECKS["tag"]),
-        ):
-            if not check(value):
-                raise InvalidEventError(
-                    f"body field 'data.{name}' is not a valid docker name: {_shown(value)}"
-                )
+        repository, image, tag, digest = _image_fields(data)
         platforms = _platforms(data)
 
         label = f"{repository}/{image}:{tag}@{digest}"

@@ -163,16 +163,7 @@ class SbomBackend:
             syft_report = _read_report(report_path, target)
             spdx = _read_spdx(spdx_path, target, source.architecture)
 
-        analysed = (syft_report.get("source") or {}).get("metadata", {}).get("manifestDigest")
-        if analysed != target.digest:
-            raise ScoutFatalError(
-                f"syft analysed {analysed} instead of {target.digest} for {target.reference}; "
-                "the reference must pin the platform manifest digest"
-            )
-        try:
-            document = syft_to_scout_sbom(syft_report, name=f"{host}/{repository}", tags=target.tags)
-        except SbomConversionError as exc:
-            raise ScoutFatalError(f"cannot convert the syft report of {target.reference}: {exc}") from None
+        document = _scout_sbom(syft_report, target, f"{host}/{repository}")
         packages = len(document["artifacts"])
         if location is None:
             return IndexResult.of(target, IndexState.DRY_RUN, packages=packages)
@@ -221,6 +212,23 @@ class SbomBackend:
                 "connection's extra 'syft_path'"
             )
         return found
+
+
+def _scout_sbom(syft_report: dict[str, Any], target: IndexTarget, name: str) -> dict[str, Any]:
+    """The Scout SBOM of a syft report, which must be of the target's own digest.
+
+    :raises ScoutFatalError: when syft analysed another manifest or its report cannot be converted.
+    """
+    analysed = (syft_report.get("source") or {}).get("metadata", {}).get("manifestDigest")
+    if analysed != target.digest:
+        raise ScoutFatalError(
+            f"syft analysed {analysed} instead of {target.digest} for {target.reference}; "
+            "the reference must pin the platform manifest digest"
+        )
+    try:
+        return syft_to_scout_sbom(syft_report, name=name, tags=target.tags)
+    except SbomConversionError as exc:
+        raise ScoutFatalError(f"cannot convert the syft report of {target.reference}: {exc}") from None
 
 
 def _read_report(path: str, target: IndexTarget) -> dict[str, Any]:
