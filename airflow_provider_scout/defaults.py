@@ -44,10 +44,22 @@ RELAY_OPTION_ENV_PREFIX = "SCOUT_RELAY_"
 
 # Variables the provider sets (never reads) for the docker-scout CLI it runs, as the CLI
 # documents them: registry credentials stay out of argv, its cache stays in the task's directory.
+CLI_VAR_PREFIX = "DOCKER_SCOUT_"  # what the CLI reads of the worker's environment (allowlist)
+CLI_DOCKER_CONFIG_VAR = "DOCKER_CONFIG"  # Docker's own: where the CLI keeps its config and SBOM cache
 CLI_REGISTRY_USER_VAR = "DOCKER_SCOUT_REGISTRY_USER"
 CLI_REGISTRY_PASSWORD_VAR = "DOCKER_SCOUT_REGISTRY_PASSWORD"
 CLI_REGISTRY_TOKEN_VAR = "DOCKER_SCOUT_REGISTRY_TOKEN"
 CLI_CACHE_DIR_VAR = "DOCKER_SCOUT_CACHE_DIR"
+# ... and for syft (its documented SYFT_<config key> variables), for the same reasons.
+SYFT_VAR_PREFIX = "SYFT_"
+SYFT_CHECK_UPDATE_VAR = "SYFT_CHECK_FOR_APP_UPDATE"
+SYFT_CACHE_DIR_VAR = "SYFT_CACHE_DIR"
+SYFT_INSECURE_HTTP_VAR = "SYFT_REGISTRY_INSECURE_USE_HTTP"
+SYFT_AUTH_VAR_PREFIX = "SYFT_REGISTRY_AUTH_"
+SYFT_AUTH_AUTHORITY_VAR = "SYFT_REGISTRY_AUTH_AUTHORITY"
+SYFT_AUTH_USERNAME_VAR = "SYFT_REGISTRY_AUTH_USERNAME"
+SYFT_AUTH_PASSWORD_VAR = "SYFT_REGISTRY_AUTH_PASSWORD"
+SYFT_AUTH_TOKEN_VAR = "SYFT_REGISTRY_AUTH_TOKEN"
 
 # Connections.
 ARTIFACTORY_CONN_TYPE = "artifactory"

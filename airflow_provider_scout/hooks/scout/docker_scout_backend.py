@@ -42,9 +42,11 @@ from airflow_provider_scout.defaults import (
     ARTIFACTORY_PASSWORD_ENV,
     ARTIFACTORY_USER_ENV,
     CLI_CACHE_DIR_VAR,
+    CLI_DOCKER_CONFIG_VAR,
     CLI_REGISTRY_PASSWORD_VAR,
     CLI_REGISTRY_TOKEN_VAR,
     CLI_REGISTRY_USER_VAR,
+    CLI_VAR_PREFIX,
     HUB_PASSWORD_ENV,
     HUB_USER_ENV,
     WEBHOOK_SECRET_ENV,
@@ -116,12 +118,12 @@ class TaskWorkspace:
         """docker-scout's whole environment: the allowlist, this directory, then ``credentials``."""
         path = self.path
         return tool_environment(
-            "DOCKER_SCOUT_",
+            CLI_VAR_PREFIX,
             home=str(path / "home"),
             tmpdir=str(path / "tmp"),
             withheld=_WITHHELD_ENV,
             settings={
-                "DOCKER_CONFIG": str(path / "docker-config"),
+                CLI_DOCKER_CONFIG_VAR: str(path / "docker-config"),
                 CLI_CACHE_DIR_VAR: str(path / "scout-cache"),
                 **credentials,
             },

@@ -23,7 +23,19 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_scout.defaults import LAYER_CACHE_DIR_ENV, LAYER_CACHE_MAX_BYTES_ENV
+from airflow_provider_scout.defaults import (
+    LAYER_CACHE_DIR_ENV,
+    LAYER_CACHE_MAX_BYTES_ENV,
+    SYFT_AUTH_AUTHORITY_VAR,
+    SYFT_AUTH_PASSWORD_VAR,
+    SYFT_AUTH_TOKEN_VAR,
+    SYFT_AUTH_USERNAME_VAR,
+    SYFT_AUTH_VAR_PREFIX,
+    SYFT_CACHE_DIR_VAR,
+    SYFT_CHECK_UPDATE_VAR,
+    SYFT_INSECURE_HTTP_VAR,
+    SYFT_VAR_PREFIX,
+)
 from airflow_provider_scout.exceptions import InputError, ScoutFatalError
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.layer_store import LayerStore
@@ -48,7 +60,7 @@ __all__ = ["SbomBackend"]
 
 # SYFT_* variables of the worker syft never sees: registry credentials come from the
 # Artifactory connection only.
-_WITHHELD_ENV = ("SYFT_REGISTRY_AUTH_",)
+_WITHHELD_ENV = (SYFT_AUTH_VAR_PREFIX,)
 
 
 class SbomBackend:
@@ -251,19 +263,21 @@ def _syft_environment(
     nor registry credentials of the worker's own.
     """
     # Layers are downloaded below TMPDIR; keeping both private means nothing outlives the run.
-    settings = {"SYFT_CHECK_FOR_APP_UPDATE": "false", "SYFT_CACHE_DIR": os.path.join(work_dir, "cache")}
+    settings = {SYFT_CHECK_UPDATE_VAR: "false", SYFT_CACHE_DIR_VAR: os.path.join(work_dir, "cache")}
     secrets: list[str] = []
     if source.from_registry:
-        settings["SYFT_REGISTRY_INSECURE_USE_HTTP"] = "true" if plain_http else "false"
+        settings[SYFT_INSECURE_HTTP_VAR] = "true" if plain_http else "false"
         if registry_auth:
-            settings["SYFT_REGISTRY_AUTH_AUTHORITY"] = host
+            settings[SYFT_AUTH_AUTHORITY_VAR] = host
             basic = registry_auth.basic
             if basic:
-                settings["SYFT_REGISTRY_AUTH_USERNAME"], settings["SYFT_REGISTRY_AUTH_PASSWORD"] = basic
+                settings[SYFT_AUTH_USERNAME_VAR], settings[SYFT_AUTH_PASSWORD_VAR] = basic
             else:
-                settings["SYFT_REGISTRY_AUTH_TOKEN"] = registry_auth.token or ""
+                settings[SYFT_AUTH_TOKEN_VAR] = registry_auth.token or ""
             secrets += registry_auth.secrets
-    env = tool_environment("SYFT_", home=work_dir, tmpdir=work_dir, withheld=_WITHHELD_ENV, settings=settings)
+    env = tool_environment(
+        SYFT_VAR_PREFIX, home=work_dir, tmpdir=work_dir, withheld=_WITHHELD_ENV, settings=settings
+    )
     return env, secrets
 
 
