@@ -115,7 +115,6 @@ def run_tool(
     :raises ScoutFatalError: when the tool cannot be started.
     :raises ScoutRetryableError: when it runs longer than ``timeout`` seconds (it is stopped).
     """
-    masked = [s for s in secrets if s]
     try:
         process = subprocess.Popen(
             list(argv),
@@ -130,17 +129,7 @@ def run_tool(
     if running is not None:
         running.add(process)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            line = _clean_line(raw.decode("utf-8", "replace"), masked)
-            if line:
-                tail.append(line)
-                log.info("%s: %s", tool, line)
-
-    reader = threading.Thread(target=pump, name=f"{tool}-output", daemon=True)
-    reader.start()
+    reader = _stream_output(process, tail, [s for s in secrets if s], tool, log)
     try:
         returncode = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -155,6 +144,24 @@ def run_tool(
             running.discard(process)
     reader.join(_STOP_GRACE)
     return RunResult(returncode, list(tail))
+
+
+def _stream_output(
+    process: subprocess.Popen[bytes], tail: deque[str], masked: list[str], tool: str, log: Logger
+) -> threading.Thread:
+    """A thread logging each output line of ``process`` masked, keeping the last ones in ``tail``."""
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = _clean_line(raw.decode("utf-8", "replace"), masked)
+            if line:
+                tail.append(line)
+                log.info("%s: %s", tool, line)
+
+    reader = threading.Thread(target=pump, name=f"{tool}-output", daemon=True)
+    reader.start()
+    return reader
 
 
 def kill_group(process: subprocess.Popen[bytes]) -> None:
