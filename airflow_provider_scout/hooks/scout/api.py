@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ScoutApi"]
 
+# Failures of the connection rather than answers: retried, then retryable for the task.
+_NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
 TOKEN_TTL_WITHOUT_EXP = 300.0  # Hub tokens live longer; without an exp claim assume little
 TOKEN_RENEW_MARGIN = 60.0
@@ -205,23 +207,12 @@ class ScoutApi:
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
+            shown = str(error) if isinstance(error, _TransientHTTPError) else type(error).__name__
             self.log.warning(
-                "%s failed (%s); attempt %d of %d",
-                what,
-                str(error) if isinstance(error, _TransientHTTPError) else type(error).__name__,
-                state.attempt_number,
-                policy.attempts,
+                "%s failed (%s); attempt %d of %d", what, shown, state.attempt_number, policy.attempts
             )
 
-        retrying = policy.retrying(
-            (
-                _TransientHTTPError,
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ),
-            before_sleep=before_sleep,
-        )
+        retrying = policy.retrying((_TransientHTTPError, *_NETWORK_ERRORS), before_sleep=before_sleep)
         try:
             return retrying(attempt)
         except BodyTooLargeError as exc:
@@ -232,7 +223,7 @@ class ScoutApi:
             raise ScoutRetryableError(
                 f"{what} kept failing with HTTP {exc.status} after {policy.attempts} attempts"
             ) from None
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        except _NETWORK_ERRORS as exc:
             raise ScoutRetryableError(
                 f"{what} could not reach {urlsplit(url).netloc} after {policy.attempts} attempts: "
                 f"{type(exc).__name__}"
