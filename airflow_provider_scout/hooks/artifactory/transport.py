@@ -276,6 +276,12 @@ class ArtifactoryTransport:
             raise _TransientError(f"{method} {url} failed: {type(exc).__name__}", url=url) from exc
         except requests.exceptions.RequestException as exc:
             raise ArtifactoryError(f"{method} {url} failed: {self.scrub(str(exc))}", url=url) from None
+        return self._unless_transient(method, url, response, slow_is_final)
+
+    def _unless_transient(
+        self, method: str, url: str, response: requests.Response, slow_is_final: bool
+    ) -> requests.Response:
+        """The answer, unless it is worth another attempt (a 408 of a slow query: a smaller page)."""
         status = response.status_code
         if status == 408 and slow_is_final:
             raise SlowQueryError(
