@@ -25,7 +25,7 @@ import dataclasses
 import enum
 import logging
 import socket
-from typing import Any
+from typing import Any, ClassVar
 
 import h11
 import uvicorn
@@ -77,92 +77,102 @@ class _Connections:
             self.evictable[phase][connection] = None
 
 
+class _GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline per request phase and connection caps.
+
+    :func:`guarded_protocol` makes the subclass a server uses, with its limits, its webhook
+    secret and its own registry of connections.
+    """
+
+    limits: ClassVar[ConnectionLimits]
+    secret: ClassVar[str]
+    registry: ClassVar[_Connections]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = _Phase.HEAD
+        self._deadline: asyncio.TimerHandle | None = None
+        self.source = "?"
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.source = self.client[0] if self.client else "?"
+        self.registry.per_source[self.source] += 1
+        self._enter(_Phase.HEAD, self.limits.header_timeout)
+        if self.registry.per_source[self.source] > self.limits.max_connections_per_source:
+            victim = self.registry.victim(self, self.source)
+            if victim is None:
+                self._refuse_busy()
+                return
+            victim._drop()
+        if len(self.connections) > self.limits.max_connections:
+            (self.registry.victim(self) or self)._drop()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow_request()
+
+    def on_response_complete(self) -> None:
+        unread_body = self.conn.their_state is h11.SEND_BODY  # answered (401, 413) before reading it
+        super().on_response_complete()
+        if unread_body:
+            self._drop()
+        elif not self.transport.is_closing():
+            self._enter(_Phase.HEAD, self.limits.keep_alive + self.limits.header_timeout)
+            self._follow_request()  # a pipelined request may already be under way
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_deadline()
+        self.registry.place(self, None)
+        self.registry.per_source[self.source] -= 1
+        if self.registry.per_source[self.source] <= 0:
+            del self.registry.per_source[self.source]
+        super().connection_lost(exc)
+
+    def _follow_request(self) -> None:
+        state = self.conn.their_state
+        if self._phase is _Phase.HEAD and state is h11.SEND_BODY:
+            presented = dict(self.headers).get(_SIGNATURE_HEADER, b"").decode("latin-1")
+            if check_head(presented, self.secret) is HeadAuth.SECRET:
+                self._enter(_Phase.BODY, self.limits.body_timeout)
+            else:
+                self._enter(_Phase.UNVERIFIED, self.limits.unverified_body_timeout)
+        elif self._phase is not _Phase.APP and state is h11.DONE:
+            self._enter(_Phase.APP, None)
+
+    def _enter(self, phase: _Phase, timeout: float | None) -> None:
+        self._phase = phase
+        self._cancel_deadline()
+        self.registry.place(self, phase)
+        if timeout is not None:
+            self._deadline = self.loop.call_later(timeout, self._drop)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _refuse_busy(self) -> None:
+        self._cancel_deadline()
+        self.registry.place(self, None)
+        self.transport.write(_BUSY_ANSWER)
+        self.transport.close()
+
+    def _drop(self) -> None:
+        """Close the connection; a request still reading its body sees the client disconnect."""
+        self._cancel_deadline()
+        self.registry.place(self, None)
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 def guarded_protocol(limits: ConnectionLimits, secret: str) -> type[H11Protocol]:
     """An h11 protocol class that enforces ``limits``; one class (and connection registry) per server.
 
     :param secret: the webhook secret, to tell a head that authenticates from one that does not.
     """
-    registry = _Connections()
-
-    class GuardedH11Protocol(H11Protocol):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._phase = _Phase.HEAD
-            self._deadline: asyncio.TimerHandle | None = None
-            self.source = "?"
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.source = self.client[0] if self.client else "?"
-            registry.per_source[self.source] += 1
-            self._enter(_Phase.HEAD, limits.header_timeout)
-            if registry.per_source[self.source] > limits.max_connections_per_source:
-                victim = registry.victim(self, self.source)
-                if victim is None:
-                    self._refuse_busy()
-                    return
-                victim._drop()
-            if len(self.connections) > limits.max_connections:
-                (registry.victim(self) or self)._drop()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            self._follow_request()
-
-        def on_response_complete(self) -> None:
-            unread_body = self.conn.their_state is h11.SEND_BODY  # answered (401, 413) before reading it
-            super().on_response_complete()
-            if unread_body:
-                self._drop()
-            elif not self.transport.is_closing():
-                self._enter(_Phase.HEAD, limits.keep_alive + limits.header_timeout)
-                self._follow_request()  # a pipelined request may already be under way
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_deadline()
-            registry.place(self, None)
-            registry.per_source[self.source] -= 1
-            if registry.per_source[self.source] <= 0:
-                del registry.per_source[self.source]
-            super().connection_lost(exc)
-
-        def _follow_request(self) -> None:
-            state = self.conn.their_state
-            if self._phase is _Phase.HEAD and state is h11.SEND_BODY:
-                presented = dict(self.headers).get(_SIGNATURE_HEADER, b"").decode("latin-1")
-                if check_head(presented, secret) is HeadAuth.SECRET:
-                    self._enter(_Phase.BODY, limits.body_timeout)
-                else:
-                    self._enter(_Phase.UNVERIFIED, limits.unverified_body_timeout)
-            elif self._phase is not _Phase.APP and state is h11.DONE:
-                self._enter(_Phase.APP, None)
-
-        def _enter(self, phase: _Phase, timeout: float | None) -> None:
-            self._phase = phase
-            self._cancel_deadline()
-            registry.place(self, phase)
-            if timeout is not None:
-                self._deadline = self.loop.call_later(timeout, self._drop)
-
-        def _cancel_deadline(self) -> None:
-            if self._deadline is not None:
-                self._deadline.cancel()
-                self._deadline = None
-
-        def _refuse_busy(self) -> None:
-            self._cancel_deadline()
-            registry.place(self, None)
-            self.transport.write(_BUSY_ANSWER)
-            self.transport.close()
-
-        def _drop(self) -> None:
-            """Close the connection; a request still reading its body sees the client disconnect."""
-            self._cancel_deadline()
-            registry.place(self, None)
-            if not self.transport.is_closing():
-                self.transport.close()
-
-    return GuardedH11Protocol
+    attributes = {"limits": limits, "secret": secret, "registry": _Connections()}
+    return type("GuardedH11Protocol", (_GuardedH11Protocol,), attributes)
 
 
 def uvicorn_config(app: Any, limits: ConnectionLimits, secret: str) -> uvicorn.Config:
