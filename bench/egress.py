@@ -15,12 +15,13 @@ The proxy sends blobs no faster than ``--link-mbit`` (200 Mbit/s by default, sha
 every transfer), a stand-in for the registry's uplink: on unthrottled loopback bytes cost
 nearly nothing and the cache saves egress but no time.
 
-It prints the unique blob bytes of the images, the blob bytes pulled by each run and
-their ratio, the wall time of each run and the peak disk use of the cache and the task
-work files. Checks (judged at every size): every image indexed by every run, the cold
-run pulls at most 1.10 times the unique bytes, the warm run pulls no blob, and the
-Scout SBOMs of the three runs are identical. Target (judged at the full size): the warm
-run is faster than the run without the cache. Exits 1 when one is missed.
+It prints the unique blob bytes of the images, the blob bytes each run's indexing pulled
+and their ratio (what the listing reads, outside the cache, apart), the
+wall time of each run and the peak disk use of the cache and the task work files. Checks
+(judged at every size): every image indexed by every run, the cold run's indexing pulls
+at most 1.10 times the unique bytes, the warm run's indexing pulls no layer, and the Scout
+SBOMs of the three runs are identical. Target (judged at the full size): the warm run is
+faster than the run without the cache. Exits 1 when one is missed.
 
     .venv/bin/python bench/egress.py [--smoke] [--images 8] [--base-mb 16] [--workers 3] [--link-mbit 200]
 """
@@ -71,16 +72,19 @@ class _TaskInstance:
 @dataclass(frozen=True)
 class Run:
     name: str
-    pulled: int  # blob bytes the proxy sent
+    pulled: int  # blob bytes the proxy sent for the indexing
+    layers_pulled: int  # the part of them that were layers (the rest: image configs)
+    listing: int  # blob bytes the proxy sent for the listing (image configs)
     seconds: float
     peak_disk: int  # bytes under the cache and the task work directories at the fullest
     indexed: int
     sboms: dict[str, Any]  # digest -> Scout SBOM
 
 
-def seed(emulator: EmulatorHandle, workdir: Path, images: int, base_bytes: int) -> int:
-    """Push images sharing one base layer; return the bytes of their unique blobs."""
+def seed(emulator: EmulatorHandle, workdir: Path, images: int, base_bytes: int) -> tuple[int, frozenset[str]]:
+    """Push images sharing one base layer; return the bytes of their unique blobs and the layer digests."""
     unique: dict[str, int] = {}
+    layers: set[str] = set()
     for number in range(images):
         name = f"egress/app-{number:02d}"
         layout = build_layout(
@@ -99,7 +103,8 @@ def seed(emulator: EmulatorHandle, workdir: Path, images: int, base_bytes: int) 
         )
         for blob in (manifest["config"], *manifest["layers"]):
             unique[blob["digest"]] = blob["size"]
-    return sum(unique.values())
+        layers.update(layer["digest"] for layer in manifest["layers"])
+    return sum(unique.values()), frozenset(layers)
 
 
 def disk_use(*roots: Path) -> int:
@@ -138,11 +143,18 @@ class PeakDisk:
             self.peak = max(self.peak, disk_use(*self.roots))
 
 
-def index_everything(registry: str, workers: int) -> list[Mapping[str, Any]]:
-    """List and index as the full-ingestion DAG does, with ``workers`` mapped tasks at a time."""
+def index_everything(registry: str, workers: int, proxy: BlobServer) -> tuple[list[Mapping[str, Any]], int]:
+    """List and index as the full-ingestion DAG does, with ``workers`` mapped tasks at a time.
+
+    Returns the results and the blob bytes the listing pulled (image configs, when it must
+    read a platform), outside the layer cache; the proxy's log then holds the indexing's
+    bytes alone.
+    """
     batches = ListArtifactoryImagesOperator(task_id="list_images", registry=registry).execute(
         {"ti": _TaskInstance()}  # type: ignore[typeddict-item]
     )
+    listing_bytes = proxy.total_blob_bytes
+    proxy.reset()
 
     def index(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         from airflow.sdk.execution_time.context import OutletEventAccessors
@@ -154,11 +166,18 @@ def index_everything(registry: str, workers: int) -> list[Mapping[str, Any]]:
         return results
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [result for results in pool.map(index, batches) for result in results]
+        return [result for results in pool.map(index, batches) for result in results], listing_bytes
 
 
 def run(
-    name: str, registry: str, workers: int, proxy: BlobServer, workdir: Path, cache: Path, cap: str
+    name: str,
+    registry: str,
+    workers: int,
+    proxy: BlobServer,
+    workdir: Path,
+    cache: Path,
+    cap: str,
+    layers: frozenset[str],
 ) -> Run:
     sbom_dir, scratch = workdir / f"sboms-{name}", workdir / f"tmp-{name}"
     scratch.mkdir()
@@ -169,7 +188,7 @@ def run(
     proxy.reset()
     with PeakDisk(cache, scratch) as disk:
         started = time.perf_counter()
-        results = index_everything(registry, workers)
+        results, listing_bytes = index_everything(registry, workers, proxy)
         seconds = time.perf_counter() - started
     tempfile.tempdir = None
     sboms = {
@@ -178,7 +197,8 @@ def run(
         if not path.name.endswith(".spdx.json")
     }
     indexed = sum(1 for result in results if result["state"] == "indexed")
-    return Run(name, proxy.total_blob_bytes, seconds, disk.peak, indexed, sboms)
+    layers_pulled = sum(sent for digest, sent in proxy.blob_bytes.items() if digest in layers)
+    return Run(name, proxy.total_blob_bytes, layers_pulled, listing_bytes, seconds, disk.peak, indexed, sboms)
 
 
 def main() -> int:
@@ -199,7 +219,7 @@ def main() -> int:
         emulator = start_emulator(
             registry_process.url, workdir / "emulator", username=username, password=password
         )
-        unique = seed(emulator, workdir, args.images, args.base_mb * 1_000_000)
+        unique, layers = seed(emulator, workdir, args.images, args.base_mb * 1_000_000)
         link = args.link_mbit * 1e6 / 8 if args.link_mbit else None
         with running_blob_server(emulator.url, link) as proxy:
             registry = emulator.registry_string(
@@ -220,9 +240,11 @@ def main() -> int:
             )
             cache = workdir / "layer-cache"
             runs = [
-                run("no cache", registry, args.workers, proxy, workdir, workdir / "unused-cache", "0"),
-                run("cold cache", registry, args.workers, proxy, workdir, cache, "20GiB"),
-                run("warm cache", registry, args.workers, proxy, workdir, cache, "20GiB"),
+                run(
+                    "no cache", registry, args.workers, proxy, workdir, workdir / "unused-cache", "0", layers
+                ),
+                run("cold cache", registry, args.workers, proxy, workdir, cache, "20GiB", layers),
+                run("warm cache", registry, args.workers, proxy, workdir, cache, "20GiB", layers),
             ]
     finally:
         if emulator is not None:
@@ -235,12 +257,23 @@ def main() -> int:
 def report(runs: list[Run], unique: int, images: int, size: Any) -> int:
     no_cache, cold, warm = runs
     print_table(
-        ("run", "blob bytes pulled", "x unique", "wall time s", "peak disk MB", "indexed"),
+        (
+            "run",
+            "indexing blob bytes",
+            "x unique",
+            "of them layers",
+            "listing blob bytes",
+            "wall time s",
+            "peak disk MB",
+            "indexed",
+        ),
         [
             (
                 r.name,
                 f"{r.pulled:,}",
                 f"{r.pulled / unique:.2f}x",
+                f"{r.layers_pulled:,}",
+                f"{r.listing:,}",
                 r.seconds,
                 f"{r.peak_disk / 1e6:.1f}",
                 r.indexed,
@@ -263,7 +296,13 @@ def report(runs: list[Run], unique: int, images: int, size: Any) -> int:
             cold.pulled <= RATIO_GOAL * unique,
             check=True,
         ),
-        Goal("warm cache pulls no blob", f"{warm.pulled:,} bytes", "0", warm.pulled == 0, check=True),
+        Goal(
+            "warm cache pulls no layer",
+            f"{warm.layers_pulled:,} layer bytes ({warm.pulled - warm.layers_pulled:,} of configs)",
+            "0 layer bytes",
+            warm.layers_pulled == 0,
+            check=True,
+        ),
         Goal(
             "the same Scout SBOMs from every run",
             f"{len(cold.sboms)} digests compared",

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_provider_scout.defaults import LAYER_CACHE_MAX_BYTES_ENV
 from airflow_provider_scout.exceptions import BlobDigestError, ScoutRetryableError
 from airflow_provider_scout.layer_cache import CachedBlob, LayerCacheSettings, blobs_to_evict
 
@@ -139,7 +140,7 @@ class LayerStore:
                 freed = self.make_room(size or 0, free_at_least=max(size or 0, 1))
                 raise ScoutRetryableError(
                     f"layer cache: no space left on the device of {self.root} for {digest}; removed "
-                    f"{freed} bytes of least recently used layers; lower SCOUT_LAYER_CACHE_MAX_BYTES "
+                    f"{freed} bytes of least recently used layers; lower {LAYER_CACHE_MAX_BYTES_ENV} "
                     "below the free space of that device"
                 ) from None
             os.replace(partial, self.blob_path(digest))

@@ -209,6 +209,8 @@ class AirflowStack:
                     "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_HOSTNAME_CALLABLE,
                 }
             )
+        # The sbom backend's layer cache lives and dies with the stack, not in the user's ~/.cache.
+        env.setdefault("SCOUT_LAYER_CACHE_DIR", str(self.home / "layer-cache"))
         env.update(self._extra_environment)
         return env
 
