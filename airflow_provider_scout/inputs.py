@@ -22,6 +22,9 @@ _NATIVE_HINT = "(render templates as native objects)"
 
 
 def as_flag(value: Any, name: str) -> bool:
+    """True or false; None (a flag param left empty, which the DAGs' schemas allow) is false."""
+    if value is None:
+        return False
     if not isinstance(value, bool):
         raise InputError(f"{name} must be true or false, not {value!r} {_NATIVE_HINT}")
     return value

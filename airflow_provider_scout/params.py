@@ -8,8 +8,8 @@ is triggered (UI, REST API or CLI), so a bad ``conf`` never starts a run.
 
 from __future__ import annotations
 
+import json
 import os
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,14 +27,16 @@ from airflow_provider_scout.defaults import (
     REFRESH_SCHEDULE_ENV,
     REFRESH_START_DATE_ENV,
     REGISTRY_ENV,
+    SBOM_DIR_ENV,
     SCOUT_CONN_ID,
 )
-from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
+from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA, ImageEvent
 from airflow_provider_scout.grammar import parse_flag
 from airflow_provider_scout.inputs import as_duration
 
 __all__ = [
     "events_param",
+    "example_image_event",
     "index_workers",
     "index_workers_per_run",
     "indexing_params",
@@ -53,42 +55,36 @@ DEFAULT_REFRESH_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_REFRESH_LOOKBACK = timedelta(minutes=15)
 
 # ----------------------------------------------------------------------------- run parameters
+#
+# What Airflow 3.3.2's trigger form does with these schemas (and why they are shaped so):
+# * it renders ``description_md`` as Markdown only when ``description`` is None, so every
+#   param here has a ``description_md`` and no ``description``;
+# * it marks a field "required" (a red asterisk, and "This field is required" while empty)
+#   whenever ``type`` is set and does not include "null": optional fields are nullable;
+# * it checks no ``pattern`` itself: the API server validates ``conf`` when Trigger is pressed
+#   and the form shows jsonschema's whole error, which quotes the failing schema. So each field
+#   has one short, readable pattern, and its schema's ``description_md`` (in the quoted schema)
+#   says what is expected with an example. Strict parsing stays in the planning task, which
+#   fails with the parser's one-line message;
+# * ``examples`` turns an array field into a multi-select, so examples live in the text.
 
-
-def _any_case(word: str) -> str:
-    """A regex matching ``word`` in any letter case, without inline flags (the UI validates in JS too)."""
-    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
-
-
-def _item(key_regex: str, value_regex: str) -> str:
-    """An item of the registry string: at its start, after a comma or after an opening quote."""
-    return rf'(^|[,"])\s*({key_regex})\s*=\s*{value_regex}'
+# A registry string names its type; the loose check catches a host name or URL pasted in its
+# place and a missing type. Keys are lowercase as `docker scout watch` writes them.
+REGISTRY_STRING_PATTERN = r"type\s*=\s*[Aa]rtifactory"
+REGISTRY_STRING_EXAMPLE = (
+    "type=artifactory,registry=example.jfrog.io,api=https://example.jfrog.io/artifactory,"
+    "repository=docker-local"
+)
+# Airflow connection ids: letters, digits and _ . - (what Airflow's connection form accepts).
+CONNECTION_ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
 
 def registry_string_schema() -> dict[str, Any]:
-    """JSON schema for a registry string: the required keys must be present and plausible.
-
-    JSON schema cannot run the parser, so this checks the keys a run cannot do without and
-    names each in its ``description`` (which jsonschema quotes in its error); the listing
-    task parses the string fully and fails with the parser's exact message otherwise.
-    """
-    value = r'[^\s,"]'
-    requirements = [
-        ("type=artifactory", _item(_any_case("type"), _any_case("artifactory") + r'\s*("|,|$)')),
-        ("registry=<host[:port]>", _item(_any_case("registry"), value)),
-        ("api=<http(s) URL>", _item(_any_case("api"), _any_case("http") + "[Ss]?://")),
-        (
-            "repository=<key or glob>",
-            _item(f"{_any_case('repository')}|{_any_case('repositories')}", value),
-        ),
-    ]
+    """JSON schema for a registry string: non-empty, one loose pattern, an example in the text."""
     return {
         "type": "string",
         "minLength": 1,
-        "allOf": [
-            {"description": f"needs {requirement}", "pattern": pattern}
-            for requirement, pattern in requirements
-        ],
+        "pattern": REGISTRY_STRING_PATTERN,
     }
 
 
@@ -96,10 +92,13 @@ def _registry_param(registry_variable: str) -> Param:
     return Param(
         None,
         title="Registry string",
-        description=(
-            "A `docker scout watch` registry string of type=artifactory "
-            "(type=artifactory,registry=…,api=…,repository=…[,include=…][,exclude=…]). "
-            f"Empty: the {registry_variable} environment variable, else the Airflow Variable of that name."
+        description_md=(
+            "A `docker scout watch --registry` string of `type=artifactory`: "
+            "`type=artifactory,registry=<host>,api=<URL>,repository=<key or glob>"
+            "[,include=<glob>][,exclude=<glob>]`. "
+            f"Example: `{REGISTRY_STRING_EXAMPLE}`. "
+            f"Empty: the deployment's, from the `{registry_variable}` environment variable, "
+            "else the Airflow Variable of that name."
         ),
         **{**registry_string_schema(), "type": ["null", "string"]},
     )
@@ -108,29 +107,33 @@ def _registry_param(registry_variable: str) -> Param:
 def _tags_param() -> Param:
     return Param(
         [],
-        type="array",
+        type=["array", "null"],
         title="Tag filters",
-        description=(
-            "Regular expressions, as `docker scout watch --tag`: a tag is indexed when one matches "
-            "(unanchored; use ^ and $). Empty: every tag."
+        description_md=(
+            "Regular expressions, one per line, as `docker scout watch --tag`: a tag is indexed when "
+            "one matches (unanchored; use `^` and `$`). Example: `^v?[0-9]+[.][0-9]+` for release "
+            "tags. Empty: every tag."
         ),
         items={"type": "string", "minLength": 1, "format": "regex"},
     )
 
 
-def _connection_param(default: str, title: str, description: str) -> Param:
+def _connection_param(default: str, title: str, description_md: str) -> Param:
     return Param(
         default,
         type="string",
         title=title,
-        description=description,
+        description_md=(
+            f"{description_md} Letters, digits, `_`, `.` and `-`. Example: `{default}` (the default)."
+        ),
         minLength=1,
-        pattern=r"^[A-Za-z0-9_.-]+$",
+        pattern=CONNECTION_ID_PATTERN,
     )
 
 
-def _flag_param(title: str, description: str) -> Param:
-    return Param(False, type="boolean", title=title, description=description)
+def _flag_param(title: str, description_md: str) -> Param:
+    # Nullable so the form does not mark an optional switch "required"; null is off.
+    return Param(False, type=["boolean", "null"], title=title, description_md=description_md)
 
 
 def indexing_params(
@@ -151,27 +154,59 @@ def indexing_params(
         artifactory_conn_id=_connection_param(
             artifactory_conn_id,
             "Artifactory connection",
-            "Airflow connection with the Artifactory API credentials (also used to pull the images).",
+            "Airflow connection (*Admin -> Connections*) with the Artifactory API URL and "
+            "credentials, also used to pull the images.",
         ),
         scout_conn_id=_connection_param(
             scout_conn_id,
             "Docker Scout connection",
-            "Airflow connection choosing the indexing backend; "
-            "without one, SBOMs are written to SCOUT_SBOM_DIR.",
+            "Airflow connection choosing the indexing backend (`sbom` or `cli`); without one, "
+            f"SBOMs are written to the `{SBOM_DIR_ENV}` directory.",
         ),
-        force=_flag_param("Force", "Index digests again even when they are already indexed."),
-        dry_run=_flag_param("Dry run", "Resolve and analyse the images but deliver nothing."),
+        force=_flag_param(
+            "Force",
+            "Index digests again even when they are already indexed. Example: on after a Scout "
+            "backend change.",
+        ),
+        dry_run=_flag_param(
+            "Dry run",
+            "Resolve and analyse the images but deliver nothing: each image's log says "
+            "*would index*. Example: on to check a new registry string.",
+        ),
     )
     return params
 
 
+def example_image_event() -> dict[str, Any]:
+    """One event as the relay sends it, for the webhook DAG's form (valid against the schema)."""
+    return ImageEvent(
+        repository="docker-local",
+        image="team/app",
+        tag="1.4.2",
+        digest="sha256:" + "0" * 64,
+        platforms=("linux/amd64",),
+        reference="example.jfrog.io/docker-local/team/app:1.4.2@sha256:" + "0" * 64,
+        event_type="pushed",
+        received_at=datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    ).to_dict()
+
+
 def events_param() -> Param:
-    """The relay's normalised image events (``conf={"events": [...]}``) for the webhook DAG."""
+    """The relay's normalised image events (``conf={"events": [...]}``) for the webhook DAG.
+
+    Required, without a default: a run of this DAG without events has nothing to index.
+    """
     event_schema = {key: value for key, value in IMAGE_EVENT_SCHEMA.items() if key != "$schema"}
+    example = json.dumps([example_image_event()], indent=2)
     return Param(
         type="array",
         title="Image events",
-        description="Pushed (or promoted) tags as the webhook relay normalises them.",
+        description_md=(
+            "Filled by the webhook relay (`airflow-scout relay`), which triggers this DAG with the "
+            "pushed (or promoted) tags it received and normalised; to index tags by hand, trigger "
+            "`full_ingest` with tag filters instead. One event looks like this (the digest must "
+            f"exist in Artifactory):\n\n```json\n{example}\n```"
+        ),
         minItems=1,
         items=event_schema,
     )

@@ -27,7 +27,7 @@ def test_a_second_set_has_its_own_ids_connections_and_registry_source() -> None:
     assert sorted(dags) == ["scout_prod_full_ingest", "scout_prod_refresh", "scout_prod_webhook"]
     for dag in dags.values():
         assert dag.params["artifactory_conn_id"] == "af_prod"
-        assert "SCOUT_PROD_REGISTRY" in dag.params.get_param("registry").description
+        assert "SCOUT_PROD_REGISTRY" in dag.params.get_param("registry").schema["description_md"]
         planning = dag.get_task("list_images" if "webhook" not in dag.dag_id else "resolve_events")
         index = dag.get_task("index_images")
         assert planning.registry_variable == "SCOUT_PROD_REGISTRY"

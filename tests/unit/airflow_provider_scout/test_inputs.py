@@ -68,3 +68,8 @@ def test_a_bad_duration_names_the_input(value: object) -> None:
 def test_a_negative_duration_is_refused(value: object) -> None:
     with pytest.raises(InputError, match="lookback must not be negative"):
         as_duration(value, "lookback")
+
+
+def test_an_empty_flag_param_is_off() -> None:
+    # The DAGs' flag params are nullable so the trigger form does not mark them required.
+    assert as_flag(None, "dry_run") is False
