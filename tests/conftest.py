@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_scout.defaults import LAYER_CACHE_DIR_ENV
+from airflow_provider_scout.defaults import CLI_MAX_PROCESSES_ENV, CLI_SLOTS_DIR_ENV, LAYER_CACHE_DIR_ENV
 from tests.support import MACHINE_SETTINGS
 
 pytest_plugins = [
@@ -32,8 +32,14 @@ def _session_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, _session_layer_cache: Path) -> None:
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _session_layer_cache: Path
+) -> None:
     for name in MACHINE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
     # The sbom backend's layer cache is on by default: never the user's ~/.cache.
     monkeypatch.setenv(LAYER_CACHE_DIR_ENV, str(_session_layer_cache))
+    # The host's docker-scout slots: per test, so tests of other checkouts on this machine
+    # never wait for each other's stand-in runs, and no test inherits a held slot.
+    monkeypatch.delenv(CLI_MAX_PROCESSES_ENV, raising=False)
+    monkeypatch.setenv(CLI_SLOTS_DIR_ENV, str(tmp_path / "docker-scout-slots"))

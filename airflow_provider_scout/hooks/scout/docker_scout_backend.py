@@ -21,8 +21,14 @@ Only documented interfaces are used (docker/scout-cli ``docs/scout_push.md`` and
   ``DOCKER_SCOUT_*`` settings, never the credentials or settings of the provider that share
   that prefix (:func:`~.process.tool_environment`).
 
-A push that fails, prints nothing, or exits 0 without reporting the packages it indexed is
-an error naming the image and its digest.
+A push succeeds when docker-scout exits 0 *and* Scout, asked right after
+(``imageSummariesByDigest``), lists the digest in a state other than ``NONE``,
+``INDEXING_FAILED`` or ``INDEXING_UNAVAILABLE``; what push prints on success is not published,
+so the package count it may print is informational only (None when it prints none). A digest
+Scout does not list yet, or a read-back that cannot reach Scout, is a retryable error naming
+the image and its digest: the task's next attempt finds it indexed (:meth:`CliBackend.is_indexed`)
+or pushes again. Each docker-scout run holds one of the host's slots and its published
+intermittent failures are retryable (:mod:`.cli_runner`).
 """
 
 from __future__ import annotations
@@ -58,13 +64,8 @@ from airflow_provider_scout.exceptions import (
 )
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
-from airflow_provider_scout.hooks.scout.process import (
-    RunResult,
-    failure,
-    kill_group,
-    run_tool,
-    tool_environment,
-)
+from airflow_provider_scout.hooks.scout.cli_runner import CliSlots, run_docker_scout
+from airflow_provider_scout.hooks.scout.process import kill_group, tool_environment
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.results import IndexResult, IndexState
@@ -151,6 +152,7 @@ class CliBackend:
         self.api = api
         self.log = log
         self.workspace = TaskWorkspace()
+        self.slots = CliSlots.from_environment()
         self._running: set[subprocess.Popen[bytes]] = set()
 
     def describe(self) -> str:
@@ -223,17 +225,18 @@ class CliBackend:
                 if moved_now:
                     moved.update(moved_now)
                     continue
-            result = run_tool(
+            result = run_docker_scout(
                 [*argv, push.reference],
                 env,
                 secrets,
-                tool="docker-scout",
-                reference=push.reference,
+                command="docker-scout push",
+                reference=f"{push.reference} ({target.digest})",
                 timeout=self.settings.timeout,
+                slots=self.slots,
                 log=self.log,
                 running=self._running,
             )
-            packages = _checked_package_count(result, push.reference, target)
+            packages = _reported_package_count(result.lines)
             pushed += 1
         reported = moved or None
         if not pushed:
@@ -297,50 +300,31 @@ class CliBackend:
         return argv, self.workspace.environment(credentials), secrets
 
     def _vulnerabilities(self, target: IndexTarget) -> dict[str, int] | None:
-        """Scout's counts for the digest just pushed.
+        """Scout's read-back of the digest just pushed: the judge of the push, and its counts.
 
-        Scout being unreachable for a while is only logged (the push happened); an answer
-        without the fields asked for, or a digest Scout says it could not analyse, is an
-        error naming the image and its digest.
+        :raises ScoutRetryableError: when Scout cannot be asked or does not list the digest yet.
+        :raises ScoutFatalError: when Scout says it could not analyse it, or answers without the
+            fields asked for; each names the image and its digest.
         """
         host, repository = scout_repository(target.reference)
+        pushed = f"docker-scout pushed {target.reference} ({target.digest})"
         try:
             summary = self.api.image_summaries([target.digest], host, repository).get(target.digest)
         except ScoutRetryableError as exc:
-            self.log.warning(
-                "Pushed %s, but could not read its vulnerability counts: %s", target.reference, exc
-            )
-            return None
+            raise ScoutRetryableError(
+                f"{pushed}, but Scout could not be asked whether it holds it: {exc}"
+            ) from None
         except ScoutFatalError as exc:
             raise ScoutFatalError(f"after pushing {target.reference} ({target.digest}): {exc}") from None
         if summary is None:
-            self.log.info("Scout does not list %s yet; its analysis may still be queued", target.digest)
-            return None
+            raise ScoutRetryableError(f"{pushed} and it exited 0, but Scout does not list the digest")
         if summary.sbom_state in _NOT_INDEXED_STATES:
-            raise ScoutFatalError(
-                f"docker-scout pushed {target.reference} ({target.digest}), but Scout reports its "
-                f"sbomState as {summary.sbom_state}"
-            )
+            raise ScoutFatalError(f"{pushed}, but Scout reports its sbomState as {summary.sbom_state}")
         return summary.vulnerabilities
 
 
-def _checked_package_count(result: RunResult, pushed: str, target: IndexTarget) -> int:
-    """How many packages docker-scout says it indexed; anything short of a report is an error."""
-    where = f"{pushed} ({target.digest})"
-    if result.returncode != 0:
-        raise failure("docker-scout push", where, result)
-    if not result.lines:
-        raise ScoutFatalError(f"docker-scout push printed nothing for {where}: nothing says it was indexed")
-    count = _reported_package_count(result.lines)
-    if count is None:
-        raise ScoutFatalError(
-            f"docker-scout push exited 0 for {where} without reporting the packages it indexed; "
-            f"last output: {' | '.join(result.lines[-3:])}"
-        )
-    return count
-
-
 def _reported_package_count(lines: Sequence[str]) -> int | None:
+    """The package count docker-scout printed last, if any: informational, never the judge."""
     for line in reversed(lines):
         match = _PACKAGES.search(line)
         if match:

@@ -128,6 +128,7 @@ def test_docker_scout_gets_registry_credentials_only_for_the_bound_host(
     attacker: StubServer,
     fixture_images: list[PushedImage],
     cli_record: Any,
+    stand_in_scout: Any,
 ) -> None:
     image = _one_image(fixture_images)
     registry = emulator.registry_string(include=[f"{image.repository}/{image.image}"])
@@ -140,6 +141,7 @@ def test_docker_scout_gets_registry_credentials_only_for_the_bound_host(
     assert f"'{_host(attacker.url)}'" in str(raised.value) and "allowed_hosts" in str(raised.value)
     assert cli_record.calls() == [] and attacker.seen == []
     # The bound host: docker-scout pulls with the connection's credentials.
+    stand_in_scout.add_image(target.digest)  # what Scout lists once the push happened
     results, _ = index([target.to_dict()], registry)
     assert [r["state"] for r in results] == ["indexed"]
     env = cli_record.last()["env"]

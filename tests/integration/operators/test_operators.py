@@ -391,6 +391,7 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
         },
     }
     monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
+    stand_in_scout.add_image(target.digest)  # what Scout lists once the push happened
 
     results, context = index([target.to_dict()], registry)
     (result,) = results
