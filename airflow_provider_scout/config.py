@@ -8,15 +8,19 @@ so the DAGs, the relay and the tests share one definition.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from airflow_provider_scout.credential_scope import api_base_url
 from airflow_provider_scout.docker_reference import is_registry_host
-from airflow_provider_scout.exceptions import InputError, RegistryStringError
+from airflow_provider_scout.exceptions import InputError, PatternError, RegistryStringError
 from airflow_provider_scout.grammar import parse_flag
+from airflow_provider_scout.patterns import (
+    MAX_TAG_PATTERNS,
+    CompiledPattern,
+    compile_glob,
+    compile_tag_pattern,
+)
 
 __all__ = [
     "ArtifactoryRegistryConfig",
@@ -46,13 +50,22 @@ class ArtifactoryRegistryConfig:
     excludes: tuple[str, ...] = ()
     port: int | None = None
     subdomain_mode: bool = False
-    _include_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
-    _exclude_res: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _repository_res: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
+    _include_res: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
+    _exclude_res: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # fnmatch's `*` already crosses `/`, which is what the registry string's globs mean.
-        object.__setattr__(self, "_include_res", tuple(_compile_glob(g) for g in self.includes))
-        object.__setattr__(self, "_exclude_res", tuple(_compile_glob(g) for g in self.excludes))
+        """Compile the globs once (RE2, :mod:`airflow_provider_scout.patterns`).
+
+        :raises PatternError: naming the key and the glob RE2 cannot take.
+        """
+        for attribute, key, globs in (
+            ("_repository_res", "repository", self.repositories),
+            ("_include_res", "include", self.includes),
+            ("_exclude_res", "exclude", self.excludes),
+        ):
+            what = f"registry string key {key!r}"
+            object.__setattr__(self, attribute, tuple(compile_glob(g, what) for g in globs))
 
     def selects(self, repository: str, image: str) -> bool:
         """True when ``<repository>/<image>`` matches an include (or there are none) and no exclude."""
@@ -105,7 +118,7 @@ class ArtifactoryRegistryConfig:
 
     def selects_repository(self, repository: str) -> bool:
         """True when a repository key is one of the configured keys or matches one of their globs."""
-        return any(fnmatch.fnmatchcase(repository, r) for r in self.repositories)
+        return any(r.fullmatch(repository) for r in self._repository_res)
 
     @property
     def registry_uses_plain_http(self) -> bool:
@@ -120,21 +133,18 @@ class ArtifactoryRegistryConfig:
 
 @dataclass(frozen=True)
 class TagFilter:
-    """Tag selection as ``docker scout watch --tag``: Go ``MatchString``, i.e. ``re.search``."""
+    """Tag selection as ``docker scout watch --tag``: Go ``MatchString`` (RE2, unanchored search).
+
+    :raises PatternError: naming the first pattern RE2 refuses or that is over the length limit.
+    """
 
     patterns: tuple[str, ...] = ()
-    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _compiled: tuple[CompiledPattern, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        compiled = []
-        for pattern in self.patterns:
-            try:
-                compiled.append(re.compile(pattern))
-            except re.error as exc:
-                raise ValueError(
-                    f"tag pattern {pattern!r} is not a valid regular expression: {exc}"
-                ) from None
-        object.__setattr__(self, "_compiled", tuple(compiled))
+        if len(self.patterns) > MAX_TAG_PATTERNS:
+            raise PatternError(f"{len(self.patterns)} tag patterns given; the limit is {MAX_TAG_PATTERNS}")
+        object.__setattr__(self, "_compiled", tuple(compile_tag_pattern(p) for p in self.patterns))
 
     @classmethod
     def of(cls, patterns: Sequence[str] | None) -> TagFilter:
@@ -147,10 +157,6 @@ class TagFilter:
 def is_glob(pattern: str) -> bool:
     """Whether a ``repository``, ``include`` or ``exclude`` value is a glob (``*``, ``?``, ``[``)."""
     return any(c in pattern for c in "*?[")
-
-
-def _compile_glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern))
 
 
 def _split_items(text: str) -> list[str]:
@@ -198,15 +204,18 @@ def parse_registry_string(text: str) -> ArtifactoryRegistryConfig:
         api = api_base_url(single["api"], "registry string key 'api'")
     except ValueError as exc:
         raise RegistryStringError(str(exc)) from None
-    return ArtifactoryRegistryConfig(
-        registry=registry,
-        api=api,
-        repositories=tuple(dict.fromkeys(multi["repository"])),
-        includes=tuple(dict.fromkeys(multi["include"])),
-        excludes=tuple(dict.fromkeys(multi["exclude"])),
-        port=_port(single.get("port")),
-        subdomain_mode=_subdomain_mode(single.get("subdomain-mode")),
-    )
+    try:
+        return ArtifactoryRegistryConfig(
+            registry=registry,
+            api=api,
+            repositories=tuple(dict.fromkeys(multi["repository"])),
+            includes=tuple(dict.fromkeys(multi["include"])),
+            excludes=tuple(dict.fromkeys(multi["exclude"])),
+            port=_port(single.get("port")),
+            subdomain_mode=_subdomain_mode(single.get("subdomain-mode")),
+        )
+    except PatternError as exc:
+        raise RegistryStringError(str(exc)) from None
 
 
 def _read_items(text: str) -> tuple[dict[str, str], dict[str, list[str]]]:

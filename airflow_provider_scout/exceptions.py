@@ -19,6 +19,7 @@
     │       └── ScoutGraphQLError      Scout answered with GraphQL errors or without the fields asked
     └── InputError                     (also ValueError) bad input, named in the message
         ├── RegistryStringError        the ``docker scout watch`` registry string
+        ├── PatternError               a tag regex or a glob RE2 refuses, or one over its length limit
         ├── InvalidEventError          a webhook body or a DAG-run event
         ├── ManifestError              a manifest, index or image config from the registry
         ├── SbomConversionError        a syft report that is not one
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidNameError",
     "ManifestError",
+    "PatternError",
     "RegistryStringError",
     "RelayConfigError",
     "SbomConversionError",
@@ -162,6 +164,10 @@ class InputError(ScoutProviderError, ValueError):
 
 class RegistryStringError(InputError):
     """The registry string is malformed; the message names the offending key or item."""
+
+
+class PatternError(InputError):
+    """A tag pattern or a glob that cannot be compiled for RE2 (:mod:`airflow_provider_scout.patterns`)."""
 
 
 class InvalidEventError(InputError):

@@ -33,6 +33,7 @@ from airflow_provider_scout.defaults import (
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA, ImageEvent
 from airflow_provider_scout.grammar import parse_flag
 from airflow_provider_scout.inputs import as_duration
+from airflow_provider_scout.patterns import MAX_TAG_PATTERNS, tag_pattern_schema
 
 __all__ = [
     "events_param",
@@ -110,11 +111,14 @@ def _tags_param() -> Param:
         type=["array", "null"],
         title="Tag filters",
         description_md=(
-            "Regular expressions, one per line, as `docker scout watch --tag`: a tag is indexed when "
-            "one matches (unanchored; use `^` and `$`). Example: `^v?[0-9]+[.][0-9]+` for release "
-            "tags. Empty: every tag."
+            "RE2 regular expressions (Go's syntax), one per line, as `docker scout watch --tag`: a "
+            "tag is indexed when one matches (unanchored; use `^` and `$`). Example: "
+            "`^v?[0-9]+[.][0-9]+` for release tags. Empty: every tag."
         ),
-        items={"type": "string", "minLength": 1, "format": "regex"},
+        # Airflow checks `format: regex` with Python's `re`, which catches most typos in the
+        # form; the schema adds what RE2 (the engine the patterns run on) refuses beyond that.
+        maxItems=MAX_TAG_PATTERNS,
+        items={**tag_pattern_schema(), "format": "regex"},
     )
 
 

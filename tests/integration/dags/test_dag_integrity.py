@@ -169,6 +169,11 @@ def test_indexing_params_accept_good_conf(dag_id: str) -> None:
     ("conf", "complaint"),
     [
         ({"tags": ["^v(1"]}, "param tags: '^v(1' is not a 'regex'"),
+        # Valid for Python's `re`, refused by RE2 (the engine tags are matched with): in the form.
+        ({"tags": [r"^(a+)\1$"]}, "RE2 has no backreferences"),
+        ({"tags": ["^(?!nightly)"]}, "RE2 has no lookaround"),
+        ({"tags": ["a" * 513]}, "is too long"),
+        ({"tags": ["^x$"] * 101}, "is too long"),
         ({"tags": "latest"}, "param tags: 'latest' is not of type 'array'"),
         ({"tags": [7]}, "param tags: 7 is not of type 'string'"),
         ({"force": "yes"}, "param force: 'yes' is not of type 'boolean'"),

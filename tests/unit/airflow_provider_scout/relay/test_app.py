@@ -90,7 +90,8 @@ def test_bad_input_is_answered_and_triggers_nothing(
     answer: str,
     reason: str,
 ) -> None:
-    relay = start_relay(max_body_bytes=16384, tags=TagFilter.of([r"^(?!nightly)"]))
+    # Every tag but one starting with "n" (RE2, as `docker scout watch --tag`, has no lookahead).
+    relay = start_relay(max_body_bytes=16384, tags=TagFilter.of([r"^[^n]"]))
     if signature == "hmac-other":
         signature = hmac_signature(b"another body", relay.secret)
     response = relay.send(body, signature)
