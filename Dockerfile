@@ -27,20 +27,21 @@ COPY docker/install-docker-scout.sh /usr/local/libexec/install-docker-scout.sh
 RUN /usr/local/libexec/install-docker-scout.sh \
     && install -d -o airflow -g 0 -m 2775 /opt/airflow/relay-state
 
-# airflow-init writes the auth manager's passwords file and the connections from .env with this.
+# airflow-init creates the relay's role, the users and the connections from .env with this.
 COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_init_files.py
 
 # pip runs as the airflow user, who owns the image's Python environment (~/.local), pins
 # apache-airflow to the image's version so nothing upgrades it, and takes every version from
 # the project's constraints (constraints-3.11.txt: the set the tests ran with, Celery included).
-# Every service gets syft and the Celery worker: one image serves both executors.
+# Every service gets syft and the Celery worker: one image serves both executors. The FAB
+# auth manager (`fab`) holds compose's users and the relay's role.
 USER airflow
 COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt /opt/airflow/provider-src/
 COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airflow_provider_scout
 RUN pip install --no-cache-dir \
         --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        "/opt/airflow/provider-src[sbom,celery,s3]" \
+        "/opt/airflow/provider-src[sbom,celery,s3,fab]" \
     && syft version \
     && airflow-scout --help >/dev/null \
     && python -c "import airflow.providers.celery.executors.celery_executor"

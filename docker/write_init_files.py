@@ -1,11 +1,16 @@
-"""Files the compose file's ``airflow-init`` service writes from its environment.
+"""What the compose file's ``airflow-init`` service writes from its environment.
 
 Secrets reach this script only through environment variables and leave it only as files
-with mode 0600, so they never appear in a process's argv (``airflow connections add
---conn-password ...`` would put them there) or in the init log.
+with mode 0600 or as FAB's password hashes, so they never appear in a process's argv
+(``airflow connections add --conn-password ...`` would put them there) or in the init log.
 
-    write_init_files.py auth-passwords   the SimpleAuthManager passwords file (admin + relay user)
+    write_init_files.py auth              the FAB auth manager's relay role and users (no file)
     write_init_files.py connections PATH  a file for ``airflow connections import --overwrite PATH``
+
+``auth`` writes to the metadata database through FAB's security manager, the one
+``airflow users create`` and ``airflow roles add-perms`` use: those commands take the
+password in argv, and ``roles add-perms`` refuses a DAG's resource before the DAG
+processor has parsed the DAG, which is always the case when init runs.
 """
 
 from __future__ import annotations
@@ -16,7 +21,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from airflow.providers.fab.auth_manager.models import Role
+    from airflow.providers.fab.auth_manager.security_manager.override import (
+        FabAirflowSecurityManagerOverride as SecurityManager,
+    )
 
 ARTIFACTORY_CONN_ID = "artifactory_default"
 SCOUT_CONN_ID = "docker_scout_default"
@@ -24,6 +35,11 @@ SCOUT_BACKENDS = ("sbom", "cli")
 # .env files written before the rename say `local`; the hook still reads it, but new
 # connections get the current name.
 RENAMED_SCOUT_BACKENDS = {"local": "sbom"}
+# FAB's built-in role with every permission, and the one init gives the relay's API user.
+ADMIN_ROLE = "Admin"
+RELAY_ROLE = "ScoutRelay"
+# FAB wants a unique email per user; .invalid (RFC 2606) can never reach anyone.
+USER_EMAIL_DOMAIN = "scout.invalid"
 
 
 class InitConfigError(ValueError):
@@ -37,16 +53,115 @@ def _required(env: Mapping[str, str], name: str) -> str:
     return value
 
 
-def auth_passwords(env: Mapping[str, str]) -> dict[str, str]:
-    """The SimpleAuthManager passwords: the UI admin and the relay's API user."""
+class AuthUser(NamedTuple):
+    username: str
+    role: str
+    password: str
+
+
+def auth_users(env: Mapping[str, str]) -> tuple[AuthUser, AuthUser]:
+    """The UI admin (FAB's ``Admin`` role, for people) and the relay's API user (``RELAY_ROLE``)."""
     admin = env.get("_AIRFLOW_WWW_USER_USERNAME", "").strip() or "airflow"
     relay = env.get("AIRFLOW_API_USERNAME", "").strip() or "scout-relay"
     if admin == relay:
         raise InitConfigError("AIRFLOW_API_USERNAME must differ from _AIRFLOW_WWW_USER_USERNAME")
-    return {
-        admin: _required(env, "_AIRFLOW_WWW_USER_PASSWORD"),
-        relay: _required(env, "AIRFLOW_API_PASSWORD"),
-    }
+    return (
+        AuthUser(admin, ADMIN_ROLE, _required(env, "_AIRFLOW_WWW_USER_PASSWORD")),
+        AuthUser(relay, RELAY_ROLE, _required(env, "AIRFLOW_API_PASSWORD")),
+    )
+
+
+def relay_dag_id(env: Mapping[str, str]) -> str:
+    """The DAG the relay triggers, read from the variable the relay itself reads."""
+    from airflow_provider_scout.defaults import WEBHOOK_DAG_ID
+    from airflow_provider_scout.relay.options import OPTIONS
+
+    (option,) = [option for option in OPTIONS if option.dest == "dag_id"]
+    assert option.variable  # the relay's dag id always has its SCOUT_RELAY_ variable
+    return env.get(option.variable, "").strip() or WEBHOOK_DAG_ID
+
+
+def relay_permissions(dag_id: str) -> tuple[tuple[str, str], ...]:
+    """``(action, resource)`` pairs of the relay's role: trigger and read runs of ``dag_id`` only.
+
+    FAB's rule (``FabAuthManager.is_authorized_dag``): a run of a DAG may be created by whom
+    may create "DAG Runs" and edit that DAG, and read by whom may read both. ``DAG:<dag_id>``
+    names that one DAG, so "DAG Runs" grants nothing on any other. FAB gives every role of
+    its own the UI's home page ("Website") whenever it starts; listed here too, so init and
+    FAB do not undo each other.
+    """
+    from airflow.providers.fab.www.security import permissions
+
+    dag = permissions.resource_name(dag_id, permissions.RESOURCE_DAG)
+    return (
+        (permissions.ACTION_CAN_READ, dag),
+        (permissions.ACTION_CAN_EDIT, dag),
+        (permissions.ACTION_CAN_READ, permissions.RESOURCE_DAG_RUN),
+        (permissions.ACTION_CAN_CREATE, permissions.RESOURCE_DAG_RUN),
+        (permissions.ACTION_CAN_READ, permissions.RESOURCE_WEBSITE),
+    )
+
+
+def apply_auth(env: Mapping[str, str]) -> list[str]:
+    """Create or reset the relay's role and user; create the admin once. Returns what was done.
+
+    The role gets exactly ``relay_permissions`` (a permission added by hand is taken away),
+    and the relay's user exactly that role and the password of .env, so the relay and
+    its account agree after every init. The admin is for people: created when missing,
+    never changed afterwards (a password changed in the UI stays).
+    """
+    admin, relay = auth_users(env)
+    wanted = relay_permissions(relay_dag_id(env))
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        manager = appbuilder.sm
+        role = _sync_role(manager, RELAY_ROLE, wanted)
+        done = [f"role {RELAY_ROLE}: " + ", ".join(f"{action} on {resource}" for action, resource in wanted)]
+        done.append(_create_user(manager, admin) or f"kept user {admin.username}")
+        if not (created := _create_user(manager, relay)):
+            existing = manager.find_user(username=relay.username)
+            existing.roles = [role]
+            manager.update_user(existing)
+            manager.reset_password(existing.id, relay.password)
+            created = f"reset user {relay.username} to role {relay.role} and the password of .env"
+        done.append(created)
+    return done
+
+
+def _sync_role(manager: SecurityManager, name: str, permissions: Sequence[tuple[str, str]]) -> Role:
+    """The FAB role ``name``, created when missing, with exactly ``permissions``."""
+    role = manager.add_role(name)  # the existing role when there is one
+    wanted = []
+    for action, resource in permissions:
+        permission = manager.create_permission(action, resource)
+        if permission is None:  # FAB logged why
+            raise InitConfigError(f"FAB could not create the permission {action} on {resource}")
+        wanted.append(permission)
+    for permission in list(role.permissions):
+        if permission not in wanted:
+            manager.remove_permission_from_role(role, permission)
+    for permission in wanted:
+        if permission not in role.permissions:
+            manager.add_permission_to_role(role, permission)
+    return role
+
+
+def _create_user(manager: SecurityManager, user: AuthUser) -> str | None:
+    """Create ``user`` unless FAB has one of that name; what was done, None when it existed."""
+    if manager.find_user(username=user.username) is not None:
+        return None
+    created = manager.add_user(
+        username=user.username,
+        first_name=user.username,
+        last_name=user.role,
+        email=f"{user.username}@{USER_EMAIL_DOMAIN}",
+        role=manager.find_role(user.role),
+        password=user.password,
+    )
+    if not created:
+        raise InitConfigError(f"FAB could not create the user {user.username!r}")
+    return f"created user {user.username} (role {user.role})"
 
 
 def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -87,7 +202,7 @@ def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     return {ARTIFACTORY_CONN_ID: artifactory, SCOUT_CONN_ID: scout}
 
 
-def write_private_json(path: Path, content: object, owner: tuple[int, int] | None = None) -> None:
+def write_private_json(path: Path, content: object) -> None:
     """Write JSON readable by its owner only; created 0600 so the secret is never world-readable."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -95,25 +210,13 @@ def write_private_json(path: Path, content: object, owner: tuple[int, int] | Non
     with os.fdopen(fd, "w") as handle:
         json.dump(content, handle)
         handle.write("\n")
-    if owner is not None:
-        os.chown(tmp, *owner)
     os.replace(tmp, path)
-
-
-def _airflow_owner(env: Mapping[str, str]) -> tuple[int, int] | None:
-    """The Airflow containers' user (AIRFLOW_UID, group 0) when running as root, else keep ours."""
-    if os.geteuid() != 0:
-        return None
-    uid = env.get("AIRFLOW_UID", "").strip() or "50000"
-    if not uid.isdigit():
-        raise InitConfigError(f"AIRFLOW_UID must be a numeric user id, not {uid!r}")
-    return int(uid), 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="write_init_files.py", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("auth-passwords", help="write AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+    commands.add_parser("auth", help="create the relay's role and the admin and relay users (FAB)")
     connections_parser = commands.add_parser("connections", help="write a connections file to import")
     connections_parser.add_argument("path", type=Path)
     return parser
@@ -123,10 +226,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     args = build_parser().parse_args(argv)
     env = os.environ if env is None else env
     try:
-        if args.command == "auth-passwords":
-            target = Path(_required(env, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"))
-            write_private_json(target, auth_passwords(env), owner=_airflow_owner(env))
-            print(f"wrote the auth manager passwords file {target}")
+        if args.command == "auth":
+            for line in apply_auth(env):
+                print(line)
         else:
             write_private_json(args.path, connections(env))
             print(f"wrote connections {ARTIFACTORY_CONN_ID}, {SCOUT_CONN_ID} to {args.path}")

@@ -31,7 +31,7 @@ constraints=constraints-3.11.txt
 stamp=.venv/.bootstrap-pyproject.sha256
 if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   log=$(mktemp)
-  if ! .venv/bin/pip install -q --constraint "$constraints" -e '.[test,celery,s3]' -e ./testing >"$log" 2>&1; then
+  if ! .venv/bin/pip install -q --constraint "$constraints" -e '.[test,celery,s3,fab]' -e ./testing >"$log" 2>&1; then
     cat "$log" >&2
     rm -f "$log"
     exit 1

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import re
 import shlex
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 
 from airflow_provider_scout.cli import build_parser as scout_cli_parser
 from airflow_provider_scout.config import parse_registry_string
-from airflow_provider_scout.defaults import RELAY_OPTION_ENV_PREFIX, RELAY_PORT
+from airflow_provider_scout.defaults import RELAY_OPTION_ENV_PREFIX, RELAY_PORT, WEBHOOK_DAG_ID
 from airflow_provider_scout.relay.cli import settings_from_args
 from airflow_provider_scout.relay.options import LIMITS, OPTIONS
 from scout_testing.artifactory_emulator.cli import build_parser as emulator_cli_parser
@@ -242,7 +243,7 @@ def test_init_runs_the_helper_the_image_ships(compose: dict[str, Any]) -> None:
     copied = {dest for sources, dest in _copies() if sources == ["docker/write_init_files.py"]}
     script = command_argv(services(compose)["airflow-init"]["command"])[1]
     runs = [shlex.split(line) for line in script.splitlines() if "write_init_files.py" in line]
-    assert {tuple(words[3:4]) for words in runs} == {("auth-passwords",), ("connections",)}
+    assert {tuple(words[3:4]) for words in runs} == {("auth",), ("connections",)}
     for words in runs:
         assert words[:2] == [IMAGE_ENTRYPOINT, "python"] and words[2] in copied
         parser.parse_args(words[3:])
@@ -274,11 +275,26 @@ def test_sboms_are_written_where_a_volume_keeps_them(compose: dict[str, Any]) ->
         assert sbom_dir in targets, f"{name} writes SBOMs to {sbom_dir} without a volume there"
 
 
-def test_the_auth_passwords_file_is_shared_by_init_and_the_api_server(compose: dict[str, Any]) -> None:
-    path = compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
-    for name in ("airflow-init", "airflow-apiserver"):
-        volumes = dict(str(m).split(":", 1)[::-1] for m in services(compose)[name]["volumes"])
-        assert volumes.get(str(Path(path).parent)) == "airflow-auth", name
+def test_compose_runs_the_fab_auth_manager_the_image_installs(compose: dict[str, Any]) -> None:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
+
+    path = compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
+    module, _, name = path.rpartition(".")
+    assert issubclass(getattr(importlib.import_module(module), name), BaseAuthManager)
+    assert module.startswith("airflow.providers.fab."), "the production auth manager is FAB's"
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(requirement.startswith("apache-airflow-providers-fab") for requirement in extras["fab"])
+    assert not any("SIMPLE_AUTH_MANAGER" in variable for variable in variables_in(COMPOSE_FILE.read_text()))
+
+
+def test_init_creates_the_users_after_migrating_and_before_the_connections(compose: dict[str, Any]) -> None:
+    # FAB's tables exist once `airflow db migrate` ran; the users before anything can fail later.
+    script = command_argv(services(compose)["airflow-init"]["command"])[1]
+    steps = [shlex.split(line, comments=True)[1:4] for line in script.splitlines()]
+    migrate = steps.index(["airflow", "db", "migrate"])
+    auth = steps.index(["python", "/opt/airflow/docker/write_init_files.py", "auth"])
+    connections = next(n for n, words in enumerate(steps) if words[-1:] == ["connections"])
+    assert migrate < auth < connections
 
 
 # ---------------------------------------------------------------------------------- variables
@@ -436,13 +452,25 @@ def test_relay_reaches_the_api_server_as_the_user_init_creates(compose: dict[str
     relay_env = svc["relay"]["environment"]
     api = urlsplit(relay_env["AIRFLOW_API_URL"])
     assert api.hostname == "airflow-apiserver" and api.port == container_port(svc["airflow-apiserver"])
-    configured = compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
-    users = dict(user.split(":") for user in configured.split(","))
-    # SimpleAuthManager lets role "user" and above trigger DAG runs.
-    assert users[relay_env["AIRFLOW_API_USERNAME"]] in ("user", "op", "admin")
     init_env = svc["airflow-init"]["environment"]
     assert init_env["AIRFLOW_API_USERNAME"] == relay_env["AIRFLOW_API_USERNAME"]
     assert init_env["AIRFLOW_API_PASSWORD"] == relay_env["AIRFLOW_API_PASSWORD"]
+
+
+def test_the_relay_role_follows_the_dag_the_relay_triggers(
+    compose_raw: dict[str, Any], filled_env: dict[str, str]
+) -> None:
+    svc = services(compose_raw)
+    init_env = svc["airflow-init"]["environment"]
+    dag_id_variable = f"{RELAY_OPTION_ENV_PREFIX}DAG_ID"
+    assert init_env[dag_id_variable] == svc["relay"]["environment"][dag_id_variable]
+    helper = load_write_init_files()
+    for configured, expected in (("", WEBHOOK_DAG_ID), ("scout_prod_webhook", "scout_prod_webhook")):
+        # As Compose passes it: .env's value, or the empty default when .env leaves it out.
+        environment = interpolate_tree(init_env, {**filled_env, dag_id_variable: configured})
+        dag_id = helper.relay_dag_id(environment)
+        assert dag_id == expected
+        assert ("can_edit", f"DAG:{expected}") in helper.relay_permissions(dag_id)
 
 
 # ---------------------------------------------------------------------------------- Dockerfile
@@ -466,8 +494,6 @@ def test_dockerfile_extends_the_official_image_of_the_installed_airflow() -> Non
 
 
 def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> None:
-    import tomllib
-
     instructions = list(stage("product").instructions)
     pip_runs = [n for n, i in enumerate(instructions) if i.keyword == "RUN" and "pip install" in i.arguments]
     assert len(pip_runs) == 1
@@ -477,8 +503,9 @@ def test_dockerfile_installs_the_provider_with_syft_as_the_airflow_user() -> Non
     assert "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"
 
-    # One image for every service and executor: syft, the Celery worker and the S3 store.
-    (target,) = re.findall(r'"(/[^"\[]+)\[sbom,celery,s3\]"', run)
+    # One image for every service and executor: syft, the Celery worker, the S3 store and the
+    # FAB auth manager compose runs.
+    (target,) = re.findall(r'"(/[^"\[]+)\[sbom,celery,s3,fab\]"', run)
     copied = {
         Path(dest, Path(source).name) if dest.endswith("/") else Path(dest)
         for sources, dest in _copies()

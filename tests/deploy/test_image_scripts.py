@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
-import json
 import os
 import stat
 import subprocess
@@ -254,17 +253,38 @@ def test_bad_settings_stop_init_with_the_name_and_no_secret(
     assert not (tmp_path / "c.json").exists()
 
 
-def test_auth_passwords_file_holds_both_users_readable_by_its_owner_only(tmp_path: Path) -> None:
-    path = tmp_path / "auth" / "passwords.json"
-    env = _init_env(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(path))
-    assert write_init_files.main(["auth-passwords"], env) == 0
-    expected = {"admin": "admin-secret-value", "scout-relay": "relay-secret-value"}
-    assert json.loads(path.read_text()) == expected
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+def test_auth_users_are_the_admin_for_people_and_the_relay_with_its_own_role() -> None:
+    admin, relay = write_init_files.auth_users(_init_env())
+    assert admin == ("admin", "Admin", "admin-secret-value")
+    assert relay == ("scout-relay", write_init_files.RELAY_ROLE, "relay-secret-value")
 
 
-def test_auth_passwords_refuse_one_user_for_both_roles(tmp_path: Path) -> None:
-    path = tmp_path / "passwords.json"
-    env = _init_env(AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(path), AIRFLOW_API_USERNAME="admin")
-    assert write_init_files.main(["auth-passwords"], env) == 2
-    assert not path.exists()
+def test_the_relay_role_may_trigger_and_read_runs_of_its_dag_only() -> None:
+    # FAB: creating a run takes "DAG Runs" can_create plus can_edit on the DAG; reading, can_read on both.
+    assert set(write_init_files.relay_permissions("scout_prod_webhook")) == {
+        ("can_read", "DAG:scout_prod_webhook"),
+        ("can_edit", "DAG:scout_prod_webhook"),
+        ("can_read", "DAG Runs"),
+        ("can_create", "DAG Runs"),
+        ("can_read", "Website"),  # the UI's home page, which FAB gives every role of its own
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"AIRFLOW_API_USERNAME": "admin"}, "AIRFLOW_API_USERNAME"),
+        ({"AIRFLOW_API_PASSWORD": ""}, "AIRFLOW_API_PASSWORD"),
+        ({"_AIRFLOW_WWW_USER_PASSWORD": " "}, "_AIRFLOW_WWW_USER_PASSWORD"),
+    ],
+)
+def test_bad_users_stop_init_before_the_database_with_the_name_and_no_secret(
+    capsys: pytest.CaptureFixture[str], overrides: dict[str, str], named: str
+) -> None:
+    # No database is configured here: the settings are refused before FAB is reached.
+    env = _init_env(**overrides)
+    assert write_init_files.main(["auth"], env) == 2
+    error = capsys.readouterr().err
+    assert named in error
+    passwords = [value.strip() for key, value in env.items() if "PASSWORD" in key and value.strip()]
+    assert not any(password in error for password in passwords)

@@ -12,15 +12,32 @@ overrides the registry string.
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID
+from airflow_provider_scout.defaults import (
+    AIRFLOW_PASSWORD_ENV,
+    AIRFLOW_URL_ENV,
+    AIRFLOW_USERNAME_ENV,
+    FULL_INGEST_DAG_ID,
+    REGISTRY_ENV,
+    WEBHOOK_SECRET_ENV,
+)
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.devstack.airflow import CeleryWorkers, postgres_database
 from scout_testing.devstack.stack import DevStack, FinishedRun, dev_stack
-from tests.support.e2e import BULK_REPOSITORY, HEARTBEAT_CHECK_SECONDS, HEARTBEAT_TIMEOUT_SECONDS
+from scout_testing.processes import ManagedProcess, free_port
+from tests.support.e2e import (
+    BULK_REPOSITORY,
+    HEARTBEAT_CHECK_SECONDS,
+    HEARTBEAT_TIMEOUT_SECONDS,
+    RunningRelay,
+)
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +90,36 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]
             },
         ) as stack:
             yield stack
+
+
+@pytest.fixture
+def relay(e2e_stack: DevStack, tmp_path: Path) -> Iterator[RunningRelay]:
+    """The relay as deployed: its own process, logged in to Airflow as the relay's API user
+    (FAB role ScoutRelay, as compose's airflow-init creates it), with its secret and
+    credentials in its environment only."""
+    secret = secrets.token_urlsafe(64)
+    port = free_port()
+    env = {
+        **os.environ,
+        WEBHOOK_SECRET_ENV: secret,
+        REGISTRY_ENV: e2e_stack.registry_string,
+        AIRFLOW_URL_ENV: e2e_stack.airflow.api_url,
+        AIRFLOW_USERNAME_ENV: e2e_stack.airflow.relay_username,
+        AIRFLOW_PASSWORD_ENV: e2e_stack.airflow.relay_password,
+    }
+    command = [
+        str(Path(sys.executable).parent / "airflow-scout"), "relay",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--state-dir", str(tmp_path / "relay"), "--coalesce-seconds", "1",
+    ]  # fmt: skip
+    process = ManagedProcess.start("airflow-scout relay", command, tmp_path / "relay.log", env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not process.wait_for_http(f"{url}/healthz", timeout=30):
+            pytest.fail(f"the relay exited with {process.exit_code}:\n{process.log_text()}")
+        yield RunningRelay(url, secret)
+    finally:
+        process.stop(grace=20)
+    log = process.log_text()
+    assert secret not in log, "the relay logged its webhook secret"
+    assert e2e_stack.airflow.relay_password not in log, "the relay logged its Airflow password"

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import secrets
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from airflow_provider_scout.defaults import (
-    AIRFLOW_PASSWORD_ENV,
-    AIRFLOW_URL_ENV,
-    AIRFLOW_USERNAME_ENV,
-    REGISTRY_ENV,
-    WEBHOOK_DAG_ID,
-    WEBHOOK_SECRET_ENV,
-)
+from airflow_provider_scout.defaults import WEBHOOK_DAG_ID
 from scout_testing.devstack.stack import DevStack, FinishedRun
-from scout_testing.processes import ManagedProcess, free_port
 from tests.support import wait_until
+from tests.support.e2e import RunningRelay
 
 pytestmark = pytest.mark.e2e
 
@@ -28,34 +17,13 @@ DELIVERY_TIMEOUT = 60.0
 
 
 @pytest.fixture
-def relay_url(e2e_stack: DevStack, tmp_path: Path) -> Iterator[str]:
-    """The relay as deployed: its own process, secrets and Airflow credentials in its environment only."""
-    secret = secrets.token_urlsafe(64)
-    port = free_port()
-    env = {
-        **os.environ,
-        WEBHOOK_SECRET_ENV: secret,
-        REGISTRY_ENV: e2e_stack.registry_string,
-        AIRFLOW_URL_ENV: e2e_stack.airflow.api_url,
-        AIRFLOW_USERNAME_ENV: e2e_stack.airflow.username,
-        AIRFLOW_PASSWORD_ENV: e2e_stack.airflow.password,
-    }
-    command = [
-        str(Path(sys.executable).parent / "airflow-scout"), "relay",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--state-dir", str(tmp_path / "relay"), "--coalesce-seconds", "1",
-    ]  # fmt: skip
-    relay = ManagedProcess.start("airflow-scout relay", command, tmp_path / "relay.log", env=env)
-    url = f"http://127.0.0.1:{port}"
+def relay_url(e2e_stack: DevStack, relay: RunningRelay) -> Iterator[str]:
+    """The relay, subscribed to the emulator's docker webhooks."""
+    e2e_stack.emulator.admin.add_webhook(f"{relay.url}/", relay.secret, signing="hmac")
     try:
-        if not relay.wait_for_http(f"{url}/healthz", timeout=30):
-            pytest.fail(f"the relay exited with {relay.exit_code}:\n{relay.log_text()}")
-        e2e_stack.emulator.admin.add_webhook(f"{url}/", secret, signing="hmac")
-        yield url
+        yield relay.url
     finally:
         e2e_stack.emulator.admin.clear_webhooks()
-        relay.stop(grace=20)
-    assert secret not in relay.log_text(), "the relay logged its webhook secret"
 
 
 def test_a_pushed_image_is_indexed_through_the_relay_and_the_webhook_dag(

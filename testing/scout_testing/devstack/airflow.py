@@ -9,11 +9,12 @@ SQLite by default (the demo: a fresh machine needs nothing else) or any SQLAlche
 backend in the metadata PostgreSQL, and ``airflow celery worker`` processes on this host,
 each reporting its own name as the task instances' hostname.
 
-Authentication is Airflow 3's SimpleAuthManager with one admin user whose password is
-generated here and kept in the auth manager's passwords file (mode 0600), so it never
-appears in argv or in a log. Everything the provider needs (registry string, SBOM
-directory, the Artifactory connection with its credentials) reaches the Airflow
-processes through their environment.
+Authentication is the FAB auth manager, set up as compose's ``airflow-init`` does it
+(``docker/write_init_files.py auth``): an admin for people and the relay's API user, whose
+role may only trigger and read runs of the webhook DAG. Their passwords are generated here
+and kept in a credentials file (mode 0600), so they never appear in argv or in a log.
+Everything the provider needs (registry string, SBOM directory, the Artifactory connection
+with its credentials) reaches the Airflow processes through their environment.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ from scout_testing.waiting import wait_until
 # The checkout this package is installed from in development mode (testing/scout_testing/devstack/).
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DAGS_FOLDER = REPO_ROOT / "dags"
+INIT_SCRIPT = REPO_ROOT / "docker" / "write_init_files.py"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 ADMIN_USER = "admin"
+RELAY_USER = "scout-relay"
 POSTGRES_SERVER_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 WORKER_HOSTNAME_CALLABLE = "airflow_provider_scout.hostname.worker_hostname"
@@ -138,7 +142,8 @@ class AirflowStack:
         self.dags_folder = dags_folder.resolve()
         self.parallelism = parallelism
         self.username = ADMIN_USER
-        self.passwords_file = self.home / "simple_auth_manager_passwords.json"
+        self.relay_username = RELAY_USER
+        self.passwords_file = self.home / "passwords.json"
         self.port = 0
         self._extra_environment = dict(environment or {})
         self._jwt_secret = secrets.token_urlsafe(64)  # HS512 wants at least 64 bytes
@@ -156,9 +161,17 @@ class AirflowStack:
 
     @property
     def password(self) -> str:
-        """The admin password, read from the auth manager's passwords file."""
+        """The admin's password, read from the stack's passwords file."""
+        return self._passwords()[self.username]
+
+    @property
+    def relay_password(self) -> str:
+        """The password of the relay's API user (role ScoutRelay), from the passwords file."""
+        return self._passwords()[self.relay_username]
+
+    def _passwords(self) -> dict[str, str]:
         passwords: dict[str, str] = json.loads(self.passwords_file.read_text())
-        return passwords[self.username]
+        return passwords
 
     def environment(self) -> dict[str, str]:
         """The environment every Airflow process of this stack runs with."""
@@ -173,11 +186,7 @@ class AirflowStack:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
-                "AIRFLOW__CORE__AUTH_MANAGER": (
-                    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-                ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
+                "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 # Workers reach the Task Execution API through this URL (Airflow 3 task isolation).
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
@@ -219,12 +228,14 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         if not self.passwords_file.exists():
-            self.passwords_file.write_text(json.dumps({self.username: secrets.token_urlsafe(18)}) + "\n")
+            users = (self.username, self.relay_username)
+            self.passwords_file.write_text(json.dumps({u: secrets.token_urlsafe(18) for u in users}) + "\n")
         self.passwords_file.chmod(0o600)
         self.port = free_port()
         deadline = time.monotonic() + timeout
         try:
             self.run_cli("db", "migrate", timeout=max(deadline - time.monotonic(), 1.0))
+            self._init_auth(max(deadline - time.monotonic(), 1.0))
             self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
             self._spawn("scheduler", "scheduler")
             self._spawn("dag-processor", "dag-processor")
@@ -325,9 +336,41 @@ class AirflowStack:
         return result
 
     def client(self) -> AirflowClient:
+        """A client logged in as the admin."""
         return AirflowClient(self.api_url, self.username, self.password)
 
+    def relay_client(self) -> AirflowClient:
+        """A client logged in as the relay's API user."""
+        return AirflowClient(self.api_url, self.relay_username, self.relay_password)
+
     # -- internals -------------------------------------------------------------------------
+
+    def _init_auth(self, timeout: float) -> None:
+        """The relay's role and both users, by the script compose's airflow-init runs.
+
+        The relay's role follows ``SCOUT_RELAY_DAG_ID`` when the stack's environment sets it.
+        """
+        environment = {
+            **self.environment(),
+            "_AIRFLOW_WWW_USER_USERNAME": self.username,
+            "_AIRFLOW_WWW_USER_PASSWORD": self.password,
+            "AIRFLOW_API_USERNAME": self.relay_username,
+            "AIRFLOW_API_PASSWORD": self.relay_password,
+        }
+        result = subprocess.run(
+            [sys.executable, str(INIT_SCRIPT), "auth"],
+            env=environment,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise AirflowStackError(
+                f"{INIT_SCRIPT.name} auth failed with code {result.returncode}:\n"
+                f"{(result.stdout + result.stderr)[-4000:]}"
+            )
 
     def _spawn(self, name: str, *args: str) -> None:
         process = ManagedProcess.start(
@@ -375,7 +418,7 @@ def _airflow_executable() -> str:
 class AirflowClient:
     """The part of Airflow's public REST API (``/api/v2``) the demo and the tests use.
 
-    Authenticates with a JWT from ``POST /auth/token`` (SimpleAuthManager) and renews it
+    Authenticates with a JWT from ``POST /auth/token`` (the FAB auth manager) and renews it
     once when a request answers 401.
     """
 
