@@ -145,7 +145,10 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
     :param membership: where the repositories layout comes from; by default Artifactory's
         REST API at the registry string's ``api`` (tests hand in one on a mock transport).
     """
-    relay = _Relay(settings, membership or MembershipCache(settings.registry, settings.artifactory_auth))
+    relay = _Relay(
+        settings,
+        membership or MembershipCache(settings.registry, settings.artifactory_auth, limits=settings.upstream),
+    )
     # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
     app = FastAPI(
         title="Docker Scout Artifactory webhook relay",

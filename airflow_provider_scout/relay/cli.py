@@ -21,6 +21,8 @@ from airflow_provider_scout.defaults import (
     RELAY_PORT,
     WEBHOOK_SECRET_ENV,
 )
+from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.relay.options import add_options, given_options
 from airflow_provider_scout.relay.settings import (
     DATABASE_FILE,
@@ -88,8 +90,17 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         airflow_credentials=credentials_from(environ),
         artifactory_auth=artifactory_auth_from(environ),
         tags=tag_filter_from(given.get("tag", ())),
+        upstream=upstream_limits(environ),
         port=port if port is not None else registry.port or RELAY_PORT,
     )
+
+
+def upstream_limits(environ: Mapping[str, str]) -> Limits:
+    """The body cap and deadline the relay reads Artifactory with, from the tasks' ``SCOUT_*`` variables."""
+    try:
+        return Limits.from_environment(environ)
+    except InputError as exc:
+        raise RelayConfigError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:

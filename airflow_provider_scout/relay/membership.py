@@ -14,12 +14,18 @@ relay's own registry string (``--registry``, a deployment setting, never an even
 client follows no redirect and adds them to no request outside that scope. When no listing
 could be read, events of the watched keys and of their ``-cache`` repositories are still
 mapped by JFrog's naming.
+
+Artifactory's answers are read as a task's are (:mod:`~airflow_provider_scout.limits`): at
+most ``SCOUT_MAX_BODY_BYTES`` each, decompressed, and within ``SCOUT_REQUEST_DEADLINE``
+in total, so a spoofed or broken server can neither fill the relay's memory nor trickle
+one answer for ever (httpx's timeout bounds each read only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Generator
 from typing import Any
@@ -28,6 +34,9 @@ import httpx
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.credential_scope import CredentialScope
+from airflow_provider_scout.exceptions import BodyDeadlineError, BodyTooLargeError
+from airflow_provider_scout.hooks.http_body import redacted_url
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.repositories import RepositoryLayout, VirtualWalk, docker_repositories
 
 __all__ = ["REFRESH_SECONDS", "MembershipCache"]
@@ -47,8 +56,11 @@ class MembershipCache:
         auth: tuple[str, str] | None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        """:param limits: the body cap and deadline of each answer (the relay's settings read them)."""
         self.registry = registry
+        self.limits = limits if limits is not None else Limits()
         scope = CredentialScope.of_deployment(registry, "the relay's --registry")
         self._auth = _ScopedBasicAuth(auth, scope) if auth else None
         self._transport = transport
@@ -64,14 +76,14 @@ class MembershipCache:
             async with httpx.AsyncClient(
                 auth=self._auth, timeout=_TIMEOUT, transport=self._transport, follow_redirects=False
             ) as client:
-                listing = await _json(client, f"{api}/api/repositories", {"packageType": "docker"})
+                listing = await self._json(client, f"{api}/api/repositories", {"packageType": "docker"})
                 layout = RepositoryLayout.from_listing(docker_repositories(listing))
                 watched = [key for key in layout.classes if self.registry.selects_repository(key)]
                 # The same walk as the hook's: the members of nested virtuals are read too.
                 walk = VirtualWalk(layout, watched)
                 for key in walk:
-                    walk.read(key, await _json(client, f"{api}/api/repositories/{key}", None))
-        except (httpx.HTTPError, ValueError) as exc:
+                    walk.read(key, await self._json(client, f"{api}/api/repositories/{key}", None))
+        except (httpx.HTTPError, ValueError, BodyTooLargeError, BodyDeadlineError) as exc:
             log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
             return
         if self.current != layout:  # once per change, not every refresh
@@ -83,6 +95,37 @@ class MembershipCache:
                 or "-",
             )
         self.current = layout
+
+    async def _json(self, client: httpx.AsyncClient, url: str, params: dict[str, str] | None) -> Any:
+        """The JSON answer of ``url``, read within the body cap and the request deadline."""
+        limits = self.limits
+        what = f"GET {redacted_url(url)}"
+        received = 0
+        try:
+            async with asyncio.timeout(limits.request_deadline):
+                async with client.stream("GET", url, params=params) as answer:
+                    answer.raise_for_status()
+                    declared = answer.headers.get("Content-Length", "")
+                    if declared.isdigit() and int(declared) > limits.max_body_bytes:
+                        raise BodyTooLargeError(
+                            f"{what} announced {int(declared):,} bytes; "
+                            f"the limit is {limits.max_body_bytes:,}"
+                        )
+                    body = bytearray()
+                    # Decompressed bytes: a gzip bomb counts what it becomes.
+                    async for chunk in answer.aiter_bytes():
+                        received += len(chunk)
+                        if received > limits.max_body_bytes:
+                            raise BodyTooLargeError(
+                                f"{what} sent more than the {limits.max_body_bytes:,} bytes allowed"
+                            )
+                        body += chunk
+        except TimeoutError:
+            raise BodyDeadlineError(
+                f"{what} did not finish its answer within {limits.request_deadline:g} s "
+                f"({received:,} bytes received)"
+            ) from None
+        return json.loads(body)
 
     async def run(self, every: float = REFRESH_SECONDS) -> None:
         while True:
@@ -102,9 +145,3 @@ class _ScopedBasicAuth(httpx.Auth):
         if self._scope.allows_url(str(request.url)):
             request.headers["Authorization"] = self._header
         yield request
-
-
-async def _json(client: httpx.AsyncClient, url: str, params: dict[str, str] | None) -> Any:
-    answer = await client.get(url, params=params)
-    answer.raise_for_status()
-    return answer.json()

@@ -33,6 +33,7 @@ from airflow_provider_scout.defaults import (
 )
 from airflow_provider_scout.events import EventSelection
 from airflow_provider_scout.exceptions import RelayConfigError
+from airflow_provider_scout.limits import Limits
 
 __all__ = [
     "DATABASE_FILE",
@@ -133,6 +134,8 @@ class RelaySettings:
     # DAG runs triggered in any minute; meanwhile events gather into fuller batches.
     max_runs_per_minute: int = 30
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # Body cap and deadline of Artifactory's answers (SCOUT_MAX_BODY_BYTES, SCOUT_REQUEST_DEADLINE).
+    upstream: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if not self.secret.strip():

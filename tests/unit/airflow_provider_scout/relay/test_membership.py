@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -10,7 +11,9 @@ import pytest
 
 from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.credential_scope import CredentialScope
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.relay.membership import MembershipCache, _ScopedBasicAuth
+from tests.support.hostile_server import Answer, endless_bytes, running_hostile_server
 
 REGISTRY = parse_registry_string(
     "type=artifactory,registry=registry.example:8082,api=https://artifactory.example/artifactory,"
@@ -141,3 +144,63 @@ def test_the_scoped_auth_adds_nothing_to_a_url_outside_the_scope() -> None:
     )
     assert inside.headers["authorization"].startswith("Basic ")
     assert "authorization" not in outside.headers
+
+
+def _hostile_cache(api_url: str, limits: Limits) -> MembershipCache:
+    registry = parse_registry_string(
+        f"type=artifactory,registry=127.0.0.1:1,api={api_url},repository=docker-all"
+    )
+    return MembershipCache(registry, None, limits=limits)
+
+
+def test_an_endless_listing_is_cut_at_the_body_cap_and_the_last_layout_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 25 (d): the relay read a whole answer into memory; now it stops past SCOUT_MAX_BODY_BYTES."""
+    with running_hostile_server() as hostile:
+        hostile.on("GET", "/artifactory/api/repositories", lambda _a: Answer(chunks=endless_bytes()))
+        membership = _hostile_cache(hostile.api_url, Limits(max_body_bytes=256 * 1024, request_deadline=30))
+        asyncio.run(membership.refresh())
+        sent = hostile.sent["/artifactory/api/repositories"]
+    assert membership() is None
+    assert "sent more than the 262,144 bytes allowed" in caplog.text
+    assert "keeping the last known members" in caplog.text
+    # The client hung up soon after the cap: what the server managed to write before it noticed.
+    assert sent < 16 * 1024 * 1024
+
+
+def test_an_announced_oversized_listing_is_refused_before_its_body(caplog: pytest.LogCaptureFixture) -> None:
+    with running_hostile_server() as hostile:
+        hostile.on(
+            "GET",
+            "/artifactory/api/repositories",
+            lambda _a: Answer(headers={"Content-Length": str(10**9)}, chunks=endless_bytes()),
+        )
+        membership = _hostile_cache(hostile.api_url, Limits(max_body_bytes=1024, request_deadline=30))
+        asyncio.run(membership.refresh())
+    assert membership() is None
+    assert "announced 1,000,000,000 bytes; the limit is 1,024" in caplog.text
+
+
+def test_a_trickled_listing_is_cut_at_the_request_deadline(caplog: pytest.LogCaptureFixture) -> None:
+    """Each byte comes well within httpx's 10 s read timeout; only the total deadline ends the answer."""
+    with running_hostile_server() as hostile:
+        hostile.on(
+            "GET", "/artifactory/api/repositories", lambda _a: Answer(chunks=endless_bytes(b" "), pause=0.05)
+        )
+        membership = _hostile_cache(hostile.api_url, Limits(request_deadline=0.5))
+        asyncio.run(membership.refresh())
+    assert membership() is None
+    assert "did not finish its answer within 0.5 s" in caplog.text
+
+
+def test_a_listing_within_the_limits_is_read() -> None:
+    listing = json.dumps(LISTING).encode()
+    members = json.dumps({"key": "docker-all", "rclass": "virtual", "repositories": ["team-local"]}).encode()
+    with running_hostile_server() as hostile:
+        hostile.on("GET", "/artifactory/api/repositories", lambda _a: Answer(chunks=[listing]))
+        hostile.on("GET", "/artifactory/api/repositories/docker-all", lambda _a: Answer(chunks=[members]))
+        membership = _hostile_cache(hostile.api_url, Limits(max_body_bytes=len(listing), request_deadline=30))
+        asyncio.run(membership.refresh())
+    layout = membership()
+    assert layout is not None and layout.members == {"docker-all": ("team-local",)}

@@ -103,3 +103,16 @@ def test_requeue_finds_the_state_dir_in_the_environment(
     finally:
         monkey.undo()
     assert f"no event store at {tmp_path / 'nowhere' / 'relay.sqlite3'}" in capsys.readouterr().err
+
+
+def test_the_relay_reads_artifactory_with_the_tasks_body_cap_and_deadline() -> None:
+    environ = {
+        "SCOUT_ARTIFACTORY_REGISTRY": REGISTRY,
+        "AIRFLOW_API_URL": "http://airflow:8080",
+        "SCOUT_MAX_BODY_BYTES": "1048576",
+        "SCOUT_REQUEST_DEADLINE": "20s",
+    }
+    upstream = settings_for([], environ).upstream
+    assert (upstream.max_body_bytes, upstream.request_deadline) == (1048576, 20.0)
+    with pytest.raises(RelayConfigError, match="SCOUT_MAX_BODY_BYTES"):
+        settings_for([], {**environ, "SCOUT_MAX_BODY_BYTES": "lots"})
