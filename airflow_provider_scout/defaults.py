@@ -17,6 +17,9 @@ REFRESH_CATCHUP_ENV = "SCOUT_REFRESH_CATCHUP"
 REFRESH_START_DATE_ENV = "SCOUT_REFRESH_START_DATE"
 REFRESH_LOOKBACK_ENV = "SCOUT_REFRESH_LOOKBACK"
 SBOM_DIR_ENV = "SCOUT_SBOM_DIR"
+# Where a run's plan is stored for its mapped tasks, and for how long (plan_store.py).
+PLAN_DIR_ENV = "SCOUT_PLAN_DIR"
+PLAN_RETENTION_ENV = "SCOUT_PLAN_RETENTION"
 # Limits on what an upstream server may make a task hold or do (limits.py has the defaults).
 MAX_BODY_BYTES_ENV = "SCOUT_MAX_BODY_BYTES"
 MAX_MANIFEST_BYTES_ENV = "SCOUT_MAX_MANIFEST_BYTES"
@@ -85,6 +88,7 @@ RESOLVE_EVENTS_TASK_ID = "resolve_events"
 INDEX_TASK_ID = "index_images"
 SUMMARY_TASK_ID = "summarize"
 PLANNING_WARNINGS_XCOM_KEY = "planning_warnings"  # pushed by the planning task, shown by the summary
+PLAN_XCOM_KEY = "scout_plan"  # the planning task's StoredPlan: where its mapped tasks read their batches
 SBOM_ASSET_ALIAS_NAME = "scout_sboms"
 ASSET_SCHEME = "scout"
 

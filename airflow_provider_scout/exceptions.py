@@ -13,6 +13,7 @@
     │   └── BlobDigestError            blob bytes that do not hash to their digest: never retried
     ├── BodyTooLargeError              an HTTP body over its byte cap: never retried
     ├── BodyDeadlineError              an HTTP body not received within its deadline: retryable
+    ├── PlanStoreError                 a run's stored plan cannot be written or read back
     ├── ScoutIndexError                indexing or reading back from Scout failed
     │   ├── ScoutRetryableError        network, timeout, rate limit, server error
     │   └── ScoutFatalError            credentials, unknown image or org, configuration
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidNameError",
     "ManifestError",
     "PatternError",
+    "PlanStoreError",
     "RegistryStringError",
     "RelayConfigError",
     "SbomConversionError",
@@ -112,6 +114,15 @@ class BodyDeadlineError(ScoutProviderError):
     """An HTTP answer not received in full within its total deadline (a slow or trickling server)."""
 
     retryable = True
+
+
+class PlanStoreError(ScoutProviderError):
+    """A run's plan (:mod:`airflow_provider_scout.plan_store`) cannot be written, read, or is not
+    the one planning wrote; ``retryable`` when the store itself failed, not when the plan is gone."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class InvalidNameError(ArtifactoryError, ValueError):

@@ -11,7 +11,13 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_scout.defaults import INDEX_POOL, INDEX_TASK_ID, REGISTRY_ENV, SUMMARY_TASK_ID
+from airflow_provider_scout.defaults import (
+    INDEX_POOL,
+    INDEX_TASK_ID,
+    PLAN_XCOM_KEY,
+    REGISTRY_ENV,
+    SUMMARY_TASK_ID,
+)
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.operators.indexing import (
     INDEX_MAP_INDEX_TEMPLATE,
@@ -64,9 +70,14 @@ def index_planned_images(
     ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that. ``deployment_registry`` and
     ``registry_variable`` say where the registry string is when the run gives none, as for
     the planning task. Each mapped indexing task ends after ``limits.index_timeout``.
+
+    The planning task returns one slice of its stored plan per mapped task; each task reads
+    the plan's place from the planning task's ``scout_plan`` XCom (as JSON, so it renders
+    the same whether or not the DAG renders templates as native objects).
     """
     index_images = IndexImageOperator.partial(
         task_id=INDEX_TASK_ID,
+        plan=f"{{{{ ti.xcom_pull(task_ids='{planning.task_id}', key='{PLAN_XCOM_KEY}') | tojson }}}}",
         registry="{{ params.registry }}",
         deployment_registry=deployment_registry,
         registry_variable=registry_variable,

@@ -1,8 +1,10 @@
 """The indexing step of a run: one mapped task per image (or per batch), into Docker Scout.
 
-The task is mapped over the planning task's output (``.expand(targets=...)``); every
-target of its input is attempted, its :class:`~airflow_provider_scout.results.IndexResult`
-pushed, and the task fails afterwards when one failed.
+The task is mapped over the planning task's output (``.expand(targets=...)``): each input
+is a slice of the stored plan (read from the plan directory, its own batch only) or a list
+of target dicts. Every target of its input is attempted, its
+:class:`~airflow_provider_scout.results.IndexResult` pushed, and the task fails afterwards
+when one failed.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from airflow.sdk import Asset, AssetAlias
 from airflow_provider_scout.assets import image_asset_uri
 from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
-from airflow_provider_scout.exceptions import InputError, ScoutProviderError
+from airflow_provider_scout.exceptions import InputError, PlanStoreError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.hooks.scout.backend import scout_repository
 from airflow_provider_scout.index_targets import batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
+from airflow_provider_scout.plan_store import PlanSlice, StoredPlan, read_batch
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexState
 
 if TYPE_CHECKING:
@@ -52,7 +55,10 @@ class IndexImageOperator(ArtifactoryOperator):
     retryably when a failure may pass (network, rate limit), for good otherwise. The
     per-image results are pushed under :data:`RESULTS_XCOM_KEY` either way.
 
-    :param targets: :class:`IndexTarget` dicts (one mapped input).
+    :param targets: one mapped input: :class:`IndexTarget` dicts, or a
+        :class:`~airflow_provider_scout.plan_store.PlanSlice` dict of the stored ``plan``.
+    :param plan: the planning task's :class:`~airflow_provider_scout.plan_store.StoredPlan`
+        (a dict, or its JSON), needed when ``targets`` is a slice.
     :param registry: registry string (as for the listing); says whether pulls may use plain HTTP.
     :param force: index digests that are already indexed.
     :param scout_dry_run: analyse without delivering anything (the hook's ``dry_run``).
@@ -60,6 +66,7 @@ class IndexImageOperator(ArtifactoryOperator):
 
     template_fields: Sequence[str] = (
         "targets",
+        "plan",
         "registry",
         "artifactory_conn_id",
         "scout_conn_id",
@@ -72,7 +79,8 @@ class IndexImageOperator(ArtifactoryOperator):
     def __init__(
         self,
         *,
-        targets: Sequence[Mapping[str, Any]],
+        targets: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+        plan: Mapping[str, Any] | str | None = None,
         scout_conn_id: str = SCOUT_CONN_ID,
         force: bool | str = False,
         scout_dry_run: bool | str = False,
@@ -80,6 +88,7 @@ class IndexImageOperator(ArtifactoryOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.targets = targets
+        self.plan = plan
         self.scout_conn_id = scout_conn_id
         self.force = force
         # Not `dry_run`: BaseOperator.dry_run() is a method.
@@ -88,7 +97,20 @@ class IndexImageOperator(ArtifactoryOperator):
     @property
     def map_label(self) -> str:
         """The UI label of this mapped task: its (first) image reference and platform."""
-        return batch_label(self.targets)
+        try:
+            return batch_label(self._batch)
+        except PlanStoreError:  # the task's log says why; a label must not fail the task
+            return f"plan slice {self.targets}"
+
+    @cached_property
+    def _batch(self) -> list[dict[str, Any]]:
+        """This task's target dicts: read once from the stored plan (the label and execute share them)."""
+        targets = self.targets
+        if not isinstance(targets, Mapping):
+            return [dict(item) for item in targets]
+        if self.plan is None:
+            raise PlanStoreError("a plan slice came without the planning task's plan (the 'plan' argument)")
+        return read_batch(StoredPlan.from_dict(self.plan), PlanSlice.from_dict(targets))
 
     @cached_property
     def scout_hook(self) -> ScoutHook:
@@ -98,9 +120,9 @@ class IndexImageOperator(ArtifactoryOperator):
         try:
             force = as_flag(self.force, "force")
             dry_run = as_flag(self.scout_dry_run, "scout_dry_run")
-        except InputError as exc:
+            targets = [IndexTarget.from_dict(item) for item in self._batch]
+        except (InputError, PlanStoreError) as exc:
             raise task_failure(exc) from None
-        targets = [IndexTarget.from_dict(dict(item)) for item in self.targets]
         try:
             config = self.registry_config
             attempts = [self._index_one(config, target, force=force, dry_run=dry_run) for target in targets]

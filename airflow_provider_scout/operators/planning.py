@@ -1,9 +1,11 @@
 """The planning step of a run: from selected tags to the indexing task's mapped inputs.
 
 A planning task lists the tags a registry string selects (or takes the webhook relay's
-events), resolves them to platform digests and returns the mapped inputs of the
-indexing task, batched only when Airflow's ``max_map_length`` forces it. Selection lives
-in :mod:`~airflow_provider_scout.selection`, grouping and batching in
+events), resolves them to platform digests, batches the targets (one per mapped task,
+more only when Airflow's ``max_map_length`` forces it), stores the batches in the plan
+directory and returns one small reference per mapped task of the indexing task
+(:mod:`~airflow_provider_scout.plan_store`). Selection lives in
+:mod:`~airflow_provider_scout.selection`, grouping and batching in
 :mod:`~airflow_provider_scout.index_targets`; the operators compose them with the hook.
 """
 
@@ -12,16 +14,22 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_scout.config import TagFilter
-from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY, PLANNING_WARNINGS_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
-from airflow_provider_scout.exceptions import ArtifactoryAuthError, ArtifactoryError, InvalidEventError
+from airflow_provider_scout.exceptions import (
+    ArtifactoryAuthError,
+    ArtifactoryError,
+    InputError,
+    InvalidEventError,
+    PlanStoreError,
+)
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 from airflow_provider_scout.index_targets import (
     TagResolution,
@@ -35,6 +43,7 @@ from airflow_provider_scout.index_targets import (
 from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
 from airflow_provider_scout.models import ResolvedImage, TagRecord
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
+from airflow_provider_scout.plan_store import plan_dir, plan_retention, prune_plans, write_plan
 from airflow_provider_scout.selection import select_repositories, select_tags
 from airflow_provider_scout.upstream_text import printable
 
@@ -56,10 +65,12 @@ Resolver = Callable[[TagRecord], ResolvedImage]
 
 
 class PlanningOperator(ArtifactoryOperator):
-    """Resolve the tags a subclass selects and return the indexing task's mapped inputs.
+    """Resolve the tags a subclass selects, store the plan and return the indexing task's mapped inputs.
 
-    :return: a list of batches, each a list of :class:`~airflow_provider_scout.models.IndexTarget`
-        dicts (usually one).
+    :return: one :class:`~airflow_provider_scout.plan_store.PlanSlice` dict per mapped task:
+        where its batch of :class:`~airflow_provider_scout.models.IndexTarget` dicts (usually
+        one) is in the stored plan, pushed under ``scout_plan``
+        (:data:`~airflow_provider_scout.defaults.PLAN_XCOM_KEY`).
     """
 
     ui_color = "#e8f1fb"
@@ -72,7 +83,7 @@ class PlanningOperator(ArtifactoryOperator):
         """Resolve every selected tag; subclasses that know digests already may ask less."""
         return _resolve_all(records, resolve)
 
-    def execute(self, context: Context) -> list[list[dict[str, Any]]]:
+    def execute(self, context: Context) -> list[dict[str, int]]:
         try:
             records, resolve = self.select()
             try:
@@ -102,7 +113,25 @@ class PlanningOperator(ArtifactoryOperator):
             len(batches),
             f", batched under max_map_length={max_map_length}" if len(batches) < len(targets) else "",
         )
-        return batches
+        return self._store(context, batches)
+
+    def _store(self, context: Context, batches: list[list[dict[str, Any]]]) -> list[dict[str, int]]:
+        """Write the plan where every worker reads it; XCom gets its place and one slice per task."""
+        ti = context["ti"]
+        now = datetime.now(UTC)
+        try:
+            base, retention = plan_dir(), plan_retention()
+            removed = prune_plans(base, ti.dag_id, older_than=now - retention)
+            plan, slices = write_plan(
+                base, dag_id=ti.dag_id, run_id=ti.run_id, try_number=ti.try_number, batches=batches, now=now
+            )
+        except (InputError, PlanStoreError) as exc:
+            raise task_failure(exc) from None
+        if removed:
+            self.log.info("Removed %d plan(s) older than %s", len(removed), retention)
+        self.log.info("Plan of %d image(s) stored at %s", plan.targets, plan.location)
+        ti.xcom_push(PLAN_XCOM_KEY, plan.to_dict())
+        return [piece.to_dict() for piece in slices]
 
 
 class ListArtifactoryImagesOperator(PlanningOperator):

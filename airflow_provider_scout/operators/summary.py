@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseXCom, TriggerRule
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_scout.defaults import PLANNING_WARNINGS_XCOM_KEY, SCOUT_CONN_ID
-from airflow_provider_scout.exceptions import ScoutIndexError
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY, PLANNING_WARNINGS_XCOM_KEY, SCOUT_CONN_ID
+from airflow_provider_scout.exceptions import PlanStoreError, ScoutIndexError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.index_targets import resolve_error, target_key
 from airflow_provider_scout.models import IndexTarget
-from airflow_provider_scout.operators.base import close_cached_hooks
+from airflow_provider_scout.operators.base import close_cached_hooks, task_failure
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexSummary
 
 if TYPE_CHECKING:
@@ -32,7 +33,8 @@ class SummarizeIndexingOperator(BaseOperator):
     task after the report makes the DAG run fail, so alerting fires, while every other
     image stays indexed.
 
-    :param planning_task_id: the task whose return value are the mapped inputs.
+    :param planning_task_id: the task whose return value are the mapped inputs; the plan is
+        read from where it pushed it (``scout_plan``), else its return value is the batches.
     :param indexing_task_id: the mapped indexing task.
     :param scout_conn_id: the Scout connection, to say where the image data went.
     :return: :meth:`IndexSummary.to_dict`, also pushed when the task fails.
@@ -66,6 +68,12 @@ class SummarizeIndexingOperator(BaseOperator):
             raise AirflowFailException(
                 f"{self.planning_task_id} produced no plan (it failed, see its log): nothing was indexed"
             )
+        stored = ti.xcom_pull(task_ids=self.planning_task_id, key=PLAN_XCOM_KEY)
+        if stored is not None:
+            try:
+                batches = read_plan(StoredPlan.from_dict(stored))
+            except PlanStoreError as exc:
+                raise task_failure(exc) from None
         planned = [IndexTarget.from_dict(item) for batch in batches for item in batch]
         pushed = ti.xcom_pull(task_ids=[self.indexing_task_id], key=RESULTS_XCOM_KEY) or []
         by_key = {

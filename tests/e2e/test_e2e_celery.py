@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID, PLAN_XCOM_KEY
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from scout_testing.devstack.stack import BROKEN_KINDS, DevStack, indexable_digests, is_selected
 from tests.support import wait_until
 from tests.support.e2e import HEARTBEAT_TIMEOUT_SECONDS
@@ -116,7 +117,8 @@ def _broken_map_indexes(stack: DevStack, run_id: str, timeout: float = 120) -> s
         return bool(planning["state"] == "success")
 
     wait_until(planned, timeout, interval=0.5, message="the planning task to succeed")
-    batches = stack.client.xcom(FULL_INGEST_DAG_ID, run_id, LIST_TASK_ID)
+    stored = stack.client.xcom(FULL_INGEST_DAG_ID, run_id, LIST_TASK_ID, key=PLAN_XCOM_KEY)
+    batches = read_plan(StoredPlan.from_dict(stored))
     return {
         map_index
         for map_index, batch in enumerate(batches)

@@ -20,6 +20,7 @@ DATA = Path(__file__).resolve().parent / "data"
 MACHINE_SETTINGS = (
     defaults.REGISTRY_ENV,
     defaults.SBOM_DIR_ENV,
+    defaults.PLAN_RETENTION_ENV,
     defaults.LAYER_CACHE_MAX_BYTES_ENV,
     defaults.INDEX_WORKERS_ENV,
     defaults.INDEX_WORKERS_PER_RUN_ENV,

@@ -34,8 +34,10 @@ from airflow_provider_scout.defaults import (
     INDEX_TASK_ID,
     INDEX_WORKERS,
     LIST_TASK_ID,
+    PLAN_XCOM_KEY,
     SUMMARY_TASK_ID,
 )
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from scout_testing.devstack.airflow import (
     REDIS_URL,
     REPO_ROOT,
@@ -200,8 +202,8 @@ class _Progress:
         instances = self.client.task_instances(FULL_INGEST_DAG_ID, self.run_id)
         planning = next((ti for ti in instances if ti["task_id"] == LIST_TASK_ID), None)
         if self.batch_sizes is None and planning is not None and planning["state"] == "success":
-            batches = self.client.xcom(FULL_INGEST_DAG_ID, self.run_id, LIST_TASK_ID)
-            self.batch_sizes = [len(batch) for batch in batches]
+            stored = self.client.xcom(FULL_INGEST_DAG_ID, self.run_id, LIST_TASK_ID, key=PLAN_XCOM_KEY)
+            self.batch_sizes = [len(batch) for batch in read_plan(StoredPlan.from_dict(stored))]
         mapped = [ti for ti in instances if ti["task_id"] == INDEX_TASK_ID and ti["map_index"] >= 0]
         if self.batch_sizes is None or not mapped:
             state = (planning["state"] if planning else None) or "not started"

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
 from tests.support.dags import artifactory_connection
@@ -59,9 +61,10 @@ def test_two_dag_sets_from_the_factory_each_index_their_own_registry_string(
     for dag_id, image in (("scout_artifactory_full_ingest", first), ("scout_second_full_ingest", second)):
         run = run_airflow("run", dag_id, json.dumps({}), env=env)
         assert run["state"] == "success", run["log"][-3000:]
-        (planned,) = [
-            x["value"] for x in run["xcoms"] if x["task_id"] == "list_images" and x["key"] == "return_value"
+        (stored,) = [
+            x["value"] for x in run["xcoms"] if x["task_id"] == "list_images" and x["key"] == PLAN_XCOM_KEY
         ]
+        planned = read_plan(StoredPlan.from_dict(stored))
         assert {(t["repository"], t["image"]) for batch in planned for t in batch} == {
             (image.repository, image.image)
         }

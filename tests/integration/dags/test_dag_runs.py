@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.index_targets import batch_label
 from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
 from tests.support.dags import AirflowRunFailed, artifactory_connection
@@ -43,6 +45,15 @@ def xcom(run: dict[str, Any], task_id: str, key: str = "return_value") -> Any:
     return value
 
 
+def planned(run: dict[str, Any], task_id: str = "list_images") -> list[list[dict[str, Any]]]:
+    """The batches of the plan the planning task stored, after checking its XCom holds slices only."""
+    slices = xcom(run, task_id)
+    assert all(set(piece) == {"offset", "length"} for piece in slices)
+    batches = read_plan(StoredPlan.from_dict(xcom(run, task_id, PLAN_XCOM_KEY)))
+    assert len(batches) == len(slices)
+    return batches
+
+
 def airflow_env(emulator: EmulatorHandle, sbom_dir: Path, **extra: str) -> dict[str, str]:
     return {
         "AIRFLOW_CONN_ARTIFACTORY_DEFAULT": artifactory_connection(emulator),
@@ -65,12 +76,12 @@ def test_full_ingest_indexes_each_digest_once_fails_only_the_corrupt_image_then_
 
     # The run fails (so alerting fires) because one image failed...
     assert run["state"] == "failed"
-    planned = [IndexTarget.from_dict(b[0]) for b in xcom(run, "list_images")]
-    assert {(t.repository, t.image, t.digest) for t in planned} == platform_digests(fixture_images)
+    planned_targets = [IndexTarget.from_dict(b[0]) for b in planned(run)]
+    assert {(t.repository, t.image, t.digest) for t in planned_targets} == platform_digests(fixture_images)
     # ...one mapped task per image, labelled with its image, only the corrupt one red.
     mapped = task_instances(run, "index_images")
-    assert [ti["rendered_map_index"] for ti in mapped] == [t.label for t in planned]
-    states = {t.image: ti["state"] for t, ti in zip(planned, mapped, strict=True)}
+    assert [ti["rendered_map_index"] for ti in mapped] == [t.label for t in planned_targets]
+    states = {t.image: ti["state"] for t, ti in zip(planned_targets, mapped, strict=True)}
     assert {image for image, state in states.items() if state == "failed"} == corrupt
     assert all(state == "success" for image, state in states.items() if image not in corrupt)
     assert [ti["state"] for ti in task_instances(run, "list_images")] == ["success"]
@@ -100,8 +111,8 @@ def test_full_ingest_indexes_each_digest_once_fails_only_the_corrupt_image_then_
         json.dumps(conf),
         env=airflow_env(emulator, sbom_dir, AIRFLOW__CORE__MAX_MAP_LENGTH="3"),
     )
-    batches = xcom(again, "list_images")
-    assert len(batches) == 3 and sum(len(b) for b in batches) == len(planned)
+    batches = planned(again)
+    assert len(batches) == 3 and sum(len(b) for b in batches) == len(planned_targets)
     mapped = task_instances(again, "index_images")
     assert [ti["rendered_map_index"] for ti in mapped] == [batch_label(b) for b in batches]
     assert any("more)" in ti["rendered_map_index"] for ti in mapped)

@@ -21,6 +21,7 @@ import requests
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.operators.indexing import SBOM_ASSET_ALIAS, IndexImageOperator
@@ -29,6 +30,7 @@ from airflow_provider_scout.operators.planning import (
     ResolveImageEventsOperator,
 )
 from airflow_provider_scout.operators.summary import SummarizeIndexingOperator
+from airflow_provider_scout.plan_store import PlanSlice, StoredPlan, read_batch, read_plan
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout
@@ -38,7 +40,11 @@ pytestmark = pytest.mark.usefixtures("emulator_connection")
 
 
 class RecordingTaskInstance:
-    """The part of a task instance the operators use: XCom push and pull."""
+    """The part of a task instance the operators use: its run, XCom push and pull."""
+
+    dag_id = "scout_operator_tests"
+    run_id = "manual__operator_tests"
+    try_number = 1
 
     def __init__(self, xcoms: dict[tuple[str, str], Any] | None = None) -> None:
         self.pushed: dict[str, Any] = {}
@@ -82,11 +88,18 @@ def flatten(batches: list[list[dict[str, Any]]]) -> list[IndexTarget]:
     return [IndexTarget.from_dict(item) for batch in batches for item in batch]
 
 
+def planned(operator: Any) -> list[list[dict[str, Any]]]:
+    """Run a planning operator; the batches of the plan it stored, one per slice it returned."""
+    slices, context = run(operator)
+    plan = StoredPlan.from_dict(context["ti"].pushed[PLAN_XCOM_KEY])
+    batches = [read_batch(plan, PlanSlice.from_dict(piece)) for piece in slices]
+    assert batches == read_plan(plan)
+    return batches
+
+
 def list_images(emulator: EmulatorHandle, **kwargs: Any) -> list[list[dict[str, Any]]]:
     kwargs.setdefault("registry", emulator.registry_string())
-    batches, _ = run(ListArtifactoryImagesOperator(task_id="list_images", **kwargs))
-    assert isinstance(batches, list)
-    return batches
+    return planned(ListArtifactoryImagesOperator(task_id="list_images", **kwargs))
 
 
 def index(batch: list[dict[str, Any]], registry: str, **kwargs: Any) -> tuple[list[dict[str, Any]], Any]:
@@ -275,7 +288,7 @@ def test_registry_string_comes_from_the_environment_and_bad_ones_fail_naming_the
     monkeypatch.setenv(
         "SCOUT_ARTIFACTORY_REGISTRY", emulator.registry_string(include=fixture_include(fixture_images))
     )
-    batches, _ = run(ListArtifactoryImagesOperator(task_id="list_images"))
+    batches = planned(ListArtifactoryImagesOperator(task_id="list_images"))
     assert len(flatten(batches)) == len(expected_targets(fixture_images))
 
     with pytest.raises(AirflowFailException, match="'subdomain-mode' must be true or false"):
@@ -512,13 +525,19 @@ def test_each_run_closes_the_http_sessions_of_the_hooks_it_used_even_when_it_fai
     # The hooks are cached properties: what the test opens here is what execute uses.
     listing = ListArtifactoryImagesOperator(task_id="list_images", registry=registry)
     listing_session = listing.artifactory_hook.get_conn()
-    batches, _ = run(listing)
+    slices, listed = run(listing)
     assert listing_session in closed and "artifactory_hook" not in vars(listing)
+    stored = listed["ti"].pushed[PLAN_XCOM_KEY]
 
-    indexing = IndexImageOperator(task_id="index_images", targets=batches[0], registry=registry)
+    # The mapped input is a slice of the stored plan; the plan's place comes as the DAG
+    # renders it (JSON), and the label names the image read from the plan.
+    indexing = IndexImageOperator(
+        task_id="index_images", targets=slices[0], plan=json.dumps(stored), registry=registry
+    )
     sessions = [indexing.scout_hook.get_conn(), indexing.artifactory_hook.get_conn()]
     (result,), _ = run(indexing, RecordingTaskInstance())
     assert result["state"] == "indexed"
+    assert indexing.map_label == IndexTarget.from_dict(read_plan(StoredPlan.from_dict(stored))[0][0]).label
     assert all(session in closed for session in sessions)
     assert not {"scout_hook", "artifactory_hook"} & set(vars(indexing))
 
@@ -526,7 +545,11 @@ def test_each_run_closes_the_http_sessions_of_the_hooks_it_used_even_when_it_fai
         task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
     )
     summary_session = summary.scout_hook.get_conn()
-    xcoms = {("list_images", "return_value"): batches, ("index_images", RESULTS_XCOM_KEY): [[result]]}
+    xcoms = {
+        ("list_images", "return_value"): slices,
+        ("list_images", PLAN_XCOM_KEY): stored,
+        ("index_images", RESULTS_XCOM_KEY): [[result]],
+    }
     report, _ = run(summary, RecordingTaskInstance(xcoms))
     assert report["indexed"] == 1
     assert summary_session in closed and "scout_hook" not in vars(summary)
@@ -561,8 +584,7 @@ def test_webhook_events_resolve_by_pushed_digest_to_every_platform(
     operator = ResolveImageEventsOperator(
         task_id="resolve_events", events=[event(multiarch), event(alpine)], registry=registry
     )
-    batches, _ = run(operator)
-    targets = flatten(batches)
+    targets = flatten(planned(operator))
     assert {t.platform: t.digest for t in targets} == multiarch.platform_digests  # alpine is excluded
     assert all(t.tags == (multiarch.tag,) and t.index_digest == multiarch.digest for t in targets)
 
