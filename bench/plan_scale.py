@@ -15,8 +15,9 @@ uses) runs in a child process per mode, so its peak RSS is its own:
   manifest request per tag, plus the config blob of a single-platform image).
 
 Printed side by side: registry requests and AQL pages (as the server counted them),
-planning wall time, peak RSS and XCom bytes per image (the JSON of the indexing task's
-mapped inputs divided by the targets). Checks (every size): both modes plan the same
+planning wall time, peak RSS and XCom bytes per image (the JSON of every XCom the
+planning task writes, divided by the targets: the plan itself is stored, see
+``plan_xcom.py``). Checks (every size): both modes plan the same
 targets, none unresolved. Goal (full size): aql-digests makes at most (distinct lists +
 AQL pages) registry requests. Exits 1 otherwise.
 
@@ -28,10 +29,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import resource
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -190,12 +193,12 @@ def serve(
 
 def plan(api_url: str, mode: str) -> dict[str, Any]:
     """One planning run in this (child) process, measured; request counts come from the server."""
-    import os
-
     os.environ["AIRFLOW_CONN_ARTIFACTORY_DEFAULT"] = json.dumps({"conn_type": "artifactory", "host": api_url})
+    from airflow_provider_scout.defaults import PLAN_XCOM_KEY
     from airflow_provider_scout.index_targets import resolve_error
     from airflow_provider_scout.models import IndexTarget
     from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator, PlanningOperator
+    from airflow_provider_scout.plan_store import StoredPlan, read_plan
 
     class PerTagPlanning(ListArtifactoryImagesOperator):
         """The listing operator as it was before AQL digests: every tag resolved through the registry."""
@@ -209,22 +212,33 @@ def plan(api_url: str, mode: str) -> dict[str, Any]:
         # The registry on the API's host: the connection's credentials are bound to that host.
         registry=f"type=artifactory,registry={urlsplit(api_url).netloc},api={api_url},repository={REPOSITORY}",
     )
+    ti = _TaskInstance()
     started = time.perf_counter()
-    batches = operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item]
+    slices = operator.execute({"ti": ti})  # type: ignore[typeddict-item]
     elapsed = time.perf_counter() - started
-    targets = [target for batch in batches for target in batch]
+    targets = [
+        target for batch in read_plan(StoredPlan.from_dict(ti.pushed[PLAN_XCOM_KEY])) for target in batch
+    ]
+    xcoms = {"return_value": slices, **ti.pushed}
     return {
         "mode": mode,
         "targets": len(targets),
         "seconds": round(elapsed, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "xcom_bytes_per_image": round(len(json.dumps(batches).encode()) / max(len(targets), 1), 1),
+        "xcom_bytes_per_image": round(
+            sum(len(json.dumps(value).encode()) for value in xcoms.values()) / max(len(targets), 1), 1
+        ),
         "unresolved": sum(1 for target in targets if resolve_error(IndexTarget.from_dict(target))),
     }
 
 
 class _TaskInstance:
-    """The part of the task context the planning task uses: it pushes its warnings to XCom."""
+    """The part of the task context the planning task uses: its run, and XCom pushes (the
+    plan's place and the warnings)."""
+
+    dag_id = "scout_artifactory_full_ingest"
+    run_id = "manual__plan_scale_bench"
+    try_number = 1
 
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
@@ -254,12 +268,14 @@ def main() -> int:
     try:
         for mode in ("aql-digests", "per-tag"):
             counter.take()
-            child = subprocess.run(
-                [sys.executable, __file__, "--child", api_url, mode],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
+            with tempfile.TemporaryDirectory(prefix="plan-scale-") as plans:
+                child = subprocess.run(
+                    [sys.executable, __file__, "--child", api_url, mode],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={**os.environ, "SCOUT_PLAN_DIR": plans},
+                )
             if child.returncode != 0:
                 print(child.stderr[-3000:], file=sys.stderr)
                 return 1

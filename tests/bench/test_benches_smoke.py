@@ -25,6 +25,7 @@ KNOWN = {
     "hostile_upstream",
     "index_throughput",
     "plan_scale",
+    "plan_xcom",
     "relay_abuse",
     "webhook_burst",
 }
