@@ -17,7 +17,7 @@ Measured:
 * the stored plan's size, the largest and mean bytes one mapped task reads, planning time.
 
 Checks (every size): every tag planned, each slice reads back its own batch and the
-batches are the whole plan, and the XComs within the documented bound (README "Limits":
+batches are the whole plan, and the XComs within the documented bound (docs/limits.md:
 48 bytes per mapped task + 1 KiB). Goal (full size): the XComs at most 64 KiB.
 
     .venv/bin/python bench/plan_xcom.py [--smoke] [--tags 50000]

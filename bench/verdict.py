@@ -1,6 +1,6 @@
 """What every bench shares: its sizes (``--smoke`` or full), its tables and its verdict.
 
-A bench declares its full size (the figures the README quotes) and a smoke size (seconds,
+A bench declares its full size (the figures docs/development.md quotes) and a smoke size (seconds,
 run by the test command so the bench cannot rot). Its outcome is a list of :class:`Goal`:
 
 * a **check** (every image indexed, every event delivered once, both listings equal) is

@@ -26,7 +26,7 @@ fi
 # Reinstall only when the packaging or the constraints changed: a re-run of the demo or the
 # tests starts at once. The test rig is a package of its own, never a dependency of the
 # provider: the `test` extra cannot name a local path, so this is where it gets installed.
-# Every version comes from the constraints file (README "Install"), as in the image.
+# Every version comes from the constraints file (README "Into an existing Airflow"), as in the image.
 constraints=constraints-3.11.txt
 stamp=.venv/.bootstrap-pyproject.sha256
 if ! sha256sum --status -c "$stamp" 2>/dev/null; then

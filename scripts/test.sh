@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command: lint, type-check and run every test, end-to-end ones included.
+# The README's test command: lint, type-check, build the docs and run every test, end-to-end ones included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
@@ -33,4 +33,8 @@ fi
 .venv/bin/mypy
 .venv/bin/mypy bench  # scripts, not a package: checked apart so they keep up as the code moves
 .venv/bin/deptry airflow_provider_scout  # every declared dependency imported, every import declared
+# The docs site, strictly: a broken link or anchor between its pages fails here.
+site=$(mktemp -d)
+trap 'rm -rf "$site"' EXIT
+.venv/bin/mkdocs build --strict --quiet --site-dir "$site"
 .venv/bin/pytest -p no:cacheprovider -ra "$@"

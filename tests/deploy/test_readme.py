@@ -22,9 +22,10 @@ import pytest
 from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
 from airflow_provider_scout.params import indexing_params
+from tests.support import docs
 from tests.support.compose import ENV_EXAMPLE, REPO_ROOT, EnvExample, interpolate_tree, relay_webhook_paths
 
-README = REPO_ROOT / "README.md"
+README = docs.README
 SCOUT_SETTINGS_SOURCE = REPO_ROOT / "airflow_provider_scout" / "hooks" / "scout" / "settings.py"
 # Every option of `docker scout watch` (docker/scout-cli docs/docker_scout_watch.yaml).
 WATCH_OPTIONS = (
@@ -43,19 +44,7 @@ WATCH_OPTIONS = (
 
 def fenced_blocks(language: str) -> list[str]:
     """Contents of the README's fenced code blocks opened with ```<language> (exactly)."""
-    blocks: list[str] = []
-    current: list[str] | None = None
-    opened_with = ""
-    for line in README.read_text().splitlines():
-        if current is None and line.startswith("```"):
-            current, opened_with = [], line[3:].strip()
-        elif current is not None and line.strip() == "```":
-            if opened_with == language:
-                blocks.append("\n".join(current) + "\n")
-            current = None
-        elif current is not None:
-            current.append(line)
-    return blocks
+    return docs.fenced_blocks(README.read_text(), language)
 
 
 def table_after(marker: str) -> list[list[str]]:
@@ -219,10 +208,10 @@ def test_readme_webhook_subscription_targets_the_relay(tmp_path: Path, compose: 
     assert handler["handler_type"] == "webhook" and handler["use_secret_for_signing"] is True
 
 
-def test_readme_names_only_files_that_exist() -> None:
-    text = README.read_text()
+def test_the_documentation_names_only_files_that_exist() -> None:
+    text = docs.documentation_text()
     named = set(re.findall(r"`((?:bench|tests|testing|docker|scripts|dags)/[\w./-]+\.(?:py|sh))`", text))
     named |= set(re.findall(r"`((?:tests|testing)/[\w/-]+/[\w-]+)`", text))
     assert {"bench/webhook_burst.py", "testing/scout_testing/stand_ins/docker-scout"} <= named
     missing = sorted(path for path in named if not (REPO_ROOT / path).exists())
-    assert not missing, f"the README names files that do not exist: {missing}"
+    assert not missing, f"the documentation names files that do not exist: {missing}"

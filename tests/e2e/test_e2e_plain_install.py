@@ -1,4 +1,4 @@
-"""The README's "Into an Airflow you already run", followed on a plain Airflow install.
+"""The README's "Into an existing Airflow", followed on a plain Airflow install.
 
 No dev stack: a new virtualenv gets the provider with the README's own pip command (from
 this clone, with its constraints), Airflow's metadata goes to a fresh PostgreSQL database,
@@ -33,13 +33,13 @@ from tests.support import MACHINE_SETTINGS, REPO_ROOT, wait_until
 pytestmark = pytest.mark.e2e
 
 README = REPO_ROOT / "README.md"
-SECTION = "### Into an Airflow you already run"
+SECTION = "## Into an existing Airflow"
 
 
 def readme_section_blocks(language: str) -> list[str]:
     """The fenced ``language`` blocks of the README section a new user follows."""
     text = README.read_text()
-    section = text.split(SECTION, 1)[1].split("\n### ", 1)[0]
+    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
 
 

@@ -26,7 +26,7 @@ from airflow_provider_scout.plan_store import (
 
 NOW = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
 DEFAULT_MAX_MAP_LENGTH = 1024
-# What the planning task's return value may take per mapped task (README "Limits").
+# What the planning task's return value may take per mapped task (docs/limits.md).
 SLICE_XCOM_BYTES = 48
 
 
