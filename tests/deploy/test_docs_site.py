@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from airflow_provider_scout import __version__
 from tests.support import REPO_ROOT
 from tests.support.docs import (
     DOCS_DIR,
@@ -133,3 +136,19 @@ def test_every_readme_command_is_run_or_checked(compose_raw: dict[str, Any]) -> 
             assert "@webhook.json" in words  # the JSON block test_readme.py checks
         else:
             pytest.fail(f"the README shows `{line}`, which no test runs or checks")
+
+
+def test_the_bench_table_lists_every_bench() -> None:
+    page = (DOCS_DIR / "development.md").read_text()
+    table = [line for line in page.splitlines() if line.startswith("| `bench/")]
+    listed = {name for row in table for name in re.findall(r"`bench/(\w+)\.py`", row.split("|")[1])}
+    benches = {path.stem for path in (REPO_ROOT / "bench").glob("*.py")} - {"verdict"}  # verdict: shared
+    assert listed == benches
+
+
+def test_the_licence_and_the_changelog_ship() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert (REPO_ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
+    assert "## Unreleased" in changelog or f"## {__version__}" in changelog

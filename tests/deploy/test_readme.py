@@ -98,7 +98,7 @@ def test_the_quickstart_fills_a_dotenv_that_compose_accepts(
 
     Fernet(env["AIRFLOW__CORE__FERNET_KEY"].encode())
     assert len(env["DOCKER_SCOUT_ARTIFACTORY_WEBHOOK_SECRET"]) >= 64  # the relay warns below that
-    assert env["AIRFLOW_UID"].isdigit()
+    assert env["AIRFLOW_UID"].isdigit() and env["AIRFLOW_UID"] != "0"  # never root, even run as root
     secrets_filled = [v for k, v in env.items() if "PASSWORD" in k or "SECRET" in k if v]
     assert len(set(secrets_filled)) == len(secrets_filled), "every secret must be different"
     assert (tmp_path / "logs").is_dir() and (tmp_path / "sboms").is_dir()
