@@ -682,6 +682,12 @@ def test_the_connection_test_button_is_enabled(compose: dict[str, Any]) -> None:
         assert services(compose)[name]["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
 
 
+def test_compose_creates_the_dags_unpaused(compose: dict[str, Any]) -> None:
+    # Airflow creates DAGs paused by default, and a relay-triggered run of a paused DAG waits, queued.
+    for name in AIRFLOW_SERVICES:
+        assert services(compose)[name]["environment"]["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "false"
+
+
 def test_init_keeps_connections_a_user_edited_unless_asked_to_overwrite(compose: dict[str, Any]) -> None:
     script = command_argv(services(compose)["airflow-init"]["command"])[1]
     imports = [shlex.split(line) for line in script.splitlines() if "connections import" in line]

@@ -23,6 +23,7 @@ import yaml
 
 from airflow_provider_scout import __version__
 from tests.support import REPO_ROOT
+from tests.support.compose import EnvExample
 from tests.support.docs import (
     DOCS_DIR,
     MKDOCS_CONFIG,
@@ -152,3 +153,13 @@ def test_the_licence_and_the_changelog_ship() -> None:
     assert (REPO_ROOT / "LICENSE").read_text().split()[:4] == ["Apache", "License", "Version", "2.0,"]
     changelog = (REPO_ROOT / "CHANGELOG.md").read_text()
     assert "## Unreleased" in changelog or f"## {__version__}" in changelog
+
+
+def test_the_readme_says_before_anything_else_that_nothing_reaches_scout_by_default(
+    env_example: EnvExample,
+) -> None:
+    opening = README.read_text().split("\n## ", 1)[0]
+    assert "By default nothing reaches Docker Scout" in opening
+    assert "[Send to Docker Scout](#send-to-docker-scout)" in opening
+    # What compose ships: the sbom backend (no connection at all is tested in test_settings.py).
+    assert env_example.values["SCOUT_BACKEND"] == "sbom"
