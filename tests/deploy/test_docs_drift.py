@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_scout import defaults
 from airflow_provider_scout.cli import build_parser
-from tests.support.compose import COMPOSE_FILE, ENV_EXAMPLE, REPO_ROOT
+from tests.support.compose import COMPOSE_FILE, ENV_EXAMPLE, REPO_ROOT, EnvExample
 from tests.support.docs import DOCS_DIR, README, documentation_text
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
@@ -130,3 +130,14 @@ def test_the_connection_tables_document_the_fields_the_form_shows(conn_id: str, 
     assert standard <= {"host", "login", "password"} - set(behaviour["hidden-fields"])
     assert standard >= set(behaviour["relabeling"]), "a field the form relabels is not documented"
     assert extras == set(connection.get("conn-fields", {}))
+
+
+def test_the_variable_table_is_in_env_example_but_for_the_ones_it_names() -> None:
+    text = README.read_text()
+    section = text[text.index("### Environment variables") :]
+    introduction, table = section.split("\n\n", 3)[1:3]
+    first_cells = [row.split("|")[1] for row in table.splitlines()[2:]]
+    in_table = {name for cell in first_cells for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", cell)}
+    exceptions = set(OWN_VARIABLE.findall(introduction))
+    assert exceptions <= in_table
+    assert {name for name in in_table if name not in EnvExample.read().values} == exceptions
