@@ -17,6 +17,7 @@ variable                                  default       bounds
 ``SCOUT_MAX_TAGS_PER_DIGEST``             1,000         tags recorded for one image digest
 ``SCOUT_PLANNING_TIMEOUT``                3 h           a planning or summary task
 ``SCOUT_INDEX_TIMEOUT``                   6 h           one mapped indexing task
+``SCOUT_MAX_REPORT_BYTES``                512 MiB       syft's JSON report or SPDX document of one image
 ========================================  ============  ===================================
 
 Reaching a listing limit ends that listing with one warning (what was listed is indexed);
@@ -35,6 +36,7 @@ from airflow_provider_scout.defaults import (
     MAX_BODY_BYTES_ENV,
     MAX_MANIFEST_BYTES_ENV,
     MAX_PAGES_ENV,
+    MAX_REPORT_BYTES_ENV,
     MAX_TAGS_PER_DIGEST_ENV,
     MAX_TAGS_PER_REPOSITORY_ENV,
     PLANNING_TIMEOUT_ENV,
@@ -60,9 +62,17 @@ class Limits:
     max_tags_per_digest: int = 1_000
     planning_timeout: timedelta = timedelta(hours=3)
     index_timeout: timedelta = timedelta(hours=6)
+    # A hostile image can make syft write a report without end (issue 25); real ones are far smaller.
+    max_report_bytes: int = 512 * MIB
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_manifest_bytes", "max_pages", "max_tags_per_repository"):
+        for name in (
+            "max_body_bytes",
+            "max_manifest_bytes",
+            "max_pages",
+            "max_tags_per_repository",
+            "max_report_bytes",
+        ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.max_tags_per_digest < 1:
@@ -98,6 +108,7 @@ _COUNTS = {
     "max_pages": MAX_PAGES_ENV,
     "max_tags_per_repository": MAX_TAGS_PER_REPOSITORY_ENV,
     "max_tags_per_digest": MAX_TAGS_PER_DIGEST_ENV,
+    "max_report_bytes": MAX_REPORT_BYTES_ENV,
 }
 _DURATIONS = {
     "request_deadline": REQUEST_DEADLINE_ENV,

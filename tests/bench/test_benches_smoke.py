@@ -27,6 +27,7 @@ KNOWN = {
     "plan_scale",
     "plan_xcom",
     "relay_abuse",
+    "sbom_merge",
     "webhook_burst",
 }
 SMOKE_TIMEOUT = 300  # seconds; a smoke run takes well under a minute

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_scout.defaults import (
     LAYER_CACHE_DIR_ENV,
     LAYER_CACHE_MAX_BYTES_ENV,
+    MAX_REPORT_BYTES_ENV,
     SYFT_AUTH_AUTHORITY_VAR,
     SYFT_AUTH_PASSWORD_VAR,
     SYFT_AUTH_TOKEN_VAR,
@@ -44,6 +45,7 @@ from airflow_provider_scout.hooks.scout.process import failure, run_tool, tool_e
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.layer_cache import layer_cache_settings
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.results import IndexResult, IndexState
 from airflow_provider_scout.scout_sbom import (
@@ -66,10 +68,11 @@ _WITHHELD_ENV = (SYFT_AUTH_VAR_PREFIX,)
 class SbomBackend:
     """Build SBOMs with syft and keep them in the SBOM directory."""
 
-    def __init__(self, settings: ScoutSettings, log: Logger) -> None:
+    def __init__(self, settings: ScoutSettings, log: Logger, limits: Limits | None = None) -> None:
         self.settings = settings
         self.log = log
         self.store = SbomStore(settings, log)
+        self.limits = limits or Limits.from_environment()
 
     def describe(self) -> str:
         syft = self._syft_binary()
@@ -172,8 +175,9 @@ class SbomBackend:
             )
             if result.returncode != 0:
                 raise failure("syft", target.reference, result)
-            syft_report = _read_report(report_path, target)
-            spdx = _read_spdx(spdx_path, target, source.architecture)
+            max_bytes = self.limits.max_report_bytes
+            syft_report = _read_report(report_path, target, max_bytes)
+            spdx = _read_spdx(spdx_path, target, source.architecture, max_bytes)
 
         document = _scout_sbom(syft_report, target, f"{host}/{repository}")
         packages = len(document["artifacts"])
@@ -243,10 +247,24 @@ def _scout_sbom(syft_report: dict[str, Any], target: IndexTarget, name: str) -> 
         raise ScoutFatalError(f"cannot convert the syft report of {target.reference}: {exc}") from None
 
 
-def _read_report(path: str, target: IndexTarget) -> dict[str, Any]:
+def _read_bounded(path: str, what: str, target: IndexTarget, max_bytes: int) -> bytes:
+    """A file syft wrote, refused past ``max_bytes``: a hostile image can make it without end.
+
+    Read with one byte to spare, so a longer file is never held whole.
+    """
+    with open(path, "rb") as file:
+        data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ScoutFatalError(
+            f"syft's {what} for {target.reference} is larger than {max_bytes:,} bytes "
+            f"({MAX_REPORT_BYTES_ENV}); not read"
+        )
+    return data
+
+
+def _read_report(path: str, target: IndexTarget, max_bytes: int) -> dict[str, Any]:
     try:
-        with open(path, "rb") as report:
-            loaded = json.load(report)
+        loaded = json.loads(_read_bounded(path, "JSON report", target, max_bytes))
     except (OSError, ValueError) as exc:
         raise ScoutFatalError(f"syft wrote no readable report for {target.reference}: {exc}") from None
     if not isinstance(loaded, dict):
@@ -281,7 +299,7 @@ def _syft_environment(
     return env, secrets
 
 
-def _read_spdx(path: str, target: IndexTarget, architecture: str | None) -> bytes:
+def _read_spdx(path: str, target: IndexTarget, architecture: str | None, max_bytes: int) -> bytes:
     """syft's SPDX document, checked to be SPDX 2.3 JSON.
 
     From an ``oci-dir:`` layout syft leaves the image's purl without its architecture
@@ -289,8 +307,7 @@ def _read_spdx(path: str, target: IndexTarget, architecture: str | None) -> byte
     the image config, so the document is the one a registry pull gives.
     """
     try:
-        with open(path, "rb") as spdx:
-            data = spdx.read()
+        data = _read_bounded(path, "SPDX document", target, max_bytes)
         document = json.loads(data)
         version = document.get("spdxVersion")
     except (OSError, ValueError, AttributeError) as exc:

@@ -248,6 +248,41 @@ def test_one_package_found_twice_is_one_artifact_with_both_locations() -> None:
     ]
 
 
+def test_thousands_of_copies_of_one_purl_merge_into_one_artifact_in_first_seen_order() -> None:
+    """A hostile image reports one purl 4,000 times: one artifact, each location and licence once."""
+    layers = [layer["digest"] for layer in _report("debian")["source"]["metadata"]["layers"]]
+    purl = "pkg:deb/debian/libfoo1@1.0?arch=amd64&distro=debian-12"
+    copies = [
+        _artifact(
+            type="deb",
+            purl=purl,
+            metadata={"source": "foo", "sourceVersion": "1.0-2"},
+            licenses=[f"L{n % 7}"],
+            locations=[
+                {"path": f"/usr/lib/libfoo.so.{n % 500}", "layerID": layers[n % len(layers)]},
+                {"path": f"/usr/share/doc/libfoo1/copyright{n % 3}"},  # no layer: path alone
+                {"path": f"/usr/lib/libfoo.so.{n % 500}", "layerID": layers[n % len(layers)]},
+            ],
+        )
+        for n in range(4000)
+    ]
+    by_purl = {a["purl"]: a for a in _convert_artifacts(*copies)}
+    assert len(by_purl) == 2  # the package and its source package `foo`
+    (binary,) = (a for a in by_purl.values() if a["name"] == "libfoo1")
+    source = by_purl[binary["parent"]]
+    assert (source["name"], source["version"], "parent" in source) == ("foo", "1.0-2", False)
+    # Distinct (path, layer) pairs in the order first met; a path in no layer keeps only its path.
+    expected: dict[tuple[str, str | None], None] = {}
+    for n in range(4000):
+        expected[(f"/usr/lib/libfoo.so.{n % 500}", layers[n % len(layers)])] = None
+        expected[(f"/usr/share/doc/libfoo1/copyright{n % 3}", None)] = None
+    for artifact in (binary, source):
+        assert [(loc["path"], loc.get("diff_id")) for loc in artifact["locations"]] == list(expected)
+        assert artifact["licenses"] == [f"L{n}" for n in range(7)]
+    first = binary["locations"][0]
+    assert first["digest"].startswith("sha256:") and isinstance(first["ordinal"], int)
+
+
 def test_a_license_without_spdx_expression_keeps_its_value() -> None:
     (artifact,) = _convert_artifacts(_artifact(licenses=[{"value": "Apache 2.0", "spdxExpression": ""}]))
     assert artifact["licenses"] == ["Apache 2.0"]
