@@ -15,6 +15,7 @@ from typing import Any
 
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.policy import PolicyResult, failing, status_counts
 from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["RESULTS_XCOM_KEY", "SEVERITIES", "IndexResult", "IndexState", "IndexSummary"]
@@ -72,6 +73,14 @@ class IndexResult:
     moved_tags: Mapping[str, str | None] | None = None
     error: str | None = None
     duration: float | None = None  # seconds the backend took, when it ran
+    # Scout's policy results (cli backend, read after the push or for a skipped digest); None:
+    # not read. Empty: Scout evaluated no policy for the digest (yet).
+    policies: tuple[PolicyResult, ...] | None = None
+
+    @property
+    def failing_policies(self) -> list[str] | None:
+        """The names of the policies the image does not meet; None when policies were not read."""
+        return None if self.policies is None else failing(self.policies)
 
     @classmethod
     def failed(cls, target: IndexTarget, error: str) -> IndexResult:
@@ -99,6 +108,8 @@ class IndexResult:
         data["state"] = self.state.value
         data["vulnerabilities"] = dict(self.vulnerabilities) if self.vulnerabilities is not None else None
         data["moved_tags"] = dict(self.moved_tags) if self.moved_tags is not None else None
+        data["policies"] = None if self.policies is None else [p.to_dict() for p in self.policies]
+        data["failing_policies"] = self.failing_policies  # derived: what a downstream DAG filters on
         return data
 
     @classmethod
@@ -114,12 +125,14 @@ class IndexResult:
                 f"index result of {data['reference']!r} has an unknown state {data['state']!r}"
             ) from None
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        policies = data.get("policies")
         return cls(
             **{
                 **known,
                 "tags": tuple(data.get("tags") or ()),
                 "platform": data.get("platform"),
                 "state": state,
+                "policies": None if policies is None else tuple(PolicyResult.from_dict(p) for p in policies),
             }
         )
 
@@ -148,18 +161,38 @@ class IndexSummary:
             f"{self.count(IndexState.FAILED)} failed"
         )
 
+    @property
+    def non_compliant(self) -> tuple[IndexResult, ...]:
+        """The results whose Scout policy results include a policy not met."""
+        return tuple(result for result in self.results if result.failing_policies)
+
     def to_dict(self) -> dict[str, Any]:
-        """The summary task's XCom: a count per state, the failures, then every result."""
+        """The summary task's XCom: a count per state, the failures, the non-compliant images,
+        then every result."""
         return {
             **{state.value: self.count(state) for state in IndexState},
             "failures": [{"reference": r.reference, "error": r.error} for r in self.failures],
+            "non_compliant": [
+                {"reference": r.reference, "digest": r.digest, "failing_policies": r.failing_policies}
+                for r in self.non_compliant
+            ],
             "warnings": list(self.warnings),
             "results": [result.to_dict() for result in self.results],
         }
 
     def table(self) -> str:
         """One line per image, columns aligned; the error column last and unpadded."""
-        header = ("IMAGE", "PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES", "ERROR")
+        header = (
+            "IMAGE",
+            "PLATFORM",
+            "DIGEST",
+            "TAGS",
+            "STATE",
+            "PACKAGES",
+            "VULNERABILITIES",
+            "POLICIES",
+            "ERROR",
+        )
         rows = [
             (
                 f"{r.repository}/{r.image}",
@@ -169,6 +202,7 @@ class IndexSummary:
                 r.state.value,
                 "-" if r.packages is None else str(r.packages),
                 _vulnerabilities(r.vulnerabilities),
+                _policies(r.policies),
                 r.error or _moved(r.moved_tags),
             )
             for r in self.results
@@ -199,3 +233,13 @@ def _vulnerabilities(counts: Mapping[str, int] | None) -> str:
     if not counts:
         return "-"
     return " ".join(f"{severity[0].upper()}:{counts.get(severity, 0)}" for severity in _TABLE_SEVERITIES)
+
+
+def _policies(policies: tuple[PolicyResult, ...] | None) -> str:
+    """met / not met / no data counts, then the names of the policies not met."""
+    if policies is None:
+        return "-"
+    counts = status_counts(policies)
+    shown = f"{counts['met']} met, {counts['not_met']} not met, {counts['no_data']} no data"
+    names = failing(policies)
+    return f"{shown} ({'; '.join(names)})" if names else shown

@@ -39,7 +39,17 @@ SBOM_ASSET_ALIAS = AssetAlias(SBOM_ASSET_ALIAS_NAME)
 # Set on the mapped indexing task so the UI shows images instead of map indexes.
 INDEX_MAP_INDEX_TEMPLATE = "{{ task.map_label }}"
 # What an asset event tells downstream DAGs about the image.
-_EVENT_EXTRA_FIELDS = ("digest", "platform", "tags", "packages", "sbom_path", "state")
+_EVENT_EXTRA_FIELDS = (
+    "digest",
+    "platform",
+    "tags",
+    "packages",
+    "sbom_path",
+    "state",
+    "vulnerabilities",
+    "policies",
+    "failing_policies",
+)
 
 
 class IndexImageOperator(ArtifactoryOperator):
@@ -164,7 +174,8 @@ class IndexImageOperator(ArtifactoryOperator):
         try:
             if not force and scout.is_indexed(target):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
-                return IndexResult.of(target, IndexState.SKIPPED), None
+                # Scout re-evaluates policies without a push: a skipped image still reports them.
+                return IndexResult.of(target, IndexState.SKIPPED, policies=scout.policy_results(target)), None
             # Credentials only for a host they are bound to (CredentialScopeError otherwise).
             registry_auth = self.artifactory_hook.registry_auth(scout_repository(target.reference)[0])
             result = scout.index(

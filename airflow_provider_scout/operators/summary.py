@@ -87,6 +87,14 @@ class SummarizeIndexingOperator(BaseOperator):
 
         self.log.info("Indexing summary\n%s", summary.table())
         self.log.info("%s", summary.counts_line())
+        for result in summary.non_compliant:
+            # Reported, not failed: whether a policy blocks anything is the downstream DAG's call.
+            self.log.warning(
+                "%s (%s) does not meet Scout policies: %s",
+                result.reference,
+                result.digest,
+                "; ".join(result.failing_policies or ()),
+            )
         for warning in summary.warnings:
             self.log.warning("Planning warned: %s", warning)
         try:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from airflow_provider_scout.config import parse_registry_string
+from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
 from airflow_provider_scout.params import indexing_params
 from tests.support import docs
@@ -215,3 +218,23 @@ def test_the_documentation_names_only_files_that_exist() -> None:
     assert {"bench/webhook_burst.py", "testing/scout_testing/stand_ins/docker-scout"} <= named
     missing = sorted(path for path in named if not (REPO_ROOT / path).exists())
     assert not missing, f"the documentation names files that do not exist: {missing}"
+
+
+def test_readme_policy_example_lists_the_non_compliant_images_of_the_asset_events(tmp_path: Path) -> None:
+    (block,) = [block for block in fenced_blocks("python") if "failing_policies" in block]
+    example = tmp_path / "scout_non_compliant_images.py"
+    example.write_text(block)
+    module = runpy.run_path(str(example))
+    alias = module["INDEXED_IMAGES"]
+    assert alias.name == SBOM_ASSET_ALIAS_NAME  # the alias the indexing task emits through
+    built = module["scout_non_compliant_images"]()
+    assert built.timetable.asset_condition == alias  # scheduled on every image's events
+    uri = "scout://r.example/docker-prod/team/app"
+    events = [
+        SimpleNamespace(
+            asset=SimpleNamespace(uri=uri), extra={"digest": f"sha256:{n}", "failing_policies": failing}
+        )
+        for n, failing in ((1, ["P"]), (2, []), (3, None))
+    ]
+    found = built.get_task("list_non_compliant").python_callable(triggering_asset_events={alias: events})
+    assert found == {f"{uri}@sha256:1": ["P"]}

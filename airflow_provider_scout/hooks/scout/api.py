@@ -37,6 +37,7 @@ from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.http_retry import is_transient_status, retry_after_seconds
 from airflow_provider_scout.limits import Limits
+from airflow_provider_scout.policy import PolicyResult
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -48,7 +49,7 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
 TOKEN_TTL_WITHOUT_EXP = 300.0  # Hub tokens live longer; without an exp claim assume little
 TOKEN_RENEW_MARGIN = 60.0
-SUMMARY_BATCH = 100  # digests per imageSummariesByDigest request
+SUMMARY_BATCH = 100  # digests per imageSummariesByDigest or goalResultsByDigests request
 
 
 class _TransientHTTPError(Exception):
@@ -61,7 +62,7 @@ class _TransientHTTPError(Exception):
 
 
 class ScoutApi:
-    """Scout's read-back: image summaries and organization status.
+    """Scout's read-back: image summaries, policy results and organization status.
 
     Only a ``cli`` connection reaches Scout: the ``sbom`` backend never talks to it.
     """
@@ -96,6 +97,15 @@ class ScoutApi:
             graphql.tagged_images_request(self._organization(), repository_host, repository_name, tag)
         )
         return graphql.parse_tagged_images(answer, tag)
+
+    def policy_results(self, digests: Iterable[str]) -> dict[str, tuple[PolicyResult, ...]]:
+        """Scout's policy results by digest (``goalResultsByDigests``); unknown digests are absent."""
+        unique = list(dict.fromkeys(digests))
+        results: dict[str, tuple[PolicyResult, ...]] = {}
+        for start in range(0, len(unique), SUMMARY_BATCH):
+            body = graphql.goal_results_request(self._organization(), unique[start : start + SUMMARY_BATCH])
+            results.update(graphql.parse_goal_results(self._graphql(body)))
+        return results
 
     def organization_status(self) -> graphql.OrganizationStatus:
         """Whether the organization has image analysis enabled and analysed images."""

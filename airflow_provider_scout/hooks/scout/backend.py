@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from airflow_provider_scout.docker_reference import split_reference
 from airflow_provider_scout.exceptions import ArtifactoryError, ScoutFatalError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
+from airflow_provider_scout.policy import PolicyResult
 from airflow_provider_scout.results import IndexResult
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class Backend(Protocol):
 
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """
+
+    def policies(self, target: IndexTarget) -> tuple[PolicyResult, ...] | None:
+        """Scout's policy results for the target's digest; None when the backend cannot read them."""
 
     def close(self) -> None:
         """Remove whatever the backend keeps for the task (idempotent; safe in a signal handler)."""

@@ -68,6 +68,7 @@ from airflow_provider_scout.hooks.scout.cli_runner import CliSlots, run_docker_s
 from airflow_provider_scout.hooks.scout.process import kill_group, tool_environment
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.policy import PolicyResult
 from airflow_provider_scout.results import IndexResult, IndexState
 
 if TYPE_CHECKING:
@@ -249,7 +250,17 @@ class CliBackend:
             packages=packages,
             vulnerabilities=self._vulnerabilities(target),
             moved_tags=reported,
+            policies=self.policies(target),
         )
+
+    def policies(self, target: IndexTarget) -> tuple[PolicyResult, ...] | None:
+        """Scout's policy results for the digest (``goalResultsByDigests``); empty while Scout has
+        evaluated none. When Scout cannot say, None, logged: they only inform, the push stands."""
+        try:
+            return self.api.policy_results([target.digest]).get(target.digest, ())
+        except ScoutIndexError as exc:
+            self.log.warning("Could not read the policy results of %s: %s", target.reference, exc)
+            return None
 
     def close(self) -> None:
         """Stop a docker-scout still running and remove the task's work directory.

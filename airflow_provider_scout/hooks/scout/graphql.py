@@ -20,9 +20,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from airflow_provider_scout.exceptions import ScoutGraphQLError
+from airflow_provider_scout.policy import PolicyResult, PolicyStatus
 from airflow_provider_scout.results import SEVERITIES
 
 __all__ = [
+    "GOAL_RESULTS_BY_DIGESTS",
     "IMAGE_SUMMARIES_BY_DIGEST",
     "INDEXED",
     "ORGANIZATION_STATUS",
@@ -33,8 +35,10 @@ __all__ = [
     "OrganizationStatus",
     "ScoutGraphQLError",
     "auth_error_status",
+    "goal_results_request",
     "image_summaries_request",
     "organization_status_request",
+    "parse_goal_results",
     "parse_image_summaries",
     "parse_organization_status",
     "parse_tagged_images",
@@ -77,6 +81,51 @@ query taggedImagesByRepository($context: Context!, $query: ScTaggedImagesQuery!)
 }
 """
 TAG_PAGE_SIZE = 20  # ScTaggedImagesQuery pages (PagingInput); a tag filter matches few names
+
+# Each kind of BaseScPolicy types its currentResult apart; a boolean result says hasDeviation,
+# the others count their deviations. What statusLabel holds is not published: it is only shown.
+GOAL_RESULTS_BY_DIGESTS = """\
+query goalResultsByDigests($context: Context!, $query: GoalResultsDigestsQuery!) {
+  goalResultsByDigests(context: $context, query: $query) {
+    digest
+    policies {
+      __typename
+      definitionName
+      configurationName
+      displayName
+      evaluated
+      ... on ScBooleanPolicy {
+        currentResult {
+          statusLabel
+          hasDeviation
+          isStale
+        }
+      }
+      ... on ScGenericPolicy {
+        currentResult {
+          statusLabel
+          deviationCount
+          isStale
+        }
+      }
+      ... on ScLicencePolicy {
+        currentResult {
+          statusLabel
+          deviationCount
+          isStale
+        }
+      }
+      ... on ScVulnerabilityPolicy {
+        currentResult {
+          statusLabel
+          deviationCount
+          isStale
+        }
+      }
+    }
+  }
+}
+"""
 
 INDEXED = "INDEXED"  # the sbomState of an image whose SBOM Scout holds
 # enum SBOMState of the published SDL
@@ -153,6 +202,58 @@ def tagged_images_request(
             },
         },
     }
+
+
+def goal_results_request(organization: str, digests: Iterable[str]) -> dict[str, Any]:
+    """The JSON body of a ``goalResultsByDigests`` request."""
+    return {
+        "operationName": "goalResultsByDigests",
+        "query": GOAL_RESULTS_BY_DIGESTS,
+        "variables": {"context": _context(organization), "query": {"digests": list(digests)}},
+    }
+
+
+def parse_goal_results(answer: Any) -> dict[str, tuple[PolicyResult, ...]]:
+    """``goalResultsByDigests`` answer -> each digest's policies (digests Scout does not know are absent).
+
+    :raises ScoutGraphQLError: naming the digest and the field an entry lacks.
+    """
+    items = _data(answer, "goalResultsByDigests")
+    if not isinstance(items, list):
+        raise ScoutGraphQLError("Scout's answer to goalResultsByDigests is not a list")
+    results: dict[str, tuple[PolicyResult, ...]] = {}
+    for item in items:
+        digest = item.get("digest") if isinstance(item, Mapping) else None
+        if not isinstance(digest, str) or not digest:
+            raise ScoutGraphQLError("Scout's goalResultsByDigests answer holds an image without a digest")
+        policies = item.get("policies")
+        if not isinstance(policies, list):
+            raise ScoutGraphQLError(f"Scout's goalResultsByDigests entry for {digest} has no policies list")
+        results[digest] = tuple(_policy(policy, digest) for policy in policies)
+    return results
+
+
+def _policy(policy: Any, digest: str) -> PolicyResult:
+    if not isinstance(policy, Mapping):
+        raise ScoutGraphQLError(f"Scout's policy results for {digest} hold a policy that is not an object")
+    definition, configuration = policy.get("definitionName"), policy.get("configurationName")
+    if not isinstance(definition, str) or not isinstance(configuration, str):
+        raise ScoutGraphQLError(f"a policy of {digest} lacks its definitionName or configurationName")
+    display = policy.get("displayName")
+    name = display if isinstance(display, str) and display else configuration or definition
+    result = policy.get("currentResult")
+    if policy.get("evaluated") is not True or not isinstance(result, Mapping):
+        return PolicyResult(name, definition, PolicyStatus.NO_DATA)
+    label = result.get("statusLabel") if isinstance(result.get("statusLabel"), str) else None
+    stale = result.get("isStale") is True
+    if isinstance(result.get("hasDeviation"), bool):
+        status = PolicyStatus.NOT_MET if result["hasDeviation"] else PolicyStatus.MET
+        return PolicyResult(name, definition, status, int(result["hasDeviation"]), label, stale)
+    count = result.get("deviationCount")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ScoutGraphQLError(f"the result of policy {name!r} of {digest} has no deviationCount")
+    status = PolicyStatus.NOT_MET if count else PolicyStatus.MET
+    return PolicyResult(name, definition, status, count, label, stale)
 
 
 def parse_tagged_images(answer: Any, tag: str) -> str | None:

@@ -7,7 +7,7 @@ names and hands every indexing call to it:
 * ``sbom`` (:mod:`.syft_backend`) writes syft SBOMs to the SBOM directory and never talks to
   Scout; it is the default when no Scout connection exists.
 
-The read-back (sbomState and vulnerability counts, organization status) goes through
+The read-back (sbomState and vulnerability counts, policy results, organization status) goes through
 Scout's GraphQL API with a Docker Hub access token (:mod:`.api`).
 """
 
@@ -33,6 +33,7 @@ from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
 from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
+from airflow_provider_scout.policy import PolicyResult
 from airflow_provider_scout.results import IndexResult
 
 __all__ = ["ScoutHook"]
@@ -214,6 +215,11 @@ class ScoutHook(BaseHook):
     ) -> dict[str, graphql.ImageSummary]:
         """Scout's sbomState and vulnerability counts by digest; digests Scout does not know are absent."""
         return self.api.image_summaries(digests, repository_host, repository_name)
+
+    def policy_results(self, target: IndexTarget) -> tuple[PolicyResult, ...] | None:
+        """cli: Scout's policy results for the target's digest (``goalResultsByDigests``), empty
+        while Scout has evaluated none; None when they cannot be read, and on the sbom backend."""
+        return self.backend.policies(target)
 
     def organization_status(self) -> graphql.OrganizationStatus:
         """Whether the organization has image analysis enabled and analysed images."""

@@ -122,6 +122,10 @@ class SbomBackend:
             result = self._analyse(confirmed, registry_auth, plain_http, dry_run, blob_source)
         return dataclasses.replace(result, tags=target.tags, moved_tags=moved or None)
 
+    def policies(self, target: IndexTarget) -> None:
+        """None: an SBOM kept on the site is in no Scout organization that evaluates policies."""
+        return None
+
     def close(self) -> None:
         """Nothing outlives a run: each syft run removes its own work directory."""
 

@@ -13,7 +13,11 @@ server. It answers
   ``tests/support/data/scout_schema.graphql``), so a document that does not validate gets
   GraphQL ``errors`` and no data, as from Scout.
 
-Tests arrange state (``images``, ``analysis_enabled``), inject faults (an HTTP status, or a
+``goalResultsByDigests`` answers from ``policies`` (digest -> the ``BaseScPolicy`` objects of
+the SDL, each with its ``__typename``, which graphql-core uses to pick the kind; :func:`policy`
+builds one).
+
+Tests arrange state (``images``, ``analysis_enabled``, ``policies``), inject faults (an HTTP status, or a
 200 answer with any body), revoke tokens and read back every request received (``requests``).
 """
 
@@ -61,6 +65,8 @@ class StandInScout:
     )  # digest -> sbomState, vulnerabilityReport
     # (hostName, repoName) -> tag -> digest: what taggedImagesByRepository answers
     tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # digest -> BaseScPolicy objects: what goalResultsByDigests answers
+    policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
@@ -194,6 +200,7 @@ class StandInScout:
                 "imageSummariesByDigest": self._image_summaries,
                 "organizationStatus": self._organization_status,
                 "taggedImagesByRepository": self._tagged_images,
+                "goalResultsByDigests": self._goal_results,
             },
             variable_values=body.get("variables"),
             operation_name=body.get("operationName"),
@@ -232,6 +239,22 @@ class StandInScout:
             "images": [],
         }
 
+    def _goal_results(
+        self, _info: Any, context: dict[str, Any], query: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return [
+            {
+                "digest": digest,
+                "tags": [],
+                "repository": {"hostName": "hub.docker.com", "repoName": "unknown"},
+                "createdAt": "2026-01-01T00:00:00Z",
+                "platform": None,
+                "policies": self.policies[digest],
+            }
+            for digest in query["digests"]
+            if digest in self.policies
+        ]
+
     def _organization_status(self, _info: Any, context: dict[str, Any]) -> dict[str, bool]:
         return {
             "hasImageAnalysisEnabled": self.analysis_enabled,
@@ -243,3 +266,40 @@ class StandInScout:
 def _refusal(status: int, message: str) -> dict[str, Any]:
     """Scout's answer to a request it does not authorise: HTTP 200, no data, the status in the error."""
     return {"data": None, "errors": [{"message": message, "extensions": {"status": status}}]}
+
+
+# The kinds of BaseScPolicy in the SDL, and how each types its currentResult.
+POLICY_KINDS = ("ScBooleanPolicy", "ScGenericPolicy", "ScLicencePolicy", "ScVulnerabilityPolicy")
+
+
+def policy(
+    kind: str,
+    display_name: str | None,
+    deviations: int | None,
+    *,
+    definition: str = "policy-definition",
+    configuration: str = "default",
+    label: str = "",
+    stale: bool | None = None,
+) -> dict[str, Any]:
+    """One ``BaseScPolicy`` object as Scout's SDL shapes it; ``deviations`` None: not evaluated."""
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"{kind} is not a kind of BaseScPolicy in the SDL")
+    result: dict[str, Any] | None = None
+    if deviations is not None:
+        result = {"statusLabel": label, "createdDateTime": "2026-01-01T00:00:00Z", "isStale": stale}
+        if kind == "ScBooleanPolicy":
+            result.update(hasDeviation=deviations > 0, deviation=None)
+        else:
+            result.update(deviationCount=deviations, deviations=[])
+    return {
+        "__typename": kind,
+        "definitionName": definition,
+        "configurationName": configuration,
+        "displayName": display_name,
+        "description": None,
+        "evaluated": deviations is not None,
+        "currentResult": result,
+        "latestDelta": None,
+        "licenses": [],
+    }

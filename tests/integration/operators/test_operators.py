@@ -34,6 +34,7 @@ from airflow_provider_scout.plan_store import PlanSlice, StoredPlan, read_batch,
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout
+from scout_testing.stand_ins.scout_server import policy
 from tests.support.scout import DOCKER_SCOUT_STAND_IN
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
@@ -408,6 +409,10 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
     }
     monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
     stand_in_scout.add_image(target.digest)  # what Scout lists once the push happened
+    stand_in_scout.policies[target.digest] = [
+        policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 1),
+        policy("ScBooleanPolicy", "Default non-root user", 0),
+    ]
 
     results, context = index([target.to_dict()], registry)
     (result,) = results
@@ -417,7 +422,21 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
     assert pushed == [f"{emulator.registry}/{path}:{tag}" for tag in target.tags if tag != "latest"]
     workspace = Path(cli_record.last()["env"]["DOCKER_CONFIG"]).parent
     assert not workspace.exists()  # the task's Docker config and Scout cache went with the task
-    assert len(alias_events(context)) == 1
+    (event,) = alias_events(context)
+    # A downstream DAG scheduled on the asset reads Scout's policy results from the event.
+    assert event.extra["failing_policies"] == ["No fixable critical CVEs"]
+    assert [(p["name"], p["status"]) for p in event.extra["policies"]] == [
+        ("No fixable critical CVEs", "not_met"),
+        ("Default non-root user", "met"),
+    ]
+
+    # Scout re-evaluates without a push: the next run skips the digest and still reports them.
+    for tag in target.tags:
+        stand_in_scout.record_tag(emulator.registry, path, tag, target.digest)
+    stand_in_scout.policies[target.digest][0] = policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 0)
+    (again,), context = index([target.to_dict()], registry)
+    assert again["state"] == "skipped" and again["failing_policies"] == []
+    assert alias_events(context) == []
 
 
 def test_a_registry_that_may_answer_later_while_a_tag_is_confirmed_retries_the_indexing_task(

@@ -17,7 +17,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SOURCE = "docker/hub-mcp src/scout/genql/schema.graphql"
-QUERY_FIELDS = ("imageSummariesByDigest", "organizationStatus", "taggedImagesByRepository")
+QUERY_FIELDS = (
+    "imageSummariesByDigest",
+    "organizationStatus",
+    "taggedImagesByRepository",
+    "goalResultsByDigests",
+)
 TYPES = (
     "Context",
     "ScRepositoryInput",
@@ -27,6 +32,14 @@ TYPES = (
     "ScOrganizationStatus",
     "ScTaggedImagesQuery",
     "ScTaggedImagesResult",
+    "GoalResultsDigestsQuery",
+    "ScPolicyImage",
+    # The kinds of BaseScPolicy a goalResultsByDigests document asks about in fragments; an
+    # interface does not name its implementations, so the closure would not reach them.
+    "ScBooleanPolicy",
+    "ScGenericPolicy",
+    "ScLicencePolicy",
+    "ScVulnerabilityPolicy",
 )
 _BUILT_IN = {"String", "Int", "Float", "Boolean", "ID"}
 

@@ -8,6 +8,7 @@ import pytest
 
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.policy import PolicyResult, PolicyStatus
 from airflow_provider_scout.results import IndexResult, IndexState, IndexSummary
 
 
@@ -107,6 +108,7 @@ def test_the_summary_table_has_one_aligned_row_per_image() -> None:
         "STATE",
         "PACKAGES",
         "VULNERABILITIES",
+        "POLICIES",
         "ERROR",
     ]
     assert first.split() == [
@@ -120,10 +122,11 @@ def test_the_summary_table_has_one_aligned_row_per_image() -> None:
         "H:0",
         "M:0",
         "L:0",
+        "-",  # no policy results read (sbom backend)
     ]
     assert last.split()[4:7] == ["failed", "-", "-"] and last.endswith("  cannot resolve the tag: 404")
     # Columns line up: every column but the last starts at the same offset on every line.
-    for column in ("PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES"):
+    for column in ("PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES", "POLICIES"):
         offset = header.index(column)
         assert all(line[offset - 2 : offset] == "  " and line[offset] != " " for line in lines)
     assert IndexSummary(()).table() == "(no image selected)"
@@ -147,3 +150,62 @@ def test_an_error_quoting_a_server_reaches_the_table_without_its_escapes() -> No
     assert failed.error == "GET /x answered 500: boom INFO forged"
     table = IndexSummary((failed,)).table()
     assert "\x1b" not in table and table.count("\n") == 1
+
+
+POLICIES = (
+    PolicyResult("No AGPL v3 licenses", "no-agpl", PolicyStatus.MET, 0, "Compliant"),
+    PolicyResult("No fixable critical CVEs", "fixable-cves", PolicyStatus.NOT_MET, 3, "Non-compliant"),
+    PolicyResult("Default non-root user", "non-root", PolicyStatus.NOT_MET, 1, stale=True),
+    PolicyResult("Supply chain attestations", "attestations", PolicyStatus.NO_DATA),
+)
+
+
+def test_policy_results_travel_through_xcom_with_the_failing_names_beside_them() -> None:
+    result = IndexResult.of(target(1), IndexState.INDEXED, policies=POLICIES)
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["failing_policies"] == ["No fixable critical CVEs", "Default non-root user"]
+    assert data["policies"][1] == {
+        "name": "No fixable critical CVEs",
+        "definition": "fixable-cves",
+        "status": "not_met",
+        "deviations": 3,
+        "label": "Non-compliant",
+        "stale": False,
+    }
+    assert IndexResult.from_dict(data) == result
+    # Not read (sbom backend, or Scout could not say) is not the same as "none evaluated".
+    unread = IndexResult.of(target(2), IndexState.INDEXED).to_dict()
+    assert unread["policies"] is None and unread["failing_policies"] is None
+    none_yet = IndexResult.of(target(3), IndexState.INDEXED, policies=()).to_dict()
+    assert none_yet["policies"] == [] and none_yet["failing_policies"] == []
+
+
+def test_a_policy_result_with_an_unknown_status_is_refused() -> None:
+    data = IndexResult.of(target(1), IndexState.INDEXED, policies=POLICIES[:1]).to_dict()
+    data["policies"][0]["status"] = "compliant-ish"
+    with pytest.raises(InputError, match="unknown status 'compliant-ish'"):
+        IndexResult.from_dict(data)
+    del data["policies"][0]["status"]
+    with pytest.raises(InputError, match="missing the field 'status'"):
+        IndexResult.from_dict(data)
+
+
+def test_the_table_counts_met_not_met_and_no_data_and_names_the_failing_policies() -> None:
+    compliant = IndexResult.of(target(0), IndexState.SKIPPED, policies=POLICIES[:1])
+    failing = IndexResult.of(target(1), IndexState.INDEXED, policies=POLICIES)
+    unread = IndexResult.of(target(2), IndexState.INDEXED)
+    summary = IndexSummary((compliant, failing, unread))
+    header, *rows = summary.table().splitlines()
+    column = header.index("POLICIES")
+    assert rows[0][column:].rstrip() == "1 met, 0 not met, 0 no data"
+    assert rows[1][column:].rstrip() == (
+        "1 met, 2 not met, 1 no data (No fixable critical CVEs; Default non-root user)"
+    )
+    assert rows[2][column:].rstrip() == "-"
+    assert summary.to_dict()["non_compliant"] == [
+        {
+            "reference": failing.reference,
+            "digest": failing.digest,
+            "failing_policies": ["No fixable critical CVEs", "Default non-root user"],
+        }
+    ]

@@ -17,6 +17,7 @@ import pytest
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.results import IndexResult
+from scout_testing.stand_ins.scout_server import policy
 from tests.support import wait_until
 from tests.support.scout import (
     DOCKER_SCOUT_STAND_IN,
@@ -389,6 +390,47 @@ def test_outcome_reports_packages_and_scouts_vulnerability_counts(
     assert stand_in_scout.repositories_asked == [
         {"hostName": "example.jfrog.io", "repoName": "docker-local/team/app"}
     ]
+
+
+def test_scouts_policy_results_are_read_after_the_push(
+    cli_hook: ScoutHook, cli_record: CliRecord, stand_in_scout: StandInScout
+) -> None:
+    stand_in_scout.policies[DIGEST] = [
+        policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 2, label="Non-compliant"),
+        policy("ScBooleanPolicy", "Default non-root user", 0),
+        policy("ScLicencePolicy", "No AGPL v3 licenses", None),
+    ]
+    outcome = _index(cli_hook)
+    assert outcome.policies is not None
+    assert [(p.name, p.status.value, p.deviations) for p in outcome.policies] == [
+        ("No fixable critical CVEs", "not_met", 2),
+        ("Default non-root user", "met", 0),
+        ("No AGPL v3 licenses", "no_data", None),
+    ]
+    assert outcome.failing_policies == ["No fixable critical CVEs"]
+    (asked,) = [
+        r.body
+        for r in stand_in_scout.requests
+        if r.body and r.body.get("operationName") == "goalResultsByDigests"
+    ]
+    assert asked["variables"] == {"context": {"organization": ORGANIZATION}, "query": {"digests": [DIGEST]}}
+    # A digest Scout evaluated no policy for yet: read, and empty.
+    stand_in_scout.policies.clear()
+    assert _index(cli_hook).policies == ()
+
+
+def test_policy_results_scout_cannot_give_leave_the_push_standing(
+    cli_hook: ScoutHook,
+    cli_record: CliRecord,
+    stand_in_scout: StandInScout,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = policy("ScBooleanPolicy", "Default non-root user", 0)
+    del broken["__typename"]  # Scout's answer then carries GraphQL errors and no data
+    stand_in_scout.policies[DIGEST] = [broken]
+    outcome = _index(cli_hook)
+    assert outcome.state == "indexed" and outcome.policies is None and outcome.failing_policies is None
+    assert "Could not read the policy results of" in capsys.readouterr().out
 
 
 @pytest.mark.usefixtures("no_backoff")

@@ -11,11 +11,15 @@ from airflow_provider_scout.hooks.scout import graphql as scout_graphql
 from airflow_provider_scout.hooks.scout.graphql import (
     ScoutGraphQLError,
     auth_error_status,
+    goal_results_request,
     image_summaries_request,
     organization_status_request,
+    parse_goal_results,
     parse_image_summaries,
     parse_organization_status,
 )
+from airflow_provider_scout.policy import PolicyResult, PolicyStatus
+from scout_testing.stand_ins.scout_server import POLICY_KINDS, policy
 from tests.support.scout import SCOUT_SCHEMA
 
 SDL = SCOUT_SCHEMA
@@ -38,6 +42,7 @@ def _documents() -> dict[str, str]:
 def test_the_module_holds_the_documents_the_hook_uses() -> None:
     # No mutation: indexImage is undocumented (Scout's SDL types its repository as a String!).
     assert set(_documents()) == {
+        "GOAL_RESULTS_BY_DIGESTS",
         "IMAGE_SUMMARIES_BY_DIGEST",
         "ORGANIZATION_STATUS",
         "TAGGED_IMAGES_BY_REPOSITORY",
@@ -58,6 +63,14 @@ def test_the_sdl_carries_scouts_published_types() -> None:
         "repository": "ScRepositoryInput",
     }
     assert str(query.fields["organizationStatus"].type) == "ScOrganizationStatus!"
+    goals = query.fields["goalResultsByDigests"]
+    assert str(goals.type) == "[ScPolicyImage!]!"
+    assert {name: str(arg.type) for name, arg in goals.args.items()} == {
+        "context": "Context!",
+        "query": "GoalResultsDigestsQuery!",
+    }
+    kinds = {kind.name for kind in published.get_possible_types(published.get_type("BaseScPolicy"))}
+    assert kinds == {"ScBooleanPolicy", "ScGenericPolicy", "ScLicencePolicy", "ScVulnerabilityPolicy"}
     assert published.mutation_type is None
 
 
@@ -189,3 +202,94 @@ def test_tagged_images_picks_the_exact_tag_and_reads_a_null_result_as_unknown() 
         scout_graphql.parse_tagged_images({"data": {}}, "1.0")
     with pytest.raises(scout_graphql.ScoutGraphQLError, match=r"has no data\.imageSummariesByDigest"):
         scout_graphql.parse_image_summaries({"data": {"imageSummariesByDigest": None}})
+
+
+def test_goal_results_request_fits_the_schema_and_every_policy_kind_is_read(schema: GraphQLSchema) -> None:
+    seen: dict[str, Any] = {}
+    policies = [
+        policy("ScBooleanPolicy", "Default non-root user", 1, definition="non-root", label="Non-compliant"),
+        policy("ScBooleanPolicy", "Supply chain attestations", 0, definition="attestations"),
+        policy("ScGenericPolicy", None, 0, definition="outdated-base", configuration="No outdated base"),
+        policy("ScLicencePolicy", "No AGPL v3 licenses", 2, definition="copyleft", stale=True),
+        policy("ScVulnerabilityPolicy", "No fixable critical CVEs", None, definition="fixable-cves"),
+    ]
+    assert {p["__typename"] for p in policies} == set(POLICY_KINDS)
+
+    def resolver(_info: Any, **args: Any) -> list[dict[str, Any]]:
+        seen.update(args)
+        return [{"digest": DIGEST, "policies": policies}]
+
+    result = _execute(schema, goal_results_request("acme", [DIGEST]), {"goalResultsByDigests": resolver})
+    assert result.errors is None
+    assert seen == {"context": {"organization": "acme"}, "query": {"digests": [DIGEST]}}
+    assert parse_goal_results({"data": result.data}) == {
+        DIGEST: (
+            PolicyResult("Default non-root user", "non-root", PolicyStatus.NOT_MET, 1, "Non-compliant"),
+            PolicyResult("Supply chain attestations", "attestations", PolicyStatus.MET, 0, ""),
+            # No displayName: the configuration's name is what Scout shows.
+            PolicyResult("No outdated base", "outdated-base", PolicyStatus.MET, 0, ""),
+            PolicyResult("No AGPL v3 licenses", "copyleft", PolicyStatus.NOT_MET, 2, "", stale=True),
+            PolicyResult("No fixable critical CVEs", "fixable-cves", PolicyStatus.NO_DATA),
+        )
+    }
+
+
+def test_goal_results_decide_by_the_typed_fields_not_the_label() -> None:
+    # statusLabel's values are not published: a label saying one thing decides nothing.
+    answer = {
+        "data": {
+            "goalResultsByDigests": [
+                {
+                    "digest": DIGEST,
+                    "policies": [
+                        {
+                            "definitionName": "d",
+                            "configurationName": "c",
+                            "displayName": "P",
+                            "evaluated": True,
+                            "currentResult": {"statusLabel": "Compliant", "deviationCount": 4},
+                        },
+                        {
+                            "definitionName": "d",
+                            "configurationName": "c",
+                            "displayName": "Q",
+                            "evaluated": True,
+                            "currentResult": None,
+                        },
+                    ],
+                }
+            ]
+        }
+    }
+    (p, q) = parse_goal_results(answer)[DIGEST]
+    assert (p.status, p.deviations, p.label) == (PolicyStatus.NOT_MET, 4, "Compliant")
+    assert q.status is PolicyStatus.NO_DATA
+
+
+@pytest.mark.parametrize(
+    ("entry", "complaint"),
+    [
+        ({"policies": []}, "an image without a digest"),
+        ({"digest": DIGEST}, f"entry for {DIGEST} has no policies list"),
+        ({"digest": DIGEST, "policies": [{"evaluated": True}]}, "lacks its definitionName"),
+        (
+            {
+                "digest": DIGEST,
+                "policies": [
+                    {
+                        "definitionName": "d",
+                        "configurationName": "c",
+                        "evaluated": True,
+                        "currentResult": {"statusLabel": "x"},
+                    }
+                ],
+            },
+            "policy 'c' of .* has no deviationCount",
+        ),
+    ],
+)
+def test_a_goal_results_answer_without_the_fields_asked_for_is_an_error(
+    entry: dict[str, Any], complaint: str
+) -> None:
+    with pytest.raises(ScoutGraphQLError, match=complaint):
+        parse_goal_results({"data": {"goalResultsByDigests": [entry]}})
