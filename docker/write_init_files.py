@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -203,14 +204,54 @@ def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
 
 
 def write_private_json(path: Path, content: object) -> None:
-    """Write JSON readable by its owner only; created 0600 so the secret is never world-readable."""
+    """Write JSON readable by its owner only, atomically, without following any planted link.
+
+    This runs as root, writing connection passwords beside a path that a local user can see
+    in this process's argv (compose's ``mktemp`` file in ``/tmp``), so that user could plant a
+    symbolic link or a file at any name derived from it. Hence: the directory is opened
+    without following a link, and everything happens relative to that descriptor; the
+    temporary file has an unpredictable name and is created exclusively (``O_EXCL``,
+    ``O_NOFOLLOW``), as :func:`tempfile.mkstemp` creates its files (mkstemp takes a path, not
+    a directory descriptor, so a directory swapped for a link after the check would redirect
+    it); its mode is set on the descriptor (``fchmod``), never through a name; ``os.replace``
+    then swaps it in, replacing a link at the final name rather than writing through it.
+
+    :raises InitConfigError: when the directory is a symbolic link or not a directory.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(content, handle)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InitConfigError(
+            f"{path.parent} is a symbolic link or not a directory ({exc.strerror}); not writing {path.name}"
+        ) from None
+    try:
+        fd, tmp = _create_private(directory, path.name)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                os.fchmod(handle.fileno(), 0o600)  # whatever the umask made of the creation mode
+                json.dump(content, handle)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path.name, src_dir_fd=directory, dst_dir_fd=directory)
+        except BaseException:
+            os.unlink(tmp, dir_fd=directory)
+            raise
+    finally:
+        os.close(directory)
+
+
+def _create_private(directory: int, name: str) -> tuple[int, str]:
+    """A new empty file in ``directory`` with an unpredictable name, created 0600: its descriptor, name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    for _ in range(100):
+        candidate = f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(candidate, flags, 0o600, dir_fd=directory), candidate
+        except FileExistsError:
+            continue
+    raise InitConfigError(f"could not create a temporary file beside {name}")
 
 
 def build_parser() -> argparse.ArgumentParser:

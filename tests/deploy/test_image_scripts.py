@@ -288,3 +288,57 @@ def test_bad_users_stop_init_before_the_database_with_the_name_and_no_secret(
     assert named in error
     passwords = [value.strip() for key, value in env.items() if "PASSWORD" in key and value.strip()]
     assert not any(password in error for password in passwords)
+
+
+def _write_connections(path: Path) -> None:
+    env = _init_env()
+    assert write_init_files.main(["connections", str(path)], env) == 0
+    written = path.lstat()
+    assert stat.S_ISREG(written.st_mode) and stat.S_IMODE(written.st_mode) == 0o600
+    assert "artifactory-secret-value" in path.read_text()
+    # Its own temporary file is gone (a planted one is the attacker's to keep).
+    leftovers = [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers in ([], [f".{path.name}.tmp"])
+
+
+def test_a_link_planted_at_the_old_temporary_name_receives_no_password(tmp_path: Path) -> None:
+    # airflow-init (root) names its connections file in argv, which any local user can read;
+    # the script used to write through `.<name>.tmp` beside it, a name such a user can plant.
+    victim = tmp_path / "victim"
+    victim.write_text("root's file\n")
+    victim.chmod(0o644)
+    before = victim.stat()
+    path = tmp_path / "connections.json"
+    (tmp_path / ".connections.json.tmp").symlink_to(victim)
+    _write_connections(path)
+    assert victim.read_text() == "root's file\n"
+    after = victim.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert (tmp_path / ".connections.json.tmp").is_symlink()  # left alone, not written through
+
+
+def test_a_pre_created_temporary_file_does_not_make_the_secrets_world_readable(tmp_path: Path) -> None:
+    planted = tmp_path / ".connections.json.tmp"
+    planted.write_text("")
+    planted.chmod(0o644)
+    _write_connections(tmp_path / "connections.json")
+    assert planted.read_text() == ""  # the planted file never held the secret
+
+
+def test_a_link_at_the_final_name_is_replaced_not_written_through(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}\n")
+    (tmp_path / "connections.json").symlink_to(elsewhere)
+    _write_connections(tmp_path / "connections.json")
+    assert elsewhere.read_text() == "{}\n"
+
+
+def test_a_directory_swapped_for_a_link_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "init").symlink_to(elsewhere, target_is_directory=True)
+    assert write_init_files.main(["connections", str(tmp_path / "init" / "c.json")], _init_env()) == 2
+    assert "is a symbolic link or not a directory" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
