@@ -30,6 +30,7 @@ pytestmark = pytest.mark.e2e
 
 DELIVERY_TIMEOUT = 60.0
 TRIGGER_BODY: dict[str, Any] = {"logical_date": None, "conf": {}}
+ABSENT_RUN_ID = "no-such-run"
 
 
 def _post_pushed_event(relay: RunningRelay, repository: str, image: str, tag: str, digest: str) -> None:
@@ -100,6 +101,9 @@ def test_the_relay_account_triggers_and_reads_runs_of_the_webhook_dag(
         ("POST", f"/dags/{REFRESH_DAG_ID}/dagRuns", TRIGGER_BODY),
         ("GET", f"/dags/{FULL_INGEST_DAG_ID}/dagRuns", None),
         ("PATCH", f"/dags/{FULL_INGEST_DAG_ID}", {"is_paused": False}),
+        # Runs of its own DAG are read, never altered (no run exists under this id either way).
+        ("PATCH", f"/dags/{WEBHOOK_DAG_ID}/dagRuns/{ABSENT_RUN_ID}", {"state": "failed"}),
+        ("DELETE", f"/dags/{WEBHOOK_DAG_ID}/dagRuns/{ABSENT_RUN_ID}", None),
         ("GET", "/connections", None),
         ("GET", f"/connections/{ARTIFACTORY_CONN_ID}", None),
         ("GET", "/variables", None),

@@ -422,7 +422,9 @@ class AirflowClient:
     once when a request answers 401.
     """
 
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0) -> None:
+    # The stack's one api-server process was seen to answer nothing for 30-40 s while the first
+    # task of a run started, on a 2-core machine at load 14-19; 30 s failed the tests there.
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 90.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._username = username
         self._password = password
