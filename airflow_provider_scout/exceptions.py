@@ -6,6 +6,8 @@
     ├── ArtifactoryError               status, url; retryable when unreachable, 408, 429 or 5xx
     │   ├── ArtifactoryAuthError       401 or 403: never retried
     │   ├── ArtifactoryLimitError      an answer or a listing over a configured limit (limits.py)
+    │   ├── ArtifactoryNetworkError    a certificate not trusted, a client certificate refused, a
+    │   │                              proxy refusing or unreachable: never retried
     │   ├── CredentialScopeError       a credential would go to a host (or connection type) the
     │   │                              deployment did not bind it to: refused before any request
     │   ├── InvalidNameError           (also ValueError) a name that cannot go in a request
@@ -43,6 +45,7 @@ __all__ = [
     "ArtifactoryAuthError",
     "ArtifactoryError",
     "ArtifactoryLimitError",
+    "ArtifactoryNetworkError",
     "BlobDigestError",
     "BlobTransferError",
     "BodyDeadlineError",
@@ -91,6 +94,15 @@ class ArtifactoryAuthError(ArtifactoryError):
 
 class ArtifactoryLimitError(ArtifactoryError):
     """An answer or a listing larger than the limit set for it (:mod:`airflow_provider_scout.limits`)."""
+
+    permanent = True
+
+
+class ArtifactoryNetworkError(ArtifactoryError):
+    """TLS or a proxy stands between the worker and the host: a certificate not trusted, a client
+    certificate refused, a proxy refusing (403, 407) or unreachable. The one-line message names
+    the host, the cause and the connection extra to set; asking again cannot help.
+    """
 
     permanent = True
 

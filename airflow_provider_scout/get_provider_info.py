@@ -11,6 +11,37 @@ from typing import Any
 from airflow_provider_scout import __version__
 from airflow_provider_scout.defaults import ARTIFACTORY_CONN_TYPE, ASSET_SCHEME, SCOUT_CONN_TYPE
 
+# providers-http's HttpHook extras, with its names and meaning (SPEC section 8), on both forms.
+_NETWORK_FIELDS: dict[str, Any] = {
+    "verify": {
+        "label": "Verify TLS (true, false or CA bundle path)",
+        "description": "A CA bundle (file or directory) on the workers for a private CA; false turns "
+        "verification off for this connection only and warns once per task.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "cert": {
+        "label": "Client certificate",
+        "description": 'Path of a PEM file holding certificate and key, or ["cert.pem", "key.pem"], '
+        "for servers that require mutual TLS.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "proxies": {
+        "label": "Proxies (JSON)",
+        "description": '{"https": "http://user:password@proxy:3128"}; the password is masked in logs.',
+        "schema": {"type": ["string", "null"]},
+    },
+    "trust_env": {
+        "label": "Trust the environment",
+        "description": "Use the worker's HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE where the "
+        "connection names none (default true).",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "max_redirects": {
+        "label": "Maximum redirects",
+        "schema": {"type": ["integer", "null"], "default": 30},
+    },
+}
+
 # Airflow 3 reads connection form fields from here (hooks' get_connection_form_widgets is deprecated).
 _ARTIFACTORY_CONNECTION: dict[str, Any] = {
     "connection-type": ARTIFACTORY_CONN_TYPE,
@@ -38,6 +69,7 @@ _ARTIFACTORY_CONNECTION: dict[str, Any] = {
             ),
             "schema": {"type": ["string", "null"]},
         },
+        **_NETWORK_FIELDS,
     },
 }
 
@@ -91,6 +123,7 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
             "label": "Timeout per image (s)",
             "schema": {"type": ["number", "null"], "default": 1800},
         },
+        **_NETWORK_FIELDS,
     },
 }
 

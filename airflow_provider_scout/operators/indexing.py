@@ -186,6 +186,7 @@ class IndexImageOperator(ArtifactoryOperator):
                 force=force,
                 tag_source=self.artifactory_hook,
                 blob_source=self.artifactory_hook.registry_blobs(),
+                registry_network=self.artifactory_hook.settings.network,
             )
             return result, None
         except ScoutProviderError as exc:

@@ -24,6 +24,7 @@ import pytest
 from airflow_provider_scout.config import parse_registry_string
 from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME
 from airflow_provider_scout.events import IMAGE_EVENT_SCHEMA
+from airflow_provider_scout.hooks.http_session import NETWORK_EXTRAS
 from airflow_provider_scout.params import indexing_params
 from tests.support import docs
 from tests.support.compose import ENV_EXAMPLE, REPO_ROOT, EnvExample, interpolate_tree, relay_webhook_paths
@@ -165,7 +166,8 @@ def _form_fields(conn_type: str) -> set[str]:
 
 
 def test_readme_connection_extras_are_the_ones_the_hooks_read() -> None:
-    read = set(re.findall(r'lookup\("(\w+)"\)', SCOUT_SETTINGS_SOURCE.read_text()))
+    # The Scout connection's own extras, and HttpHook's network extras both connections share.
+    read = set(re.findall(r'lookup\("(\w+)"\)', SCOUT_SETTINGS_SOURCE.read_text())) | set(NETWORK_EXTRAS)
     documented = _documented_extras("**`docker_scout_default`**")
     assert documented == read == _form_fields("docker_scout")
     assert _documented_extras("**`artifactory_default`**") == _form_fields("artifactory")

@@ -7,6 +7,7 @@ Every request is recorded so tests can assert what the hook sent.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -42,7 +43,9 @@ class Seen:
 
 
 class StubServer:
-    def __init__(self) -> None:
+    """With ``tls``, the listener speaks HTTPS with that context (``url`` then says https)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[tuple[str, str], list[Reply]] = {}
         self.seen: list[Seen] = []
         stub = self
@@ -81,7 +84,10 @@ class StubServer:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
         self.api_url = f"{self.url}/artifactory"
 
     def on(self, method: str, path: str, *replies: Reply) -> None:
@@ -92,8 +98,8 @@ class StubServer:
 
 
 @contextmanager
-def running_stub() -> Iterator[StubServer]:
-    stub = StubServer()
+def running_stub(tls: ssl.SSLContext | None = None) -> Iterator[StubServer]:
+    stub = StubServer(tls)
     thread = threading.Thread(target=stub.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -11,24 +11,30 @@ The credentials and the REST base URL come together, from one place:
 
 A connection of another type is refused before its fields are read: a run that names
 another connection id gets nothing out of it.
+
+How the hosts are reached (CA bundle, client certificate, proxies, redirects, headers) comes
+from the connection's extras as providers-http's ``HttpHook`` reads them
+(:mod:`airflow_provider_scout.hooks.http_session`); without a connection, from the
+worker's environment (``REQUESTS_CA_BUNDLE``, ``HTTPS_PROXY``...) as ``requests`` reads it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_scout.credential_scope import CredentialScope, api_base_url
+from airflow_provider_scout.credential_scope import ALLOWED_HOSTS_EXTRA, CredentialScope, api_base_url
 from airflow_provider_scout.defaults import (
     ARTIFACTORY_CONN_TYPE,
     ARTIFACTORY_PASSWORD_ENV,
     ARTIFACTORY_USER_ENV,
 )
 from airflow_provider_scout.exceptions import ArtifactoryError, CredentialScopeError
+from airflow_provider_scout.hooks.http_session import NetworkSettings, read_network
 from airflow_provider_scout.models import RegistryAuth
 
 __all__ = [
@@ -45,6 +51,12 @@ class ArtifactorySettings:
     auth: RegistryAuth | None  # None: anonymous
     source: str  # where the credentials came from, for error messages
     scope: CredentialScope  # where the credentials may go
+    network: NetworkSettings = field(default_factory=NetworkSettings)  # how its hosts are reached
+
+
+# The extras an artifactory connection reads itself; every other one is HttpHook's.
+ACCESS_TOKEN_EXTRA = "access_token"
+OWN_EXTRAS = frozenset({ACCESS_TOKEN_EXTRA, ALLOWED_HOSTS_EXTRA})
 
 
 def check_connection_type(conn_id: str, conn_type: str | None, expected: str) -> None:
@@ -68,7 +80,7 @@ def settings_from_connection(
     check_connection_type(connection.conn_id, connection.conn_type, ARTIFACTORY_CONN_TYPE)
     source = f"Airflow connection '{connection.conn_id}'"
     extra: Mapping[str, Any] = connection.extra_dejson
-    access_token = extra.get("access_token") or None
+    access_token = extra.get(ACCESS_TOKEN_EXTRA) or None
     login, password = connection.login or None, connection.password or None
     if access_token and password:
         raise ArtifactoryError(f"{source} sets both a password and the extra 'access_token'; keep one")
@@ -92,7 +104,8 @@ def settings_from_connection(
             missing=f"no Artifactory REST base URL: set the host of {source} "
             "(e.g. https://example.jfrog.io/artifactory)",
         )
-    return _finish(scope, api_url, auth, source)
+    network = read_network(connection, own_extras=OWN_EXTRAS, source=source)
+    return _finish(scope, api_url, auth, source, network)
 
 
 def settings_from_environment(
@@ -133,7 +146,11 @@ def _fallback_scope(
 
 
 def _finish(
-    scope: CredentialScope, api_url: str | None, auth: RegistryAuth | None, source: str
+    scope: CredentialScope,
+    api_url: str | None,
+    auth: RegistryAuth | None,
+    source: str,
+    network: NetworkSettings | None = None,
 ) -> ArtifactorySettings:
     if api_url and _base_url(api_url, "the hook's api_url") != scope.api_url:
         raise CredentialScopeError(
@@ -142,7 +159,7 @@ def _finish(
         )
     for secret in auth.secrets if auth else ():
         mask_secret(secret)
-    return ArtifactorySettings(scope.api_url, auth, source, scope)
+    return ArtifactorySettings(scope.api_url, auth, source, scope, network or NetworkSettings(source=source))
 
 
 def _base_url(url: str, what: str) -> str:

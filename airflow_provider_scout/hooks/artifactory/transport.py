@@ -10,6 +10,10 @@ credentials came from and the URL, never the secret. A Registry API ``Bearer``
 challenge is answered with a token from its realm, only when the realm is on a host the
 credentials are bound to; every request leaves through a :class:`ScopedSession`, which
 strips ``Authorization`` from any request (a redirect too) to a host outside that scope.
+The session's CA bundle, client certificate, proxies and redirect limit are the connection's
+extras as ``HttpHook`` reads them (:mod:`..http_session`); a certificate not trusted, a client
+certificate refused or a proxy refusing or unreachable fails at once with
+:class:`ArtifactoryNetworkError`, one line naming the host, the cause and the extra to set.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from airflow_provider_scout.exceptions import (
     ArtifactoryAuthError,
     ArtifactoryError,
     ArtifactoryLimitError,
+    ArtifactoryNetworkError,
     BodyDeadlineError,
     BodyTooLargeError,
 )
@@ -38,6 +43,7 @@ from airflow_provider_scout.hooks.artifactory.manifests import error_message, pa
 from airflow_provider_scout.hooks.artifactory.scoped_session import ScopedSession
 from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
 from airflow_provider_scout.hooks.http_body import read_body
+from airflow_provider_scout.hooks.http_session import network_failure, proxy_refusal
 from airflow_provider_scout.http_retry import is_transient_status, retry_after_seconds
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import RegistryAuth
@@ -96,7 +102,9 @@ class ArtifactoryTransport:
         self.limits = limits or Limits()
         self.max_attempts = max_attempts
         self.log = log
-        self.session = ScopedSession(settings.scope)
+        self.session = ScopedSession(settings.scope, private_headers=settings.network.headers)
+        settings.network.apply(self.session)
+        settings.network.warn_if_unverified(settings.api_url, log)
         self.session.headers["User-Agent"] = f"airflow-provider-docker-scout/{__version__}"
         self.session.auth = _auth_of(settings.auth)
         self.request_count = 0
@@ -193,6 +201,9 @@ class ArtifactoryTransport:
             return
         detail = self.scrub(error_message(response.content, 200))
         source = self.settings.source
+        refused_by_proxy = proxy_refusal(status, url, self.settings.network)
+        if refused_by_proxy:
+            raise ArtifactoryNetworkError(f"{method} {url}: {refused_by_proxy}", status=status, url=url)
         if status == 401:
             raise ArtifactoryAuthError(
                 f"Artifactory rejected the credentials of {source} (401 Unauthorized) "
@@ -257,8 +268,6 @@ class ArtifactoryTransport:
         except BodyDeadlineError as exc:
             # Retryable for the task, not here: another attempt would wait as long again.
             raise ArtifactoryError(f"{exc}: over {deadline:g}s ({REQUEST_DEADLINE_ENV})", url=url) from None
-        except requests.exceptions.SSLError as exc:
-            raise ArtifactoryError(f"{method} {url}: TLS failed: {self.scrub(str(exc))}", url=url) from None
         except requests.exceptions.ReadTimeout as exc:
             if slow_is_final:
                 raise SlowQueryError(
@@ -273,6 +282,10 @@ class ArtifactoryTransport:
             requests.exceptions.Timeout,
             requests.exceptions.ChunkedEncodingError,
         ) as exc:
+            # Asking again cannot make a certificate trusted or a proxy willing: fail now.
+            described = network_failure(exc, url, self.settings.network)
+            if described:
+                raise ArtifactoryNetworkError(f"{method} {url}: {described}", url=url) from None
             raise _TransientError(f"{method} {url} failed: {type(exc).__name__}", url=url) from exc
         except requests.exceptions.RequestException as exc:
             raise ArtifactoryError(f"{method} {url} failed: {self.scrub(str(exc))}", url=url) from None

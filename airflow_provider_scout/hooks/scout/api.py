@@ -33,6 +33,7 @@ from airflow_provider_scout.exceptions import (
     ScoutRetryableError,
 )
 from airflow_provider_scout.hooks.http_body import read_body
+from airflow_provider_scout.hooks.http_session import network_failure, proxy_refusal
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.http_retry import is_transient_status, retry_after_seconds
@@ -203,14 +204,24 @@ class ScoutApi:
         limits = self.limits
 
         def attempt() -> requests.Response:
-            response = self.session.request(
-                method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT, stream=True
-            )
+            try:
+                response = self.session.request(
+                    method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT, stream=True
+                )
+            except _NETWORK_ERRORS as exc:
+                # Asking again cannot make a certificate trusted or a proxy willing: fail now.
+                described = network_failure(exc, url, self.settings.network)
+                if described:
+                    raise ScoutFatalError(f"{what}: {described}") from None
+                raise
             read_body(
                 response,
                 max_bytes=limits.max_body_bytes,
                 deadline=time.monotonic() + limits.request_deadline,
             )
+            refused_by_proxy = proxy_refusal(response.status_code, url, self.settings.network)
+            if refused_by_proxy:
+                raise ScoutFatalError(f"{what}: {refused_by_proxy}")
             if is_transient_status(response.status_code):
                 raise _TransientHTTPError(response)
             return response

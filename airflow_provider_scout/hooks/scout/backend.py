@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from airflow_provider_scout.docker_reference import split_reference
 from airflow_provider_scout.exceptions import ArtifactoryError, ScoutFatalError
+from airflow_provider_scout.hooks.http_session import NetworkSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth, ResolvedImage
 from airflow_provider_scout.policy import PolicyResult
 from airflow_provider_scout.results import IndexResult
@@ -75,6 +76,7 @@ class Backend(Protocol):
         force: bool,
         tag_source: TagSource | None,
         blob_source: BlobSource | None = None,
+        registry_network: NetworkSettings | None = None,
     ) -> IndexResult:
         """Index one image manifest (one platform): what it produced, in state ``indexed``,
         ``retagged``, ``dry_run`` or ``moved``.

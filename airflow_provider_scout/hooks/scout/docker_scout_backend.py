@@ -62,10 +62,11 @@ from airflow_provider_scout.exceptions import (
     ScoutIndexError,
     ScoutRetryableError,
 )
+from airflow_provider_scout.hooks.http_session import NetworkSettings
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.cli_runner import CliSlots, run_docker_scout
-from airflow_provider_scout.hooks.scout.process import kill_group, tool_environment
+from airflow_provider_scout.hooks.scout.process import go_network_environment, kill_group, tool_environment
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.policy import PolicyResult
@@ -209,11 +210,14 @@ class CliBackend:
         force: bool,
         tag_source: TagSource | None,
         blob_source: BlobSource | None = None,
+        registry_network: NetworkSettings | None = None,
     ) -> IndexResult:
         """Push each tag that still names the target (``force``: the operator pushes even what
         :meth:`is_indexed` finds recorded). ``blob_source`` is not used: ``docker scout push``
         pulls the image itself and documents no local image layout input."""
-        argv, env, secrets = self._command(target, registry_auth, plain_http, dry_run)
+        argv, env, secrets = self._command(
+            target, registry_auth, plain_http, dry_run, registry_network or NetworkSettings()
+        )
         host, repository = scout_repository(target.reference)
         moved: dict[str, str | None] = {}
         pushes = [_Push(f"{host}/{repository}:{tag}", tag) for tag in target.tags]
@@ -272,9 +276,18 @@ class CliBackend:
         self.workspace.remove()
 
     def _command(
-        self, target: IndexTarget, registry_auth: RegistryAuth | None, plain_http: bool, dry_run: bool
+        self,
+        target: IndexTarget,
+        registry_auth: RegistryAuth | None,
+        plain_http: bool,
+        dry_run: bool,
+        registry_network: NetworkSettings,
     ) -> tuple[list[str], dict[str, str], list[str | None]]:
-        """docker-scout's argv without the image, its environment and the secrets to mask."""
+        """docker-scout's argv without the image, its environment and the secrets to mask.
+
+        Trust and proxies: the variables of its Go runtime (:func:`~.process.go_network_environment`)
+        from the Artifactory connection (the registry) and the Scout connection (Hub, Scout).
+        """
         settings = self.settings
         if not settings.hub_user or not settings.hub_token:
             raise ScoutFatalError(
@@ -308,6 +321,23 @@ class CliBackend:
             else:
                 credentials[CLI_REGISTRY_USER_VAR], credentials[CLI_REGISTRY_PASSWORD_VAR] = basic
             secrets += registry_auth.secrets
+        networks = [registry_network, settings.network]
+        credentials.update(go_network_environment(networks, str(self.workspace.path), self.log))
+        if registry_network.cert is not None:
+            # docker-scout documents no client-certificate setting (only syft does).
+            self.log.warning(
+                "%s names a client certificate, which docker-scout has no documented setting for: "
+                "a registry requiring it will refuse the pull of %s (the sbom backend's syft sends it)",
+                registry_network.source,
+                target.reference,
+            )
+        if registry_network.verify is False:
+            self.log.warning(
+                "%s turns TLS verification off, which docker-scout has no documented setting for: "
+                "it verifies the registry of %s anyway",
+                registry_network.source,
+                target.reference,
+            )
         return argv, self.workspace.environment(credentials), secrets
 
     def _vulnerabilities(self, target: IndexTarget) -> dict[str, int] | None:

@@ -26,6 +26,7 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_scout.defaults import SCOUT_CONN_ID, SCOUT_CONN_TYPE
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError
+from airflow_provider_scout.hooks.http_session import ExtrasSession, NetworkSettings
 from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import Backend, BlobSource, TagSource
@@ -71,7 +72,7 @@ class ScoutHook(BaseHook):
         super().__init__()
         self.scout_conn_id = scout_conn_id
         self._arguments: dict[str, Any] = {"backend": backend, "sbom_dir": sbom_dir, "timeout": timeout}
-        self._session = requests.Session()
+        self._session = ExtrasSession()
 
     @cached_property
     def settings(self) -> ScoutSettings:
@@ -108,7 +109,11 @@ class ScoutHook(BaseHook):
 
     @cached_property
     def api(self) -> ScoutApi:
-        """Scout's GraphQL API (only a ``cli`` connection may use it)."""
+        """Scout's GraphQL API (only a ``cli`` connection may use it), reached as the extras say."""
+        network = self.settings.network
+        network.apply(self._session)
+        for url in dict.fromkeys((self.settings.hub_url, self.settings.api_url)):
+            network.warn_if_unverified(url, self.log)
         return ScoutApi(self.settings, self._session, self.log)
 
     @cached_property
@@ -164,6 +169,7 @@ class ScoutHook(BaseHook):
         force: bool = False,
         tag_source: TagSource | None = None,
         blob_source: BlobSource | None = None,
+        registry_network: NetworkSettings | None = None,
     ) -> IndexResult:
         """Index one image manifest (one platform) and say what came of it, with the seconds it took.
 
@@ -183,6 +189,8 @@ class ScoutHook(BaseHook):
         :param blob_source: sbom: where the layer cache fetches the blobs it lacks (the
             ArtifactoryHook's ``registry_blobs()``); without it, or with the cache off, syft
             pulls the image from the registry itself.
+        :param registry_network: how the registry is reached (the Artifactory connection's CA
+            bundle, client certificate, proxies), for the tool that pulls from it.
         :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the reference.
         """
         for secret in registry_auth.secrets if registry_auth else ():
@@ -203,6 +211,7 @@ class ScoutHook(BaseHook):
             force=force,
             tag_source=tag_source,
             blob_source=blob_source,
+            registry_network=registry_network,
         )
         result = dataclasses.replace(result, duration=round(time.monotonic() - started, 3))
         self.log.info("Indexed %s: %s", target.reference, result.to_dict())

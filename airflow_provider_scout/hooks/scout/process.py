@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import subprocess
 import threading
 from collections import deque
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, ScoutRetryableError
+from airflow_provider_scout.hooks.http_session import NetworkSettings
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["RunResult", "failure", "kill_group", "run_tool", "tool_environment"]
+__all__ = ["RunResult", "failure", "go_network_environment", "kill_group", "run_tool", "tool_environment"]
 
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
 _TAIL_LINES = 200
@@ -88,6 +90,57 @@ def tool_environment(
     environment.update(HOME=home, TMPDIR=tmpdir)
     environment.update(settings or {})
     return environment
+
+
+def go_network_environment(networks: Sequence[NetworkSettings], work_dir: str, log: Logger) -> dict[str, str]:
+    """What a Go tool (syft, docker-scout) reads for proxies and trust, from the connections' extras.
+
+    Go's net/http reads ``HTTPS_PROXY``/``HTTP_PROXY`` and crypto/x509 ``SSL_CERT_FILE``, one of
+    each per process, so the first connection (the registry's) that names proxies wins; a CA
+    bundle of any connection is added to the system's into one file below ``work_dir`` (Go reads
+    ``SSL_CERT_FILE`` instead of the system file, so the system's must be in it). A connection
+    with ``trust_env`` false also keeps the worker's proxies from the tool.
+    """
+    settings: dict[str, str] = {}
+    if any(not network.trust_env for network in networks):
+        settings.update({name: "" for name in _PROXY_ENV if name != "NO_PROXY"})
+        settings.update({name.lower(): "" for name in _PROXY_ENV if name != "NO_PROXY"})
+    chosen = next((network for network in networks if network.proxies), None)
+    if chosen is not None:
+        for name, value in chosen.proxy_environment().items():
+            settings[name] = settings[name.lower()] = value
+        for other in networks:
+            if other.proxies and other.proxy_environment() != chosen.proxy_environment():
+                log.warning(
+                    "%s and %s name different proxies; a tool process has one, so it uses those of %s",
+                    chosen.source,
+                    other.source,
+                    chosen.source,
+                )
+    bundles = [network.ca_bundle for network in networks if network.ca_bundle]
+    if bundles:
+        settings["SSL_CERT_FILE"] = _combined_bundle(bundles, os.path.join(work_dir, "ca-bundle.pem"))
+    return settings
+
+
+def _combined_bundle(bundles: Sequence[str], path: str) -> str:
+    """The system's CA file and ``bundles`` (files, or directories of PEM files) in one file."""
+    system = ssl.get_default_verify_paths().openssl_cafile
+    sources = [system] if system and os.path.isfile(system) else []
+    for bundle in bundles:
+        if os.path.isdir(bundle):
+            sources += sorted(
+                os.path.join(bundle, name)
+                for name in os.listdir(bundle)
+                if name.endswith((".pem", ".crt", ".cert")) and os.path.isfile(os.path.join(bundle, name))
+            )
+        else:
+            sources.append(bundle)
+    with open(path, "wb") as combined:
+        for source in dict.fromkeys(sources):
+            with open(source, "rb") as part:
+                combined.write(part.read().rstrip(b"\n") + b"\n")
+    return path
 
 
 @dataclass(frozen=True)

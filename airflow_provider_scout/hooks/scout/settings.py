@@ -12,6 +12,11 @@ Every setting is looked up in one order, the first one given wins:
 4. the **default**: backend ``cli`` when the connection exists, else ``sbom``; ``org`` is the
    login; Docker's public URLs; 1800 s per image.
 
+How Docker Hub and Scout are reached (CA bundle, client certificate, proxies, redirects,
+headers) is the connection's extras as providers-http's ``HttpHook`` reads them
+(:mod:`airflow_provider_scout.hooks.http_session`); without a connection, the worker's
+environment as ``requests`` reads it.
+
 An error names the connection and the extra (or the argument) that is wrong. The access
 token is masked in task logs as soon as it is read and never appears in ``repr``.
 """
@@ -40,6 +45,7 @@ from airflow_provider_scout.defaults import (
 )
 from airflow_provider_scout.exceptions import InputError, ScoutFatalError
 from airflow_provider_scout.grammar import DURATION_EXAMPLES, parse_duration
+from airflow_provider_scout.hooks.http_session import NetworkSettings, read_network
 
 __all__ = ["BACKENDS", "DEFAULT_RUN_TIMEOUT", "ScoutSettings", "read_settings"]
 
@@ -50,6 +56,10 @@ BACKENDS = ("cli", "sbom")
 _RENAMED_BACKENDS = {"local": "sbom"}
 DEFAULT_RUN_TIMEOUT = 1800.0  # seconds one docker-scout or syft run may take
 DEFAULT_CLI_PATH = "docker-scout"
+# The extras a Scout connection reads itself; every other one is HttpHook's (a header at most).
+OWN_EXTRAS = frozenset(
+    {"backend", "timeout", "api_url", "hub_url", "org", "cli_path", "syft_path", "sbom_dir"}
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +80,7 @@ class ScoutSettings:
     hub_url: str = HUB_URL
     sbom_dir: str | None = None
     timeout: float = DEFAULT_RUN_TIMEOUT
+    network: NetworkSettings = field(default_factory=NetworkSettings)
 
     @property
     def source(self) -> str:
@@ -110,6 +121,12 @@ def read_settings(
     hub_token = (connection.password if connection else None) or environ.get(HUB_PASSWORD_ENV) or None
     if hub_token:
         mask_secret(hub_token)
+    network = NetworkSettings(source=where)
+    if connection is not None:
+        try:
+            network = read_network(connection, own_extras=OWN_EXTRAS, source=where)
+        except InputError as exc:
+            raise ScoutFatalError(str(exc)) from None
     return ScoutSettings(
         backend=backend,
         conn_id=conn_id,
@@ -123,6 +140,7 @@ def read_settings(
         hub_url=(hub_url or HUB_URL).rstrip("/"),
         sbom_dir=lookup("sbom_dir")[0] or environ.get(SBOM_DIR_ENV) or None,
         timeout=timeout,
+        network=network,
     )
 
 

@@ -19,6 +19,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,19 +30,29 @@ from airflow_provider_scout.defaults import (
     MAX_REPORT_BYTES_ENV,
     SYFT_AUTH_AUTHORITY_VAR,
     SYFT_AUTH_PASSWORD_VAR,
+    SYFT_AUTH_TLS_CERT_VAR,
+    SYFT_AUTH_TLS_KEY_VAR,
     SYFT_AUTH_TOKEN_VAR,
     SYFT_AUTH_USERNAME_VAR,
     SYFT_AUTH_VAR_PREFIX,
+    SYFT_CA_CERT_VAR,
     SYFT_CACHE_DIR_VAR,
     SYFT_CHECK_UPDATE_VAR,
     SYFT_INSECURE_HTTP_VAR,
+    SYFT_SKIP_TLS_VERIFY_VAR,
     SYFT_VAR_PREFIX,
 )
 from airflow_provider_scout.exceptions import InputError, ScoutFatalError
+from airflow_provider_scout.hooks.http_session import NetworkSettings
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.layer_store import LayerStore
 from airflow_provider_scout.hooks.scout.local_image import SyftSource, syft_source
-from airflow_provider_scout.hooks.scout.process import failure, run_tool, tool_environment
+from airflow_provider_scout.hooks.scout.process import (
+    failure,
+    go_network_environment,
+    run_tool,
+    tool_environment,
+)
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.layer_cache import layer_cache_settings
@@ -96,6 +107,7 @@ class SbomBackend:
         force: bool,
         tag_source: TagSource | None,
         blob_source: BlobSource | None = None,
+        registry_network: NetworkSettings | None = None,
     ) -> IndexResult:
         """Analyse the target with syft, unless its digest's SBOM is stored and only lacks tags.
 
@@ -119,7 +131,8 @@ class SbomBackend:
                 target, IndexState.MOVED, packages=len(stored["artifacts"]), sbom_path=location
             )
         else:
-            result = self._analyse(confirmed, registry_auth, plain_http, dry_run, blob_source)
+            pull = _Pull(registry_auth, plain_http, registry_network or NetworkSettings())
+            result = self._analyse(confirmed, pull, dry_run, blob_source)
         return dataclasses.replace(result, tags=target.tags, moved_tags=moved or None)
 
     def policies(self, target: IndexTarget) -> None:
@@ -146,8 +159,7 @@ class SbomBackend:
     def _analyse(
         self,
         target: IndexTarget,
-        registry_auth: RegistryAuth | None,
-        plain_http: bool,
+        pull: _Pull,
         dry_run: bool,
         blob_source: BlobSource | None,
     ) -> IndexResult:
@@ -163,7 +175,7 @@ class SbomBackend:
                 source_name=f"{host}/{repository}",
             ) as source,
         ):
-            env, secrets = _syft_environment(work_dir, source, host, registry_auth, plain_http)
+            env, secrets = _syft_environment(work_dir, source, host, pull, self.log)
             report_path = os.path.join(work_dir, "syft.json")
             spdx_path = os.path.join(work_dir, "sbom.spdx.json")
             argv = [syft, source.argument, "-o", f"json={report_path}", "-o", f"spdx-json={spdx_path}"]
@@ -276,27 +288,50 @@ def _read_report(path: str, target: IndexTarget, max_bytes: int) -> dict[str, An
     return loaded
 
 
+@dataclass(frozen=True)
+class _Pull:
+    """How syft may pull from the registry: credentials, plain HTTP, and the connection's trust."""
+
+    auth: RegistryAuth | None
+    plain_http: bool
+    network: NetworkSettings
+
+
 def _syft_environment(
-    work_dir: str, source: SyftSource, host: str, registry_auth: RegistryAuth | None, plain_http: bool
+    work_dir: str, source: SyftSource, host: str, pull: _Pull, log: Logger
 ) -> tuple[dict[str, str], list[str]]:
-    """syft's environment and the secrets in it: registry credentials only when it pulls itself.
+    """syft's environment and the secrets in it: registry credentials and trust only when it pulls itself.
 
     Built from an allowlist (:func:`~.process.tool_environment`): never the worker's secrets,
-    nor registry credentials of the worker's own.
+    nor registry credentials of the worker's own. The Artifactory connection's CA bundle,
+    client certificate and ``verify: false`` go in syft's documented registry settings, its
+    proxies in Go's variables (:func:`~.process.go_network_environment`).
     """
     # Layers are downloaded below TMPDIR; keeping both private means nothing outlives the run.
     settings = {SYFT_CHECK_UPDATE_VAR: "false", SYFT_CACHE_DIR_VAR: os.path.join(work_dir, "cache")}
     secrets: list[str] = []
     if source.from_registry:
-        settings[SYFT_INSECURE_HTTP_VAR] = "true" if plain_http else "false"
-        if registry_auth:
+        settings[SYFT_INSECURE_HTTP_VAR] = "true" if pull.plain_http else "false"
+        network = pull.network
+        settings.update(go_network_environment([network], work_dir, log))
+        if network.ca_bundle:
+            settings[SYFT_CA_CERT_VAR] = network.ca_bundle
+        if network.verify is False:
+            settings[SYFT_SKIP_TLS_VERIFY_VAR] = "true"
+        client = network.client_cert
+        if client:
+            # One file holding both is fine: Go's key-pair loader skips the blocks it does not want.
             settings[SYFT_AUTH_AUTHORITY_VAR] = host
-            basic = registry_auth.basic
+            settings[SYFT_AUTH_TLS_CERT_VAR] = client[0]
+            settings[SYFT_AUTH_TLS_KEY_VAR] = client[1] or client[0]
+        if pull.auth:
+            settings[SYFT_AUTH_AUTHORITY_VAR] = host
+            basic = pull.auth.basic
             if basic:
                 settings[SYFT_AUTH_USERNAME_VAR], settings[SYFT_AUTH_PASSWORD_VAR] = basic
             else:
-                settings[SYFT_AUTH_TOKEN_VAR] = registry_auth.token or ""
-            secrets += registry_auth.secrets
+                settings[SYFT_AUTH_TOKEN_VAR] = pull.auth.token or ""
+            secrets += pull.auth.secrets
     env = tool_environment(
         SYFT_VAR_PREFIX, home=work_dir, tmpdir=work_dir, withheld=_WITHHELD_ENV, settings=settings
     )
