@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -60,11 +61,13 @@ class AirflowApiClient:
         credentials: AirflowCredentials,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """:param client_options: ``verify`` and ``proxy`` (:meth:`..tls.ClientTls.httpx_options`)."""
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._token: str | None = None if credentials.renewable else credentials.token
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport, **(client_options or {}))
 
     async def aclose(self) -> None:
         await self._client.aclose()

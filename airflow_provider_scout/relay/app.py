@@ -147,7 +147,13 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
     """
     relay = _Relay(
         settings,
-        membership or MembershipCache(settings.registry, settings.artifactory_auth, limits=settings.upstream),
+        membership
+        or MembershipCache(
+            settings.registry,
+            settings.artifactory_auth,
+            limits=settings.upstream,
+            client_options=settings.artifactory_tls.httpx_options(),
+        ),
     )
     # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
     app = FastAPI(
@@ -190,7 +196,11 @@ class _Relay:
     async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
         settings = self.settings
         self.store = store = EventStore(settings.database_path, settings.dedupe_window, settings.max_pending)
-        client = AirflowApiClient(settings.airflow_url, settings.airflow_credentials)
+        client = AirflowApiClient(
+            settings.airflow_url,
+            settings.airflow_credentials,
+            client_options=settings.airflow_tls.httpx_options(),
+        )
         self.worker = worker = DeliveryWorker(
             store,
             client,
@@ -206,7 +216,8 @@ class _Relay:
         task = asyncio.create_task(worker.run(), name="relay-delivery")
         members = asyncio.create_task(self.membership.run(), name="relay-membership")
         log.info(
-            "relay ready on http://%s:%d, triggering DAG %r at %s, events in %s",
+            "relay ready on %s://%s:%d, triggering DAG %r at %s, events in %s",
+            "https" if settings.server_tls.enabled else "http",
             settings.host,
             settings.port,
             settings.dag_id,

@@ -27,7 +27,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import httpx
@@ -57,10 +57,14 @@ class MembershipCache:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         limits: Limits | None = None,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """:param limits: the body cap and deadline of each answer (the relay's settings read them)."""
+        """:param limits: the body cap and deadline of each answer (the relay's settings read them).
+        :param client_options: ``verify`` and ``proxy`` (:meth:`..tls.ClientTls.httpx_options`).
+        """
         self.registry = registry
         self.limits = limits if limits is not None else Limits()
+        self._client_options = dict(client_options or {})
         scope = CredentialScope.of_deployment(registry, "the relay's --registry")
         self._auth = _ScopedBasicAuth(auth, scope) if auth else None
         self._transport = transport
@@ -74,7 +78,11 @@ class MembershipCache:
         api = self.registry.api
         try:
             async with httpx.AsyncClient(
-                auth=self._auth, timeout=_TIMEOUT, transport=self._transport, follow_redirects=False
+                auth=self._auth,
+                timeout=_TIMEOUT,
+                transport=self._transport,
+                follow_redirects=False,
+                **self._client_options,
             ) as client:
                 listing = await self._json(client, f"{api}/api/repositories", {"packageType": "docker"})
                 layout = RepositoryLayout.from_listing(docker_repositories(listing))

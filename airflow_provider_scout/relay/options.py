@@ -38,6 +38,7 @@ from airflow_provider_scout.relay.settings import (
 __all__ = [
     "LIMITS",
     "OPTIONS",
+    "TLS",
     "Reader",
     "RelayOption",
     "add_options",
@@ -173,6 +174,46 @@ LIMITS: tuple[RelayOption, ...] = (
     RelayOption("max_requests_per_source", read_float, "requests per second from one address; beyond: 503"),
 )
 
+# TLS: the relay's own certificate, and what each of its clients trusts, presents and goes through
+# (relay/tls.py). Without them, the clients read SSL_CERT_FILE, HTTPS_PROXY and NO_PROXY as httpx does.
+TLS: tuple[RelayOption, ...] = (
+    RelayOption(
+        "tls_cert",
+        read_path,
+        "serve HTTPS with this certificate (PEM, chain included)",
+        default_text="plain HTTP",
+    ),
+    RelayOption("tls_key", read_path, "the private key of --tls-cert", default_text="none"),
+    RelayOption(
+        "tls_client_ca",
+        read_path,
+        "require client certificates signed by this CA",
+        default_text="not required",
+    ),
+    *(
+        option
+        for client, what in (("airflow", "Airflow's API"), ("artifactory", "Artifactory's repositories API"))
+        for option in (
+            RelayOption(
+                f"{client}_ca_bundle",
+                read_path,
+                f"CA bundle to trust for {what}",
+                default_text="the system's",
+            ),
+            RelayOption(
+                f"{client}_client_cert", read_path, f"client certificate for {what}", default_text="none"
+            ),
+            RelayOption(
+                f"{client}_client_key",
+                read_path,
+                "its key, unless the certificate file holds it",
+                default_text="none",
+            ),
+            RelayOption(f"{client}_proxy", read_str, f"proxy URL for {what}", default_text="$HTTPS_PROXY"),
+        )
+    ),
+)
+
 
 def _add(parser: argparse.ArgumentParser | Any, option: RelayOption) -> None:
     if option.kind == "switch":
@@ -192,6 +233,9 @@ def add_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = 
         group = parser.add_argument_group("listening address and limits")
         for option in LIMITS:
             _add(group, option)
+        tls = parser.add_argument_group("TLS and proxies")
+        for option in TLS:
+            _add(tls, option)
 
 
 def _value(option: RelayOption, args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
@@ -217,7 +261,7 @@ def _value(option: RelayOption, args: argparse.Namespace, environ: Mapping[str, 
 def given_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, Any]:
     """Each option present in ``args`` that was given on the command line or in the environment."""
     values = {}
-    for option in (*OPTIONS, *LIMITS):
+    for option in (*OPTIONS, *LIMITS, *TLS):
         if hasattr(args, option.dest):
             value = _value(option, args, environ)
             if value is not None:

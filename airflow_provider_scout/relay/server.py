@@ -25,6 +25,7 @@ import dataclasses
 import enum
 import logging
 import socket
+import ssl
 from typing import Any, ClassVar
 
 import h11
@@ -32,6 +33,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from airflow_provider_scout.relay.settings import ConnectionLimits, RelaySettings
+from airflow_provider_scout.relay.tls import ServerTls
 from airflow_provider_scout.webhook import SIGNATURE_HEADER, HeadAuth, check_head
 
 __all__ = ["guarded_protocol", "serve"]
@@ -175,7 +177,16 @@ def guarded_protocol(limits: ConnectionLimits, secret: str) -> type[H11Protocol]
     return type("GuardedH11Protocol", (_GuardedH11Protocol,), attributes)
 
 
-def uvicorn_config(app: Any, limits: ConnectionLimits, secret: str) -> uvicorn.Config:
+def uvicorn_config(
+    app: Any, limits: ConnectionLimits, secret: str, tls: ServerTls | None = None
+) -> uvicorn.Config:
+    """uvicorn's settings; with ``tls`` enabled it serves HTTPS (and requires client certificates
+    when ``tls`` names a client CA)."""
+    tls_options: dict[str, Any] = {}
+    if tls is not None and tls.enabled:
+        tls_options = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+        if tls.client_ca is not None:
+            tls_options |= {"ssl_ca_certs": str(tls.client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return uvicorn.Config(
         app,
         # h11, not httptools: h11 refuses a request head larger than its buffer limit (llhttp has none).
@@ -186,6 +197,7 @@ def uvicorn_config(app: Any, limits: ConnectionLimits, secret: str) -> uvicorn.C
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,
+        **tls_options,
     )
 
 
@@ -204,4 +216,5 @@ def serve(settings: RelaySettings) -> None:
         sock.close()
         raise
     bound = dataclasses.replace(settings, port=sock.getsockname()[1])
-    uvicorn.Server(uvicorn_config(build_app(bound), settings.limits, settings.secret)).run(sockets=[sock])
+    config = uvicorn_config(build_app(bound), settings.limits, settings.secret, settings.server_tls)
+    uvicorn.Server(config).run(sockets=[sock])

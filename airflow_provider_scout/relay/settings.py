@@ -34,6 +34,7 @@ from airflow_provider_scout.defaults import (
 from airflow_provider_scout.events import EventSelection
 from airflow_provider_scout.exceptions import RelayConfigError
 from airflow_provider_scout.limits import Limits
+from airflow_provider_scout.relay.tls import ClientTls, ServerTls
 
 __all__ = [
     "DATABASE_FILE",
@@ -136,8 +137,22 @@ class RelaySettings:
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     # Body cap and deadline of Artifactory's answers (SCOUT_MAX_BODY_BYTES, SCOUT_REQUEST_DEADLINE).
     upstream: Limits = field(default_factory=Limits)
+    # TLS (relay/tls.py): the relay's own certificate, and each client's trust, certificate, proxy.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    airflow_ca_bundle: Path | None = None
+    airflow_client_cert: Path | None = None
+    airflow_client_key: Path | None = None
+    airflow_proxy: str | None = field(default=None, repr=False)
+    artifactory_ca_bundle: Path | None = None
+    artifactory_client_cert: Path | None = None
+    artifactory_client_key: Path | None = None
+    artifactory_proxy: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        # Built once here so a bad path or key fails the start, naming its flag.
+        _ = (self.server_tls, self.airflow_tls, self.artifactory_tls)
         if not self.secret.strip():
             raise RelayConfigError(
                 f"{WEBHOOK_SECRET_ENV} is not set; the relay refuses unauthenticated webhooks"
@@ -177,6 +192,30 @@ class RelaySettings:
             raise RelayConfigError("the request rate per source must be positive")
         if self.max_pending < 1 or self.max_runs_per_minute < 1:
             raise RelayConfigError("the pending-event cap and the DAG runs per minute must be at least 1")
+
+    @property
+    def server_tls(self) -> ServerTls:
+        return ServerTls(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def airflow_tls(self) -> ClientTls:
+        return ClientTls(
+            "airflow",
+            self.airflow_ca_bundle,
+            self.airflow_client_cert,
+            self.airflow_client_key,
+            self.airflow_proxy,
+        )
+
+    @property
+    def artifactory_tls(self) -> ClientTls:
+        return ClientTls(
+            "artifactory",
+            self.artifactory_ca_bundle,
+            self.artifactory_client_cert,
+            self.artifactory_client_key,
+            self.artifactory_proxy,
+        )
 
     @property
     def selection(self) -> EventSelection:

@@ -15,7 +15,7 @@ import httpx
 from airflow_provider_scout.defaults import WEBHOOK_SECRET_ENV
 from scout_testing.processes import ManagedProcess
 
-_READY = re.compile(r"relay ready on http://[^:\s]+:(\d+)")
+_READY = re.compile(r"relay ready on (https?)://[^:\s]+:(\d+)")
 
 
 def airflow_scout_command() -> list[str]:
@@ -49,7 +49,7 @@ class RelayProcess:
             raise RuntimeError(f"relay exited with {process.exit_code}:\n{self.log()[offset:]}")
         match = ready_line()
         assert match is not None  # wait_ready saw it
-        self.url = f"http://127.0.0.1:{match.group(1)}"
+        self.url = f"{match.group(1)}://127.0.0.1:{match.group(2)}"
         return self
 
     def log(self) -> str:

@@ -22,6 +22,7 @@ import asyncio
 import os
 import secrets
 import socket
+import ssl
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -153,18 +154,25 @@ def create_app(state: StandinState) -> FastAPI:
 
 
 class StandinServer:
-    """The stand-in served by uvicorn in a thread; it can be stopped and started on the same port."""
+    """The stand-in served by uvicorn in a thread; it can be stopped and started on the same port.
 
-    def __init__(self, state: StandinState, host: str = "127.0.0.1") -> None:
+    :param tls: (certificate, key, client CA or None): serve HTTPS, requiring client certificates
+        signed by the CA when one is given (the relay's client TLS tests).
+    """
+
+    def __init__(
+        self, state: StandinState, host: str = "127.0.0.1", tls: tuple[str, str, str | None] | None = None
+    ) -> None:
         self.state = state
         self.host = host
+        self.tls = tls
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -175,8 +183,14 @@ class StandinServer:
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:
+        tls: dict[str, Any] = {}
+        if self.tls is not None:
+            certificate, key, client_ca = self.tls
+            tls = {"ssl_certfile": certificate, "ssl_keyfile": key}
+            if client_ca is not None:
+                tls |= {"ssl_ca_certs": client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
         config = uvicorn.Config(
-            create_app(self.state), log_level="warning", access_log=False, timeout_graceful_shutdown=1
+            create_app(self.state), log_level="warning", access_log=False, timeout_graceful_shutdown=1, **tls
         )
         return uvicorn.Server(config)
 

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_scout.cli import build_parser
 from airflow_provider_scout.relay.cli import settings_from_args
-from airflow_provider_scout.relay.options import LIMITS, OPTIONS, RelayOption
+from airflow_provider_scout.relay.options import LIMITS, OPTIONS, TLS, RelayOption
 from airflow_provider_scout.relay.settings import RelayConfigError, RelaySettings
 from tests.support.fixtures.relay import REGISTRY
 from tests.support.relay import expected_of, sample_text, setting_of
@@ -36,8 +36,8 @@ def test_every_relay_flag_is_in_the_table_and_only_port_has_no_variable() -> Non
         for flag in action.option_strings
         if flag.startswith("--") and flag != "--help"
     }
-    assert flags == {o.flag for o in (*OPTIONS, *LIMITS)}
-    assert [o.flag for o in (*OPTIONS, *LIMITS) if not o.variable] == ["--port"]
+    assert flags == {o.flag for o in (*OPTIONS, *LIMITS, *TLS)}
+    assert [o.flag for o in (*OPTIONS, *LIMITS, *TLS) if not o.variable] == ["--port"]
 
 
 @pytest.mark.parametrize("option", VARIABLE_OPTIONS, ids=lambda o: o.dest)
