@@ -288,7 +288,8 @@ def shown_proxy(proxy: str | None) -> str:
 
 
 # What OpenSSL and urllib3 say, reduced to what a reader can act on.
-_VERIFY_FAILED = re.compile(r"certificate verify failed: ([A-Za-z0-9 ,'()._-]{1,120})", re.IGNORECASE)
+# The reason ends where OpenSSL's source location starts: "... chain (_ssl.c:1006)".
+_VERIFY_FAILED = re.compile(r"certificate verify failed: ([A-Za-z0-9 ,'._-]{1,120})", re.IGNORECASE)
 _ALERT = re.compile(r"(?:tlsv1[0-9]?|sslv3) alert ([a-z ]{3,40})", re.IGNORECASE)
 _TUNNEL = re.compile(r"tunnel connection failed: (\d{3})(?: ([A-Za-z ]{1,60}))?", re.IGNORECASE)
 _HANDSHAKE_EOF = re.compile(
@@ -300,7 +301,8 @@ _KEY_MISMATCH = re.compile(r"key values mismatch|PEM lib|no start line", re.IGNO
 def network_failure(exc: BaseException, url: str, settings: NetworkSettings) -> str | None:
     """One line naming the host, the cause and the extra to set, for a TLS or proxy failure.
 
-    None for anything else (a refused connection, a timeout: the callers' retry policy decides).
+    None for anything else (a refused connection, a timeout, a proxy answering 5xx because it
+    cannot reach the host: the callers' retry policy decides).
     The text of ``exc`` is never quoted whole: only the cause, matched against what OpenSSL and
     urllib3 say, so a proxy URL with credentials in it cannot reach a log.
     """
@@ -315,6 +317,8 @@ def network_failure(exc: BaseException, url: str, settings: NetworkSettings) -> 
                 f"{proxy} refused to connect to {host}: 407 Proxy Authentication Required; put the proxy's "
                 f"credentials in the extra 'proxies' of {source} (http://user:password@proxy:port)"
             )
+        if tunnel and tunnel.group(1).startswith("5"):
+            return None  # the proxy could not reach the host (down, restarting): worth another attempt
         if tunnel:
             reason = f"{tunnel.group(1)} {tunnel.group(2) or ''}".strip()
             return (

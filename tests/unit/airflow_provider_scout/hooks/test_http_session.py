@@ -79,7 +79,8 @@ def test_an_untrusted_certificate_fails_at_once_naming_host_and_extra(
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     message = _fails_at_once(hook_for(tls_stub))
     host = tls_stub.url.removeprefix("https://")
-    assert f"the TLS certificate of {host} is not trusted" in message
+    cause = "(self-signed certificate in certificate chain); set the extra"
+    assert f"the TLS certificate of {host} is not trusted {cause}" in message
     assert "extra 'verify' of Airflow connection 'artifactory_test_" in message
     assert tls_stub.seen == []
 
@@ -379,3 +380,15 @@ def test_form_fields_left_empty_are_the_defaults(
     network = hook.settings.network
     assert (network.verify, network.cert, dict(network.proxies), network.trust_env) == (True, None, {}, True)
     assert "x-unset" not in stub.seen[0].headers
+
+
+def test_a_proxy_that_cannot_reach_the_host_is_retried_not_refused(
+    tls_stub: StubServer, pki: TestPki, hook_for: Callable[..., ArtifactoryHook], no_backoff: None
+) -> None:
+    """A 5xx to CONNECT is the host being down behind the proxy: the retry policy's case."""
+    with running_proxy(502, "Bad Gateway") as proxy:
+        hook = hook_for(tls_stub, verify=str(pki.ca), proxies={"https": proxy.url})
+        with pytest.raises(ArtifactoryError) as raised:
+            hook.ping()
+    assert not isinstance(raised.value, ArtifactoryNetworkError) and raised.value.retryable
+    assert hook.request_count == 3 and len(proxy.targets) == 3  # max_attempts of hook_for

@@ -128,6 +128,7 @@ def test_docker_scout_gets_the_trust_and_proxy_of_both_connections(
         target,
         registry_auth=None,
         plain_http=False,
+        dry_run=True,  # the environment is what is looked at, not Scout's read-back
         tag_source=RegistryTags({"1.0": DIGEST}),
         registry_network=_registry(pki),
     )
