@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -148,12 +149,14 @@ class ManagedProcess:
             ) from None
         return self.exit_code is None
 
-    def wait_for_http(self, url: str, timeout: float) -> bool:
-        """:meth:`wait_ready` ``url`` answers 200."""
+    def wait_for_http(
+        self, url: str, timeout: float, verify: bool | str = True, cert: tuple[str, str] | None = None
+    ) -> bool:
+        """:meth:`wait_ready` ``url`` answers 200 (over TLS: trusting ``verify``, presenting ``cert``)."""
 
         def answers() -> bool:
             try:
-                return requests.get(url, timeout=1.0).status_code == 200
+                return requests.get(url, timeout=1.0, verify=verify, cert=cert).status_code == 200
             except requests.RequestException:
                 return False
 
@@ -174,7 +177,10 @@ class RegistryProcess:
         self._process.stop()
 
 
-def _registry_config(port: int, storage: Path) -> str:
+def _registry_config(port: int, storage: Path, host: str, tls: tuple[Path, Path] | None) -> str:
+    http: dict[str, Any] = {"addr": f"{host}:{port}", "secret": secrets.token_hex(16)}
+    if tls is not None:
+        http["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}  # distribution's http.tls
     # JSON is valid YAML, and needs no YAML library here.
     return json.dumps(
         {
@@ -186,14 +192,24 @@ def _registry_config(port: int, storage: Path) -> str:
                 "cache": {"blobdescriptor": "inmemory"},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
+            "http": http,
         },
         indent=2,
     )
 
 
-def start_registry(workdir: Path | str, timeout: float = 30.0) -> RegistryProcess:
-    """Run a real registry storing under ``workdir``; returns once ``/v2/`` answers."""
+def start_registry(
+    workdir: Path | str,
+    timeout: float = 30.0,
+    *,
+    host: str = "127.0.0.1",
+    tls: tuple[Path, Path, Path] | None = None,
+) -> RegistryProcess:
+    """Run a real registry storing under ``workdir``; returns once ``/v2/`` answers.
+
+    :param host: the address to listen on, and the host of its URL.
+    :param tls: (certificate, key, CA that signed them): serve HTTPS.
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     binary = shutil.which(REGISTRY_BINARY) or f"/usr/bin/{REGISTRY_BINARY}"
@@ -205,12 +221,12 @@ def start_registry(workdir: Path | str, timeout: float = 30.0) -> RegistryProces
     for _ in range(START_ATTEMPTS):
         port = free_port()
         config_path = workdir / "registry-config.yml"
-        config_path.write_text(_registry_config(port, workdir / "storage"))
+        config_path.write_text(_registry_config(port, workdir / "storage", host, tls[:2] if tls else None))
         process = ManagedProcess.start(
             REGISTRY_BINARY, [binary, "serve", str(config_path)], log_path, env=env
         )
-        url = f"http://127.0.0.1:{port}"
-        if process.wait_for_http(f"{url}/v2/", timeout):
+        url = f"{'https' if tls else 'http'}://{host}:{port}"
+        if process.wait_for_http(f"{url}/v2/", timeout, verify=str(tls[2]) if tls else True):
             atexit.register(process.stop)
             return RegistryProcess(url=url, port=port, workdir=workdir, log_path=log_path, _process=process)
     raise StartupError(f"{REGISTRY_BINARY} did not start; see {log_path}:\n{process.log_tail()}")

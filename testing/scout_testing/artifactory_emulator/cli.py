@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from scout_testing.artifactory_emulator.webhooks import SIGNING_MODES, WebhookTarget
 
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY_OR_GLOB",
         default=_env_list(ENV_UNREADABLE, ","),
         help=f"repository key or repo/path/name glob the user may not read; repeatable ({ENV_UNREADABLE})",
+    )
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="the key of --tls-cert")
+    parser.add_argument("--tls-client-ca", help="require client certificates signed by this CA (mutual TLS)")
+    parser.add_argument(
+        "--public-host", help="the host name clients use, in the URLs the emulator builds (default: --host)"
     )
     parser.add_argument(
         "--admin-user",
@@ -187,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = EmulatorConfig(
         registry_url=args.registry_url,
-        public_url=f"http://{args.host}:{args.port}",
+        public_url=f"{'https' if args.tls_cert else 'http'}://{args.public_host or args.host}:{args.port}",
         repositories=tuple(args.repositories or DEFAULT_REPOSITORIES),
         username=os.environ.get(ENV_USER) or None,
         password=os.environ.get(ENV_PASSWORD) or None,
@@ -207,7 +215,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a member that is not declared, a key that is not a key
         print(f"artifactory-emulator: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="info")
+    tls: dict[str, Any] = {}
+    if args.tls_cert:
+        tls = {"ssl_certfile": args.tls_cert, "ssl_keyfile": args.tls_key}
+        if args.tls_client_ca:
+            tls |= {"ssl_ca_certs": args.tls_client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="info", **tls)
     return 0
 
 

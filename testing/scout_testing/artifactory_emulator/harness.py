@@ -178,6 +178,18 @@ class EmulatorAdmin:
         return int(result["sent"])
 
 
+@dataclass(frozen=True)
+class TlsServing:
+    """The emulator's certificate and key (signed by ``ca``); with ``client_ca`` it requires client
+    certificates, and ``probe_cert`` is the one its start-up check presents."""
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_ca: Path | None = None
+    probe_cert: tuple[str, str] | None = None
+
+
 @dataclass
 class EmulatorHandle:
     url: str  # http://127.0.0.1:PORT
@@ -239,12 +251,23 @@ def start_emulator(
     aql_queue_seconds: float | None = None,
     result_cap: int | None = None,
     timeout: float = 120.0,  # without --state-dir, startup crawls every tag in the registry
+    host: str = "127.0.0.1",
+    public_host: str | None = None,
+    tls: TlsServing | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> EmulatorHandle:
-    """Run ``artifactory-emulator`` as a subprocess; returns once it answers."""
+    """Run ``artifactory-emulator`` as a subprocess; returns once it answers.
+
+    :param host: the address to listen on; ``public_host`` the name in its URLs (default ``host``).
+    :param tls: serve HTTPS, and with a client CA require client certificates.
+    :param environment: more variables for the emulator (``SSL_CERT_FILE`` to trust a TLS registry).
+    """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "emulator.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARTIFACTORY_EMULATOR_")}
+    env.update(environment or {})
+    public = public_host or host
     for name, value in ((ENV_USER, username), (ENV_PASSWORD, password), (ENV_TOKEN, token)):
         if value is not None:
             env[name] = value
@@ -255,7 +278,12 @@ def start_emulator(
         command = [
             sys.executable, "-m", "scout_testing.artifactory_emulator.cli",
             "--port", str(port), "--registry-url", registry_url, "--webhook-signing", signing,
+            "--host", host, "--public-host", public,
         ]  # fmt: skip
+        if tls is not None:
+            command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+            if tls.client_ca is not None:
+                command += ["--tls-client-ca", str(tls.client_ca)]
         for repository in repositories:
             command += ["--repository", repository]
         for url in webhook_urls:
@@ -272,13 +300,14 @@ def start_emulator(
             command += ["--result-cap", str(result_cap)]
         command += list(extra_args)
         process = ManagedProcess.start("the Artifactory emulator", command, log_path, env=env)
-        url = f"http://127.0.0.1:{port}"
-        if process.wait_for_http(f"{url}/_emulator/status", timeout):
+        url = f"{'https' if tls else 'http'}://{public}:{port}"
+        probe = {"verify": str(tls.ca), "cert": tls.probe_cert} if tls else {}
+        if process.wait_for_http(f"{url}/_emulator/status", timeout, **probe):  # type: ignore[arg-type]
             atexit.register(process.stop)
             return EmulatorHandle(
                 url=url,
                 api_url=f"{url}/artifactory",
-                registry=f"127.0.0.1:{port}",
+                registry=f"{public}:{port}",
                 username=username,
                 password=password,
                 token=token,
