@@ -11,8 +11,9 @@ FROM apache/airflow:3.3.2-python3.11 AS product
 # docker-scout release to install for the `cli` backend, e.g. --build-arg DOCKER_SCOUT_VERSION=1.23.0.
 # Empty (the default) installs nothing: the `sbom` backend needs only syft.
 ARG DOCKER_SCOUT_VERSION=""
-# Optional SHA-256 of the release tarball for the architecture being built, checked on top of
-# the release's own checksums file (which only proves the download is intact).
+# SHA-256 of the release tarball for the architecture being built: required for a release the
+# installer does not pin (docker/install-docker-scout.sh), and must agree with a pin otherwise.
+# The release's own checksums file is not used: it comes from the same place as the tarball.
 ARG DOCKER_SCOUT_SHA256=""
 # A mirror of https://github.com/docker/scout-cli/releases/download for builds without GitHub.
 ARG DOCKER_SCOUT_DOWNLOAD_URL="https://github.com/docker/scout-cli/releases/download"

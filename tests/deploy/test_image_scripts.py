@@ -25,7 +25,8 @@ from airflow_provider_scout.hooks.scout import ScoutHook
 from tests.support.compose import REPO_ROOT, load_write_init_files
 
 INSTALLER = REPO_ROOT / "docker" / "install-docker-scout.sh"
-VERSION = "1.23.0"
+VERSION = "1.23.0"  # a release whose SHA-256 the installer pins
+UNPINNED = "1.99.0"  # a release it does not
 REGISTRY_STRING = (
     "type=artifactory,registry=example.jfrog.io,api=https://example.jfrog.io/artifactory/,"
     "repository=docker-local,port=9000"
@@ -55,14 +56,16 @@ class _Release:
         self.files: dict[str, bytes] = {}
         self.requests: list[str] = []
 
-    def publish(self, arch: str, binary: bytes, *, checksum_of: bytes | None = None) -> str:
-        tarball_name = f"docker-scout_{VERSION}_linux_{arch}.tar.gz"
+    def publish(
+        self, arch: str, binary: bytes, *, checksum_of: bytes | None = None, version: str = VERSION
+    ) -> str:
+        tarball_name = f"docker-scout_{version}_linux_{arch}.tar.gz"
         tarball = _release_tarball(binary)
         listed = hashlib.sha256(checksum_of if checksum_of is not None else tarball).hexdigest()
         other = hashlib.sha256(b"another asset").hexdigest()
-        self.files[f"/v{VERSION}/{tarball_name}"] = tarball
-        self.files[f"/v{VERSION}/docker-scout_{VERSION}_checksums.txt"] = (
-            f"{other}  docker-scout_{VERSION}_darwin_arm64.tar.gz\n{listed}  {tarball_name}\n".encode()
+        self.files[f"/v{version}/{tarball_name}"] = tarball
+        self.files[f"/v{version}/docker-scout_{version}_checksums.txt"] = (
+            f"{other}  docker-scout_{version}_darwin_arm64.tar.gz\n{listed}  {tarball_name}\n".encode()
         )
         return hashlib.sha256(tarball).hexdigest()
 
@@ -117,36 +120,51 @@ def test_installer_installs_the_verified_binary_for_the_target_arch(
     tmp_path: Path, release: tuple[_Release, str]
 ) -> None:
     state, url = release
-    state.publish("arm64", b"#!/bin/sh\necho arm64\n")
-    pinned = state.publish("amd64", b"#!/bin/sh\necho amd64\n")
-    result = _install(tmp_path, url, DOCKER_SCOUT_VERSION=f"v{VERSION}", DOCKER_SCOUT_SHA256=pinned.upper())
+    state.publish("arm64", b"#!/bin/sh\necho arm64\n", version=UNPINNED)
+    given = state.publish("amd64", b"#!/bin/sh\necho amd64\n", version=UNPINNED)
+    result = _install(tmp_path, url, DOCKER_SCOUT_VERSION=f"v{UNPINNED}", DOCKER_SCOUT_SHA256=given.upper())
     assert result.returncode == 0, result.stderr
     binary = tmp_path / "bin" / "docker-scout"
     assert binary.read_bytes() == b"#!/bin/sh\necho amd64\n"
     assert binary.stat().st_mode & stat.S_IXUSR
-    assert f"/v{VERSION}/docker-scout_{VERSION}_linux_amd64.tar.gz" in state.requests
+    # Only the tarball is fetched: a checksums file from the same place proves nothing.
+    assert state.requests == [f"/v{UNPINNED}/docker-scout_{UNPINNED}_linux_amd64.tar.gz"]
     assert not (tmp_path / "bin" / "LICENSE").exists()
 
 
-def test_installer_refuses_a_tarball_that_does_not_match_the_checksums(
+def test_a_tarball_replaced_with_its_checksums_file_is_refused_by_the_pinned_sha256(
     tmp_path: Path, release: tuple[_Release, str]
 ) -> None:
+    # Whoever can replace the release's tarball can replace its checksums file beside it: the
+    # old installer trusted that file and installed this binary.
     state, url = release
-    state.publish("amd64", b"tampered", checksum_of=b"the real tarball")
+    state.publish("amd64", b"#!/bin/sh\necho tampered\n")
     result = _install(tmp_path, url, DOCKER_SCOUT_VERSION=VERSION)
     assert result.returncode != 0
-    assert "checksum mismatch" in result.stderr
+    assert "checksum mismatch" in result.stderr and "b4acfcaa741c8cd3" in result.stderr
     assert not (tmp_path / "bin" / "docker-scout").exists()
 
 
-def test_installer_refuses_a_release_other_than_the_pinned_one(
+def test_a_given_sha256_that_contradicts_the_pin_is_refused_before_downloading(
     tmp_path: Path, release: tuple[_Release, str]
 ) -> None:
     state, url = release
     state.publish("amd64", b"binary")
     result = _install(tmp_path, url, DOCKER_SCOUT_VERSION=VERSION, DOCKER_SCOUT_SHA256="0" * 64)
-    assert result.returncode != 0 and "DOCKER_SCOUT_SHA256" in result.stderr
-    assert not (tmp_path / "bin" / "docker-scout").exists()
+    assert result.returncode != 0 and "DOCKER_SCOUT_SHA256 disagrees" in result.stderr
+    assert state.requests == [] and not (tmp_path / "bin" / "docker-scout").exists()
+
+
+@pytest.mark.parametrize("given", ["", "not-a-sha256"])
+def test_an_unpinned_release_without_a_valid_sha256_fails_closed_before_downloading(
+    tmp_path: Path, release: tuple[_Release, str], given: str
+) -> None:
+    state, url = release
+    state.publish("amd64", b"binary", version=UNPINNED)
+    result = _install(tmp_path, url, DOCKER_SCOUT_VERSION=UNPINNED, DOCKER_SCOUT_SHA256=given)
+    assert result.returncode != 0
+    assert ("no SHA-256 is pinned" if not given else "64 hexadecimal digits") in result.stderr
+    assert state.requests == [] and not (tmp_path / "bin" / "docker-scout").exists()
 
 
 @pytest.mark.parametrize("failure", ["missing release", "unsupported arch"])
