@@ -37,9 +37,15 @@ COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_i
 # Every service gets syft and the Celery worker: one image serves both executors. The FAB
 # auth manager (`fab`) holds compose's users and the relay's role.
 USER airflow
-COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt /opt/airflow/provider-src/
+# Every distribution comes from docker/requirements-image.txt first: the versions of the
+# constraints with their SHA-256 (`--require-hashes`), so a file PyPI or a mirror serves
+# differently is refused. The provider itself is then installed from the copied source with
+# nothing left for pip to fetch but its build backend (`--no-deps`).
+COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt docker/requirements-image.txt /opt/airflow/provider-src/
 COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airflow_provider_scout
-RUN pip install --no-cache-dir \
+RUN pip install --no-cache-dir --require-hashes --no-deps \
+        --requirement /opt/airflow/provider-src/requirements-image.txt \
+    && pip install --no-cache-dir --no-deps \
         --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
         "/opt/airflow/provider-src[sbom,celery,s3,fab]" \

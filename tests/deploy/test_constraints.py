@@ -19,6 +19,11 @@ from packaging.utils import canonicalize_name
 from tests.support.compose import REPO_ROOT, dockerfile_stages
 
 CONSTRAINTS = REPO_ROOT / "constraints-3.11.txt"
+# What the image's pip installs, with hashes: generated from the constraints (its header says how).
+IMAGE_LOCK = REPO_ROOT / "docker" / "requirements-image.txt"
+IMAGE_EXTRAS = ("sbom", "celery", "s3", "fab")
+# `pip freeze` (how the constraints are made) leaves these out; the lock still pins and hashes them.
+NOT_FROZEN = {"pip", "setuptools", "wheel"}
 BOOTSTRAP = REPO_ROOT / "scripts" / "bootstrap.sh"
 
 
@@ -113,3 +118,57 @@ def test_the_pinned_celery_set_loads_the_executor_and_a_psycopg3_result_backend(
     assert issubclass(backend_class, DatabaseBackend) and backend_url == url
     engine = create_engine(url)
     assert engine.dialect.driver == "psycopg" and engine.dialect.dbapi is not None
+
+
+def _image_lock() -> dict[str, tuple[str, list[str]]]:
+    """Canonical name -> (version, hashes) of docker/requirements-image.txt."""
+    locked: dict[str, tuple[str, list[str]]] = {}
+    current = ""
+    for line in IMAGE_LOCK.read_text().splitlines():
+        text = line.split("#", 1)[0].strip().rstrip("\\").strip()
+        if not text:
+            continue
+        if text.startswith("--hash="):
+            locked[current][1].append(text.removeprefix("--hash="))
+            continue
+        requirement = Requirement(text)
+        (specifier,) = requirement.specifier
+        assert specifier.operator == "==", f"the image lock must pin exact versions, not {text!r}"
+        current = canonicalize_name(requirement.name)
+        locked[current] = (specifier.version, [])
+    return locked
+
+
+def test_the_image_lock_pins_exactly_the_constraints_versions_with_hashes() -> None:
+    locked = _image_lock()
+    pinned = pins()
+    differing = {
+        name: (version, pinned.get(name))
+        for name, (version, _) in locked.items()
+        if pinned.get(name) != version and name not in NOT_FROZEN
+    }
+    assert not differing, f"{IMAGE_LOCK.name} (locked, constrained): {differing}"
+    unhashed = [name for name, (_, hashes) in locked.items() if not hashes]
+    assert not unhashed
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for _, hashes in locked.values() for h in hashes)
+    # Everything the image's provider install asks for is in the lock, so pip fetches nothing unhashed.
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [
+        *project["dependencies"],
+        *(r for e in IMAGE_EXTRAS for r in project["optional-dependencies"][e]),
+    ]
+    missing = {canonicalize_name(Requirement(r).name) for r in wanted} - set(locked)
+    assert not missing, f"{IMAGE_LOCK.name} lacks {sorted(missing)}"
+    assert "--extra-index-url" not in IMAGE_LOCK.read_text(), "no index of the machine it was made on"
+
+
+def test_the_image_installs_the_lock_with_require_hashes_first() -> None:
+    product = next(stage for stage in dockerfile_stages() if stage.name == "product")
+    runs = [i.arguments for i in product.instructions if i.keyword == "RUN" and "pip install" in i.arguments]
+    (run,) = runs
+    first, second = run.split("&&")[:2]
+    assert "--require-hashes" in first and f"/opt/airflow/provider-src/{IMAGE_LOCK.name}" in first
+    # The provider from its source, taking no dependency the lock did not already install.
+    assert "--no-deps" in second and "[sbom,celery,s3,fab]" in second
+    copies = [shlex.split(i.arguments) for i in product.instructions if i.keyword == "COPY"]
+    assert any(f"docker/{IMAGE_LOCK.name}" in words for words in copies)
