@@ -44,6 +44,7 @@ __all__ = [
     "SBOM_GENERATOR",
     "SBOM_VERSION",
     "SbomConversionError",
+    "sarif_relative_path",
     "sbom_relative_path",
     "scout_distro",
     "spdx_relative_path",
@@ -77,6 +78,11 @@ def sbom_relative_path(digest: str) -> str:
 def spdx_relative_path(digest: str) -> str:
     """Where the SPDX 2.3 JSON of ``digest`` lives below the SBOM directory: ``sha256/<hex>.spdx.json``."""
     return f"{_checked_digest(digest)}.spdx.json"
+
+
+def sarif_relative_path(digest: str) -> str:
+    """Where ``docker scout cves``'s SARIF report of ``digest`` lives: ``sha256/<hex>.sarif.json``."""
+    return f"{_checked_digest(digest)}.sarif.json"
 
 
 def _checked_digest(digest: str) -> str:

@@ -20,7 +20,12 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_scout.defaults import SBOM_DIR_ENV
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutRetryableError
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
-from airflow_provider_scout.scout_sbom import sbom_relative_path, spdx_relative_path, stored_sbom_tags
+from airflow_provider_scout.scout_sbom import (
+    sarif_relative_path,
+    sbom_relative_path,
+    spdx_relative_path,
+    stored_sbom_tags,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -62,6 +67,13 @@ class SbomStore:
     def spdx_location(self, digest: str) -> Path | ObjectStoragePath:
         try:
             relative = spdx_relative_path(digest)
+        except ValueError as exc:
+            raise ScoutFatalError(str(exc)) from None
+        return self.base() / relative
+
+    def sarif_location(self, digest: str) -> Path | ObjectStoragePath:
+        try:
+            relative = sarif_relative_path(digest)
         except ValueError as exc:
             raise ScoutFatalError(str(exc)) from None
         return self.base() / relative

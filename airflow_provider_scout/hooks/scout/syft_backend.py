@@ -7,6 +7,8 @@ SPDX document beside it as ``<hex>.spdx.json`` (which ``docker scout cves sbom:/
 other scanners read) (:mod:`~airflow_provider_scout.hooks.scout.sbom_store`). A digest whose SBOM is stored is
 not analysed again when it gains a tag: the tag is added to the stored SBOM. Dry runs,
 air-gapped sites and archives use it; it is the default when no Scout connection exists.
+When the Scout connection holds credentials, each new SBOM's CVEs are counted by
+``docker scout cves`` (:mod:`.sbom_cves`); without them nothing leaves the site.
 Its older name ``local`` is still accepted.
 """
 
@@ -42,7 +44,7 @@ from airflow_provider_scout.defaults import (
     SYFT_SKIP_TLS_VERIFY_VAR,
     SYFT_VAR_PREFIX,
 )
-from airflow_provider_scout.exceptions import InputError, ScoutFatalError
+from airflow_provider_scout.exceptions import InputError, ScoutFatalError, ScoutIndexError
 from airflow_provider_scout.hooks.http_session import NetworkSettings
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.layer_store import LayerStore
@@ -53,6 +55,7 @@ from airflow_provider_scout.hooks.scout.process import (
     run_tool,
     tool_environment,
 )
+from airflow_provider_scout.hooks.scout.sbom_cves import SbomCves
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.layer_cache import layer_cache_settings
@@ -83,6 +86,7 @@ class SbomBackend:
         self.settings = settings
         self.log = log
         self.store = SbomStore(settings, log)
+        self.cves = SbomCves(settings, log)
         self.limits = limits or Limits.from_environment()
 
     def describe(self) -> str:
@@ -199,10 +203,30 @@ class SbomBackend:
         packages = len(document["artifacts"])
         if location is None:
             return IndexResult.of(target, IndexState.DRY_RUN, packages=packages)
+        vulnerabilities = self._vulnerabilities(target, spdx)
         # SPDX first: a reader finding the Scout SBOM (what is_indexed looks at) finds both.
         self.store.write_file(self.store.spdx_location(target.digest), spdx)
         self.store.write(location, document)
-        return IndexResult.of(target, IndexState.INDEXED, packages=packages, sbom_path=str(location))
+        return IndexResult.of(
+            target,
+            IndexState.INDEXED,
+            packages=packages,
+            sbom_path=str(location),
+            vulnerabilities=vulnerabilities,
+        )
+
+    def _vulnerabilities(self, target: IndexTarget, spdx: bytes) -> dict[str, int] | None:
+        """CVE counts by ``docker scout cves`` when the Scout connection has credentials, else None
+        (nothing is sent). The SBOM stands without them: a failed scan is logged, not raised."""
+        if not self.cves.enabled:
+            return None
+        try:
+            counts, report = self.cves.scan(target, spdx)
+            self.store.write_file(self.store.sarif_location(target.digest), report)
+        except ScoutIndexError as exc:
+            self.log.warning("No CVE counts for %s: %s", target.reference, exc)
+            return None
+        return counts
 
     @cached_property
     def layer_store(self) -> LayerStore | None:

@@ -22,7 +22,15 @@ from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 from scout_testing.fixture_images.package_databases import APK_PACKAGES
 from tests.support import SPDX_2_3_SCHEMA
-from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord, RegistryTags
+from tests.support.scout import (
+    DOCKER_SCOUT_STAND_IN,
+    HUB_TOKEN,
+    HUB_USER,
+    ORGANIZATION,
+    CliRecord,
+    RegistryTags,
+    StandInScout,
+)
 
 SYFT_CONN = "docker_scout_syft"  # not reset by the autouse fixture: the module's runs share it
 
@@ -662,3 +670,121 @@ def test_tags_are_not_written_without_a_registry_to_confirm_them(
         recording_syft().index(TARGET, registry_auth=None, plain_http=False)
     assert json.loads(stored.read_text())["source"]["image"]["tags"] == ["0.9"]
     assert cli_record.calls() == []
+
+
+# ---------------------------------------------------------------- CVEs through docker scout cves
+
+
+def _index_alpine(hook: ScoutHook, images: dict[str, Image], registry_auth: RegistryAuth) -> IndexResult:
+    (target,) = images["alpine"].targets
+    return hook.index(
+        target,
+        registry_auth=registry_auth,
+        plain_http=True,
+        force=True,
+        tag_source=RegistryTags.naming(target),
+    )
+
+
+def test_with_scout_credentials_the_sboms_cves_are_counted_by_docker_scout(
+    scout_connection: Callable[..., None],
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    cli_record: CliRecord,
+    tmp_path: Path,
+) -> None:
+    sbom_dir = tmp_path / "sboms"
+    scout_connection(
+        backend="sbom",
+        sbom_dir=str(sbom_dir),
+        cli_path=str(DOCKER_SCOUT_STAND_IN),
+        org=ORGANIZATION,
+        proxies={"https": "http://proxy.example:3128"},
+    )
+    outcome = _index_alpine(ScoutHook(), images, registry_auth)
+    # The stand-in's report: one CRITICAL, two HIGH, one LOW rule with results, one MEDIUM without.
+    assert outcome.vulnerabilities == {
+        "critical": 1,
+        "high": 2,
+        "medium": 0,
+        "low": 1,
+        "unspecified": 0,
+        "total": 4,
+    }
+    (call,) = cli_record.calls()
+    hex_digest = outcome.digest.split(":", 1)[1]
+    *options, source = call["argv"]
+    output = options[options.index("--output") + 1]
+    assert options == ["cves", "--format", "sarif", "--output", output, "--org", ORGANIZATION]
+    assert Path(output).name == f"{hex_digest}.sarif.json"
+    assert (
+        source.startswith("sbom://")
+        and Path(source.removeprefix("sbom://")).name == f"{hex_digest}.spdx.json"
+    )
+    assert (call["env"]["DOCKER_SCOUT_HUB_USER"], call["env"]["DOCKER_SCOUT_HUB_PASSWORD"]) == (
+        HUB_USER,
+        HUB_TOKEN,
+    )
+    assert HUB_TOKEN not in " ".join(call["argv"])
+    assert call["env"]["HTTPS_PROXY"] == "http://proxy.example:3128"  # the Scout connection's proxy
+    assert not Path(output).exists()  # its work files went with the run
+    stored = json.loads((sbom_dir / "sha256" / f"{hex_digest}.sarif.json").read_text())
+    assert stored["runs"][0]["tool"]["driver"]["name"] == "docker scout"
+
+
+@pytest.mark.parametrize("setup", ["connection without credentials", "worker credentials, no connection"])
+def test_without_a_scout_connection_with_credentials_nothing_leaves_the_site(
+    setup: str,
+    scout_connection: Callable[..., None],
+    stand_in_scout: StandInScout,
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    cli_record: CliRecord,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sbom_dir = tmp_path / "sboms"
+    if setup == "connection without credentials":
+        scout_connection(
+            backend="sbom",
+            login=None,
+            password=None,
+            sbom_dir=str(sbom_dir),
+            cli_path=str(DOCKER_SCOUT_STAND_IN),
+            api_url=f"{stand_in_scout.url}/v1/graphql",
+            hub_url=stand_in_scout.url,
+        )
+    else:
+        monkeypatch.setenv("SCOUT_SBOM_DIR", str(sbom_dir))
+        monkeypatch.setenv("DOCKER_SCOUT_HUB_USER", HUB_USER)
+        monkeypatch.setenv("DOCKER_SCOUT_HUB_PASSWORD", HUB_TOKEN)
+    hook = ScoutHook()
+    outcome = _index_alpine(hook, images, registry_auth)
+    (target,) = images["alpine"].targets
+    assert outcome.state == "indexed" and outcome.vulnerabilities is None
+    assert hook.policy_results(target) is None
+    # No docker-scout was started and the Scout (and Docker Hub) stand-in got no request.
+    assert cli_record.calls() == [] and stand_in_scout.requests == []
+    assert sorted(path.name.split(".", 1)[1] for path in (sbom_dir / "sha256").iterdir()) == [
+        "json",
+        "spdx.json",
+    ]
+
+
+def test_a_failed_cves_run_leaves_the_sbom_standing_without_counts(
+    scout_connection: Callable[..., None],
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    cli_record: CliRecord,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    sbom_dir = tmp_path / "sboms"
+    scout_connection(
+        backend="sbom", sbom_dir=str(sbom_dir), cli_path=str(DOCKER_SCOUT_STAND_IN), org=ORGANIZATION
+    )
+    monkeypatch.setenv("DOCKER_SCOUT_STANDIN_MODE", "fail:255:")
+    outcome = _index_alpine(ScoutHook(), images, registry_auth)
+    assert outcome.state == "indexed" and outcome.vulnerabilities is None and outcome.sbom_path
+    assert "No CVE counts for" in capsys.readouterr().out and len(cli_record.calls()) == 1
