@@ -20,6 +20,8 @@ SBOM_DIR_ENV = "SCOUT_SBOM_DIR"
 # Where a run's plan is stored for its mapped tasks, and for how long (plan_store.py).
 PLAN_DIR_ENV = "SCOUT_PLAN_DIR"
 PLAN_RETENTION_ENV = "SCOUT_PLAN_RETENTION"
+# repository -> Scout environment map (environments.py), below a DAG param and the Scout connection
+ENVIRONMENTS_ENV = "SCOUT_ENVIRONMENTS"
 # Limits on what an upstream server may make a task hold or do (limits.py has the defaults).
 MAX_BODY_BYTES_ENV = "SCOUT_MAX_BODY_BYTES"
 MAX_MANIFEST_BYTES_ENV = "SCOUT_MAX_MANIFEST_BYTES"

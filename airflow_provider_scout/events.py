@@ -332,6 +332,9 @@ class EventSelection:
     config: ArtifactoryRegistryConfig
     tags: TagFilter = field(default_factory=TagFilter)
     event_types: tuple[str, ...] = ("pushed",)
+    # When not empty, "promoted" events count only into these (configured) repositories: the
+    # ones a deployment maps to Scout environments, say, rather than every watched repository.
+    promoted_repositories: tuple[str, ...] = ()
     # The classes and virtual members last read from Artifactory (relay/membership.py); the
     # `<remote>-cache` naming rule maps cache events even without it.
     layout: Callable[[], RepositoryLayout | None] = field(default=lambda: None, compare=False)
@@ -375,6 +378,12 @@ class EventSelection:
         configured = self.configured_repository(repository)
         if configured is None:
             return IgnoredEvent(f"repository {repository!r} is not watched", label)
+        if (
+            event_type == "promoted"
+            and self.promoted_repositories
+            and not {repository, configured} & set(self.promoted_repositories)
+        ):
+            return IgnoredEvent(f"promoted events into {repository!r} are not accepted", label)
         # Images are pulled and named through the watched key, whichever member stores them.
         repository = configured
         if not self.config.selects(repository, image):

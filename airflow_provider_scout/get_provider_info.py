@@ -124,6 +124,12 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
             "schema": {"type": ["number", "null"], "default": 1800},
         },
         **_NETWORK_FIELDS,
+        "environments": {
+            "label": "Scout environments",
+            "description": "cli backend: the Scout environment each repository stands for, "
+            "e.g. docker-prod=production,docker-staging=staging (default: $SCOUT_ENVIRONMENTS).",
+            "schema": {"type": ["string", "null"]},
+        },
     },
 }
 

@@ -18,6 +18,7 @@ from airflow_provider_scout.config import ArtifactoryRegistryConfig
 from airflow_provider_scout.models import IndexTarget, PlatformManifest, ResolvedImage, TagRecord
 
 __all__ = [
+    "EVENT_TYPE_KEY",
     "MAX_LABEL_LENGTH",
     "RESOLVE_ERROR_KEY",
     "ResolutionPlan",
@@ -34,6 +35,9 @@ __all__ = [
 
 # Key in IndexTarget.extra of a tag that could not be resolved; the indexing task fails it.
 RESOLVE_ERROR_KEY = "resolve_error"
+# Key in IndexTarget.extra of a target whose every tag came from a webhook event of this type
+# ("promoted": recorded in its environment without a new analysis when Scout holds the digest).
+EVENT_TYPE_KEY = "event_type"
 # Width of Airflow's task_instance.rendered_map_index column.
 MAX_LABEL_LENGTH = 250
 

@@ -19,6 +19,7 @@ from airflow.sdk.exceptions import AirflowTimetableInvalid
 
 from airflow_provider_scout.defaults import (
     ARTIFACTORY_CONN_ID,
+    ENVIRONMENTS_ENV,
     INDEX_WORKERS,
     INDEX_WORKERS_ENV,
     INDEX_WORKERS_PER_RUN_ENV,
@@ -177,8 +178,26 @@ def indexing_params(
             "Resolve and analyse the images but deliver nothing: each image's log says "
             "*would index*. Example: on to check a new registry string.",
         ),
+        environments=_environments_param(),
     )
     return params
+
+
+def _environments_param() -> Param:
+    return Param(
+        None,
+        type=["null", "string"],
+        title="Scout environments",
+        description_md=(
+            "`cli` backend: the Docker Scout environment each repository stands for, as "
+            "`repository=environment` pairs separated by commas; each tag of a mapped repository "
+            "is recorded in its environment. Example: `docker-prod=production,docker-staging=staging`. "
+            f"Empty: the Scout connection's extra `environments`, else `{ENVIRONMENTS_ENV}`."
+        ),
+        maxLength=8192,
+        # Loose on purpose (the task names the item at fault): key=name pairs, comma-separated.
+        pattern=r"^[^=,]+=[^=,]+(,[^=,]+=[^=,]+)*,?$",
+    )
 
 
 def example_image_event() -> dict[str, Any]:

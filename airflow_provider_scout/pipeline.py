@@ -64,8 +64,8 @@ def index_planned_images(
 ) -> SummarizeIndexingOperator:
     """Map the indexing task over a planning task's output and summarise it, inside a DAG.
 
-    Indexing and reporting take the DAG's ``registry``, connection, ``force`` and
-    ``dry_run`` params. Indexing runs in the ``scout_indexing`` pool, so its slots cap the
+    Indexing and reporting take the DAG's ``registry``, connection, ``force``, ``dry_run``
+    and ``environments`` params. Indexing runs in the ``scout_indexing`` pool, so its slots cap the
     images analysed at once across every run and DAG, whatever the executor's capacity;
     ``SCOUT_INDEX_WORKERS_PER_RUN`` may cap one run below that. ``deployment_registry`` and
     ``registry_variable`` say where the registry string is when the run gives none, as for
@@ -85,6 +85,7 @@ def index_planned_images(
         scout_conn_id="{{ params.scout_conn_id }}",
         force="{{ params.force }}",
         scout_dry_run="{{ params.dry_run }}",
+        environments="{{ params.environments }}",
         map_index_template=INDEX_MAP_INDEX_TEMPLATE,
         outlets=[SBOM_ASSET_ALIAS],
         pool=INDEX_POOL,

@@ -71,6 +71,9 @@ class IndexResult:
     # tag -> the digest it names now (None: deleted), found right before its push (cli) or its
     # writing into the stored SBOM (sbom)
     moved_tags: Mapping[str, str | None] | None = None
+    # cli backend, repository mapped to a Scout environment: environment -> the tags this run
+    # recorded there (empty: Scout listed them all already)
+    environments: Mapping[str, list[str]] | None = None
     error: str | None = None
     duration: float | None = None  # seconds the backend took, when it ran
     # Scout's policy results (cli backend, read after the push or for a skipped digest); None:
@@ -110,6 +113,9 @@ class IndexResult:
         data["moved_tags"] = dict(self.moved_tags) if self.moved_tags is not None else None
         data["policies"] = None if self.policies is None else [p.to_dict() for p in self.policies]
         data["failing_policies"] = self.failing_policies  # derived: what a downstream DAG filters on
+        data["environments"] = (
+            {name: list(tags) for name, tags in self.environments.items()} if self.environments else None
+        )
         return data
 
     @classmethod

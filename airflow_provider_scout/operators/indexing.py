@@ -21,9 +21,9 @@ from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import InputError, PlanStoreError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.hooks.scout.backend import scout_repository
-from airflow_provider_scout.index_targets import batch_label, resolve_error
+from airflow_provider_scout.index_targets import EVENT_TYPE_KEY, batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
-from airflow_provider_scout.models import IndexTarget
+from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
 from airflow_provider_scout.plan_store import PlanSlice, StoredPlan, read_batch
 from airflow_provider_scout.results import RESULTS_XCOM_KEY, IndexResult, IndexState
@@ -72,6 +72,11 @@ class IndexImageOperator(ArtifactoryOperator):
     :param registry: registry string (as for the listing); says whether pulls may use plain HTTP.
     :param force: index digests that are already indexed.
     :param scout_dry_run: analyse without delivering anything (the hook's ``dry_run``).
+    :param environments: the repository -> Scout environment map (``docker-prod=production,...``);
+        empty: the Scout connection's extra ``environments``, else ``SCOUT_ENVIRONMENTS``. On the
+        cli backend each tag of an image in a mapped repository is recorded in its environment
+        after the push, or without one when the digest is indexed already; a tag promoted into
+        a mapped repository is recorded without a push when Scout holds its digest's analysis.
     """
 
     template_fields: Sequence[str] = (
@@ -82,6 +87,7 @@ class IndexImageOperator(ArtifactoryOperator):
         "scout_conn_id",
         "force",
         "scout_dry_run",
+        "environments",
     )
     ui_color = "#1d63ed"
     ui_fgcolor = "#fff"
@@ -94,12 +100,14 @@ class IndexImageOperator(ArtifactoryOperator):
         scout_conn_id: str = SCOUT_CONN_ID,
         force: bool | str = False,
         scout_dry_run: bool | str = False,
+        environments: str | Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.targets = targets
         self.plan = plan
         self.scout_conn_id = scout_conn_id
+        self.environments = environments
         self.force = force
         # Not `dry_run`: BaseOperator.dry_run() is a method.
         self.scout_dry_run = scout_dry_run
@@ -124,7 +132,8 @@ class IndexImageOperator(ArtifactoryOperator):
 
     @cached_property
     def scout_hook(self) -> ScoutHook:
-        return ScoutHook(self.scout_conn_id)
+        # An empty param (None, or "" once rendered) leaves the map to the connection.
+        return ScoutHook(self.scout_conn_id, environments=self.environments or None)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         try:
@@ -155,6 +164,30 @@ class IndexImageOperator(ArtifactoryOperator):
             raise task_failure(*errors, message="; ".join(f"{r.reference}: {r.error}" for r in failed))
         return results
 
+    def _registry_auth(self, target: IndexTarget) -> RegistryAuth | None:
+        """Credentials only for a host they are bound to (CredentialScopeError otherwise)."""
+        return self.artifactory_hook.registry_auth(scout_repository(target.reference)[0])
+
+    def _already_in_scout(self, target: IndexTarget) -> bool:
+        """Whether Scout holds what indexing the target would send.
+
+        A tag promoted into a repository mapped to an environment needs no new analysis when
+        Scout analysed its digest already (pushed from the repository it was promoted from):
+        only its environment is recorded. Anything else: the backend's own check.
+        """
+        scout = self.scout_hook
+        if target.extra.get(EVENT_TYPE_KEY) == "promoted" and scout.maps_to_environment(target):
+            try:
+                if scout.is_analysed(target):
+                    self.log.info(
+                        "%s was promoted and Scout holds its digest's analysis: not pushing it again",
+                        target.label,
+                    )
+                    return True
+            except ScoutProviderError as exc:
+                self.log.warning("Could not ask Scout about %s, pushing it: %s", target.label, exc)
+        return scout.is_indexed(target)
+
     def on_kill(self) -> None:
         """SIGTERM: stop the running tool and remove the Scout hook's work directory."""
         hook = vars(self).get("scout_hook")
@@ -172,15 +205,28 @@ class IndexImageOperator(ArtifactoryOperator):
             return result, None
         scout = self.scout_hook
         try:
-            if not force and scout.is_indexed(target):
+            if not force and self._already_in_scout(target):
                 self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
-                # Scout re-evaluates policies without a push: a skipped image still reports them.
-                return IndexResult.of(target, IndexState.SKIPPED, policies=scout.policy_results(target)), None
-            # Credentials only for a host they are bound to (CredentialScopeError otherwise).
-            registry_auth = self.artifactory_hook.registry_auth(scout_repository(target.reference)[0])
+                record = None
+                # Its environment is kept in step all the same: a repository newly mapped, a promotion.
+                if not dry_run and scout.maps_to_environment(target):
+                    record = scout.record_environment(
+                        target,
+                        registry_auth=self._registry_auth(target),
+                        tag_source=self.artifactory_hook,
+                        registry_network=self.artifactory_hook.settings.network,
+                    )
+                return IndexResult.of(
+                    target,
+                    IndexState.SKIPPED,
+                    # Scout re-evaluates policies without a push: a skipped image still reports them.
+                    policies=scout.policy_results(target),
+                    moved_tags=(record.moved or None) if record else None,
+                    environments=record.as_result() if record else None,
+                ), None
             result = scout.index(
                 target,
-                registry_auth=registry_auth,
+                registry_auth=self._registry_auth(target),
                 plain_http=config.registry_uses_plain_http,
                 dry_run=dry_run,
                 force=force,

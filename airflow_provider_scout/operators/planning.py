@@ -11,6 +11,7 @@ directory and returns one small reference per mapped task of the indexing task
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from airflow_provider_scout.exceptions import (
 )
 from airflow_provider_scout.hooks.artifactory import ArtifactoryHook
 from airflow_provider_scout.index_targets import (
+    EVENT_TYPE_KEY,
     TagResolution,
     batch_targets,
     cap_tags,
@@ -41,7 +43,7 @@ from airflow_provider_scout.index_targets import (
     unique_tags,
 )
 from airflow_provider_scout.inputs import as_duration, as_moment, as_string_list
-from airflow_provider_scout.models import ResolvedImage, TagRecord
+from airflow_provider_scout.models import IndexTarget, ResolvedImage, TagRecord
 from airflow_provider_scout.operators.base import ArtifactoryOperator, close_cached_hooks, task_failure
 from airflow_provider_scout.plan_store import plan_dir, plan_retention, prune_plans, write_plan
 from airflow_provider_scout.selection import select_repositories, select_tags
@@ -83,6 +85,10 @@ class PlanningOperator(ArtifactoryOperator):
         """Resolve every selected tag; subclasses that know digests already may ask less."""
         return _resolve_all(records, resolve)
 
+    def annotate(self, targets: list[IndexTarget]) -> list[IndexTarget]:
+        """What a subclass adds to the planned targets for the indexing task; none by default."""
+        return targets
+
     def execute(self, context: Context) -> list[dict[str, int]]:
         try:
             records, resolve = self.select()
@@ -95,6 +101,7 @@ class PlanningOperator(ArtifactoryOperator):
         finally:
             close_cached_hooks(self, "artifactory_hook")
         targets, cut = cap_tags(plan_targets(self.registry_config, resolutions), limits.max_tags_per_digest)
+        targets = self.annotate(targets)
         if cut:
             self.log.warning("%s", cut)
             warnings.append(cut)
@@ -218,6 +225,10 @@ class ResolveImageEventsOperator(PlanningOperator):
 
     Each event names the manifest (or index) digest that was pushed; it is resolved by
     that digest, not by tag, so a tag moved since the push still indexes what was pushed.
+    A ``promoted`` event is resolved by its tag instead: which side of the promotion its
+    ``repo_key`` names is not published (SPEC section 3), so it only says "this tag may now
+    exist in ``repo_key``", and the registry confirms what the tag names there. A target whose
+    every tag came from promotions carries ``event_type: promoted`` (see the indexing task).
     Events the registry string does not select are logged and dropped.
 
     :param events: normalised events (:data:`airflow_provider_scout.events.IMAGE_EVENT_SCHEMA`).
@@ -228,6 +239,8 @@ class ResolveImageEventsOperator(PlanningOperator):
     def __init__(self, *, events: Sequence[Mapping[str, Any]] | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.events = events
+        # (repository, image, tag) -> the event types that named it, filled by select()
+        self._event_types: dict[tuple[str, str, str], set[str]] = {}
 
     def select(self) -> tuple[list[TagRecord], Resolver]:
         config = self.registry_config
@@ -238,6 +251,7 @@ class ResolveImageEventsOperator(PlanningOperator):
             )
         digests: dict[tuple[str, str, str], str] = {}
         records: list[TagRecord] = []
+        self._event_types = {}
         for position, raw in enumerate(events):
             try:
                 event = ImageEvent.from_dict(raw)
@@ -249,12 +263,31 @@ class ResolveImageEventsOperator(PlanningOperator):
                 self.log.warning("Ignoring %s: the registry string does not select it", event.label)
                 continue
             records.append(TagRecord(event.repository, event.image, event.tag, modified=event.received_at))
-            digests[(event.repository, event.image, event.tag)] = event.digest
+            key = (event.repository, event.image, event.tag)
+            self._event_types.setdefault(key, set()).add(event.event_type)
+            if event.event_type == "pushed" or key not in digests:
+                digests[key] = event.digest
         hook = self.artifactory_hook
-        return (
-            unique_tags(records),
-            lambda r: hook.resolve(r.repository, r.image, digests[(r.repository, r.image, r.tag)]),
-        )
+
+        def resolve(record: TagRecord) -> ResolvedImage:
+            key = (record.repository, record.image, record.tag)
+            if self._event_types[key] == {"promoted"}:
+                return hook.resolve(record.repository, record.image, record.tag)
+            return hook.resolve(record.repository, record.image, digests[key])
+
+        return unique_tags(records), resolve
+
+    def annotate(self, targets: list[IndexTarget]) -> list[IndexTarget]:
+        """Mark the targets whose every tag came from a promotion (``event_type: promoted``)."""
+        marked = []
+        for target in targets:
+            types = set().union(
+                *(self._event_types.get((target.repository, target.image, t), set()) for t in target.tags)
+            )
+            if target.tags and types == {"promoted"}:
+                target = dataclasses.replace(target, extra={**target.extra, EVENT_TYPE_KEY: "promoted"})
+            marked.append(target)
+        return marked
 
 
 def _resolve_all(records: Sequence[TagRecord], resolve: Resolver) -> list[TagResolution]:

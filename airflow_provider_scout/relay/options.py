@@ -27,6 +27,7 @@ from airflow_provider_scout.defaults import (
     RELAY_OPTION_ENV_PREFIX,
     RELAY_PORT,
 )
+from airflow_provider_scout.docker_reference import is_repository_key
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.grammar import parse_duration, parse_flag
 from airflow_provider_scout.relay.settings import (
@@ -47,6 +48,7 @@ __all__ = [
     "read_float",
     "read_int",
     "read_path",
+    "read_repository_keys",
     "read_str",
     "read_switch",
 ]
@@ -74,6 +76,15 @@ def read_switch(text: str, source: str) -> bool:
 
 
 read_str, read_int, read_float, read_path = read_as(str), read_as(int), read_as(float), read_as(Path)
+
+
+def read_repository_keys(text: str, source: str) -> tuple[str, ...]:
+    """Comma-separated Artifactory repository keys (``docker-prod,docker-staging``)."""
+    keys = tuple(dict.fromkeys(key.strip() for key in text.split(",") if key.strip()))
+    bad = [key for key in keys if not is_repository_key(key)]
+    if bad:
+        raise ValueError(f"{bad[0][:80]!r} is not an Artifactory repository key")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,13 @@ OPTIONS: tuple[RelayOption, ...] = (
     ),
     RelayOption("dag_id", read_str, "DAG to trigger"),
     RelayOption("accept_promoted", read_switch, "also index docker 'promoted' events", kind="switch"),
+    RelayOption(
+        "promoted_repositories",
+        read_repository_keys,
+        "accept docker 'promoted' events into these repositories only (comma-separated keys; "
+        "implies --accept-promoted)",
+        default_text="none",
+    ),
     RelayOption("max_body_bytes", read_int, "larger webhook bodies are refused with 413"),
     RelayOption("dedupe_window", read_duration, "same tag at the same digest within it: duplicate"),
     RelayOption("failed_retention", read_duration, "refused batches are kept this long"),

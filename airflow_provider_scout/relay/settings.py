@@ -115,6 +115,8 @@ class RelaySettings:
     artifactory_auth: tuple[str, str] | None = field(default=None, repr=False)
     tags: TagFilter = field(default_factory=TagFilter)
     accept_promoted: bool = False
+    # Promoted events only into these repositories (configured keys); not empty: promoted accepted.
+    promoted_repositories: tuple[str, ...] = ()
     dag_id: str = WEBHOOK_DAG_ID
     host: str = "127.0.0.1"  # loopback unless configured: compose opens it to its network
     port: int = RELAY_PORT  # 0 binds any free port (tests); the bound port is logged
@@ -219,8 +221,9 @@ class RelaySettings:
 
     @property
     def selection(self) -> EventSelection:
-        event_types = ("pushed", "promoted") if self.accept_promoted else ("pushed",)
-        return EventSelection(self.registry, self.tags, event_types)
+        promoted = self.accept_promoted or bool(self.promoted_repositories)
+        event_types = ("pushed", "promoted") if promoted else ("pushed",)
+        return EventSelection(self.registry, self.tags, event_types, self.promoted_repositories)
 
     @property
     def database_path(self) -> Path:

@@ -37,6 +37,7 @@ def sample_text(option: RelayOption) -> str:
         "tag": "^v[0-9]+$",
         "host": "0.0.0.0",
         "dag_id": "sample_webhook",
+        "promoted_repositories": "docker-prod, docker-staging",
     }
     return named.get(option.dest) or SAMPLE_TEXT[option.read]
 

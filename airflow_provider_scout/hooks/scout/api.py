@@ -79,9 +79,12 @@ class ScoutApi:
         self._access_token_expires = 0.0
 
     def image_summaries(
-        self, digests: Iterable[str], repository_host: str, repository_name: str
+        self, digests: Iterable[str], repository_host: str | None, repository_name: str | None
     ) -> dict[str, graphql.ImageSummary]:
-        """Scout's sbomState and vulnerability counts by digest; digests Scout does not know are absent."""
+        """Scout's sbomState and vulnerability counts by digest; digests Scout does not know are absent.
+
+        Without a repository (None, None), the digests are looked up in any repository of the organization.
+        """
         unique = list(dict.fromkeys(digests))
         summaries: dict[str, graphql.ImageSummary] = {}
         for start in range(0, len(unique), SUMMARY_BATCH):

@@ -40,7 +40,7 @@ import subprocess
 import tempfile
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,11 @@ from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.cli_runner import CliSlots, run_docker_scout
 from airflow_provider_scout.hooks.scout.process import go_network_environment, kill_group, tool_environment
+from airflow_provider_scout.hooks.scout.scout_environments import (
+    EnvironmentRecord,
+    ScoutEnvironments,
+    ToolCall,
+)
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.policy import PolicyResult
@@ -156,6 +161,9 @@ class CliBackend:
         self.workspace = TaskWorkspace()
         self.slots = CliSlots.from_environment()
         self._running: set[subprocess.Popen[bytes]] = set()
+        self.environments = ScoutEnvironments(
+            settings, lambda: self.workspace.path / "tmp", self.slots, log, self._running
+        )
 
     def describe(self) -> str:
         """Exchange the token and read ``organizationStatus``.
@@ -243,18 +251,29 @@ class CliBackend:
             )
             packages = _reported_package_count(result.lines)
             pushed += 1
-        reported = moved or None
         if not pushed:
-            return IndexResult.of(target, IndexState.MOVED, moved_tags=reported)
+            return IndexResult.of(target, IndexState.MOVED, moved_tags=moved or None)
         if dry_run:
-            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages, moved_tags=reported)
+            return IndexResult.of(target, IndexState.DRY_RUN, packages=packages, moved_tags=moved or None)
+        vulnerabilities = self._vulnerabilities(target)
+        # Only now: Scout assigns an image to an environment once it has analysed it.
+        pushed_tags = tuple(tag for tag in target.tags if tag not in moved)
+        record = self.record_environment(
+            replace(target, tags=pushed_tags),
+            registry_auth=registry_auth,
+            tag_source=tag_source,
+            registry_network=registry_network,
+        )
+        if record is not None:
+            moved.update(record.moved)
         return IndexResult.of(
             target,
             IndexState.INDEXED,
             packages=packages,
-            vulnerabilities=self._vulnerabilities(target),
-            moved_tags=reported,
+            vulnerabilities=vulnerabilities,
+            moved_tags=moved or None,
             policies=self.policies(target),
+            environments=record.as_result() if record is not None else None,
         )
 
     def policies(self, target: IndexTarget) -> tuple[PolicyResult, ...] | None:
@@ -265,6 +284,33 @@ class CliBackend:
         except ScoutIndexError as exc:
             self.log.warning("Could not read the policy results of %s: %s", target.reference, exc)
             return None
+
+    def record_environment(
+        self,
+        target: IndexTarget,
+        *,
+        registry_auth: RegistryAuth | None,
+        tag_source: TagSource | None,
+        registry_network: NetworkSettings | None = None,
+    ) -> EnvironmentRecord | None:
+        """Record the target's tags in the Scout environment its repository maps to (see
+        :mod:`.scout_environments`); None when it maps to none. The digest must be analysed already.
+        docker-scout pulls the image to record it: it reaches the registry as a push does."""
+        if self.settings.environments.environment_for(target.repository) is None or not target.tags:
+            return None
+        argv, env, secrets = self._command(
+            target, registry_auth, False, False, registry_network or NetworkSettings()
+        )
+        return self.environments.record(target, ToolCall(argv[0], env, secrets), tag_source)
+
+    def is_analysed(self, target: IndexTarget) -> bool:
+        """Whether Scout holds an analysis of the target's digest in any repository of the organization.
+
+        What a promotion needs: the digest was pushed (and analysed) under the repository it was
+        promoted from, and Scout's environments take an analysed image without a new push.
+        """
+        summary = self.api.image_summaries([target.digest], None, None).get(target.digest)
+        return summary is not None and summary.is_indexed
 
     def close(self) -> None:
         """Stop a docker-scout still running and remove the task's work directory.

@@ -162,17 +162,20 @@ def _context(organization: str) -> dict[str, str]:
 
 
 def image_summaries_request(
-    organization: str, digests: Iterable[str], repository_host: str, repository_name: str
+    organization: str, digests: Iterable[str], repository_host: str | None, repository_name: str | None
 ) -> dict[str, Any]:
-    """The JSON body of an ``imageSummariesByDigest`` request."""
+    """The JSON body of an ``imageSummariesByDigest`` request.
+
+    Without a repository (both None) the argument is null, which the SDL allows: Scout then
+    searches the organization by digest alone, whichever repository the digest was pushed to.
+    """
+    repository = None
+    if repository_host is not None and repository_name is not None:
+        repository = {"hostName": repository_host, "repoName": repository_name}
     return {
         "operationName": "imageSummariesByDigest",
         "query": IMAGE_SUMMARIES_BY_DIGEST,
-        "variables": {
-            "context": _context(organization),
-            "digests": list(digests),
-            "repository": {"hostName": repository_host, "repoName": repository_name},
-        },
+        "variables": {"context": _context(organization), "digests": list(digests), "repository": repository},
     }
 
 

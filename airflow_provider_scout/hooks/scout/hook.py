@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +31,7 @@ from airflow_provider_scout.hooks.scout import graphql
 from airflow_provider_scout.hooks.scout.api import ScoutApi
 from airflow_provider_scout.hooks.scout.backend import Backend, BlobSource, TagSource
 from airflow_provider_scout.hooks.scout.docker_scout_backend import CliBackend
+from airflow_provider_scout.hooks.scout.scout_environments import EnvironmentRecord
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings, read_settings
 from airflow_provider_scout.hooks.scout.syft_backend import SbomBackend
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -54,6 +55,9 @@ class ScoutHook(BaseHook):
     :param backend: instead of the connection's extra ``backend``.
     :param sbom_dir: instead of the extra ``sbom_dir`` and ``SCOUT_SBOM_DIR``.
     :param timeout: instead of the extra ``timeout`` (seconds per image).
+    :param environments: instead of the extra ``environments`` and ``SCOUT_ENVIRONMENTS``: which
+        Scout environment each repository stands for (``docker-prod=production,...``,
+        :mod:`~airflow_provider_scout.environments`); cli backend only.
     """
 
     conn_name_attr = "scout_conn_id"
@@ -68,11 +72,18 @@ class ScoutHook(BaseHook):
         backend: str | None = None,
         sbom_dir: str | None = None,
         timeout: float | None = None,
+        environments: str | Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.scout_conn_id = scout_conn_id
-        self._arguments: dict[str, Any] = {"backend": backend, "sbom_dir": sbom_dir, "timeout": timeout}
+        self._arguments: dict[str, Any] = {
+            "backend": backend,
+            "sbom_dir": sbom_dir,
+            "timeout": timeout,
+            "environments": environments or None,  # an empty DAG param defers to the connection
+        }
         self._session = ExtrasSession()
+        self._warned_sbom_environments = False
 
     @cached_property
     def settings(self) -> ScoutSettings:
@@ -216,6 +227,54 @@ class ScoutHook(BaseHook):
         result = dataclasses.replace(result, duration=round(time.monotonic() - started, 3))
         self.log.info("Indexed %s: %s", target.reference, result.to_dict())
         return result
+
+    # ------------------------------------------------------------------ environments
+
+    def maps_to_environment(self, target: IndexTarget) -> bool:
+        """Whether the target's repository is mapped to a Scout environment (cli backend only:
+        the sbom backend never talks to Scout, and says so once per task)."""
+        if self.settings.environments.environment_for(target.repository) is None:
+            return False
+        if not isinstance(self.backend, CliBackend):
+            if not self._warned_sbom_environments:
+                self.log.warning(
+                    "Scout environments are configured, but the %s backend sends nothing to Scout; "
+                    "no image is recorded in an environment",
+                    self.backend_name,
+                )
+                self._warned_sbom_environments = True
+            return False
+        return True
+
+    def record_environment(
+        self,
+        target: IndexTarget,
+        *,
+        registry_auth: RegistryAuth | None,
+        tag_source: TagSource | None,
+        registry_network: NetworkSettings | None = None,
+    ) -> EnvironmentRecord | None:
+        """Record the target's tags (each confirmed in ``tag_source``) in its repository's Scout
+        environment, skipping those Scout lists there already; None when none applies.
+
+        Only for a digest Scout has analysed (after a push, or :meth:`is_analysed`).
+        ``registry_network``: how the registry is reached, as for :meth:`index`.
+
+        :raises ScoutRetryableError: or :class:`ScoutFatalError`, naming the image and environment.
+        """
+        if not self.maps_to_environment(target):
+            return None
+        assert isinstance(self.backend, CliBackend)
+        for secret in registry_auth.secrets if registry_auth else ():
+            mask_secret(secret)
+        return self.backend.record_environment(
+            target, registry_auth=registry_auth, tag_source=tag_source, registry_network=registry_network
+        )
+
+    def is_analysed(self, target: IndexTarget) -> bool:
+        """cli: whether Scout holds an analysis of the target's digest under any repository (a
+        promoted image was pushed under the repository it came from); sbom: False."""
+        return isinstance(self.backend, CliBackend) and self.backend.is_analysed(target)
 
     # ------------------------------------------------------------------ Scout GraphQL read-back
 

@@ -3,10 +3,13 @@
 Every setting is looked up in one order, the first one given wins:
 
 1. an **argument** of :class:`~airflow_provider_scout.hooks.scout.ScoutHook` (``backend``,
-   ``sbom_dir``, ``timeout``), for a task that needs something other than its connection;
+   ``sbom_dir``, ``timeout``, ``environments``: a DAG run's param), for a task that needs
+   something other than its connection;
 2. the **connection**: its login and password, and its extras under their plain names or
    the ``extra__docker_scout__`` prefix older connection forms stored;
-3. the **environment**: ``SCOUT_SBOM_DIR`` for ``sbom_dir``, and ``DOCKER_SCOUT_HUB_USER`` /
+3. the **environment**: ``SCOUT_SBOM_DIR`` for ``sbom_dir``, ``SCOUT_ENVIRONMENTS`` for
+   ``environments`` (the repository -> Scout environment map,
+   :mod:`~airflow_provider_scout.environments`), and ``DOCKER_SCOUT_HUB_USER`` /
    ``DOCKER_SCOUT_HUB_PASSWORD`` for login and password, the variables ``docker scout watch``
    and the docker-scout CLI read, so a user moving over keeps their environment;
 4. the **default**: backend ``cli`` when the connection exists, else ``sbom``; ``org`` is the
@@ -36,6 +39,7 @@ from airflow.sdk import Connection
 from airflow.sdk.log import mask_secret
 
 from airflow_provider_scout.defaults import (
+    ENVIRONMENTS_ENV,
     HUB_PASSWORD_ENV,
     HUB_URL,
     HUB_USER_ENV,
@@ -43,6 +47,7 @@ from airflow_provider_scout.defaults import (
     SCOUT_API_URL,
     SCOUT_CONN_TYPE,
 )
+from airflow_provider_scout.environments import EnvironmentMap, parse_environment_map
 from airflow_provider_scout.exceptions import InputError, ScoutFatalError
 from airflow_provider_scout.grammar import DURATION_EXAMPLES, parse_duration
 from airflow_provider_scout.hooks.http_session import NetworkSettings, read_network
@@ -81,6 +86,7 @@ class ScoutSettings:
     sbom_dir: str | None = None
     timeout: float = DEFAULT_RUN_TIMEOUT
     network: NetworkSettings = field(default_factory=NetworkSettings)
+    environments: EnvironmentMap = field(default_factory=EnvironmentMap)
 
     @property
     def source(self) -> str:
@@ -117,6 +123,7 @@ def read_settings(
     timeout = _timeout(*lookup("timeout"))
     api_url = _url(*lookup("api_url"))
     hub_url = _url(*lookup("hub_url"))
+    environments = _environments(*lookup("environments"), environ)
     hub_user = (connection.login if connection else None) or environ.get(HUB_USER_ENV) or None
     hub_token = (connection.password if connection else None) or environ.get(HUB_PASSWORD_ENV) or None
     if hub_token:
@@ -141,6 +148,7 @@ def read_settings(
         sbom_dir=lookup("sbom_dir")[0] or environ.get(SBOM_DIR_ENV) or None,
         timeout=timeout,
         network=network,
+        environments=environments,
     )
 
 
@@ -186,6 +194,15 @@ def _timeout(value: Any, where: str) -> float:
     if value <= 0:
         raise ScoutFatalError(f"{where} must be a positive duration, not {value!r}")
     return float(value)
+
+
+def _environments(value: Any, where: str, environ: Mapping[str, str]) -> EnvironmentMap:
+    if value in ("", None):
+        value, where = environ.get(ENVIRONMENTS_ENV, ""), f"the {ENVIRONMENTS_ENV} environment variable"
+    try:
+        return parse_environment_map(value, where)
+    except InputError as exc:
+        raise ScoutFatalError(str(exc)) from None
 
 
 def _url(value: Any, where: str) -> str:

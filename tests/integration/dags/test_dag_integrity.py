@@ -153,6 +153,7 @@ def test_indexing_params_accept_good_conf(dag_id: str) -> None:
         "scout_conn_id": "docker_scout_default",
         "force": False,
         "dry_run": False,
+        "environments": None,
     }
     conf = {
         "registry": REGISTRY,
@@ -161,6 +162,7 @@ def test_indexing_params_accept_good_conf(dag_id: str) -> None:
         "scout_conn_id": "scout.prod",
         "force": True,
         "dry_run": True,
+        "environments": "docker-prod=production,docker-staging=staging",
     }
     assert validate_as_api_server(dag, conf) == conf
 

@@ -107,6 +107,21 @@ def test_promoted_accepted_when_enabled() -> None:
     assert isinstance(event, ImageEvent) and event.event_type == "promoted"
 
 
+def test_promoted_events_count_only_into_the_selected_repositories() -> None:
+    selection = EventSelection(
+        parse_registry_string(REGISTRY),
+        event_types=("pushed", "promoted"),
+        promoted_repositories=("docker-prod",),
+    )
+    into_prod = read(selection, push_payload(event_type="promoted", repository="docker-prod"))
+    assert isinstance(into_prod, ImageEvent) and into_prod.repository == "docker-prod"
+    into_local = read(selection, push_payload(event_type="promoted"))
+    assert isinstance(into_local, IgnoredEvent)
+    assert into_local.reason == "promoted events into 'docker-local' are not accepted"
+    # Pushes to any watched repository still count.
+    assert isinstance(read(selection, push_payload()), ImageEvent)
+
+
 def test_other_domain_needs_no_docker_fields(selection: EventSelection) -> None:
     payload = {
         "domain": "artifact",

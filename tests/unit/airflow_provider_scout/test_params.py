@@ -150,6 +150,29 @@ def test_connection_ids_refuse_what_no_connection_is_named(value: str) -> None:
         _validate("scout_conn_id", value)
 
 
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("docker-prod=production", True),
+        ("docker-prod=production, docker-staging = staging,", True),
+        ("docker-prod", False),
+        ("docker-prod=production,,x=y", False),
+        ("a=b=c", False),
+    ],
+)
+def test_the_environments_param_takes_key_value_pairs(value: str, valid: bool) -> None:
+    from airflow.sdk.definitions.param import ParamsDict
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = ParamsDict(indexing_params())
+    if valid:
+        params.update({"environments": value})
+        assert params.validate()["environments"] == value
+    else:
+        with pytest.raises(ParamValidationError, match="param environments"):
+            params.update({"environments": value})
+
+
 def test_the_params_validate_as_a_whole_with_their_defaults() -> None:
     from airflow.sdk.definitions.param import ParamsDict
 
@@ -161,4 +184,5 @@ def test_the_params_validate_as_a_whole_with_their_defaults() -> None:
         "scout_conn_id": "docker_scout_default",
         "force": False,
         "dry_run": False,
+        "environments": None,
     }

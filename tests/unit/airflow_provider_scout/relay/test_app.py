@@ -331,6 +331,19 @@ def test_promoted_events_when_enabled(start_relay: StartRelay, standin: StandinS
     assert (event["event_id"], event["event_type"]) == (event_id, "promoted")
 
 
+def test_promoted_events_into_the_selected_repositories_only(
+    start_relay: StartRelay, standin: StandinServer
+) -> None:
+    relay = start_relay(promoted_repositories=("docker-prod",))
+    ignored = relay.send(push_payload(event_type="promoted"))
+    assert ignored.status_code == 200 and ignored.json()["status"] == "ignored"
+    assert "promoted events into 'docker-local' are not accepted" in ignored.text
+    event_id = accepted_id(relay.send(push_payload(event_type="promoted", repository="docker-prod")))
+    relay.wait_idle()
+    [event] = next(iter(standin.state.runs.values()))["conf"]["events"]
+    assert (event["event_id"], event["repository"]) == (event_id, "docker-prod")
+
+
 def test_nothing_is_acknowledged_that_was_not_stored(
     relay_settings: Callable[..., RelaySettings], monkeypatch: pytest.MonkeyPatch
 ) -> None:

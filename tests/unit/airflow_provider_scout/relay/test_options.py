@@ -76,6 +76,11 @@ def test_the_flag_wins_over_the_variable(option: RelayOption) -> None:
             "SCOUT_RELAY_DEDUPE_WINDOW must be a duration such as 90, 90.5, 15m, 2h or 1d, not 'soon'",
         ),
         ("SCOUT_RELAY_MAX_BODY_BYTES", "big", "SCOUT_RELAY_MAX_BODY_BYTES: invalid literal"),
+        (
+            "SCOUT_RELAY_PROMOTED_REPOSITORIES",
+            "docker-prod,not a key",
+            "SCOUT_RELAY_PROMOTED_REPOSITORIES: 'not a key' is not an Artifactory repository key",
+        ),
         ("SCOUT_RELAY_TAG", "(unclosed", "not a valid regular expression|unterminated|missing"),
     ],
 )
