@@ -71,8 +71,9 @@ DEFAULT_REFRESH_LOOKBACK = timedelta(minutes=15)
 # * ``examples`` turns an array field into a multi-select, so examples live in the text.
 
 # A registry string names its type; the loose check catches a host name or URL pasted in its
-# place and a missing type. Keys are lowercase as `docker scout watch` writes them.
-REGISTRY_STRING_PATTERN = r"type\s*=\s*[Aa]rtifactory"
+# place and a missing type. Letter case as the parser takes it (any): a loose check that
+# refused a string the planning task accepts would be wrong, not merely strict.
+REGISTRY_STRING_PATTERN = r"[Tt][Yy][Pp][Ee]\s*=\s*[Aa][Rr][Tt][Ii][Ff][Aa][Cc][Tt][Oo][Rr][Yy]"
 REGISTRY_STRING_EXAMPLE = (
     "type=artifactory,registry=example.jfrog.io,api=https://example.jfrog.io/artifactory,"
     "repository=docker-local"
