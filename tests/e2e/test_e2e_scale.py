@@ -18,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID
+from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID, PLAN_XCOM_KEY
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
@@ -75,3 +76,12 @@ def test_more_images_than_max_map_length_are_indexed_in_one_run(
     assert {ti["state"] for ti in mapped} == {"success"}
     # Each mapped task names its first image and how many more it carries.
     assert all(ti["rendered_map_index"].endswith(" more)") for ti in mapped)
+    # The plan is stored, not held in the metadata database: the planning task's XComs are a
+    # slice per mapped task and the plan's place, within README "Limits"'s bound.
+    slices = client.xcom(FULL_INGEST_DAG_ID, finished.run_id, LIST_TASK_ID)
+    stored = client.xcom(FULL_INGEST_DAG_ID, finished.run_id, LIST_TASK_ID, key=PLAN_XCOM_KEY)
+    assert len(slices) == MAX_MAP_LENGTH
+    assert len(json.dumps(slices)) + len(json.dumps(stored)) <= 48 * MAX_MAP_LENGTH + 1024
+    plan = StoredPlan.from_dict(stored)
+    assert plan.targets == IMAGE_COUNT
+    assert sum(len(batch) for batch in read_plan(plan)) == IMAGE_COUNT
