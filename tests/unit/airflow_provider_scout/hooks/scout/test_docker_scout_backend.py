@@ -349,7 +349,8 @@ def test_sigterm_of_the_task_process_removes_its_files(
     task = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_TASK, DIGEST, REFERENCE], stdout=subprocess.PIPE, text=True
     )
-    wait_until(cli_record.calls, 20, message="docker-scout to start")
+    # The task process imports Airflow before it starts docker-scout: 15-20 s on a busy host.
+    wait_until(cli_record.calls, 90, message="docker-scout to start")
     assert _snapshot(home, temp) != before  # the workspace exists while docker-scout runs
     task.send_signal(signal.SIGTERM)
     output, _ = task.communicate(timeout=20)
