@@ -41,7 +41,9 @@ from tests.support.e2e import (
 
 
 @pytest.fixture(scope="session")
-def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+def e2e_stack(
+    tmp_path_factory: pytest.TempPathFactory, e2e_scout_environments: Path, e2e_scout_record: Path
+) -> Iterator[DevStack]:
     with (
         postgres_database() as database_url,
         dev_stack(
@@ -49,9 +51,30 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
             database_url=database_url,
             served_repositories=(*DEFAULT_REPOSITORIES, BULK_REPOSITORY),
             selected_repositories=DEFAULT_REPOSITORIES,
+            # Read by the docker-scout stand-in only: a test giving a run the cli backend reads them.
+            airflow_environment={
+                "DOCKER_SCOUT_STANDIN_ENVIRONMENTS": str(e2e_scout_environments),
+                "DOCKER_SCOUT_STANDIN_RECORD": str(e2e_scout_record),
+            },
         ) as stack,
     ):
         yield stack
+
+
+@pytest.fixture(scope="session")
+def e2e_stand_in_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the docker-scout stand-in run by the stack's workers records calls and keeps environments."""
+    return tmp_path_factory.mktemp("e2e-docker-scout")
+
+
+@pytest.fixture(scope="session")
+def e2e_scout_environments(e2e_stand_in_files: Path) -> Path:
+    return e2e_stand_in_files / "environments.json"
+
+
+@pytest.fixture(scope="session")
+def e2e_scout_record(e2e_stand_in_files: Path) -> Path:
+    return e2e_stand_in_files / "calls.json"
 
 
 @pytest.fixture(scope="session")
@@ -93,10 +116,10 @@ def celery_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]
 
 
 @pytest.fixture
-def relay(e2e_stack: DevStack, tmp_path: Path) -> Iterator[RunningRelay]:
+def relay(e2e_stack: DevStack, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RunningRelay]:
     """The relay as deployed: its own process, logged in to Airflow as the relay's API user
     (FAB role ScoutRelay, as compose's airflow-init creates it), with its secret and
-    credentials in its environment only."""
+    credentials in its environment only. Indirect parametrization adds relay options."""
     secret = secrets.token_urlsafe(64)
     port = free_port()
     env = {
@@ -111,6 +134,7 @@ def relay(e2e_stack: DevStack, tmp_path: Path) -> Iterator[RunningRelay]:
         str(Path(sys.executable).parent / "airflow-scout"), "relay",
         "--host", "127.0.0.1", "--port", str(port),
         "--state-dir", str(tmp_path / "relay"), "--coalesce-seconds", "1",
+        *getattr(request, "param", ()),
     ]  # fmt: skip
     process = ManagedProcess.start("airflow-scout relay", command, tmp_path / "relay.log", env=env)
     url = f"http://127.0.0.1:{port}"
