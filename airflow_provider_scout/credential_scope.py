@@ -33,7 +33,7 @@ from airflow_provider_scout.upstream_text import printable_repr
 if TYPE_CHECKING:
     from airflow_provider_scout.config import ArtifactoryRegistryConfig
 
-__all__ = ["ALLOWED_HOSTS_EXTRA", "ARTIFACTORY_CONTEXT", "CredentialScope", "api_base_url"]
+__all__ = ["ALLOWED_HOSTS_EXTRA", "ARTIFACTORY_CONTEXT", "CredentialScope", "api_base_url", "url_port"]
 
 # The connection extra listing further registry hosts the credentials may go to.
 ALLOWED_HOSTS_EXTRA = "allowed_hosts"
@@ -228,6 +228,15 @@ def _derives_from(authority: str, bound: str) -> bool:
         return False
     # JFrog SaaS: <instance>-<repo-key>.jfrog.io (one label: the wildcard certificate covers one).
     return label.startswith(f"{instance}-") and is_repository_key(label[len(instance) + 1 :])
+
+
+def url_port(url: str) -> int:
+    """The port an http(s) URL is served on: its own, else its scheme's; ``ValueError`` otherwise."""
+    parts = urlsplit(url.strip())
+    default = _DEFAULT_PORTS.get(parts.scheme.lower())
+    if default is None:
+        raise ValueError("not an http(s) URL")
+    return parts.port or int(default)
 
 
 def _authority(hostname: str, port: int | None, scheme: str) -> str:

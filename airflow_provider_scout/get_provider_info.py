@@ -48,10 +48,18 @@ _ARTIFACTORY_CONNECTION: dict[str, Any] = {
     "hook-class-name": "airflow_provider_scout.hooks.artifactory.ArtifactoryHook",
     "hook-name": "JFrog Artifactory",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {"host": "REST base URL", "login": "User", "password": "Password or access token"},
+        # Port is shown: Airflow 3.3.2's Test button sends 0 for an empty Port and then refuses
+        # the test of a stored connection ("host or port ... differs"); the URL's port avoids it.
+        "hidden-fields": ["schema"],
+        "relabeling": {
+            "host": "REST base URL",
+            "port": "Port of the REST base URL",
+            "login": "User",
+            "password": "Password or access token",
+        },
         "placeholders": {
             "host": "https://example.jfrog.io/artifactory",
+            "port": "443 (the URL's port; lets the Test button test the saved connection)",
             "login": "scout-reader (leave empty to use the password as a bearer access token)",
         },
     },
@@ -90,9 +98,10 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
         },
         "backend": {
             "label": "Backend",
-            "description": "cli: push with the docker-scout CLI to Docker Scout; sbom: write "
-            "syft SBOMs to the SBOM directory, never sent to Scout ('local' is its deprecated name).",
-            "schema": {"type": ["string", "null"], "default": "cli"},
+            "description": "cli: push with the docker-scout CLI to Docker Scout (needs the Docker ID "
+            "and access token above); sbom: write syft SBOMs to the SBOM directory, never sent to "
+            "Scout ('local' is its deprecated name).",
+            "schema": {"type": ["string", "null"], "enum": ["cli", "sbom"], "default": "cli"},
         },
         "cli_path": {
             "label": "docker-scout path",
@@ -106,6 +115,8 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
         },
         "api_url": {
             "label": "Scout GraphQL URL",
+            "description": "cli: where the hook asks Scout what is already indexed and whether the "
+            "organization has image analysis on (default: Docker's public endpoint).",
             "schema": {"type": ["string", "null"], "default": "https://api.scout.docker.com/v1/graphql"},
         },
         "hub_url": {
@@ -121,6 +132,8 @@ _DOCKER_SCOUT_CONNECTION: dict[str, Any] = {
         },
         "timeout": {
             "label": "Timeout per image (s)",
+            "description": "How long one docker-scout or syft run may take, in seconds (default 1800); "
+            "a run over it fails that image only.",
             "schema": {"type": ["number", "null"], "default": 1800},
         },
         **_NETWORK_FIELDS,

@@ -74,7 +74,8 @@ class IndexTarget:
         """What the Airflow UI shows for this mapped task."""
         first = self.tags[0] if self.tags else self.digest[:19]
         suffix = f" [{self.platform}]" if self.platform else ""
-        more = f" (+{len(self.tags) - 1} tags)" if len(self.tags) > 1 else ""
+        others = len(self.tags) - 1
+        more = f" (+{others} tag{'s' if others > 1 else ''})" if others else ""
         return f"{self.repository}/{self.image}:{first}{more}{suffix}"
 
     def to_dict(self) -> dict[str, Any]:

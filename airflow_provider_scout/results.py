@@ -104,6 +104,26 @@ class IndexResult:
             **produced,
         )
 
+    def outcome(self) -> str:
+        """The task log's one line for this image, in plain words (what a dry run *would* do)."""
+        image = f"{self.reference}{f' [{self.platform}]' if self.platform else ''}"
+        found = "" if self.packages is None else f"{self.packages} packages"
+        took = "" if self.duration is None else f" in {self.duration:.1f}s"
+        match self.state:
+            case IndexState.INDEXED:
+                where = f", SBOM {self.sbom_path}" if self.sbom_path else ""
+                return f"Indexed {image}: {found or 'done'}{where}{took}"
+            case IndexState.DRY_RUN:
+                return f"Would index {image}: {found or 'analysed'}{took}; dry run, nothing delivered"
+            case IndexState.RETAGGED:
+                return f"Recorded the tags {', '.join(self.tags)} of the already analysed {image}"
+            case IndexState.SKIPPED:
+                return f"Skipped {image}: already indexed"
+            case IndexState.MOVED:
+                return f"Did not index {image}: its tags name another digest now"
+            case _:
+                return f"Failed to index {image}: {self.error}"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, for XCom and asset event extras."""
         data = dataclasses.asdict(self)
@@ -156,6 +176,19 @@ class IndexSummary:
     @property
     def failures(self) -> tuple[IndexResult, ...]:
         return tuple(result for result in self.results if result.state is IndexState.FAILED)
+
+    def headline(self) -> str:
+        """The run in one short line, "N indexed, M failed", other outcomes only when they occur."""
+        parts = [f"{self.count(IndexState.INDEXED)} indexed", f"{self.count(IndexState.FAILED)} failed"]
+        for state, words in (
+            (IndexState.DRY_RUN, "would be indexed (dry run)"),
+            (IndexState.RETAGGED, "retagged"),
+            (IndexState.SKIPPED, "already indexed"),
+            (IndexState.MOVED, "moved"),
+        ):
+            if self.count(state):
+                parts.append(f"{self.count(state)} {words}")
+        return f"{', '.join(parts)} of {len(self.results)} image(s)"
 
     def counts_line(self) -> str:
         return (

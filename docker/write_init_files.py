@@ -168,7 +168,7 @@ def _create_user(manager: SecurityManager, user: AuthUser) -> str | None:
 def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """``artifactory_default`` and ``docker_scout_default`` in ``airflow connections import`` form."""
     from airflow_provider_scout.config import parse_registry_string
-    from airflow_provider_scout.credential_scope import ALLOWED_HOSTS_EXTRA, CredentialScope
+    from airflow_provider_scout.credential_scope import ALLOWED_HOSTS_EXTRA, CredentialScope, url_port
 
     # The connection's host is the registry string's `api`, so the two can never disagree;
     # parsing here also stops a bad registry string before any Airflow service starts.
@@ -176,6 +176,9 @@ def connections(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     artifactory: dict[str, Any] = {
         "conn_type": "artifactory",
         "host": registry.api,
+        # The URL's port, stored: Airflow 3.3.2's Test button sends 0 for an empty Port and
+        # refuses to test a stored connection whose port "differs" (README "Connections").
+        "port": url_port(registry.api),
         "login": _required(env, "DOCKER_SCOUT_ARTIFACTORY_API_USER"),
         "password": _required(env, "DOCKER_SCOUT_ARTIFACTORY_API_PASSWORD"),
     }

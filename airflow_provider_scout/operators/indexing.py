@@ -21,6 +21,7 @@ from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import InputError, PlanStoreError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.hooks.scout.backend import scout_repository
+from airflow_provider_scout.hooks.scout.process import without_output
 from airflow_provider_scout.index_targets import EVENT_TYPE_KEY, batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -206,7 +207,7 @@ class IndexImageOperator(ArtifactoryOperator):
         scout = self.scout_hook
         try:
             if not force and self._already_in_scout(target):
-                self.log.info("%s (%s) is already indexed; skipping it", target.label, target.digest)
+                self.log.info("Skipped %s (%s): already indexed", target.label, target.digest)
                 record = None
                 # Its environment is kept in step all the same: a repository newly mapped, a promotion.
                 if not dry_run and scout.maps_to_environment(target):
@@ -236,7 +237,10 @@ class IndexImageOperator(ArtifactoryOperator):
             )
             return result, None
         except ScoutProviderError as exc:
-            self.log.error("Indexing %s (%s) failed: %s", target.label, target.digest, exc)
+            # The tool's own lines are in the log above, at their level: not repeated here.
+            self.log.error(
+                "Failed to index %s (%s): %s", target.label, target.digest, without_output(str(exc))
+            )
             return IndexResult.failed(target, str(exc)), exc
         except Exception as exc:
             # A bug or an unforeseen error in one image must not stop the rest of its batch.

@@ -85,6 +85,7 @@ class SummarizeIndexingOperator(BaseOperator):
             warnings=tuple(str(warning) for warning in warnings),
         )
 
+        self.log.info("%s", summary.headline())
         self.log.info("Indexing summary\n%s", summary.table())
         self.log.info("%s", summary.counts_line())
         for result in summary.non_compliant:
@@ -105,8 +106,7 @@ class SummarizeIndexingOperator(BaseOperator):
             # A failing task's return value is not stored; keep the summary where it is looked for.
             ti.xcom_push(BaseXCom.XCOM_RETURN_KEY, summary.to_dict())
             raise AirflowFailException(
-                f"{len(summary.failures)} of {len(summary.results)} image(s) failed: "
-                + "; ".join(f"{f.reference}: {f.error}" for f in summary.failures)
+                f"{summary.headline()}: " + "; ".join(f"{f.reference}: {f.error}" for f in summary.failures)
             )
         return summary.to_dict()
 

@@ -216,6 +216,8 @@ def test_connections_are_the_ones_the_dags_and_hooks_use_by_default(tmp_path: Pa
     artifactory = connections[ARTIFACTORY_CONN_ID]
     assert artifactory.conn_type == ArtifactoryHook.conn_type
     assert artifactory.host == "https://example.jfrog.io/artifactory"  # the registry string's api
+    # Stored so the UI's Test button (which sends 0 for an empty Port) may test it.
+    assert artifactory.port == 443
     assert (artifactory.login, artifactory.password) == ("scout-reader", "artifactory-secret-value")
 
     scout = connections[SCOUT_CONN_ID]

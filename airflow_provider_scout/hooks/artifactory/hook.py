@@ -195,16 +195,28 @@ class ArtifactoryHook(BaseHook):
             )
 
     def test_connection(self) -> tuple[bool, str]:
-        """Ping, then list the Docker repositories the credentials can see."""
+        """Ping, then list the Docker repositories the credentials can see.
+
+        Airflow's Test button runs this under a random temporary connection id, so a failure
+        names the connection's REST base URL, never that id.
+        """
         try:
             self.ping()
             repositories = self.list_docker_repositories()
         except (ArtifactoryError, ValueError) as exc:
-            return False, str(exc)
+            return False, self._test_failure(str(exc))
         return (
             True,
             f"Artifactory at {self.api_url} answered; {len(repositories)} Docker repositories visible",
         )
+
+    def _test_failure(self, message: str) -> str:
+        message = message.replace(f"Airflow connection '{self.artifactory_conn_id}'", "this connection")
+        try:
+            where = self.api_url
+        except (ArtifactoryError, ValueError):  # the settings themselves are what failed
+            return message
+        return message if where in message else f"Artifactory at {where}: {message}"
 
     def list_docker_repositories(self) -> list[str]:
         """Keys of every Docker repository the user can see: local, remote, virtual and federated.

@@ -27,7 +27,12 @@ from typing import Any
 
 from airflow.sdk.log import mask_secret
 
-from airflow_provider_scout.credential_scope import ALLOWED_HOSTS_EXTRA, CredentialScope, api_base_url
+from airflow_provider_scout.credential_scope import (
+    ALLOWED_HOSTS_EXTRA,
+    CredentialScope,
+    api_base_url,
+    url_port,
+)
 from airflow_provider_scout.defaults import (
     ARTIFACTORY_CONN_TYPE,
     ARTIFACTORY_PASSWORD_ENV,
@@ -93,7 +98,7 @@ def settings_from_connection(
         auth = RegistryAuth(username=login, password=password)
     elif password:
         auth = RegistryAuth(token=password)
-    url = _url_from_connection(connection.host, connection.port, connection.schema)
+    url = _url_from_connection(connection.host, connection.port, connection.schema, source)
     if url:
         base = _base_url(url, f"the host of {source}")
         scope = CredentialScope.of_connection(connection.conn_id, base, dict(extra))
@@ -169,12 +174,28 @@ def _base_url(url: str, what: str) -> str:
         raise ArtifactoryError(str(exc)) from None
 
 
-def _url_from_connection(host: str | None, port: int | None, schema: str | None) -> str | None:
+def _url_from_connection(host: str | None, port: int | None, schema: str | None, source: str) -> str | None:
+    """The REST base URL of a connection's host, port and schema fields.
+
+    Port 0 means no port: Airflow 3.3.2's connection list sends ``port: 0`` for an empty Port
+    field when its Test button is pressed. A host with a scheme is the whole URL; a Port beside
+    it must be the URL's own port (the Test button needs one stored, see the README).
+    """
     if not host:
         return None
     host = host.strip()
-    if "://" in host:
-        return host
-    netloc = f"{host}:{port}" if port else host
-    path = f"/{schema.strip('/')}" if schema else ""
-    return f"https://{netloc}{path}"
+    if "://" not in host:
+        netloc = f"{host}:{port}" if port else host
+        path = f"/{schema.strip('/')}" if schema else ""
+        return f"https://{netloc}{path}"
+    if port:
+        try:
+            own_port = url_port(host)
+        except ValueError:
+            return host  # api_base_url refuses the URL with its own message
+        if own_port != port:
+            raise ArtifactoryError(
+                f"the Port of {source} ({port}) is not the port of its REST base URL "
+                f"({own_port}); set the URL's port or clear Port"
+            )
+    return host

@@ -41,6 +41,14 @@ from airflow_provider_scout.results import IndexResult
 __all__ = ["ScoutHook"]
 
 
+# What the form needs for the cli backend, in the form's own words (get_provider_info relabels).
+CLI_NEEDS_CREDENTIALS = (
+    "the cli backend pushes to Docker Scout and needs credentials: fill in 'Docker ID or "
+    "organization' and 'Access token' (a personal or organization access token), or choose "
+    "Backend 'sbom' to write SBOMs locally"
+)
+
+
 class ScoutHook(BaseHook):
     """Docker Scout: push image data (``cli``) or write Scout SBOMs (``sbom``), and read Scout back.
 
@@ -152,11 +160,18 @@ class ScoutHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """cli: exchange the token and read ``organizationStatus`` (image analysis must be on,
-        else it says to run ``docker scout enroll ORG``); sbom: syft and the SBOM directory."""
+        else it says to run ``docker scout enroll ORG``); sbom: syft and the SBOM directory.
+
+        Airflow's Test button runs this under a random temporary connection id: a message
+        says "this connection" rather than quote that id.
+        """
         try:
+            settings = self.settings
+            if settings.backend == "cli" and not (settings.hub_user and settings.hub_token):
+                return False, CLI_NEEDS_CREDENTIALS
             return True, self.backend.describe()
         except ScoutIndexError as exc:
-            return False, str(exc)
+            return False, str(exc).replace(f"'{self.scout_conn_id}'", "this connection")
 
     # ------------------------------------------------------------------ indexing
 
@@ -225,7 +240,7 @@ class ScoutHook(BaseHook):
             registry_network=registry_network,
         )
         result = dataclasses.replace(result, duration=round(time.monotonic() - started, 3))
-        self.log.info("Indexed %s: %s", target.reference, result.to_dict())
+        self.log.info("%s", result.outcome())
         return result
 
     # ------------------------------------------------------------------ environments

@@ -15,6 +15,7 @@ classify a failure as retryable (network, rate limit, server error) or fatal.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -39,6 +40,22 @@ _TAIL_LINES = 200
 _ERROR_LINES = 6
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# Where a failure's message quotes the tool's last lines (see without_output).
+LAST_OUTPUT = "; last output: "
+# A level word leading a tool's line, after syft's optional "[0001]" counter; docker-scout and
+# syft both write them upper case (``ERROR``, ``WARN``), some versions ``level=error``.
+_LEVEL = re.compile(
+    r"^\s*(?:\[\d+\]\s*)?(?:level=)?(ERROR|FATAL|WARNING|WARN|INFO|DEBUG|TRACE)\b", re.IGNORECASE
+)
+_LEVELS = {
+    "FATAL": logging.ERROR,
+    "ERROR": logging.ERROR,
+    "WARNING": logging.WARNING,
+    "WARN": logging.WARNING,
+    "INFO": logging.INFO,
+    "DEBUG": logging.INFO,  # asked for by the deployment: shown, not hidden below the task's level
+    "TRACE": logging.INFO,
+}
 # Judged on the last output line that matches any pattern: tools often log transient
 # trouble they recovered from before the error that actually ended the run.
 _RETRYABLE = re.compile(
@@ -210,7 +227,7 @@ def _stream_output(
             line = _clean_line(raw.decode("utf-8", "replace"), masked)
             if line:
                 tail.append(line)
-                log.info("%s: %s", tool, line)
+                log.log(tool_level(line), "%s: %s", tool, line)
 
     reader = threading.Thread(target=pump, name=f"{tool}-output", daemon=True)
     reader.start()
@@ -246,7 +263,20 @@ def _clean_line(text: str, secrets: Sequence[str]) -> str:
 
 
 def _last_lines(lines: Sequence[str]) -> str:
-    return ("; last output: " + " | ".join(lines[-_ERROR_LINES:])) if lines else ""
+    return (LAST_OUTPUT + " | ".join(lines[-_ERROR_LINES:])) if lines else ""
+
+
+def tool_level(line: str) -> int:
+    """The logging level a tool gave its output line (syft: ``[0001] ERROR ...``); INFO otherwise."""
+    match = _LEVEL.match(line)
+    if not match:
+        return logging.INFO
+    return _LEVELS[match.group(1).upper()]
+
+
+def without_output(message: str) -> str:
+    """A failure's message without the tool's last lines, for a log that already shows them."""
+    return message.split(LAST_OUTPUT, 1)[0]
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:

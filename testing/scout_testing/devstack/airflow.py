@@ -1,7 +1,7 @@
 """A real Airflow 3 instance run as subprocesses, and a small client for its REST API.
 
 The stack is what production runs, minus the container: ``airflow db migrate``, then
-``airflow api-server``, ``airflow scheduler`` and ``airflow dag-processor`` with the
+``airflow api-server``, ``airflow scheduler``, ``airflow dag-processor`` and ``airflow triggerer`` with the
 LocalExecutor, each logging to a file in the work directory. The metadata database is
 SQLite by default (the demo: a fresh machine needs nothing else) or any SQLAlchemy URL
 (the end-to-end tests use PostgreSQL, see :func:`postgres_database`). With
@@ -198,12 +198,15 @@ class AirflowStack:
                 "AIRFLOW__API_AUTH__JWT_SECRET": self._jwt_secret,
                 # The LocalExecutor serves task logs on a port; a fixed default would collide.
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
                 "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "tasks"),
                 # Pick DAG files up within seconds instead of minutes.
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # The Test button of the connection forms, as compose turns it on.
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             }
         )
         if self.celery is not None:
@@ -239,6 +242,9 @@ class AirflowStack:
             self._spawn("api-server", "api-server", "--port", str(self.port), "--host", "127.0.0.1")
             self._spawn("scheduler", "scheduler")
             self._spawn("dag-processor", "dag-processor")
+            # No Scout task defers; the triggerer runs so the UI's health panel shows it healthy
+            # rather than red, as in a compose deployment.
+            self._spawn("triggerer", "triggerer")
             for name in self.celery.worker_names() if self.celery else ():
                 self.start_worker(name, deadline - time.monotonic())
             self._wait_healthy(deadline)
@@ -407,7 +413,7 @@ class AirflowStack:
             ) from None
 
 
-_REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "dag_processor")
+_REQUIRED_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
 def _airflow_executable() -> str:
@@ -539,6 +545,12 @@ class AirflowClient:
         run: dict[str, Any] = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         return run
 
+    def set_run_note(self, dag_id: str, run_id: str, note: str) -> None:
+        """The note the UI shows on a DAG run (grid and run header)."""
+        self.request(
+            "PATCH", f"/dags/{dag_id}/dagRuns/{run_id}", params={"update_mask": "note"}, json={"note": note}
+        )
+
     def dag_runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
         return self._paged(f"/dags/{dag_id}/dagRuns", "dag_runs", filters)
 
@@ -559,7 +571,12 @@ class AirflowClient:
 
         def finished() -> dict[str, Any] | None:
             nonlocal last_state
-            run = self.dag_run(dag_id, run_id)
+            try:
+                run = self.dag_run(dag_id, run_id)
+            except requests.Timeout:
+                # An API server slow to answer one poll (a loaded machine) is asked again;
+                # the wait's own deadline still bounds the whole.
+                return None
             if on_poll is not None:
                 on_poll(run)
             last_state = run["state"]

@@ -266,6 +266,10 @@ def _report(
     missing_sboms = [
         r for r in results if r["state"] in ("indexed", "retagged") and r["digest"] not in written
     ]
+    intended = f" (intended: {len(failed)} deliberately corrupt)" if failed and not unexpected else ""
+    client.set_run_note(
+        FULL_INGEST_DAG_ID, run_id, f"{summary['indexed']} indexed, {summary['failed']} failed{intended}"
+    )
     if unexpected or missing_sboms:
         for result in unexpected:
             print(f"UNEXPECTED FAILURE {result['reference']}: {result['error']}", file=out)

@@ -20,7 +20,13 @@ from airflow_provider_scout.defaults import INDEX_POOL, INDEX_POOL_DESCRIPTION, 
 from scout_testing.artifactory_emulator.cli import DEFAULT_REPOSITORIES
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.devstack.airflow import AirflowClient, AirflowStack, CeleryWorkers
-from scout_testing.devstack.provider import SCOUT_DAGS, provider_environment, sbom_digests
+from scout_testing.devstack.provider import (
+    SCOUT_DAGS,
+    import_connections,
+    provider_connections,
+    provider_environment,
+    sbom_digests,
+)
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout, seed_fixtures
 from scout_testing.processes import start_registry
 
@@ -178,13 +184,15 @@ def dev_stack(
             workdir,
             database_url=database_url,
             environment={
-                **provider_environment(emulator, registry_string, sbom_dir, index_workers),
+                **provider_environment(registry_string, sbom_dir, index_workers),
                 **(airflow_environment or {}),
             },
             celery=celery,
         )
         airflow.start()
         cleanup.callback(airflow.stop)
+        import_connections(airflow, provider_connections(emulator))
+        on_step(f"connections {', '.join(provider_connections(emulator))} in the metadata database")
         # Before any run: a task in a pool that does not exist is never scheduled.
         airflow.run_cli("pools", "set", INDEX_POOL, str(index_workers), INDEX_POOL_DESCRIPTION)
         on_step(f"pool {INDEX_POOL}: {index_workers} images indexed at once across all runs")

@@ -669,7 +669,7 @@ def test_summary_reports_every_image_and_fails_the_run_when_one_failed(
     operator = SummarizeIndexingOperator(
         task_id="summarize", planning_task_id="list_images", indexing_task_id="index_images"
     )
-    with pytest.raises(AirflowFailException, match="2 of 4 image"):
+    with pytest.raises(AirflowFailException, match="1 indexed, 2 failed, 1 already indexed of 4 image"):
         run(operator, ti)
     summary = ti.pushed["return_value"]
     assert (summary["indexed"], summary["skipped"], summary["dry_run"], summary["failed"]) == (1, 1, 0, 2)

@@ -65,3 +65,20 @@ def test_airflow_checks_scout_assets_through_the_provider() -> None:
     )
     with pytest.raises(ValueError, match="'Team' is not a Docker image name"):
         Asset("scout://example.jfrog.io/docker-local/Team")
+
+
+def test_every_connection_field_is_described_and_the_backend_is_a_choice() -> None:
+    for connection in get_provider_info()["connection-types"]:
+        for name, field in connection.get("conn-fields", {}).items():
+            assert field.get("description"), f"{connection['connection-type']}: {name} has no description"
+    scout = next(c for c in get_provider_info()["connection-types"] if c["connection-type"] == "docker_scout")
+    assert scout["conn-fields"]["backend"]["schema"]["enum"] == ["cli", "sbom"]
+
+
+def test_the_artifactory_form_shows_port_for_the_test_button() -> None:
+    artifactory = next(
+        c for c in get_provider_info()["connection-types"] if c["connection-type"] == "artifactory"
+    )
+    behaviour = artifactory["ui-field-behaviour"]
+    assert "port" not in behaviour["hidden-fields"]
+    assert "443" in behaviour["placeholders"]["port"]

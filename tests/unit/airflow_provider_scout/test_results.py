@@ -209,3 +209,36 @@ def test_the_table_counts_met_not_met_and_no_data_and_names_the_failing_policies
             "failing_policies": ["No fixable critical CVEs", "Default non-root user"],
         }
     ]
+
+
+def test_each_outcome_is_one_line_in_plain_words() -> None:
+    ref = target(1).reference
+    indexed = IndexResult.of(target(1), IndexState.INDEXED, packages=12, sbom_path="/s/1.json", duration=2.04)
+    assert indexed.outcome() == f"Indexed {ref} [linux/amd64]: 12 packages, SBOM /s/1.json in 2.0s"
+    dry = IndexResult.of(target(1), IndexState.DRY_RUN, packages=12)
+    assert dry.outcome() == f"Would index {ref} [linux/amd64]: 12 packages; dry run, nothing delivered"
+    assert IndexResult.of(target(1), IndexState.SKIPPED).outcome().startswith("Skipped ")
+    assert IndexResult.of(target(1), IndexState.RETAGGED).outcome() == (
+        f"Recorded the tags v1, latest of the already analysed {ref} [linux/amd64]"
+    )
+    failed = IndexResult.failed(target(1), "syft failed")
+    assert failed.outcome() == f"Failed to index {ref} [linux/amd64]: syft failed"
+    for result in (indexed, dry, failed):
+        assert "\n" not in result.outcome() and "{" not in result.outcome()
+
+
+def test_the_headline_says_how_many_were_indexed_and_failed() -> None:
+    summary = IndexSummary(
+        (
+            IndexResult.of(target(1), IndexState.INDEXED),
+            IndexResult.of(target(2), IndexState.INDEXED),
+            IndexResult.failed(target(3), "corrupt layer"),
+        )
+    )
+    assert summary.headline() == "2 indexed, 1 failed of 3 image(s)"
+    dry = IndexSummary((IndexResult.of(target(1), IndexState.DRY_RUN),))
+    assert dry.headline() == "0 indexed, 0 failed, 1 would be indexed (dry run) of 1 image(s)"
+
+
+def test_a_label_counts_the_other_tags_in_words() -> None:
+    assert target(1).label == "docker-local/team/app1:v1 (+1 tag) [linux/amd64]"

@@ -303,6 +303,46 @@ def test_test_connection_reports_instead_of_raising(
     assert stub.requests_to(REPOSITORIES)[0].query == {"packageType": "docker"}
 
 
+def _answering(stub: StubServer) -> None:
+    stub.on("GET", PING, Reply(body="OK"))
+    stub.on("GET", REPOSITORIES, Reply(body=[{"key": "docker-a", "type": "LOCAL", "packageType": "Docker"}]))
+
+
+def test_the_ui_test_buttons_port_0_means_no_port(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    # Airflow 3.3.2's Test button sends port 0 for an empty Port field.
+    _answering(stub)
+    ok, message = ArtifactoryHook(define_connection(host=stub.api_url, port=0)).test_connection()
+    assert ok, message
+    assert f"Artifactory at {stub.api_url} answered" in message
+
+
+def test_a_port_beside_a_url_must_be_the_urls_port(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    _answering(stub)
+    url_port = int(stub.api_url.rsplit(":", 1)[1].split("/")[0])
+    ok, message = ArtifactoryHook(define_connection(host=stub.api_url, port=url_port)).test_connection()
+    assert ok, message
+    conn_id = define_connection(host=stub.api_url, port=url_port + 1)
+    ok, message = ArtifactoryHook(conn_id).test_connection()
+    assert not ok
+    assert f"({url_port + 1}) is not the port of its REST base URL ({url_port})" in message
+    # The Test button runs under a random temporary id: the message never names it.
+    assert conn_id not in message and "this connection" in message
+
+
+def test_a_failed_test_names_the_connections_url_not_its_id(
+    stub: StubServer, define_connection: Callable[..., str]
+) -> None:
+    stub.on("GET", PING, Reply(status=401, body={"errors": [{"status": 401, "message": "Bad credentials"}]}))
+    conn_id = define_connection(host=stub.api_url, login="reader", password=SECRET)
+    ok, message = ArtifactoryHook(conn_id, max_attempts=1).test_connection()
+    assert not ok
+    assert stub.api_url in message and conn_id not in message
+
+
 # ------------------------------------------------------------------------------------ listing
 
 

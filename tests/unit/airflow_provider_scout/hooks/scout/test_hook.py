@@ -102,3 +102,13 @@ def test_test_connection_reports_refused_credentials(
     scout_connection(password="dckr_pat_revoked-0000", org=ORGANIZATION, hub_url=stand_in_scout.url)
     ok, message = ScoutHook().test_connection()
     assert not ok and "Docker Hub refused the access token" in message and "revoked-0000" not in message
+
+
+def test_test_connection_refuses_the_cli_backend_without_credentials_saying_what_to_fill_in(
+    scout_connection: Callable[..., None],
+) -> None:
+    scout_connection("scout_ui_temp_9f2c", login=None, password=None, backend="cli")
+    ok, message = ScoutHook("scout_ui_temp_9f2c").test_connection()
+    assert not ok
+    assert "'Docker ID or organization' and 'Access token'" in message
+    assert "Backend 'sbom'" in message and "scout_ui_temp_9f2c" not in message
