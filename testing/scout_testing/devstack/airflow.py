@@ -13,8 +13,9 @@ Authentication is the FAB auth manager, set up as compose's ``airflow-init`` doe
 (``docker/write_init_files.py auth``): an admin for people and the relay's API user, whose
 role may only trigger and read runs of the webhook DAG. Their passwords are generated here
 and kept in a credentials file (mode 0600), so they never appear in argv or in a log.
-Everything the provider needs (registry string, SBOM directory, the Artifactory connection
-with its credentials) reaches the Airflow processes through their environment.
+The provider's settings (registry string, SBOM directory) reach the Airflow processes through
+their environment; its connections are in the metadata database
+(:func:`scout_testing.devstack.provider.import_connections`).
 """
 
 from __future__ import annotations
