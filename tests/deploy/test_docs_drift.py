@@ -127,7 +127,7 @@ def test_the_connection_tables_document_the_fields_the_form_shows(conn_id: str, 
     rows = [line.strip("|").split("|")[0].strip() for line in table.splitlines()[2:]]
     standard = {row.lower() for row in rows if not row.startswith("Extra")}
     extras = {re.findall(r"`(\w+)`", row)[0] for row in rows if row.startswith("Extra")}
-    assert standard <= {"host", "login", "password"} - set(behaviour["hidden-fields"])
+    assert standard <= {"host", "port", "login", "password"} - set(behaviour["hidden-fields"])
     assert standard >= set(behaviour["relabeling"]), "a field the form relabels is not documented"
     assert extras == set(connection.get("conn-fields", {}))
 
