@@ -38,6 +38,7 @@ _NETWORK_FIELDS: dict[str, Any] = {
     },
     "max_redirects": {
         "label": "Maximum redirects",
+        "description": "Redirects followed per request before it fails (default 30, as HttpHook).",
         "schema": {"type": ["integer", "null"], "default": 30},
     },
 }
