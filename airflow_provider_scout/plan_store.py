@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +36,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_provider_scout.defaults import PLAN_DIR_ENV, PLAN_RETENTION_ENV
 from airflow_provider_scout.exceptions import PlanStoreError
 from airflow_provider_scout.grammar import parse_duration
+from airflow_provider_scout.whole_file import IncompleteWriteError, write_whole
 
 __all__ = [
     "DEFAULT_RETENTION",
@@ -244,24 +244,7 @@ def _gone(plan: StoredPlan) -> PlanStoreError:
 
 
 def _write_atomically(location: Location, data: bytes) -> None:
-    """Readers never see half a plan: temp file + rename locally, one PUT (read back) remotely."""
     try:
-        if isinstance(location, Path):
-            location.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=f".{location.name}.", dir=location.parent)
-            try:
-                with os.fdopen(fd, "wb") as temp:
-                    temp.write(data)
-                os.replace(temp_name, location)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
-            return
-        location.parent.mkdir(parents=True, exist_ok=True)
-        location.write_bytes(data)
-        if location.read_bytes() != data:
-            raise PlanStoreError(f"the plan written to {location} reads back differently", retryable=True)
-    except PlanStoreError:
-        raise
-    except Exception as exc:  # OSError locally; each fsspec backend raises its own types
+        write_whole(location, data)
+    except IncompleteWriteError as exc:
         raise PlanStoreError(f"cannot write the plan to {location}: {exc}", retryable=True) from None

@@ -8,8 +8,6 @@ The directory is a local path, a ``file://`` URL or any Airflow ObjectStoragePat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +24,7 @@ from airflow_provider_scout.scout_sbom import (
     spdx_relative_path,
     stored_sbom_tags,
 )
+from airflow_provider_scout.whole_file import IncompleteWriteError, write_whole
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
@@ -112,30 +111,7 @@ class SbomStore:
 
 
 def _write_atomically(location: Path | ObjectStoragePath, data: bytes) -> None:
-    """Write so readers never see half a file: temp file + rename locally, write + verify remotely."""
-    if isinstance(location, Path):
-        try:
-            location.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp_name = tempfile.mkstemp(prefix=f".{location.name}.", dir=location.parent)
-            try:
-                with os.fdopen(fd, "wb") as temp:
-                    temp.write(data)
-                os.replace(temp_name, location)
-            except BaseException:
-                Path(temp_name).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise ScoutRetryableError(f"cannot write the SBOM to {location}: {exc}") from None
-        return
-    # Object stores replace an object in one PUT, so there is no rename; reading it back
-    # catches a store that accepted less than was sent.
     try:
-        location.parent.mkdir(parents=True, exist_ok=True)
-        location.write_bytes(data)
-        written = location.read_bytes()
-    except Exception as exc:  # each fsspec backend raises its own error types
-        raise ScoutRetryableError(
-            f"cannot write the SBOM to {location}: {type(exc).__name__}: {exc}"
-        ) from None
-    if written != data:
-        raise ScoutRetryableError(f"the SBOM written to {location} reads back differently")
+        write_whole(location, data)
+    except IncompleteWriteError as exc:
+        raise ScoutRetryableError(f"cannot write the SBOM to {location}: {exc}") from None
