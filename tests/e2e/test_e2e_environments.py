@@ -3,8 +3,8 @@
 Through a running Airflow on PostgreSQL, the relay as deployed (``--promoted-repositories
 docker-prod``), the emulator's promotion API and webhooks, the cli backend driving the
 docker-scout stand-in (which keeps environments in the file the stack gives it) and the Scout
-stand-in server for the read-back. The Scout connection (``docker_scout_default``, created for
-this test and removed after it) maps the repositories in its extra ``environments``.
+stand-in server for the read-back. The Scout connection (``docker_scout_default``, switched to
+the cli backend for this test and restored after it) maps the repositories in its extra ``environments``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import requests
 
 from airflow_provider_scout.defaults import SCOUT_CONN_ID, WEBHOOK_DAG_ID
 from scout_testing.devstack.stack import DevStack, FinishedRun
+from scout_testing.stand_ins.scout_server import policy
 from tests.support import wait_until
 from tests.support.e2e import RunningRelay
 from tests.support.scout import (
@@ -51,21 +52,23 @@ def cli_scout(e2e_stack: DevStack) -> Iterator[StandInScout]:
         "hub_url": scout.url,
         "environments": "docker-dev=development,docker-prod=production",
     }
-    e2e_stack.client.request(
-        "POST",
-        "/connections",
-        json={
-            "connection_id": SCOUT_CONN_ID,
-            "conn_type": "docker_scout",
-            "login": HUB_USER,
-            "password": HUB_TOKEN,
-            "extra": json.dumps(extra),
-        },
-    )
+    # The stack imports docker_scout_default (the sbom backend) like compose does: this test
+    # points it at the cli backend and puts the stack's own back afterwards.
+    client = e2e_stack.client
+    original = client.request("GET", f"/connections/{SCOUT_CONN_ID}")
+    assert json.loads(original["extra"])["backend"] == "sbom"  # and no credentials to restore
+    cli_connection = {
+        "connection_id": SCOUT_CONN_ID,
+        "conn_type": "docker_scout",
+        "login": HUB_USER,
+        "password": HUB_TOKEN,
+        "extra": json.dumps(extra),
+    }
+    client.request("PATCH", f"/connections/{SCOUT_CONN_ID}", json=cli_connection)
     try:
         yield scout
     finally:
-        e2e_stack.client.request("DELETE", f"/connections/{SCOUT_CONN_ID}")
+        client.request("PATCH", f"/connections/{SCOUT_CONN_ID}", json=original)
         scout.stop()
 
 
@@ -92,6 +95,16 @@ def _next_run(stack: DevStack, known: set[str]) -> FinishedRun:
     return stack.finished_run(WEBHOOK_DAG_ID, str(new[0]["dag_run_id"]), stack.sboms())
 
 
+def _asset_extra(stack: DevStack, run: FinishedRun) -> dict[str, Any]:
+    """The extra of the one asset event the run emitted for the image (what a downstream DAG reads)."""
+    answer = stack.client.request(
+        "GET", "/assets/events", params={"source_dag_id": run.dag_id, "source_run_id": run.run_id}
+    )
+    extras = [e["extra"] for e in answer["asset_events"] if e["uri"].endswith(f"/{IMAGE}")]
+    assert len(extras) == 1, answer
+    return dict(extras[0])
+
+
 def _results(run: FinishedRun) -> list[dict[str, Any]]:
     assert run.state == "success", run.summary
     return [r for r in run.summary["results"] if r["image"] == IMAGE]
@@ -113,8 +126,16 @@ def test_a_push_then_a_promotion_end_in_the_mapped_environments_in_order(
     # What Scout lists once docker-scout pushed it (the push's judge); were the task to ask
     # before this line, its push would be retried, not lost.
     cli_scout.add_image(pushed.digest)
-    (dev,) = _results(_next_run(e2e_stack, known))
+    # Scout's policy evaluation of the digest, as goalResultsByDigests answers it.
+    cli_scout.policies[pushed.digest] = [
+        policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 2),
+        policy("ScBooleanPolicy", "Default non-root user", 0),
+    ]
+    dev_run = _next_run(e2e_stack, known)
+    (dev,) = _results(dev_run)
     assert (dev["state"], dev["environments"]) == ("indexed", {"development": ["1.0"]})
+    assert dev["failing_policies"] == ["No fixable critical CVEs"]
+    assert _asset_extra(e2e_stack, dev_run)["failing_policies"] == ["No fixable critical CVEs"]
 
     # Scout holds the push's analysis; then the tag is promoted to docker-prod.
     emulator = e2e_stack.emulator
@@ -125,9 +146,13 @@ def test_a_push_then_a_promotion_end_in_the_mapped_environments_in_order(
         timeout=30,
     )
     assert promoted.status_code == 200, promoted.text
-    (prod,) = _results(_next_run(e2e_stack, known))
+    prod_run = _next_run(e2e_stack, known)
+    (prod,) = _results(prod_run)
     assert (prod["repository"], prod["state"]) == ("docker-prod", "skipped")  # no new analysis
     assert prod["environments"] == {"production": ["1.0"]}
+    # The production image's policies are read without a push, into the summary (the asset
+    # event is for what was delivered: the push to docker-dev, above).
+    assert [r["reference"] for r in prod_run.summary["non_compliant"]] == [prod["reference"]]
 
     host = emulator.registry
     assert json.loads(e2e_scout_environments.read_text()) == {
