@@ -113,6 +113,7 @@ def _results(run: FinishedRun) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("relay", [("--promoted-repositories", "docker-prod")], indirect=True)
 def test_a_push_then_a_promotion_end_in_the_mapped_environments_in_order(
     e2e_stack: DevStack,
+    full_ingest_run: FinishedRun,  # on the freshly seeded registry, before this test adds an image
     cli_scout: StandInScout,
     subscribed: RunningRelay,
     e2e_scout_environments: Path,
