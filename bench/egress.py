@@ -45,8 +45,10 @@ from typing import Any
 
 from verdict import Goal, parse_sized, print_table, verdict
 
+from airflow_provider_scout.defaults import PLAN_XCOM_KEY
 from airflow_provider_scout.operators.indexing import IndexImageOperator
 from airflow_provider_scout.operators.planning import ListArtifactoryImagesOperator
+from airflow_provider_scout.plan_store import StoredPlan, read_plan
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
 from scout_testing.artifactory_emulator.harness import EmulatorHandle, start_emulator
 from scout_testing.blob_server import BlobServer, running_blob_server
@@ -60,7 +62,11 @@ SMOKE = {"images": 3, "base_mb": 1}
 
 
 class _TaskInstance:
-    """The part of a task instance the indexing operator uses."""
+    """The part of a task instance the planning and indexing operators use: its run, XCom pushes."""
+
+    dag_id = "scout_artifactory_full_ingest"
+    run_id = "manual__egress_bench"
+    try_number = 1
 
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}
@@ -150,9 +156,11 @@ def index_everything(registry: str, workers: int, proxy: BlobServer) -> tuple[li
     read a platform), outside the layer cache; the proxy's log then holds the indexing's
     bytes alone.
     """
-    batches = ListArtifactoryImagesOperator(task_id="list_images", registry=registry).execute(
-        {"ti": _TaskInstance()}  # type: ignore[typeddict-item]
+    planning = _TaskInstance()
+    ListArtifactoryImagesOperator(task_id="list_images", registry=registry).execute(
+        {"ti": planning}  # type: ignore[typeddict-item]
     )
+    batches = read_plan(StoredPlan.from_dict(planning.pushed[PLAN_XCOM_KEY]))
     listing_bytes = proxy.total_blob_bytes
     proxy.reset()
 
@@ -182,6 +190,7 @@ def run(
     sbom_dir, scratch = workdir / f"sboms-{name}", workdir / f"tmp-{name}"
     scratch.mkdir()
     os.environ["SCOUT_SBOM_DIR"] = str(sbom_dir)
+    os.environ["SCOUT_PLAN_DIR"] = str(workdir / f"plans-{name}")
     os.environ["SCOUT_LAYER_CACHE_DIR"] = str(cache)
     os.environ["SCOUT_LAYER_CACHE_MAX_BYTES"] = cap
     tempfile.tempdir = str(scratch)  # the tasks' syft work directories, for the disk sampler
