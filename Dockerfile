@@ -6,7 +6,14 @@
 # Stages: `product` holds the provider only, and is what a plain `docker build .` gives (the
 # last stage is a bare copy of it); `dev` adds the test rig (testing/: the Artifactory emulator
 # and its fixture images), for the compose `demo` profile only.
-FROM apache/airflow:3.3.2-python3.11 AS product
+#
+# The base image is pulled by digest, never by its tag alone (a tag can be moved to other
+# content). scripts/pin-base-image.sh reads the tag's current digest with skopeo and writes
+# it to .env, which compose passes as this build argument (`docker build` takes
+# --build-arg AIRFLOW_BASE_DIGEST=sha256:...). A build without it stops at this FROM with
+# "AIRFLOW_BASE_DIGEST: unset,run-scripts/pin-base-image.sh" (one word: FROM splits on spaces).
+ARG AIRFLOW_BASE_DIGEST
+FROM apache/airflow:3.3.2-python3.11@${AIRFLOW_BASE_DIGEST:?unset,run-scripts/pin-base-image.sh} AS product
 
 # docker-scout release to install for the `cli` backend, e.g. --build-arg DOCKER_SCOUT_VERSION=1.23.0.
 # Empty (the default) installs nothing: the `sbom` backend needs only syft.
@@ -37,15 +44,18 @@ COPY --chown=airflow:root docker/write_init_files.py /opt/airflow/docker/write_i
 # Every service gets syft and the Celery worker: one image serves both executors. The FAB
 # auth manager (`fab`) holds compose's users and the relay's role.
 USER airflow
-# Every distribution comes from docker/requirements-image.txt first: the versions of the
-# constraints with their SHA-256 (`--require-hashes`), so a file PyPI or a mirror serves
-# differently is refused. The provider itself is then installed from the copied source with
-# nothing left for pip to fetch but its build backend (`--no-deps`).
-COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt docker/requirements-image.txt /opt/airflow/provider-src/
+# Every pip install that may download is `--require-hashes` from a lock in docker/: the
+# versions of the constraints with each file's SHA-256, so a file PyPI or a mirror serves
+# differently is refused. First the distributions (requirements-image.txt), then the build
+# backend (requirements-build.txt); the provider itself is built from the copied source with
+# `--no-index --no-build-isolation --no-deps`: pip may fetch nothing for it, not even setuptools.
+COPY --chown=airflow:root pyproject.toml README.md constraints-3.11.txt docker/requirements-image.txt docker/requirements-build.txt /opt/airflow/provider-src/
 COPY --chown=airflow:root airflow_provider_scout /opt/airflow/provider-src/airflow_provider_scout
 RUN pip install --no-cache-dir --require-hashes --no-deps \
         --requirement /opt/airflow/provider-src/requirements-image.txt \
-    && pip install --no-cache-dir --no-deps \
+    && pip install --no-cache-dir --require-hashes --no-deps \
+        --requirement /opt/airflow/provider-src/requirements-build.txt \
+    && pip install --no-cache-dir --no-index --no-build-isolation --no-deps \
         --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
         "/opt/airflow/provider-src[sbom,celery,s3,fab]" \
@@ -54,9 +64,14 @@ RUN pip install --no-cache-dir --require-hashes --no-deps \
     && python -c "import airflow.providers.celery.executors.celery_executor"
 
 # The test rig on top of the product: the `artifactory-emulator` command of the demo profile.
+# What it needs beyond the product comes hashed from docker/requirements-dev.txt; the rig is
+# then built from its source as the provider is, fetching nothing.
 FROM product AS dev
+COPY --chown=airflow:root docker/requirements-dev.txt /opt/airflow/provider-src/
 COPY --chown=airflow:root testing /opt/airflow/testing-src
-RUN pip install --no-cache-dir \
+RUN pip install --no-cache-dir --require-hashes --no-deps \
+        --requirement /opt/airflow/provider-src/requirements-dev.txt \
+    && pip install --no-cache-dir --no-index --no-build-isolation --no-deps \
         --constraint /opt/airflow/provider-src/constraints-3.11.txt \
         "apache-airflow==${AIRFLOW_VERSION}" \
         /opt/airflow/testing-src \

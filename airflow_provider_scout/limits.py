@@ -18,7 +18,14 @@ variable                                  default       bounds
 ``SCOUT_PLANNING_TIMEOUT``                3 h           a planning or summary task
 ``SCOUT_INDEX_TIMEOUT``                   6 h           one mapped indexing task
 ``SCOUT_MAX_REPORT_BYTES``                512 MiB       syft's JSON report or SPDX document of one image
+``SCOUT_SUMMARY_MAX_ROWS``                1,000         results a run's summary lists (counts cover all)
+``SCOUT_TASK_RETRIES``                    2             retries of a task whose failure may pass
+``SCOUT_TASK_RETRY_DELAY``                30 s          the first wait before a retry; it doubles after
 ========================================  ============  ===================================
+
+The retries are how the DAGs outlast a fault of an upstream server longer than one task's own
+request retries (``http_retry.py``): a registry restarting, a proxy cutting transfers, a
+burst of 503. A failure that cannot pass (refused credentials, a corrupt image) skips them.
 
 Reaching a listing limit ends that listing with one warning (what was listed is indexed);
 a body over its cap fails the request, because half a JSON document means nothing.
@@ -41,9 +48,13 @@ from airflow_provider_scout.defaults import (
     MAX_TAGS_PER_REPOSITORY_ENV,
     PLANNING_TIMEOUT_ENV,
     REQUEST_DEADLINE_ENV,
+    SUMMARY_MAX_ROWS_ENV,
+    TASK_RETRIES_ENV,
+    TASK_RETRY_DELAY_ENV,
 )
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.grammar import parse_duration
+from airflow_provider_scout.results import DEFAULT_MAX_ROWS
 
 __all__ = ["Limits", "ListingBudget"]
 
@@ -64,6 +75,12 @@ class Limits:
     index_timeout: timedelta = timedelta(hours=6)
     # A hostile image can make syft write a report without end (issue 25); real ones are far smaller.
     max_report_bytes: int = 512 * MIB
+    # The summary's table and XCom; its counts cover every image whatever this is.
+    max_summary_rows: int = DEFAULT_MAX_ROWS
+    # Three tries in all, 30 s then 60 s apart: longer than a registry's restart or a proxy's
+    # burst of errors, short beside the six hours an indexing task may take.
+    task_retries: int = 2
+    task_retry_delay: timedelta = timedelta(seconds=30)
 
     def __post_init__(self) -> None:
         for name in (
@@ -72,6 +89,7 @@ class Limits:
             "max_pages",
             "max_tags_per_repository",
             "max_report_bytes",
+            "max_summary_rows",
         ):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1, not {getattr(self, name)}")
@@ -81,18 +99,25 @@ class Limits:
             raise InputError(f"request_deadline must be positive, not {self.request_deadline}")
         if self.planning_timeout <= timedelta(0) or self.index_timeout <= timedelta(0):
             raise InputError("the planning and indexing timeouts must be positive")
+        if self.task_retries < 0:
+            raise InputError(f"task_retries must be 0 or more, not {self.task_retries}")
+        if self.task_retry_delay <= timedelta(0):
+            raise InputError("the task retry delay must be positive")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Limits:
         """The defaults, overridden by the ``SCOUT_*`` variables set (an empty one keeps its default).
 
-        :raises InputError: naming the variable whose value is not a positive number or duration.
+        :raises InputError: naming the variable whose value is not a positive number or duration
+            (``SCOUT_TASK_RETRIES``: not a number of 0 or more).
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name, variable in _COUNTS.items():
             if raw := env.get(variable, "").strip():
                 values[name] = _positive_int(raw, variable)
+        if raw := env.get(TASK_RETRIES_ENV, "").strip():
+            values["task_retries"] = _positive_int(raw, TASK_RETRIES_ENV, minimum=0)
         for name, variable in _DURATIONS.items():
             if raw := env.get(variable, "").strip():
                 values[name] = timedelta(seconds=parse_duration(raw, variable, positive=True))
@@ -109,21 +134,24 @@ _COUNTS = {
     "max_tags_per_repository": MAX_TAGS_PER_REPOSITORY_ENV,
     "max_tags_per_digest": MAX_TAGS_PER_DIGEST_ENV,
     "max_report_bytes": MAX_REPORT_BYTES_ENV,
+    "max_summary_rows": SUMMARY_MAX_ROWS_ENV,
 }
 _DURATIONS = {
     "request_deadline": REQUEST_DEADLINE_ENV,
     "planning_timeout": PLANNING_TIMEOUT_ENV,
     "index_timeout": INDEX_TIMEOUT_ENV,
+    "task_retry_delay": TASK_RETRY_DELAY_ENV,
 }
 
 
-def _positive_int(raw: str, variable: str) -> int:
+def _positive_int(raw: str, variable: str, minimum: int = 1) -> int:
+    what = "a positive integer" if minimum == 1 else f"an integer of {minimum} or more"
     try:
         value = int(raw.replace("_", ""))
     except ValueError:
-        raise InputError(f"{variable} must be a positive integer, not {raw!r}") from None
-    if value < 1:
-        raise InputError(f"{variable} must be a positive integer, not {raw!r}")
+        raise InputError(f"{variable} must be {what}, not {raw!r}") from None
+    if value < minimum:
+        raise InputError(f"{variable} must be {what}, not {raw!r}")
     return value
 
 

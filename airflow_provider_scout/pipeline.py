@@ -6,7 +6,6 @@ interval's tags, or take relayed events); their files hold that and import the r
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -35,8 +34,9 @@ INDEXING_DAG_TAGS = ("docker-scout", "artifactory")
 def indexing_dag_args(limits: Limits) -> dict[str, Any]:
     """The DAG arguments every indexing DAG takes.
 
-    Failures that may pass (network, rate limits) are retried; the operators raise
-    AirflowFailException for the others, which skips the retries. Every task has an
+    Failures that may pass (network, rate limits) are retried ``limits.task_retries`` times,
+    ``limits.task_retry_delay`` after the first failure and twice as long after each next one;
+    the operators raise AirflowFailException for the others, which skips the retries. Every task has an
     ``execution_timeout`` (the planning one here, the indexing task's its own), so a server
     that keeps a task busy cannot hold a run, and with ``max_active_runs=1`` the DAG, for
     ever. The operators expect templates rendered as native objects (lists, flags,
@@ -45,8 +45,8 @@ def indexing_dag_args(limits: Limits) -> dict[str, Any]:
     """
     return {
         "default_args": {
-            "retries": 2,
-            "retry_delay": timedelta(seconds=30),
+            "retries": limits.task_retries,
+            "retry_delay": limits.task_retry_delay,
             "retry_exponential_backoff": True,
             "execution_timeout": limits.planning_timeout,
         },

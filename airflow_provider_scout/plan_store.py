@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_RETENTION",
     "PlanSlice",
     "StoredPlan",
+    "iter_plan",
     "plan_dir",
     "plan_retention",
     "prune_plans",
@@ -55,6 +56,7 @@ _STAMP = "%Y%m%dT%H%M%SZ"
 _NAME = re.compile(r"(\d{8}T\d{6}Z)-[0-9a-f]{16}-\d+\.jsonl")
 # Compact JSON: the plan file is read by every mapped task (its own line) and by the summary.
 _SEPARATORS = (",", ":")
+_CHUNK = 1024 * 1024  # bytes hashed at a time when the summary checks a plan
 
 Location = Path | ObjectStoragePath
 
@@ -182,7 +184,7 @@ def read_batch(plan: StoredPlan, piece: PlanSlice) -> list[dict[str, Any]]:
     except FileNotFoundError:
         raise _gone(plan) from None
     except Exception as exc:  # each fsspec backend raises its own error types
-        raise PlanStoreError(f"cannot read the plan {plan.location}: {exc}", retryable=True) from None
+        raise _unreadable(plan, exc) from None
     if len(line) != piece.length or not line.endswith(b"\n"):
         raise PlanStoreError(f"the plan {plan.location} changed since planning: a batch is cut short")
     return _batch(plan, line)
@@ -190,15 +192,55 @@ def read_batch(plan: StoredPlan, piece: PlanSlice) -> list[dict[str, Any]]:
 
 def read_plan(plan: StoredPlan) -> list[list[dict[str, Any]]]:
     """Every batch of the plan, after checking the file is the one planning wrote."""
+    return list(iter_plan(plan))
+
+
+def iter_plan(plan: StoredPlan) -> Iterator[list[dict[str, Any]]]:
+    """Every batch of the plan in order, one line in memory at a time (the summary of 50,000 images).
+
+    The file is read twice: its SHA-256 is checked before the first batch is given out,
+    then again over the lines given out, after the last (a file changed meanwhile fails).
+
+    :raises PlanStoreError: the file is gone (not retryable: plan again), cannot be read
+        (retryable), or is not the one planning wrote.
+    """
+    whole = hashlib.sha256()
+    for chunk in _pieces(plan, lambda stored: stored.read(_CHUNK)):
+        whole.update(chunk)
+    _check_digest(plan, whole.hexdigest())
+    again = hashlib.sha256()
+    for line in _pieces(plan, lambda stored: stored.readline()):
+        again.update(line)
+        yield _batch(plan, line)
+    _check_digest(plan, again.hexdigest())
+
+
+def _pieces(plan: StoredPlan, read: Callable[[Any], bytes]) -> Iterator[bytes]:
+    """What ``read`` takes from the open plan file, call after call, until it gives nothing."""
     try:
-        data = _location(plan.location).read_bytes()
+        stored = _location(plan.location).open("rb")
     except FileNotFoundError:
         raise _gone(plan) from None
-    except Exception as exc:
-        raise PlanStoreError(f"cannot read the plan {plan.location}: {exc}", retryable=True) from None
-    if hashlib.sha256(data).hexdigest() != plan.sha256:
+    except Exception as exc:  # each fsspec backend raises its own error types
+        raise _unreadable(plan, exc) from None
+    with stored:
+        while True:
+            try:
+                piece = read(stored)
+            except Exception as exc:
+                raise _unreadable(plan, exc) from None
+            if not piece:
+                return
+            yield piece
+
+
+def _check_digest(plan: StoredPlan, sha256: str) -> None:
+    if sha256 != plan.sha256:
         raise PlanStoreError(f"the plan {plan.location} changed since planning (its SHA-256 differs)")
-    return [_batch(plan, line) for line in data.splitlines()]
+
+
+def _unreadable(plan: StoredPlan, exc: Exception) -> PlanStoreError:
+    return PlanStoreError(f"cannot read the plan {plan.location}: {exc}", retryable=True)
 
 
 def prune_plans(base: str, dag_id: str, *, older_than: datetime) -> list[str]:
@@ -206,13 +248,19 @@ def prune_plans(base: str, dag_id: str, *, older_than: datetime) -> list[str]:
 
     Only files named as :func:`write_plan` names them are touched; one that cannot be
     removed is left for the next planning task.
+
+    :raises PlanStoreError: (retryable) the folder cannot be listed (an object store that
+        refuses the connection's key, say).
     """
-    folder = _location(f"{base.rstrip('/')}/{dag_id}")
+    where = f"{base.rstrip('/')}/{dag_id}"
+    folder = _location(where)
     removed: list[str] = []
     try:
         entries: list[Any] = list(folder.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return removed
+    except Exception as exc:  # each fsspec backend raises its own error types
+        raise PlanStoreError(f"cannot list the plans under {where}: {exc}", retryable=True) from None
     cutoff = older_than.strftime(_STAMP)
     for entry in entries:
         match = _NAME.fullmatch(entry.name)
@@ -220,7 +268,7 @@ def prune_plans(base: str, dag_id: str, *, older_than: datetime) -> list[str]:
         if match and match[1] < cutoff:
             try:
                 entry.unlink()
-            except OSError:
+            except Exception:  # left for the next planning task, whatever the backend raised
                 continue
             removed.append(entry.name)
     return sorted(removed)

@@ -8,7 +8,8 @@ every planned image that has none, and reports them as :class:`IndexSummary`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,7 +19,15 @@ from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.policy import PolicyResult, failing, status_counts
 from airflow_provider_scout.upstream_text import printable
 
-__all__ = ["RESULTS_XCOM_KEY", "SEVERITIES", "IndexResult", "IndexState", "IndexSummary"]
+__all__ = [
+    "DEFAULT_MAX_ROWS",
+    "RESULTS_XCOM_KEY",
+    "SEVERITIES",
+    "IndexResult",
+    "IndexState",
+    "IndexSummary",
+    "SummaryBuilder",
+]
 
 # Indexing results are pushed under this key before a failing task raises: a failed
 # task's return value is never stored, and the summary must still see why it failed.
@@ -30,6 +39,9 @@ SEVERITIES = ("critical", "high", "medium", "low", "unspecified")
 # The table's column: the four named severities; every count stays in the XCom.
 _TABLE_SEVERITIES = SEVERITIES[:4]
 _REQUIRED_FIELDS = ("reference", "repository", "image", "digest", "state")
+# Results one summary keeps for its table and XCom (SCOUT_SUMMARY_MAX_ROWS): at about 500
+# bytes of JSON each, 50,000 of them were a 25 MB XCom and a 50,000-line log table.
+DEFAULT_MAX_ROWS = 1_000
 
 
 class IndexState(StrEnum):
@@ -79,6 +91,13 @@ class IndexResult:
     # Scout's policy results (cli backend, read after the push or for a skipped digest); None:
     # not read. Empty: Scout evaluated no policy for the digest (yet).
     policies: tuple[PolicyResult, ...] | None = None
+
+    @property
+    def emits_event(self) -> bool:
+        """Whether downstream DAGs hear of this result through the image's asset: its data
+        changed (:attr:`IndexState.delivered`), or a tag of it entered a Scout environment (a
+        promotion: skipped, since Scout holds the analysis, yet now in production)."""
+        return self.state.delivered or any(self.environments.values() if self.environments else ())
 
     @property
     def failing_policies(self) -> list[str] | None:
@@ -163,19 +182,40 @@ class IndexResult:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IndexSummary:
-    """Every planned image of a run, in plan order, with its result, and what planning warned of."""
+    """A run's report: counts over every planned image, and at most ``max_rows`` of their results.
 
-    results: tuple[IndexResult, ...]
-    warnings: tuple[str, ...] = ()  # e.g. a listing Artifactory trimmed (range.notification)
+    Built by :class:`SummaryBuilder`, one result at a time, so a run of 50,000 images is
+    summarised in bounded memory and its XCom stays small (issue 25): the counts (by state,
+    vulnerabilities by severity) cover every image; ``results`` holds the failures first,
+    then the other results in plan order, up to the cap, shown in plan order; ``left_out``
+    says how many of each list were not kept.
+    """
+
+    results: tuple[IndexResult, ...]  # the rows kept, in plan order
+    warnings: tuple[str, ...]  # e.g. a listing Artifactory trimmed (range.notification)
+    counts: Mapping[IndexState, int]
+    total: int
+    # summed by severity over the images with a vulnerability report (``reported`` of them)
+    vulnerabilities: Mapping[str, int]
+    reported: int
+    failures: tuple[IndexResult, ...]  # the failures kept (every one, up to the cap)
+    non_compliant: tuple[IndexResult, ...]
+    left_out: Mapping[str, int]  # list -> results not kept in it
+
+    @classmethod
+    def of(
+        cls, results: Iterable[IndexResult], *, warnings: Iterable[str] = (), max_rows: int = DEFAULT_MAX_ROWS
+    ) -> IndexSummary:
+        """The summary of ``results`` in plan order (see :class:`SummaryBuilder`)."""
+        builder = SummaryBuilder(max_rows=max_rows)
+        for result in results:
+            builder.add(result)
+        return builder.build(warnings)
 
     def count(self, state: IndexState) -> int:
-        return sum(1 for result in self.results if result.state is state)
-
-    @property
-    def failures(self) -> tuple[IndexResult, ...]:
-        return tuple(result for result in self.results if result.state is IndexState.FAILED)
+        return self.counts.get(state, 0)
 
     def headline(self) -> str:
         """The run in one short line, "N indexed, M failed", other outcomes only when they occur."""
@@ -188,7 +228,7 @@ class IndexSummary:
         ):
             if self.count(state):
                 parts.append(f"{self.count(state)} {words}")
-        return f"{', '.join(parts)} of {len(self.results)} image(s)"
+        return f"{', '.join(parts)} of {self.total} image(s)"
 
     def counts_line(self) -> str:
         return (
@@ -200,16 +240,20 @@ class IndexSummary:
             f"{self.count(IndexState.FAILED)} failed"
         )
 
-    @property
-    def non_compliant(self) -> tuple[IndexResult, ...]:
-        """The results whose Scout policy results include a policy not met."""
-        return tuple(result for result in self.results if result.failing_policies)
+    def vulnerabilities_line(self) -> str:
+        """Vulnerabilities by severity, summed over every image Scout reported on."""
+        counts = ", ".join(f"{self.vulnerabilities.get(severity, 0)} {severity}" for severity in SEVERITIES)
+        return f"Vulnerabilities of the {self.reported} image(s) with a report: {counts}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The summary task's XCom: a count per state, the failures, the non-compliant images,
-        then every result."""
+        """The summary task's XCom: a count per state, the total, vulnerabilities by severity,
+        the failures, the non-compliant images, the warnings, the kept results, and how many
+        of each list were left out (all 0 below ``max_rows``)."""
         return {
             **{state.value: self.count(state) for state in IndexState},
+            "total": self.total,
+            "vulnerabilities": dict(self.vulnerabilities),
+            "reported": self.reported,
             "failures": [{"reference": r.reference, "error": r.error} for r in self.failures],
             "non_compliant": [
                 {"reference": r.reference, "digest": r.digest, "failing_policies": r.failing_policies}
@@ -217,6 +261,7 @@ class IndexSummary:
             ],
             "warnings": list(self.warnings),
             "results": [result.to_dict() for result in self.results],
+            "left_out": dict(self.left_out),
         }
 
     def table(self) -> str:
@@ -254,6 +299,64 @@ class IndexSummary:
             cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
             lines.append("  ".join([*cells, row[-1]]).rstrip())
         return "\n".join(lines)
+
+
+class SummaryBuilder:
+    """Counts every result it is given; keeps at most ``max_rows`` results, failures first.
+
+    Memory is bounded by ``max_rows``, not by the number of images: the failures and the
+    other results are each kept up to ``max_rows`` (with their plan position), and
+    :meth:`build` takes the failures first, fills up with the others, and puts the rows
+    back in plan order. Non-compliant images are kept up to ``max_rows`` too.
+    """
+
+    def __init__(self, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        if max_rows < 1:
+            raise InputError(f"max_rows must be at least 1, not {max_rows}")
+        self.max_rows = max_rows
+        self._counts: Counter[IndexState] = Counter()
+        self._vulnerabilities: Counter[str] = Counter()
+        self._reported = 0
+        self._failed: list[tuple[int, IndexResult]] = []
+        self._others: list[tuple[int, IndexResult]] = []
+        self._non_compliant: list[IndexResult] = []
+        self._non_compliant_seen = 0
+        self._total = 0
+
+    def add(self, result: IndexResult) -> None:
+        position = self._total
+        self._total += 1
+        self._counts[result.state] += 1
+        if result.vulnerabilities is not None:
+            self._reported += 1
+            for severity in SEVERITIES:
+                self._vulnerabilities[severity] += int(result.vulnerabilities.get(severity, 0) or 0)
+        kept = self._failed if result.state is IndexState.FAILED else self._others
+        if len(kept) < self.max_rows:
+            kept.append((position, result))
+        if result.failing_policies:
+            self._non_compliant_seen += 1
+            if len(self._non_compliant) < self.max_rows:
+                self._non_compliant.append(result)
+
+    def build(self, warnings: Iterable[str] = ()) -> IndexSummary:
+        failed = self._failed[: self.max_rows]
+        rows = sorted([*failed, *self._others[: self.max_rows - len(failed)]], key=lambda row: row[0])
+        return IndexSummary(
+            results=tuple(result for _, result in rows),
+            warnings=tuple(warnings),
+            counts={state: self._counts[state] for state in IndexState},
+            total=self._total,
+            vulnerabilities={severity: self._vulnerabilities[severity] for severity in SEVERITIES},
+            reported=self._reported,
+            failures=tuple(result for _, result in failed),
+            non_compliant=tuple(self._non_compliant),
+            left_out={
+                "results": self._total - len(rows),
+                "failures": self._counts[IndexState.FAILED] - len(failed),
+                "non_compliant": self._non_compliant_seen - len(self._non_compliant),
+            },
+        )
 
 
 def _moved(moved_tags: Mapping[str, str | None] | None) -> str:

@@ -40,3 +40,20 @@ if ! sha256sum --status -c "$stamp" 2>/dev/null; then
   rm -f "$log"
   sha256sum pyproject.toml testing/pyproject.toml "$constraints" > "$stamp"
 fi
+
+# The fault proxy of the chaos tests (testing/scout_testing/fault_proxy): mitmproxy in a
+# virtualenv of its own, because its pins contradict Airflow's constraints. 11.0.2 is the last
+# release for Python 3.11 (12.x needs 3.12). The stamp makes a re-run free.
+mitmproxy_version=11.0.2
+faults_stamp=.venv-faults/.mitmproxy-version
+if [ "$(cat "$faults_stamp" 2>/dev/null)" != "$mitmproxy_version" ]; then
+  [ -x .venv-faults/bin/python ] || "$PYTHON" -m venv .venv-faults
+  log=$(mktemp)
+  if ! .venv-faults/bin/pip install -q "mitmproxy==$mitmproxy_version" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
+  echo "$mitmproxy_version" > "$faults_stamp"
+fi

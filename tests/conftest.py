@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.support.fixtures.relay",
     "tests.support.fixtures.images",
     "tests.support.fixtures.compose",
+    "tests.support.fixtures.s3",
 ]
 
 

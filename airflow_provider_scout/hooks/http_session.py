@@ -34,6 +34,14 @@ from airflow.sdk.log import mask_secret
 from requests.models import DEFAULT_REDIRECT_LIMIT
 
 from airflow_provider_scout.exceptions import InputError
+from airflow_provider_scout.tls_failures import (
+    Remedies,
+    chain_text,
+    proxy_failure,
+    shown_host,
+    shown_proxy,
+    tls_failure,
+)
 from airflow_provider_scout.upstream_text import printable
 
 __all__ = [
@@ -43,7 +51,6 @@ __all__ = [
     "network_failure",
     "proxy_refusal",
     "read_network",
-    "shown_proxy",
 ]
 
 # HttpHook's names (SPEC section 8); the form fields of both connection types show them.
@@ -98,6 +105,16 @@ class NetworkSettings:
         session.trust_env = self.trust_env
         session.max_redirects = self.max_redirects
         session.headers.update(self.headers)
+
+    @property
+    def remedies(self) -> Remedies:
+        """Where the failure messages send a reader: this connection's extras."""
+        return Remedies(
+            verify=f"the extra 'verify' of {self.source}",
+            cert=f"the extra 'cert' of {self.source}",
+            verify_and_cert=f"the extra 'verify' and 'cert' of {self.source}",
+            proxies=f"the extra 'proxies' of {self.source}",
+        )
 
     @property
     def ca_bundle(self) -> str | None:
@@ -275,27 +292,7 @@ def _proxies(value: Any, source: str) -> dict[str, str]:
     return proxies
 
 
-def shown_proxy(proxy: str | None) -> str:
-    """A proxy URL as messages show it: scheme, host and port, never its credentials."""
-    if not proxy:
-        return "the proxy"
-    try:
-        parts = urlsplit(proxy)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the proxy"
-    return f"proxy {parts.scheme}://{parts.hostname}{port}"
-
-
-# What OpenSSL and urllib3 say, reduced to what a reader can act on.
-# The reason ends where OpenSSL's source location starts: "... chain (_ssl.c:1006)".
-_VERIFY_FAILED = re.compile(r"certificate verify failed: ([A-Za-z0-9 ,'._-]{1,120})", re.IGNORECASE)
-_ALERT = re.compile(r"(?:tlsv1[0-9]?|sslv3) alert ([a-z ]{3,40})", re.IGNORECASE)
 _TUNNEL = re.compile(r"tunnel connection failed: (\d{3})(?: ([A-Za-z ]{1,60}))?", re.IGNORECASE)
-_HANDSHAKE_EOF = re.compile(
-    r"EOF occurred in violation of protocol|UNEXPECTED_EOF_WHILE_READING", re.IGNORECASE
-)
-_KEY_MISMATCH = re.compile(r"key values mismatch|PEM lib|no start line", re.IGNORECASE)
 
 
 def network_failure(exc: BaseException, url: str, settings: NetworkSettings) -> str | None:
@@ -306,49 +303,22 @@ def network_failure(exc: BaseException, url: str, settings: NetworkSettings) -> 
     The text of ``exc`` is never quoted whole: only the cause, matched against what OpenSSL and
     urllib3 say, so a proxy URL with credentials in it cannot reach a log.
     """
-    text = _chain_text(exc)
-    host = _host(url)
-    source = settings.source
+    text = chain_text(exc)
+    host = shown_host(url)
+    remedies = settings.remedies
     if isinstance(exc, requests.exceptions.ProxyError):
-        proxy = shown_proxy(settings.proxy_for(url))
         tunnel = _TUNNEL.search(text)
-        if tunnel and tunnel.group(1) == "407":
-            return (
-                f"{proxy} refused to connect to {host}: 407 Proxy Authentication Required; put the proxy's "
-                f"credentials in the extra 'proxies' of {source} (http://user:password@proxy:port)"
-            )
-        if tunnel and tunnel.group(1).startswith("5"):
-            return None  # the proxy could not reach the host (down, restarting): worth another attempt
-        if tunnel:
-            reason = f"{tunnel.group(1)} {tunnel.group(2) or ''}".strip()
-            return (
-                f"{proxy} refused to connect to {host}: {reason}; allow {host} on the proxy, or set the "
-                f"extra 'proxies' of {source} to one that may reach it"
-            )
-        return f"cannot reach {proxy} to connect to {host}; check the extra 'proxies' of {source}"
-    verify_failed = _VERIFY_FAILED.search(text)
-    if verify_failed:
-        return (
-            f"the TLS certificate of {host} is not trusted ({verify_failed.group(1).strip()}); set the "
-            f"extra 'verify' of {source} to the CA bundle that signed it"
-        )
-    alert = _ALERT.search(text)
-    closed = _HANDSHAKE_EOF.search(text)
-    if (alert or closed) and isinstance(exc, requests.exceptions.ConnectionError):
-        # A server asking for a client certificate answers a missing or refused one with an
-        # alert (TLS 1.2) or, after the handshake seemed done (TLS 1.3), by closing the connection.
-        cause = f"alert: {alert.group(1).strip()}" if alert else "it closed the connection"
-        sent = (
-            "no client certificate was sent" if settings.cert is None else "it refused the client certificate"
-        )
-        return (
-            f"{host} ended the TLS handshake ({cause}): {sent}; set the extra 'cert' of "
-            f"{source} to a certificate (and key) {host} accepts"
-        )
-    if isinstance(exc, requests.exceptions.SSLError):
-        extra = "'cert'" if _KEY_MISMATCH.search(text) else "'verify' and 'cert'"
-        return f"TLS with {host} failed ({_ssl_reason(text)}); check the extra {extra} of {source}"
-    return None
+        proxy = shown_proxy(settings.proxy_for(url))
+        status, reason = (tunnel.group(1), tunnel.group(2) or "") if tunnel else (None, "")
+        return proxy_failure(status, reason, proxy, host, remedies)
+    return tls_failure(
+        text,
+        host,
+        remedies,
+        connection_error=isinstance(exc, requests.exceptions.ConnectionError),
+        ssl_error=isinstance(exc, requests.exceptions.SSLError),
+        cert_sent=settings.cert is not None,
+    )
 
 
 def proxy_refusal(status: int, url: str, settings: NetworkSettings) -> str | None:
@@ -357,32 +327,6 @@ def proxy_refusal(status: int, url: str, settings: NetworkSettings) -> str | Non
         return None
     return (
         f"{shown_proxy(settings.proxy_for(url))} asks for credentials (407 Proxy Authentication Required) "
-        f"to reach {_host(url)}; put them in the extra 'proxies' of {settings.source} "
+        f"to reach {shown_host(url)}; put them in {settings.remedies.proxies} "
         "(http://user:password@proxy:port)"
     )
-
-
-def _chain_text(exc: BaseException) -> str:
-    """The messages of ``exc`` and what it wraps (urllib3 nests the SSL error two levels down)."""
-    parts, seen = [], set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        parts.append(str(current))
-        parts.extend(str(arg) for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
-        current = current.__cause__ or current.__context__
-    return " | ".join(parts)
-
-
-def _ssl_reason(text: str) -> str:
-    found = re.search(r"\[SSL: ([A-Z0-9_]{3,60})\]", text)
-    return found.group(1).lower().replace("_", " ") if found else "handshake failed"
-
-
-def _host(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "the server"
-    return f"{parts.hostname}{port}" if parts.hostname else "the server"

@@ -21,7 +21,7 @@ from airflow_provider_scout.defaults import SBOM_ASSET_ALIAS_NAME, SCOUT_CONN_ID
 from airflow_provider_scout.exceptions import InputError, PlanStoreError, ScoutProviderError
 from airflow_provider_scout.hooks.scout import ScoutHook
 from airflow_provider_scout.hooks.scout.backend import scout_repository
-from airflow_provider_scout.hooks.scout.process import without_output
+from airflow_provider_scout.hooks.scout.process import die_with_supervisor, without_output
 from airflow_provider_scout.index_targets import EVENT_TYPE_KEY, batch_label, resolve_error
 from airflow_provider_scout.inputs import as_flag
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["INDEX_MAP_INDEX_TEMPLATE", "RESULTS_XCOM_KEY", "SBOM_ASSET_ALIAS", "IndexImageOperator"]
 
-# Every delivered image emits an event for its asset through this alias, so a downstream
-# DAG can schedule on the alias (any image) or on one image's asset.
+# Every delivered image (and one whose tags entered a Scout environment) emits an event for its
+# asset through this alias, so a downstream DAG can schedule on the alias or on one image's asset.
 SBOM_ASSET_ALIAS = AssetAlias(SBOM_ASSET_ALIAS_NAME)
 # Set on the mapped indexing task so the UI shows images instead of map indexes.
 INDEX_MAP_INDEX_TEMPLATE = "{{ task.map_label }}"
@@ -50,6 +50,7 @@ _EVENT_EXTRA_FIELDS = (
     "vulnerabilities",
     "policies",
     "failing_policies",
+    "environments",
 )
 
 
@@ -61,7 +62,8 @@ class IndexImageOperator(ArtifactoryOperator):
     A digest already indexed is skipped; the sbom backend adds new tags to its stored SBOM
     (state ``retagged``, no new analysis); the cli backend pushes every tag that still names
     the digest (confirmed through the Artifactory hook) and reports the ones that moved.
-    A killed task (``on_kill``) stops the running tool and removes its work files.
+    A killed task (``on_kill``) stops the running tool and removes its work files; on Linux
+    the task dies with its supervisor, should that be killed outright.
     Every target of the input is attempted; the task then fails when one failed,
     retryably when a failure may pass (network, rate limit), for good otherwise. The
     per-image results are pushed under :data:`RESULTS_XCOM_KEY` either way.
@@ -137,6 +139,8 @@ class IndexImageOperator(ArtifactoryOperator):
         return ScoutHook(self.scout_conn_id, environments=self.environments or None)
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
+        # A task whose supervisor is killed must not go on pushing while Airflow retries it.
+        die_with_supervisor()
         try:
             force = as_flag(self.force, "force")
             dry_run = as_flag(self.scout_dry_run, "scout_dry_run")
@@ -153,7 +157,7 @@ class IndexImageOperator(ArtifactoryOperator):
 
         alias_events = context["outlet_events"][SBOM_ASSET_ALIAS]
         for (result, _), pushed in zip(attempts, results, strict=True):
-            if result.state.delivered:
+            if result.emits_event:
                 alias_events.add(
                     Asset(image_asset_uri(config, result.repository, result.image)),
                     extra={field: pushed[field] for field in _EVENT_EXTRA_FIELDS},

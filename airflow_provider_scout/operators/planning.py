@@ -128,7 +128,12 @@ class PlanningOperator(ArtifactoryOperator):
         now = datetime.now(UTC)
         try:
             base, retention = plan_dir(), plan_retention()
-            removed = prune_plans(base, ti.dag_id, older_than=now - retention)
+            try:
+                removed = prune_plans(base, ti.dag_id, older_than=now - retention)
+            except PlanStoreError as exc:
+                # Housekeeping: the write below says whether the store works for this run.
+                self.log.warning("Old plans not removed: %s", exc)
+                removed = []
             plan, slices = write_plan(
                 base, dag_id=ti.dag_id, run_id=ti.run_id, try_number=ti.try_number, batches=batches, now=now
             )

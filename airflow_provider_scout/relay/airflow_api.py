@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from urllib.parse import quote
 import httpx
 
 from airflow_provider_scout.relay.settings import AirflowCredentials
+from airflow_provider_scout.relay.tls import ClientTls
 
 __all__ = ["AirflowApiClient", "Outcome", "TriggerResult"]
 
@@ -61,13 +61,14 @@ class AirflowApiClient:
         credentials: AirflowCredentials,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
-        client_options: Mapping[str, Any] | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
-        """:param client_options: ``verify`` and ``proxy`` (:meth:`..tls.ClientTls.httpx_options`)."""
+        """:param tls: the CA bundle, client certificate and proxy of ``--airflow-*``."""
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._token: str | None = None if credentials.renewable else credentials.token
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport, **(client_options or {}))
+        self._tls = tls if tls is not None else ClientTls("airflow")
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport, **self._tls.httpx_options())
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -117,8 +118,9 @@ class AirflowApiClient:
         except _AuthError as exc:
             return TriggerResult(Outcome.RETRY, str(exc))
         except httpx.HTTPError as exc:
-            # The exception text names the URL at most, never headers.
-            return TriggerResult(Outcome.RETRY, f"Airflow unreachable: {type(exc).__name__}: {exc}")
+            return TriggerResult(
+                Outcome.RETRY, f"Airflow unreachable: {self._tls.failure(exc, self._base_url)}"
+            )
 
         status = response.status_code
         if status in (200, 201):

@@ -32,7 +32,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from airflow_provider_scout.events import IgnoredEvent, ImageEvent, InvalidEventError, parse_body
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient
 from airflow_provider_scout.relay.delivery import DeliveryWorker
-from airflow_provider_scout.relay.guards import HealthCache, RejectionLog, SourceRateLimit
+from airflow_provider_scout.relay.guards import (
+    HealthCache,
+    Network,
+    RejectionLog,
+    SourceRateLimit,
+    client_source,
+)
 from airflow_provider_scout.relay.membership import MembershipCache
 from airflow_provider_scout.relay.settings import RelaySettings
 from airflow_provider_scout.relay.store import Admission, EventStore
@@ -72,8 +78,13 @@ def _answer(status_code: int, **content: Any) -> JSONResponse:
     return JSONResponse(content, status_code=status_code)
 
 
-def _source(scope: Scope) -> str:
-    return str((scope.get("client") or ("?",))[0])
+def _source(scope: Scope, trusted_proxies: tuple[Network, ...]) -> str:
+    """The client address the per-source limits count (see :func:`client_source`)."""
+    peer = str((scope.get("client") or ("?",))[0])
+    if not trusted_proxies:
+        return peer
+    forwarded = [value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"]
+    return client_source(peer, forwarded, trusted_proxies)
 
 
 class RequestLimits:
@@ -83,32 +94,35 @@ class RequestLimits:
     """
 
     def __init__(
-        self, app: ASGIApp, max_headers: int, rate: SourceRateLimit, rejections: RejectionLog
+        self,
+        app: ASGIApp,
+        max_headers: int,
+        rate: SourceRateLimit,
+        rejections: RejectionLog,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self.app = app
         self.max_headers = max_headers
         self.rate = rate
         self.rejections = rejections
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if not self.rate.allow(_source(scope)):
+            source = _source(scope, self.trusted_proxies)
+            if not self.rate.allow(source):
                 reason = "too many requests from this address"
-                self.rejections.reject(503, _source(scope), reason)
+                self.rejections.reject(503, source, reason)
                 answer = _answer(503, status="unavailable", reason=reason)
                 answer.headers["Retry-After"] = "1"
                 await answer(scope, receive, send)
                 return
             if len(scope["headers"]) > self.max_headers:
                 reason = f"more than {self.max_headers} headers"
-                self.rejections.reject(431, _source(scope), reason)
+                self.rejections.reject(431, source, reason)
                 await _answer(431, status="rejected", reason=reason)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "?"
 
 
 def _refused(rejections: RejectionLog, status_code: int, source: str, reason: str) -> JSONResponse:
@@ -135,6 +149,9 @@ async def _probe(store: EventStore) -> str | None:
 
 WORKER_STOP_SECONDS = 10.0
 BACKLOG_RETRY_AFTER_SECONDS = 30
+# A full or read-only disk is an operator's fix, not a moment's: asked sooner, the retries would
+# only spend a sender's attempts (how many Artifactory makes is not published).
+STORE_RETRY_AFTER_SECONDS = 10
 # A client address may send this many seconds' worth of its request rate at once.
 REQUEST_BURST_SECONDS = 10
 
@@ -152,7 +169,7 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             settings.registry,
             settings.artifactory_auth,
             limits=settings.upstream,
-            client_options=settings.artifactory_tls.httpx_options(),
+            tls=settings.artifactory_tls,
         ),
     )
     # No /docs, /redoc or /openapi.json: nothing for a stranger to read.
@@ -171,6 +188,7 @@ def build_app(settings: RelaySettings, *, membership: MembershipCache | None = N
             burst=max(1.0, REQUEST_BURST_SECONDS * settings.max_requests_per_source),
         ),
         rejections=relay.rejections,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.add_api_route("/webhook", relay.receive, methods=["POST"])
     app.add_api_route("/", relay.receive, methods=["POST"])
@@ -199,7 +217,7 @@ class _Relay:
         client = AirflowApiClient(
             settings.airflow_url,
             settings.airflow_credentials,
-            client_options=settings.airflow_tls.httpx_options(),
+            tls=settings.airflow_tls,
         )
         self.worker = worker = DeliveryWorker(
             store,
@@ -239,7 +257,7 @@ class _Relay:
 
     async def receive(self, request: Request) -> JSONResponse:
         """``POST /webhook`` (and ``/``): the checks in the module docstring's order, then the store."""
-        source = _client_address(request)
+        source = _source(request.scope, self.settings.trusted_proxies)
         authenticated = await self._authenticated_body(request, source)
         if isinstance(authenticated, JSONResponse):
             return authenticated
@@ -286,7 +304,9 @@ class _Relay:
         except sqlite3.Error as exc:
             # 503: Artifactory retries, and /healthz says the same until the store takes writes again.
             log.error("cannot store webhook %s in %s: %s", event.label, self.settings.database_path, exc)
-            return _answer(503, status="unavailable", reason="the event store cannot be written")
+            answer = _answer(503, status="unavailable", reason="the event store cannot be written")
+            answer.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
+            return answer
         if admission is Admission.REPLAY:
             return _refused(
                 self.rejections, 409, source, "this HMAC-signed body was accepted before: a replay"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -86,8 +87,13 @@ class DeliveryWorker:
             self._wake.clear()
             try:
                 pause = await self._deliver_due()
+            except sqlite3.Error as exc:
+                # A full or read-only disk: a line per round says it; a traceback every few seconds
+                # only buried it. Nothing is lost: the failed transaction is rolled back whole.
+                log.error("delivery round failed: the event store %s: %s", self._store.path, exc)
+                pause = self._retry_max_seconds
             except Exception:
-                # A bug or a broken disk must not end delivery for good; the state is in SQLite.
+                # A bug must not end delivery for good either; the state is in SQLite.
                 log.exception("delivery round failed")
                 pause = self._retry_max_seconds
             pause = IDLE_POLL_SECONDS if pause is None else min(pause, IDLE_POLL_SECONDS)

@@ -1,7 +1,8 @@
 """What keeps one client from costing the relay more than a webhook's worth (no I/O of their own).
 
 Anyone who can reach the relay may call it as often as they like; these bound what that
-costs: requests per client address (:class:`SourceRateLimit`), log lines per kind of
+costs: requests per client address (:class:`SourceRateLimit`; the address is the TCP peer's,
+or behind a trusted reverse proxy the one it forwarded, :func:`client_source`), log lines per kind of
 rejection (:class:`RejectionLog`), DAG runs per minute (:class:`RunRateLimit`) and a health
 probe at most once per interval however often ``/healthz`` is asked (:class:`HealthCache`).
 Each takes an injectable clock.
@@ -11,13 +12,44 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-__all__ = ["HealthCache", "RejectionLog", "RunRateLimit", "SourceRateLimit"]
+__all__ = ["HealthCache", "Network", "RejectionLog", "RunRateLimit", "SourceRateLimit", "client_source"]
 
 Clock = Callable[[], float]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _within(text: str, networks: Sequence[Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def client_source(peer: str, forwarded_for: Sequence[str], trusted_proxies: Sequence[Network]) -> str:
+    """The address a request is counted against: the TCP peer, unless the peer is a trusted proxy.
+
+    Then it is the right-most ``X-Forwarded-For`` hop that is not a trusted proxy: each proxy
+    appends the address it received the request from, so that hop was written by a proxy we
+    trust, while anything left of it came from the client and may be forged. A hop that is not
+    an IP address (a client's garbage the proxy passed on) counts as the peer. From any other
+    peer the header is ignored: a client could name a new source per request.
+    """
+    if not _within(peer, trusted_proxies):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        if not _within(hop, trusted_proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
 
 
 class SourceRateLimit:

@@ -27,7 +27,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 from typing import Any
 
 import httpx
@@ -37,6 +37,7 @@ from airflow_provider_scout.credential_scope import CredentialScope
 from airflow_provider_scout.exceptions import BodyDeadlineError, BodyTooLargeError
 from airflow_provider_scout.hooks.http_body import redacted_url
 from airflow_provider_scout.limits import Limits
+from airflow_provider_scout.relay.tls import ClientTls
 from airflow_provider_scout.repositories import RepositoryLayout, VirtualWalk, docker_repositories
 
 __all__ = ["REFRESH_SECONDS", "MembershipCache"]
@@ -57,14 +58,14 @@ class MembershipCache:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         limits: Limits | None = None,
-        client_options: Mapping[str, Any] | None = None,
+        tls: ClientTls | None = None,
     ) -> None:
         """:param limits: the body cap and deadline of each answer (the relay's settings read them).
-        :param client_options: ``verify`` and ``proxy`` (:meth:`..tls.ClientTls.httpx_options`).
+        :param tls: the CA bundle, client certificate and proxy of ``--artifactory-*``.
         """
         self.registry = registry
         self.limits = limits if limits is not None else Limits()
-        self._client_options = dict(client_options or {})
+        self._tls = tls if tls is not None else ClientTls("artifactory")
         scope = CredentialScope.of_deployment(registry, "the relay's --registry")
         self._auth = _ScopedBasicAuth(auth, scope) if auth else None
         self._transport = transport
@@ -82,7 +83,7 @@ class MembershipCache:
                 timeout=_TIMEOUT,
                 transport=self._transport,
                 follow_redirects=False,
-                **self._client_options,
+                **self._tls.httpx_options(),
             ) as client:
                 listing = await self._json(client, f"{api}/api/repositories", {"packageType": "docker"})
                 layout = RepositoryLayout.from_listing(docker_repositories(listing))
@@ -92,7 +93,10 @@ class MembershipCache:
                 for key in walk:
                     walk.read(key, await self._json(client, f"{api}/api/repositories/{key}", None))
         except (httpx.HTTPError, ValueError, BodyTooLargeError, BodyDeadlineError) as exc:
-            log.warning("cannot read the repositories from %s (%s); keeping the last known members", api, exc)
+            cause = self._tls.failure(exc, api) if isinstance(exc, httpx.HTTPError) else str(exc)
+            log.warning(
+                "cannot read the repositories from %s (%s); keeping the last known members", api, cause
+            )
             return
         if self.current != layout:  # once per change, not every refresh
             log.info(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from airflow_provider_scout.defaults import (
 from airflow_provider_scout.docker_reference import is_repository_key
 from airflow_provider_scout.exceptions import InputError
 from airflow_provider_scout.grammar import parse_duration, parse_flag
+from airflow_provider_scout.relay.guards import Network
 from airflow_provider_scout.relay.settings import (
     ConnectionLimits,
     RelayConfigError,
@@ -47,6 +49,7 @@ __all__ = [
     "read_duration",
     "read_float",
     "read_int",
+    "read_networks",
     "read_path",
     "read_repository_keys",
     "read_str",
@@ -85,6 +88,12 @@ def read_repository_keys(text: str, source: str) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"{bad[0][:80]!r} is not an Artifactory repository key")
     return keys
+
+
+def read_networks(text: str, source: str) -> tuple[Network, ...]:
+    """Comma-separated IP addresses or CIDR blocks (``10.0.0.0/8,fd00::/8``); host bits refused."""
+    parts = (part.strip() for part in text.split(","))
+    return tuple(dict.fromkeys(ipaddress.ip_network(part) for part in parts if part))
 
 
 @dataclass(frozen=True)
@@ -190,6 +199,13 @@ LIMITS: tuple[RelayOption, ...] = (
         "max_connections_per_source", read_int, "the same, counting one client address's connections"
     ),
     RelayOption("max_requests_per_source", read_float, "requests per second from one address; beyond: 503"),
+    RelayOption(
+        "trusted_proxies",
+        read_networks,
+        "reverse proxies (comma-separated addresses or CIDRs) whose X-Forwarded-For names the "
+        "address --max-requests-per-source counts",
+        default_text="none: the TCP peer",
+    ),
 )
 
 # TLS: the relay's own certificate, and what each of its clients trusts, presents and goes through

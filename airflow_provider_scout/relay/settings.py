@@ -34,6 +34,7 @@ from airflow_provider_scout.defaults import (
 from airflow_provider_scout.events import EventSelection
 from airflow_provider_scout.exceptions import RelayConfigError
 from airflow_provider_scout.limits import Limits
+from airflow_provider_scout.relay.guards import Network
 from airflow_provider_scout.relay.tls import ClientTls, ServerTls
 
 __all__ = [
@@ -132,6 +133,8 @@ class RelaySettings:
     health_interval: float = 2.0
     # Requests per second from one client address (10 s worth may come at once); beyond: 503.
     max_requests_per_source: float = 100.0
+    # Peers whose X-Forwarded-For names the client for that rate (reverse proxies); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
     # Undelivered events (pending and in flight) beyond which webhooks get 503 (Artifactory retries).
     max_pending: int = 10_000
     # DAG runs triggered in any minute; meanwhile events gather into fuller batches.

@@ -9,14 +9,28 @@ flags name (``--airflow-ca-bundle``...) and otherwise, as httpx does, the enviro
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from airflow_provider_scout.exceptions import RelayConfigError
+from airflow_provider_scout.tls_failures import (
+    Remedies,
+    chain_text,
+    proxy_failure,
+    shown_host,
+    shown_proxy,
+    tls_failure,
+)
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = ["ClientTls", "ServerTls"]
+
+_PROXY_ANSWER = re.compile(r"(\d{3}) ([A-Za-z ]{0,60})")
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,35 @@ class ClientTls:
                 f"cannot load them: {exc}"
             ) from None
 
+    def failure(self, exc: httpx.HTTPError, url: str) -> str:
+        """One line for a failed request to ``url``: for a TLS or proxy failure the host, the
+        cause and the flag to set; otherwise the exception's type and text (httpx names the URL
+        at most, never headers or the proxy's credentials)."""
+        flag = f"--{self.name}"
+        remedies = Remedies(
+            verify=f"{flag}-ca-bundle",
+            cert=f"{flag}-client-cert (and {flag}-client-key)",
+            verify_and_cert=f"{flag}-ca-bundle and {flag}-client-cert",
+            proxies=f"{flag}-proxy",
+        )
+        host = shown_host(url)
+        text = chain_text(exc)
+        if isinstance(exc, httpx.ProxyError):
+            # httpcore says "<status> <reason>" for a refused CONNECT; anything else is the proxy unreachable.
+            answer = _PROXY_ANSWER.match(str(exc))
+            status, reason = (answer.group(1), answer.group(2)) if answer else (None, "")
+            described = proxy_failure(status, reason, shown_proxy(self.proxy), host, remedies)
+        else:
+            described = tls_failure(
+                text,
+                host,
+                remedies,
+                connection_error=isinstance(exc, httpx.TransportError),
+                ssl_error=_wraps_ssl_error(exc),
+                cert_sent=self.cert is not None,
+            )
+        return described or f"{type(exc).__name__}: {printable(_first_message(exc))[:300]}"
+
     def httpx_options(self) -> dict[str, Any]:
         """``verify`` and ``proxy`` for ``httpx.AsyncClient``; empty: httpx's defaults and environment."""
         options: dict[str, Any] = {}
@@ -96,3 +139,22 @@ class ClientTls:
         if self.proxy:
             options["proxy"] = self.proxy
         return options
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: httpx wraps httpcore's error, which wraps anyio's or the OS's."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _wraps_ssl_error(exc: BaseException) -> bool:
+    return any(isinstance(inner, ssl.SSLError) for inner in _chain(exc))
+
+
+def _first_message(exc: BaseException) -> str:
+    """The first message in the chain: httpx's own is empty when the peer reset the connection."""
+    return next((text for text in map(str, _chain(exc)) if text), "no message")

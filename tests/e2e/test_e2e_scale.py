@@ -20,6 +20,7 @@ import pytest
 
 from airflow_provider_scout.defaults import FULL_INGEST_DAG_ID, INDEX_TASK_ID, LIST_TASK_ID, PLAN_XCOM_KEY
 from airflow_provider_scout.plan_store import StoredPlan, read_plan
+from airflow_provider_scout.results import DEFAULT_MAX_ROWS
 from scout_testing.devstack.stack import DevStack, FinishedRun
 
 pytestmark = pytest.mark.e2e
@@ -65,11 +66,18 @@ def test_more_images_than_max_map_length_are_indexed_in_one_run(
     finished = e2e_stack.finished_run(FULL_INGEST_DAG_ID, runs[0]["dag_run_id"], before, timeout=10)
     assert finished.state == "success"
     summary = finished.summary
-    assert len(summary["results"]) == IMAGE_COUNT
-    assert {f"{r['repository']}/{r['image']}" for r in summary["results"]} == {
+    # The counts cover every image; the summary lists the first SCOUT_SUMMARY_MAX_ROWS of them.
+    assert summary["total"] == IMAGE_COUNT
+    assert (summary["indexed"], summary["skipped"], summary["failed"]) == (1, IMAGE_COUNT - 1, 0)
+    assert len(summary["results"]) == DEFAULT_MAX_ROWS
+    assert summary["left_out"] == {
+        "results": IMAGE_COUNT - DEFAULT_MAX_ROWS,
+        "failures": 0,
+        "non_compliant": 0,
+    }
+    assert {f"{r['repository']}/{r['image']}" for r in summary["results"]} < {
         f"{bulk_repository}/{name}" for name in [source.image, *names]
     }
-    assert (summary["indexed"], summary["skipped"], summary["failed"]) == (1, IMAGE_COUNT - 1, 0)
     assert finished.new_sboms == {source.digest}
     mapped = client.task_instances(FULL_INGEST_DAG_ID, finished.run_id, INDEX_TASK_ID)
     assert len(mapped) == MAX_MAP_LENGTH

@@ -163,10 +163,18 @@ class Stage:
     name: str | None
     instructions: tuple[Instruction, ...]
 
+    @property
+    def image(self) -> str:
+        """The base without its ``@digest`` part (``apache/airflow:<version>-python<version>``)."""
+        return self.base.split("@", 1)[0]
+
 
 def dockerfile_stages(path: Path = DOCKERFILE) -> list[Stage]:
+    """The build stages; only ``ARG`` may come before the first ``FROM`` (an argument ``FROM`` uses)."""
     stages: list[Stage] = []
     for instruction in dockerfile_instructions(path):
+        if instruction.keyword == "ARG" and not stages:
+            continue
         if instruction.keyword == "FROM":
             words = [w for w in instruction.arguments.split() if not w.startswith("--")]
             name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None

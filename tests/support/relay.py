@@ -38,6 +38,7 @@ def sample_text(option: RelayOption) -> str:
         "host": "0.0.0.0",
         "dag_id": "sample_webhook",
         "promoted_repositories": "docker-prod, docker-staging",
+        "trusted_proxies": "10.0.0.0/8, fd00::/8",
     }
     return named.get(option.dest) or SAMPLE_TEXT[option.read]
 

@@ -12,7 +12,14 @@ from scout_testing.stand_ins import DOCKER_SCOUT_STAND_IN
 from scout_testing.stand_ins.scout_server import StandInScout
 from tests.support import DATA
 
-__all__ = ["DOCKER_SCOUT_STAND_IN", "SCOUT_SCHEMA", "CliRecord", "RegistryTags", "StandInScout"]
+__all__ = [
+    "DOCKER_SCOUT_STAND_IN",
+    "SCOUT_SCHEMA",
+    "CliRecord",
+    "RegistryTags",
+    "StandInScout",
+    "cli_backend_extra",
+]
 
 # What the tests know of Scout's GraphQL schema; the stand-in server executes requests against it.
 SCOUT_SCHEMA = DATA / "scout_schema.graphql"
@@ -20,6 +27,18 @@ SCOUT_SCHEMA = DATA / "scout_schema.graphql"
 HUB_USER = "scout-robot"
 HUB_TOKEN = "dckr_pat_standin-hub-secret-0123456789"
 ORGANIZATION = "acme"
+
+
+def cli_backend_extra(scout: StandInScout) -> dict[str, str]:
+    """The ``docker_scout`` connection extra that runs the cli backend on the stand-ins: the
+    docker-scout stand-in for the tool, ``scout`` for Scout's GraphQL API and Docker Hub."""
+    return {
+        "backend": "cli",
+        "org": scout.organization,
+        "api_url": f"{scout.url}/v1/graphql",
+        "hub_url": scout.url,
+        "cli_path": str(DOCKER_SCOUT_STAND_IN),
+    }
 
 
 class CliRecord:

@@ -24,7 +24,7 @@ from airflow_provider_scout.exceptions import (
     BlobTransferError,
     ManifestError,
 )
-from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, content_digest
+from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT
 from airflow_provider_scout.hooks.artifactory.registry_client import check_image_name, check_repository_key
 from airflow_provider_scout.hooks.artifactory.transport import ArtifactoryTransport
 
@@ -55,9 +55,10 @@ class RegistryBlobs:
         :raises ArtifactoryError: when it cannot be had, or its bytes are not ``digest``'s.
         """
         url = f"{self._image_url(repository, image, digest)}/manifests/{digest}"
-        response = self._transport.docker_get(url, headers={"Accept": MANIFEST_ACCEPT}, manifest=True)
         try:
-            content_digest(response.content, digest, what=f"{repository}/{image}@{digest}")
+            response, _ = self._transport.docker_get_content(
+                url, digest, what=f"{repository}/{image}@{digest}", headers={"Accept": MANIFEST_ACCEPT}
+            )
         except ManifestError as exc:
             raise BlobDigestError(str(exc), url=url) from None
         media_type = (response.headers.get("Content-Type") or "").split(";")[0].strip()

@@ -21,7 +21,6 @@ from airflow_provider_scout.exceptions import ArtifactoryError, InvalidNameError
 from airflow_provider_scout.hooks.artifactory.manifests import (
     MANIFEST_ACCEPT,
     ManifestIndex,
-    content_digest,
     next_page_params,
     parse_image_config,
     parse_manifest,
@@ -127,13 +126,13 @@ class DockerRegistryApi:
         what = f"{repository}/{image}{'@' if is_digest(reference) else ':'}{reference}"
         base = f"{self.api_url}/api/docker/{repository}/v2/{image}"
         url = f"{base}/manifests/{reference}"
-        response = self._transport.docker_get(url, headers={"Accept": MANIFEST_ACCEPT}, manifest=True)
         try:
-            digest = content_digest(
-                response.content, response.headers.get("Docker-Content-Digest"), what=what
+            response, digest = self._transport.docker_get_content(
+                url,
+                reference if is_digest(reference) else None,
+                what=what,
+                headers={"Accept": MANIFEST_ACCEPT},
             )
-            if is_digest(reference) and digest != reference:
-                raise ManifestError(f"{what}: the registry answered the manifest {digest}")
             parsed = parse_manifest(response.content, response.headers.get("Content-Type"), what=what)
             if isinstance(parsed, ManifestIndex):
                 manifests = parsed.manifests
@@ -141,8 +140,9 @@ class DockerRegistryApi:
                 platform = None
                 if parsed.config_is_image:
                     config_url = f"{base}/blobs/{parsed.config_digest}"
-                    config = self._transport.docker_get(config_url, manifest=True)
-                    content_digest(config.content, parsed.config_digest, what=f"{what} config")
+                    config, _ = self._transport.docker_get_content(
+                        config_url, parsed.config_digest, what=f"{what} config"
+                    )
                     platform = parse_image_config(config.content, what=what)
                 manifests = (PlatformManifest(digest, platform, parsed.media_type),)
         except ManifestError as exc:

@@ -31,6 +31,7 @@ from requests.auth import AuthBase, HTTPBasicAuth
 
 from airflow_provider_scout import __version__, http_retry
 from airflow_provider_scout.defaults import MAX_BODY_BYTES_ENV, MAX_MANIFEST_BYTES_ENV, REQUEST_DEADLINE_ENV
+from airflow_provider_scout.docker_reference import is_digest
 from airflow_provider_scout.exceptions import (
     ArtifactoryAuthError,
     ArtifactoryError,
@@ -39,7 +40,12 @@ from airflow_provider_scout.exceptions import (
     BodyDeadlineError,
     BodyTooLargeError,
 )
-from airflow_provider_scout.hooks.artifactory.manifests import error_message, parse_www_authenticate
+from airflow_provider_scout.hooks.artifactory.manifests import (
+    ManifestError,
+    content_digest,
+    error_message,
+    parse_www_authenticate,
+)
 from airflow_provider_scout.hooks.artifactory.scoped_session import ScopedSession
 from airflow_provider_scout.hooks.artifactory.settings import ArtifactorySettings
 from airflow_provider_scout.hooks.http_body import read_body
@@ -194,6 +200,30 @@ class ArtifactoryTransport:
                 )
         self.raise_for_status(response, "GET", url)
         return response
+
+    def docker_get_content(
+        self, url: str, digest: str | None, *, what: str, headers: dict[str, str] | None = None
+    ) -> tuple[requests.Response, str]:
+        """A manifest or small blob whose bytes must hash to ``digest``, and that digest.
+
+        Without ``digest`` the answer's ``Docker-Content-Digest`` is the one to match, if it
+        sends one. Other bytes than that once may be the way's doing (a proxy rewriting them):
+        asked once more. The same again is what the registry holds.
+
+        :raises ManifestError: when the bytes do not hash to the digest twice, or a digest
+            given is none.
+        """
+        response = self.docker_get(url, headers=headers, manifest=True)
+        expected = digest or response.headers.get("Docker-Content-Digest")
+        try:
+            return response, content_digest(response.content, expected, what=what)
+        except ManifestError:
+            if not is_digest((expected or "").strip()):
+                raise
+            self.log.warning("%s arrived as other bytes than %s; asking once more", what, expected)
+        response = self.docker_get(url, headers=headers, manifest=True)
+        expected = digest or response.headers.get("Docker-Content-Digest")
+        return response, content_digest(response.content, expected, what=what)
 
     def raise_for_status(self, response: requests.Response, method: str, url: str) -> None:
         status = response.status_code

@@ -50,6 +50,9 @@ _NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptio
 HTTP_TIMEOUT = (10.0, 60.0)  # connect, read: every request to Docker Hub and Scout
 TOKEN_TTL_WITHOUT_EXP = 300.0  # Hub tokens live longer; without an exp claim assume little
 TOKEN_RENEW_MARGIN = 60.0
+# Renewals of a token Scout refused within one request, when each refused token had waited
+# through a transient answer (see ScoutApi._graphql).
+MAX_TOKEN_RENEWALS = 3
 SUMMARY_BATCH = 100  # digests per imageSummariesByDigest or goalResultsByDigests request
 
 
@@ -130,44 +133,52 @@ class ScoutApi:
         return settings.org
 
     def _graphql(self, body: Mapping[str, Any]) -> Any:
-        """Send one document; a refusal renews the Hub token once, a second one is fatal."""
-        operation = str(body.get("operationName", "GraphQL request"))
-        answer, refused = self._post_graphql(body, operation)
-        if refused is None:
-            return answer
-        self.log.info("Scout refused %s (status %d); renewing the Docker Hub token once", operation, refused)
-        self._access_token = None
-        answer, refused = self._post_graphql(body, operation)
-        if refused is None:
-            return answer
-        raise ScoutFatalError(
-            f"Scout refused {operation} for organization {self.settings.org!r} with status {refused} "
-            f"even with a renewed token; check the credentials and the extra 'org' of the Scout "
-            f"connection {self.settings.conn_id!r}"
-        )
+        """Send one document; a refusal renews the Hub token and sends it again.
 
-    def _post_graphql(self, body: Mapping[str, Any], operation: str) -> tuple[Any, int | None]:
-        """The answer, and 401/403 when Scout refused the request (by HTTP status or in the envelope)."""
+        A renewed token refused the first time it is sent is the credentials' or the
+        organization's fault: fatal. One refused after the request had to be sent again (a 5xx
+        or 429 in between, while Scout may have rotated its tokens) is renewed again, up to
+        :data:`MAX_TOKEN_RENEWALS` times.
+        """
+        operation = str(body.get("operationName", "GraphQL request"))
+        answer, refused, sends = self._post_graphql(body, operation)
+        renewals = 0
+        while refused is not None:
+            if (renewals and sends == 1) or renewals == MAX_TOKEN_RENEWALS:
+                raise ScoutFatalError(
+                    f"Scout refused {operation} for organization {self.settings.org!r} with status "
+                    f"{refused} even with a renewed token; check the credentials and the extra 'org' "
+                    f"of the Scout connection {self.settings.conn_id!r}"
+                )
+            renewals += 1
+            self.log.info("Scout refused %s (status %d); renewing the Docker Hub token", operation, refused)
+            self._access_token = None
+            answer, refused, sends = self._post_graphql(body, operation)
+        return answer
+
+    def _post_graphql(self, body: Mapping[str, Any], operation: str) -> tuple[Any, int | None, int]:
+        """The answer, 401/403 when Scout refused the request (by HTTP status or in the envelope),
+        and how many times it was sent (transient answers are sent again)."""
         headers = {"Authorization": f"Bearer {self._hub_access_token()}"}
-        response = self._send(
+        response, sends = self._send(
             "POST", self.settings.api_url, json=body, headers=headers, what=f"Scout {operation}"
         )
         if response.status_code in (401, 403):
-            return None, response.status_code
+            return None, response.status_code, sends
         if response.status_code != 200:
             raise ScoutFatalError(f"Scout answered {operation} with HTTP {response.status_code}")
         try:
             answer = response.json()
         except ValueError:
             raise ScoutFatalError(f"Scout's answer to {operation} is not JSON") from None
-        return answer, graphql.auth_error_status(answer)
+        return answer, graphql.auth_error_status(answer), sends
 
     def _hub_access_token(self) -> str:
         """A Docker Hub access token for the Scout API, cached until shortly before it expires."""
         if self._access_token and time.time() < self._access_token_expires - TOKEN_RENEW_MARGIN:
             return self._access_token
         settings = self.settings
-        response = self._send(
+        response, _ = self._send(
             "POST",
             f"{settings.hub_url}/v2/auth/token",
             json={"identifier": settings.hub_user, "secret": settings.hub_token},
@@ -194,8 +205,8 @@ class ScoutApi:
 
     def _send(
         self, method: str, url: str, *, json: Any, headers: Mapping[str, str], what: str
-    ) -> requests.Response:
-        """One request, retried by the provider's retry policy
+    ) -> tuple[requests.Response, int]:
+        """One request and how many times it was sent, retried by the provider's retry policy
         (:data:`airflow_provider_scout.http_retry.RETRY_POLICY`) on connection errors, timeouts,
         transient answers.
 
@@ -206,7 +217,11 @@ class ScoutApi:
         policy = http_retry.RETRY_POLICY
         limits = self.limits
 
+        sends = 0
+
         def attempt() -> requests.Response:
+            nonlocal sends
+            sends += 1
             try:
                 response = self.session.request(
                     method, url, json=json, headers=dict(headers), timeout=HTTP_TIMEOUT, stream=True
@@ -238,7 +253,7 @@ class ScoutApi:
 
         retrying = policy.retrying((_TransientHTTPError, *_NETWORK_ERRORS), before_sleep=before_sleep)
         try:
-            return retrying(attempt)
+            return retrying(attempt), sends
         except BodyTooLargeError as exc:
             raise ScoutFatalError(f"{what}: {exc} ({MAX_BODY_BYTES_ENV})") from None
         except BodyDeadlineError as exc:

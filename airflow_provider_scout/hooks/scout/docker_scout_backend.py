@@ -37,7 +37,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -73,6 +72,7 @@ from airflow_provider_scout.hooks.scout.scout_environments import (
     ToolCall,
 )
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.hooks.scout.work_dir import WorkDirectory
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.policy import PolicyResult
 from airflow_provider_scout.results import IndexResult, IndexState
@@ -103,24 +103,25 @@ _NOT_INDEXED_STATES = frozenset({"NONE", "INDEXING_FAILED", "INDEXING_UNAVAILABL
 class TaskWorkspace:
     """One task's private directory for docker-scout: its Docker config, its cache, its temp files.
 
-    Created on first use below the system temp directory and removed by :meth:`remove`,
+    Created on first use below the system temp directory (a :class:`~.work_dir.WorkDirectory`:
+    should the task be killed outright, a later task removes it) and removed by :meth:`remove`,
     which may run inside a signal handler: it takes no lock and never raises. Should the
     interpreter end without it, a finalizer removes the directory at exit.
     """
 
     def __init__(self) -> None:
-        self._path: str | None = None
+        self._directory: WorkDirectory | None = None
         self._finalizer: weakref.finalize | None = None
 
     @property
     def path(self) -> Path:
-        if self._path is None:
-            path = tempfile.mkdtemp(prefix="scout-cli-")
+        if self._directory is None:
+            directory = WorkDirectory("scout-cli-")
             for name in ("docker-config", "scout-cache", "tmp", "home"):
-                os.mkdir(os.path.join(path, name), 0o700)
-            self._finalizer = weakref.finalize(self, shutil.rmtree, path, True)
-            self._path = path
-        return Path(self._path)
+                os.mkdir(os.path.join(directory.path, name), 0o700)
+            self._finalizer = weakref.finalize(self, directory.remove)
+            self._directory = directory
+        return Path(self._directory.path)
 
     def environment(self, credentials: dict[str, str]) -> dict[str, str]:
         """docker-scout's whole environment: the allowlist, this directory, then ``credentials``."""
@@ -138,9 +139,9 @@ class TaskWorkspace:
         )
 
     def remove(self) -> None:
-        path, self._path = self._path, None
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            directory.remove()
             if self._finalizer is not None:
                 self._finalizer.detach()
 

@@ -22,6 +22,7 @@ from typing import Any
 from airflow_provider_scout.exceptions import ScoutGraphQLError
 from airflow_provider_scout.policy import PolicyResult, PolicyStatus
 from airflow_provider_scout.results import SEVERITIES
+from airflow_provider_scout.upstream_text import printable
 
 __all__ = [
     "GOAL_RESULTS_BY_DIGESTS",
@@ -47,6 +48,7 @@ __all__ = [
 
 # The vulnerabilityReport fields asked for: every severity and the total.
 REPORT_COUNTS = (*SEVERITIES, "total")
+_NAME_LIMIT = 200  # characters of a policy name or status label Scout chose
 _REPORT_FIELDS = "".join(f"      {name}\n" for name in REPORT_COUNTS)
 
 IMAGE_SUMMARIES_BY_DIGEST = f"""\
@@ -243,11 +245,17 @@ def _policy(policy: Any, digest: str) -> PolicyResult:
     if not isinstance(definition, str) or not isinstance(configuration, str):
         raise ScoutGraphQLError(f"a policy of {digest} lacks its definitionName or configurationName")
     display = policy.get("displayName")
-    name = display if isinstance(display, str) and display else configuration or definition
+    # Names and labels reach the summary, the task log and asset events: shown, never obeyed.
+    name = printable(
+        display if isinstance(display, str) and display else configuration or definition, _NAME_LIMIT
+    )
+    definition = printable(definition, _NAME_LIMIT)
     result = policy.get("currentResult")
     if policy.get("evaluated") is not True or not isinstance(result, Mapping):
         return PolicyResult(name, definition, PolicyStatus.NO_DATA)
-    label = result.get("statusLabel") if isinstance(result.get("statusLabel"), str) else None
+    label = (
+        printable(result["statusLabel"], _NAME_LIMIT) if isinstance(result.get("statusLabel"), str) else None
+    )
     stale = result.get("isStale") is True
     if isinstance(result.get("hasDeviation"), bool):
         status = PolicyStatus.NOT_MET if result["hasDeviation"] else PolicyStatus.MET

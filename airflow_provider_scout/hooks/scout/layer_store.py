@@ -151,19 +151,17 @@ class LayerStore:
             os.close(lock)
 
     def _fetch_verified(self, digest: str, size: int | None, fetch: BlobFetch, partial: Path) -> None:
-        resumed = partial.is_file() and partial.stat().st_size > 0
-        fetch(digest, partial, size)
-        if file_digest(partial, digest) == digest:
-            return
-        partial.unlink()
-        if resumed:
-            # The cut download it continued may have held bad bytes: once more from the start.
-            self.log.warning("layer cache: %s resumed to other bytes; fetching it whole", digest)
+        # Other bytes than the digest's once may be the way's doing (a resumed download that held
+        # bad bytes, a proxy rewriting them): fetched whole once more. The same again is the
+        # registry's content, and asking a third time would get it a third time.
+        for attempt in range(2):
             fetch(digest, partial, size)
             if file_digest(partial, digest) == digest:
                 return
             partial.unlink()
-        raise BlobDigestError(f"the registry sent bytes that do not hash to {digest}")
+            if attempt == 0:
+                self.log.warning("layer cache: %s arrived as other bytes; fetching it whole again", digest)
+        raise BlobDigestError(f"the registry sent bytes that do not hash to {digest}, twice")
 
     def make_room(self, incoming: int, *, free_at_least: int = 0) -> int:
         """Evict least recently used blobs not in use until ``incoming`` more bytes fit the cap.

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_provider_scout.defaults import LAYER_CACHE_MAX_BYTES_ENV
 from airflow_provider_scout.exceptions import (
     ArtifactoryError,
     ManifestError,
@@ -59,7 +60,7 @@ def syft_source(
         return
     with store.lease() as lease:
         try:
-            blobs, media_type, architecture = _hold_image(target, lease, blob_source)
+            blobs, media_type, architecture = _hold_image(target, lease, blob_source, store.max_bytes)
         except ArtifactoryError as exc:
             kind = ScoutRetryableError if exc.retryable else ScoutFatalError
             raise kind(f"cannot fetch the blobs of {target.reference}: {exc}") from None
@@ -76,9 +77,13 @@ def syft_source(
 
 
 def _hold_image(
-    target: IndexTarget, lease: StoreLease, source: BlobSource
+    target: IndexTarget, lease: StoreLease, source: BlobSource, max_bytes: int
 ) -> tuple[dict[str, Path], str, str | None]:
-    """Every blob of the target held: {digest: path}, the manifest's media type, the architecture."""
+    """Every blob of the target held: {digest: path}, the manifest's media type, the architecture.
+
+    :raises ScoutFatalError: when the blobs declare more bytes than the store may hold: a
+        manifest names any sizes it likes, and each blob is fetched up to its declared size.
+    """
     repository, image = target.repository, target.image
 
     def fetch_manifest(digest: str, into: Path, size: int | None) -> None:
@@ -92,6 +97,12 @@ def _hold_image(
     media_type = manifest_media_type(manifest, what=target.reference)
     held = {target.digest: manifest_path}
     descriptors = image_blobs(manifest, what=target.reference)
+    declared = sum(blob.size for blob in descriptors)
+    if declared > max_bytes:
+        raise ScoutFatalError(
+            f"{target.reference}: its config and layers declare {declared:,} bytes, more than the "
+            f"layer cache may hold ({LAYER_CACHE_MAX_BYTES_ENV}={max_bytes:,}); nothing was fetched"
+        )
     for blob in descriptors:
         held[blob.digest] = lease.hold(blob.digest, blob.size, fetch_blob)
     return held, media_type, _architecture(held[descriptors[0].digest])

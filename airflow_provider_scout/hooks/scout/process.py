@@ -7,39 +7,57 @@ the JWT secret, the metadata database URL, ``AIRFLOW_CONN_*`` URIs with password
 variables, and points HOME and TMPDIR at the task's private directory.
 
 The tool runs in a new session so a timeout stops it and everything it started (SIGTERM,
-then SIGKILL after a grace period). Its combined output is streamed to the task log line
-by line with secrets replaced and colour codes removed; the last lines are kept to
-classify a failure as retryable (network, rate limit, server error) or fatal.
+then SIGKILL after a grace period). On Linux it also dies with the task process that started
+it: a task killed outright (SIGKILL) runs no cleanup, and its tool would otherwise run on,
+orphaned, analysing or pushing an image whose task is being retried elsewhere.
+
+Its combined output is streamed to the task log line by line with secrets replaced and colour
+codes removed; the last lines are kept to classify a failure as retryable (network, rate
+limit, server error) or fatal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import re
 import signal
 import ssl
 import subprocess
+import sys
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_scout.exceptions import ScoutFatalError, ScoutIndexError, ScoutRetryableError
 from airflow_provider_scout.hooks.http_session import NetworkSettings
+from airflow_provider_scout.upstream_text import printable
 
 if TYPE_CHECKING:
     from airflow.sdk.types import Logger
 
-__all__ = ["RunResult", "failure", "go_network_environment", "kill_group", "run_tool", "tool_environment"]
+__all__ = [
+    "RunResult",
+    "die_with_supervisor",
+    "failure",
+    "go_network_environment",
+    "kill_group",
+    "run_tool",
+    "tool_environment",
+]
 
+_PR_SET_PDEATHSIG = 1  # prctl(2), <linux/prctl.h>
 _STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a timed-out run
 _TAIL_LINES = 200
 _ERROR_LINES = 6
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+# A tool's output line is logged up to this many bytes, the rest dropped: a line without end
+# (what an image's file names can make a tool print) is never held whole.
+_LINE_BYTES = 16384
 # Where a failure's message quotes the tool's last lines (see without_output).
 LAST_OUTPUT = "; last output: "
 # A level word leading a tool's line, after syft's optional "[0001]" counter; docker-scout and
@@ -57,18 +75,29 @@ _LEVELS = {
     "TRACE": logging.INFO,
 }
 # Judged on the last output line that matches any pattern: tools often log transient
-# trouble they recovered from before the error that actually ended the run.
+# trouble they recovered from before the error that actually ended the run. A transfer cut
+# short is Go's io.ErrUnexpectedEOF ("unexpected EOF"; stereoscope wraps it in "unable to
+# populate layer cache dir=... : unexpected EOF"), a connection closed before any answer
+# net/http's `Get "...": EOF` (issue 20: both failed images for good through a flaky proxy).
 _RETRYABLE = re.compile(
     r"connection refused|connection reset|broken pipe|i/o timeout|tls handshake timeout|timed? ?out"
+    r"|unexpected EOF|: EOF$|use of closed network connection|server closed idle connection"
+    r"|http2: server sent GOAWAY|stream error: stream ID"
     r"|deadline exceeded|no such host|temporary failure in name resolution"
     r"|network is unreachable|too ?many ?requests|rate.?limit|status(?: code)?:? (?:429|5\d\d)\b"
     r"|\b(?:429|5\d\d) (?:too many requests|internal server error|bad gateway|service unavailable"
     r"|gateway time-?out)|internal server error|bad gateway|service unavailable",
     re.IGNORECASE,
 )
+# Bytes that arrived whole but are not what the manifest names (go-containerregistry's
+# verify: "error verifying sha256 checksum after reading N bytes; got ..., want ...") are the
+# registry's content, not the network's: asking again gets the same bytes. So is a layer
+# stereoscope cannot read as a tar once it is on disk ('failed to read layer="sha256:..." tar :
+# unexpected EOF', the corrupt fixture), whatever the reader's words for it.
 _FATAL = re.compile(
     r"unauthori[sz]ed|authentication required|status(?: code)?:? 40[13]\b|forbidden|denied"
-    r"|manifest unknown|name unknown|blob unknown|not found|no such org|invalid reference",
+    r"|manifest unknown|name unknown|blob unknown|not found|no such org|invalid reference"
+    r"|error verifying \w+ checksum|digest mismatch|failed to read layer=\S+ tar",
     re.IGNORECASE,
 )
 
@@ -163,7 +192,7 @@ def _combined_bundle(bundles: Sequence[str], path: str) -> str:
 @dataclass(frozen=True)
 class RunResult:
     returncode: int
-    lines: list[str]  # the last lines of combined output, masked and without colour codes
+    lines: list[str]  # the last lines of combined output, masked, without escapes or control characters
 
 
 def run_tool(
@@ -193,6 +222,7 @@ def run_tool(
             stderr=subprocess.STDOUT,
             env=dict(env),
             start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
     except OSError as exc:
         raise ScoutFatalError(f"cannot start {tool} for {reference}: {exc.strerror or exc}") from None
@@ -216,15 +246,73 @@ def run_tool(
     return RunResult(returncode, list(tail))
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the tool's child process runs before exec: have the kernel SIGKILL it when the task
+    process (the thread that forked it, which waits for it) ends; None off Linux.
+
+    Everything is looked up before the fork: between fork and exec only the call itself runs.
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the signal was set
+            os._exit(1)
+
+    return set_parent_death_signal
+
+
+def die_with_supervisor() -> bool:
+    """Have the kernel SIGKILL this task process when its parent, Airflow's task supervisor, dies.
+
+    Every call of the task to Airflow goes through its supervisor. A supervisor killed outright
+    (a LocalExecutor worker or a Celery worker SIGKILLed, an OOM kill) left the task running on,
+    orphaned, while Airflow retried it elsewhere: the orphan still analysed, wrote SBOMs and pushed
+    to Scout, twice over with the retry. Linux only (False elsewhere, or when the supervisor
+    is already gone).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return False
+    supervisor = os.getppid()
+    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # The supervisor may have died just before: the signal would never come.
+    return os.getppid() == supervisor and supervisor != 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
 def _stream_output(
     process: subprocess.Popen[bytes], tail: deque[str], masked: list[str], tool: str, log: Logger
 ) -> threading.Thread:
     """A thread logging each output line of ``process`` masked, keeping the last ones in ``tail``."""
 
     def pump() -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
+        stdout = process.stdout
+        assert stdout is not None
+        longest_secret = max(map(len, masked), default=0)
+        skipping = False  # the rest of a line cut at _LINE_BYTES
+        for raw in iter(lambda: stdout.readline(_LINE_BYTES), b""):
+            ends_line = raw.endswith(b"\n")
+            if skipping:
+                skipping = not ends_line
+                continue
             line = _clean_line(raw.decode("utf-8", "replace"), masked)
+            if not ends_line and len(raw) == _LINE_BYTES:
+                skipping = True
+                # A secret the cut splits would show its first part unmasked: that much goes too.
+                line = line[: max(len(line) - longest_secret, 0)] + " [line cut]"
             if line:
                 tail.append(line)
                 log.log(tool_level(line), "%s: %s", tool, line)
@@ -256,7 +344,9 @@ def failure(tool: str, reference: str, result: RunResult) -> ScoutIndexError:
 
 
 def _clean_line(text: str, secrets: Sequence[str]) -> str:
-    text = _ANSI.sub("", text).rstrip()
+    # Tools echo names an image or a registry chose: escape sequences and control characters
+    # are removed, so they cannot repaint a terminal showing the task log or forge a line.
+    text = printable(text).strip()
     for secret in secrets:
         text = text.replace(secret, "***")
     return text

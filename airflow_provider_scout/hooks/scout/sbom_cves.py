@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from airflow_provider_scout.hooks.scout.cli_runner import CliSlots, run_docker_s
 from airflow_provider_scout.hooks.scout.docker_scout_backend import TaskWorkspace
 from airflow_provider_scout.hooks.scout.process import go_network_environment
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.hooks.scout.work_dir import work_directory
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import IndexTarget
 from airflow_provider_scout.results import SEVERITIES
@@ -69,7 +69,7 @@ class SbomCves:
         name = target.digest.split(":", 1)[-1]
         workspace = TaskWorkspace()
         try:
-            with tempfile.TemporaryDirectory(prefix="scout-cves-") as work:
+            with work_directory("scout-cves-") as work:
                 spdx_path, sarif_path = Path(work, f"{name}.spdx.json"), Path(work, f"{name}.sarif.json")
                 spdx_path.write_bytes(spdx)
                 argv = [executable, "cves", "--format", "sarif", "--output", str(sarif_path)]

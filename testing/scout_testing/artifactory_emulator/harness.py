@@ -101,10 +101,26 @@ class EmulatorAdmin:
         result: dict[str, Any] = self._call("PUT", "/tags/modified", body)
         return result
 
-    def add_webhook(self, url: str, secret: str | None, signing: str = "hmac") -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
-            "POST", "/webhooks", {"url": url, "secret": secret, "signing": signing}
-        )
+    def add_webhook(
+        self,
+        url: str,
+        secret: str | None,
+        signing: str = "hmac",
+        *,
+        retries: int = 0,
+        retry_seconds: float = 1.0,
+        retry_max_seconds: float = 60.0,
+    ) -> dict[str, Any]:
+        """A webhook target; ``retries`` > 0 sends a failed delivery again (see ``webhooks.py``)."""
+        body = {
+            "url": url,
+            "secret": secret,
+            "signing": signing,
+            "retries": retries,
+            "retry_seconds": retry_seconds,
+            "retry_max_seconds": retry_max_seconds,
+        }
+        result: dict[str, Any] = self._call("POST", "/webhooks", body)
         return result
 
     def webhooks(self) -> list[dict[str, Any]]:

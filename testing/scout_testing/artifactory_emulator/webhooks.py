@@ -5,6 +5,15 @@
 ``"sha256": "sample_checksum"``). ``repo_key`` names the storing repository, never a
 virtual's key. A failed delivery is counted on its target and logged without the secret;
 it never fails the request that caused it.
+
+Retries are opt-in per target (``retries``; none by default, as before). JFrog's troubleshooting
+data shows Artifactory retries a failed delivery (each record carries ``retries_attempted``:
+https://jfrog.com/help/r/jfrog-platform-administration-documentation/webhooks-troubleshooting-data-format)
+but publishes neither how often, how long apart, on which answers, nor whether it reads
+``Retry-After``. The emulator models the reading the relay is built on: a refused connection,
+a timeout, a 429 or a 5xx is sent again, byte for byte (so with the same signature), after the
+answer's ``Retry-After`` (capped at ``retry_max_seconds``) or else after ``retry_seconds``,
+doubling; any other answer is final.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from scout_testing.artifactory_emulator.tag_index import INDEX_MEDIA_TYPES, TagE
 log = logging.getLogger("scout_testing.artifactory_emulator")
 
 SIGNING_MODES = ("plain", "hmac")
+# Answers worth sending the same delivery again for (the modelled retry policy above).
+RETRY_STATUSES = frozenset({429, *range(500, 600)})
 # JFrog's webhook "Test" button posts sample data; only "sample_checksum" is documented.
 TEST_DELIVERY_DATA: dict[str, Any] = {
     "repo_key": "sample_repo",
@@ -46,8 +57,12 @@ class WebhookTarget:
     secret: str | None
     signing: str = "hmac"
     subscription_key: str = "emulator-webhook"
+    retries: int = 0  # deliveries sent again after a retryable failure (module docstring)
+    retry_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
     delivered: int = 0
-    failed: int = 0
+    failed: int = 0  # deliveries given up on, retries spent
+    attempts: int = 0  # requests sent, retries included
     last_error: str | None = None
 
     def __post_init__(self) -> None:
@@ -57,6 +72,14 @@ class WebhookTarget:
             raise ValueError(
                 f"webhook signing must be one of {', '.join(SIGNING_MODES)}, not {self.signing!r}"
             )
+        if self.retries < 0:
+            raise ValueError(f"webhook retries must be 0 or more, not {self.retries}")
+
+    def retry_delay(self, retry: int, answer: httpx.Response | None) -> float:
+        """Seconds before retry number ``retry`` (0-based): the answer's Retry-After, else the backoff."""
+        asked = answer.headers.get("retry-after", "") if answer is not None else ""
+        delay = float(asked) if asked.isdigit() else self.retry_seconds * 2**retry
+        return min(delay, self.retry_max_seconds)
 
     def to_json(self) -> dict[str, Any]:
         # The secret stays out of every answer and log line.
@@ -65,8 +88,12 @@ class WebhookTarget:
             "signing": self.signing,
             "has_secret": self.secret is not None,
             "subscription_key": self.subscription_key,
+            "retries": self.retries,
+            "retry_seconds": self.retry_seconds,
+            "retry_max_seconds": self.retry_max_seconds,
             "delivered": self.delivered,
             "failed": self.failed,
+            "attempts": self.attempts,
             "last_error": self.last_error,
         }
 
@@ -86,9 +113,24 @@ class Webhooks:
         self.registry = registry
         self.spawn = spawn
 
-    def add(self, url: str, secret: str | None, signing: str) -> WebhookTarget:
+    def add(
+        self,
+        url: str,
+        secret: str | None,
+        signing: str,
+        *,
+        retries: int = 0,
+        retry_seconds: float = 1.0,
+        retry_max_seconds: float = 60.0,
+    ) -> WebhookTarget:
         target = WebhookTarget(
-            url, secret, signing, subscription_key=f"emulator-webhook-{len(self.targets) + 1}"
+            url,
+            secret,
+            signing,
+            subscription_key=f"emulator-webhook-{len(self.targets) + 1}",
+            retries=retries,
+            retry_seconds=retry_seconds,
+            retry_max_seconds=retry_max_seconds,
         )
         self.targets.append(target)
         return target
@@ -183,20 +225,30 @@ class Webhooks:
                 if target.signing == "hmac"
                 else target.secret
             )
-        try:
-            async with httpx.AsyncClient(timeout=10.0) as client:
-                answer = await client.post(target.url, content=body, headers=headers)
-            if answer.status_code >= 300:
-                raise httpx.HTTPStatusError(
-                    f"HTTP {answer.status_code}", request=answer.request, response=answer
-                )
-        except httpx.HTTPError as exc:
-            target.failed += 1
-            target.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("webhook delivery to %s failed: %s", target.url, target.last_error)
-            return
-        target.delivered += 1
-        target.last_error = None
+        for retry in range(target.retries + 1):
+            target.attempts += 1
+            answer: httpx.Response | None = None
+            try:
+                async with httpx.AsyncClient(timeout=10.0) as client:
+                    answer = await client.post(target.url, content=body, headers=headers)
+                if answer.status_code < 300:
+                    target.delivered += 1
+                    target.last_error = None
+                    return
+                target.last_error = f"HTTPStatusError: HTTP {answer.status_code}"
+                retryable = answer.status_code in RETRY_STATUSES
+            except httpx.HTTPError as exc:
+                target.last_error = f"{type(exc).__name__}: {exc}"
+                retryable = True
+            if not retryable or retry == target.retries:
+                break
+            delay = target.retry_delay(retry, answer)
+            log.warning(
+                "webhook delivery to %s failed: %s; retrying in %.1fs", target.url, target.last_error, delay
+            )
+            await asyncio.sleep(delay)
+        target.failed += 1
+        log.warning("webhook delivery to %s failed: %s", target.url, target.last_error)
 
 
 def _platform_json(platform: dict[str, Any]) -> dict[str, str]:

@@ -23,11 +23,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -79,17 +82,111 @@ def postgres_database(
 
     name = f"{prefix}_{secrets.token_hex(4)}"
     dsn = server_url.replace("postgresql+psycopg2://", "postgresql://", 1) + "/postgres"
-    admin = psycopg2.connect(dsn)
-    admin.autocommit = True
+
+    def execute(statement: str) -> None:
+        # A connection each time: a test may restart its own server (PostgresCluster) meanwhile.
+        admin = psycopg2.connect(dsn)
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            admin.close()
+
+    execute(f'CREATE DATABASE "{name}"')
     try:
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
         yield f"{server_url}/{name}"
     finally:
-        with admin.cursor() as cursor:
-            # FORCE: a process that outlived its stop (or a leaked pool) must not keep the database.
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        # FORCE: a process that outlived its stop (or a leaked pool) must not keep the database.
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PostgresCluster:
+    """A PostgreSQL server of one test's own (initdb, pg_ctl): a test may stop or restart it.
+
+    The machine's PostgreSQL is shared; a fault injected into the metadata database must hit
+    a server nobody else uses. The cluster lives in a temporary directory (not below pytest's
+    root-only tmp tree: the server runs as ``postgres`` when the tests run as root, since
+    initdb refuses root), listens on a free port of 127.0.0.1 only, trusts local connections,
+    and is removed by :meth:`stop`.
+    """
+
+    def __init__(self, bin_dir: Path, directory: Path, port: int, run_as: str | None) -> None:
+        self.bin_dir = bin_dir
+        self.directory = directory
+        self.data = directory / "data"
+        self.log_path = directory / "server.log"
+        self.port = port
+        self._run_as = run_as
+
+    @property
+    def server_url(self) -> str:
+        """What :func:`postgres_database` takes: the server, without a database."""
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}"
+
+    def _pg(self, program: str, *args: str, timeout: float = 120.0) -> None:
+        argv = [str(self.bin_dir / program), *args]
+        if self._run_as:
+            argv = ["runuser", "-u", self._run_as, "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            raise AirflowStackError(
+                f"{program} {' '.join(args[:2])} failed with code {result.returncode}:\n"
+                f"{(result.stdout + result.stderr)[-2000:]}\n{self._log_tail()}"
+            )
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return ""
+
+    def init(self) -> None:
+        self._pg("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+
+    def start(self) -> None:
+        # Sockets in the cluster's own directory: /var/run/postgresql belongs to the shared server.
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.directory} -c fsync=off -c max_connections=200"
+        )
+        self._pg("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log_path), "-o", options, "-w")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._pg("pg_ctl", "stop", "-D", str(self.data), "-m", mode, "-w")
+
+    def restart(self) -> None:
+        """Stop (``fast``: every connection is cut, as a database failover does) and start again."""
+        self.stop()
+        self.start()
+
+
+def _postgres_bin_dir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise AirflowStackError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    return found[-1].parent
+
+
+@contextmanager
+def private_postgres() -> Iterator[PostgresCluster]:
+    """A fresh :class:`PostgresCluster`, started; stopped and deleted afterwards."""
+    run_as = "postgres" if os.geteuid() == 0 else None
+    directory = Path(tempfile.mkdtemp(prefix="scout-pg-"))
+    if run_as:
+        import pwd
+
+        account = pwd.getpwnam(run_as)
+        os.chown(directory, account.pw_uid, account.pw_gid)
+    cluster = PostgresCluster(_postgres_bin_dir(), directory, free_port(), run_as)
+    try:
+        cluster.init()
+        cluster.start()
+        yield cluster
+    finally:
+        with suppress(AirflowStackError):
+            cluster.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -151,6 +248,9 @@ class AirflowStack:
         self.celery = celery
         self._processes: list[ManagedProcess] = []
         self.workers: dict[str, ManagedProcess] = {}
+        # api-server, scheduler, dag-processor, triggerer: the running process, and how it started.
+        self.components: dict[str, ManagedProcess] = {}
+        self._commands: dict[str, tuple[str, ...]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -206,6 +306,8 @@ class AirflowStack:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                # As compose sets it: a restarted scheduler resets its predecessor's tasks within a minute.
+                "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "60",
                 # The Test button of the connection forms, as compose turns it on.
                 "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
             }
@@ -262,6 +364,7 @@ class AirflowStack:
             process.finish(deadline - time.monotonic())
         self._processes.clear()
         self.workers.clear()
+        self.components.clear()
 
     def start_worker(self, name: str, timeout: float = 120.0) -> ManagedProcess:
         """Start ``airflow celery worker`` as ``name`` (its tasks' hostname); wait until it consumes."""
@@ -297,6 +400,51 @@ class AirflowStack:
         self._processes.remove(process)
         process.kill()
         process.finish(5.0)
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL a component (``scheduler``, ...) with its process group: a crashed or OOM-killed
+        container, the LocalExecutor's workers and their task processes included."""
+        process = self.components.pop(name)
+        self._processes.remove(process)
+        process.kill()
+        process.finish(5.0)
+
+    def start_component(self, name: str) -> None:
+        """Start a component again as it was started (after :meth:`kill_component`)."""
+        if name in self.components:
+            raise AirflowStackError(f"airflow {name} is running")
+        self._spawn(name, *self._commands[name])
+
+    def restart_exited(self) -> list[str]:
+        """Start again every component that has exited, as compose's ``restart: always`` does.
+
+        Airflow's scheduler exits when its metadata database cuts a connection mid-query (it
+        leaves restarting to its supervisor). Returns the names of the components restarted.
+        """
+        exited = [name for name, process in self.components.items() if process.exit_code is not None]
+        for name in exited:
+            self._processes.remove(self.components.pop(name))
+            self.start_component(name)
+        return exited
+
+    @contextmanager
+    def restarting_exited(self, interval: float = 1.0) -> Iterator[list[str]]:
+        """Within the block, restart exited components every ``interval`` seconds (a thread);
+        yields the list of the names restarted so far."""
+        restarted: list[str] = []
+        stop = threading.Event()
+
+        def supervise() -> None:
+            while not stop.wait(interval):
+                restarted.extend(self.restart_exited())
+
+        supervisor = threading.Thread(target=supervise, name="airflow-restart-exited", daemon=True)
+        supervisor.start()
+        try:
+            yield restarted
+        finally:
+            stop.set()
+            supervisor.join()
 
     def __enter__(self) -> AirflowStack:
         self.start()
@@ -380,6 +528,7 @@ class AirflowStack:
             )
 
     def _spawn(self, name: str, *args: str) -> None:
+        self._commands[name] = args
         process = ManagedProcess.start(
             name,
             [_airflow_executable(), *args],
@@ -389,6 +538,7 @@ class AirflowStack:
             process_group=True,  # executors fork workers that must stop with them
         )
         self._processes.append(process)
+        self.components[name] = process
 
     def _wait_healthy(self, deadline: float) -> None:
         url = f"{self.api_url}/api/v2/monitor/health"

@@ -68,6 +68,7 @@ class StandInScout:
     # digest -> BaseScPolicy objects: what goalResultsByDigests answers
     policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
+    refused_tokens: int = 0  # GraphQL requests refused for a token it did not issue or revoked
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
     _valid_tokens: set[str] = field(default_factory=set)
     _faults: deque[_Fault] = field(default_factory=deque)
@@ -187,6 +188,7 @@ class StandInScout:
         token = (authorization or "").removeprefix("Bearer ")
         with self._lock:
             if token not in self._valid_tokens:
+                self.refused_tokens += 1
                 return 200, {}, _refusal(401, "unauthorized: the access token is not valid")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return 400, {}, {"message": "a GraphQL request needs a query"}

@@ -1,19 +1,11 @@
-"""The SBOM store on S3, the store workers on several hosts share, against a loopback S3 API.
-
-The S3 endpoint is moto's stand-alone server (PyPI ``moto[server]``), a test double of the S3
-API started on a free 127.0.0.1 port; Airflow reaches it as it would reach AWS or MinIO:
-``s3://<aws conn id>@<bucket>/<prefix>`` through the Amazon provider's ``s3`` filesystem
-(s3fs), the connection's ``endpoint_url`` pointing at the server.
-"""
+"""The SBOM store on S3, the store workers on several hosts share, against a loopback S3 API
+(moto's server, ``tests/support/fixtures/s3.py``)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from s3fs.utils import FileExpired
@@ -25,47 +17,10 @@ from airflow_provider_scout.hooks.scout.settings import ScoutSettings
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
+from tests.support.fixtures.s3 import AWS_CONN, BUCKET, S3Endpoint
 from tests.support.scout import RegistryTags
 
-AWS_CONN = "scout_sboms_s3"
 SCOUT_CONN = "docker_scout_s3_store"
-BUCKET = "scout-sboms"
-
-
-@dataclass(frozen=True)
-class S3Endpoint:
-    url: str
-    client: Any  # a boto3 S3 client of the endpoint, for looking behind the store
-
-    def object_keys(self) -> list[str]:
-        listed = self.client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
-        return sorted(item["Key"] for item in listed)
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[S3Endpoint]:
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    credentials = {"aws_access_key_id": "scout-test", "aws_secret_access_key": "scout-test-secret"}
-    client = boto3.client("s3", endpoint_url=url, region_name="us-east-1", **credentials)
-    client.create_bucket(Bucket=BUCKET)
-    connection = {
-        "conn_type": "aws",
-        "login": credentials["aws_access_key_id"],
-        "password": credentials["aws_secret_access_key"],
-        "extra": {"endpoint_url": url, "region_name": "us-east-1"},
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(f"AIRFLOW_CONN_{AWS_CONN.upper()}", json.dumps(connection))
-        try:
-            yield S3Endpoint(url, client)
-        finally:
-            server.stop()
 
 
 def _store(prefix: str) -> SbomStore:

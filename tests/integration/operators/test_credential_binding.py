@@ -26,7 +26,6 @@ from airflow_provider_scout.operators.planning import (
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import PushedImage
 from tests.integration.operators.test_operators import flatten, index, list_images, run
-from tests.support.scout import DOCKER_SCOUT_STAND_IN
 from tests.support.stub_server import StubServer, running_stub
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
@@ -44,23 +43,6 @@ def _host(url: str) -> str:
 
 def _one_image(fixture_images: list[PushedImage]) -> PushedImage:
     return next(i for i in fixture_images if i.kind == "alpine")
-
-
-@pytest.fixture
-def cli_backend(stand_in_scout: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    connection = {
-        "conn_type": "docker_scout",
-        "login": stand_in_scout.identifier,
-        "password": stand_in_scout.secret,
-        "extra": {
-            "backend": "cli",
-            "org": stand_in_scout.organization,
-            "api_url": f"{stand_in_scout.url}/v1/graphql",
-            "hub_url": stand_in_scout.url,
-            "cli_path": str(DOCKER_SCOUT_STAND_IN),
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
 
 
 @pytest.mark.parametrize("pointed", ["api", "registry", "both"])
@@ -122,7 +104,7 @@ def test_a_connection_id_of_another_type_is_refused_naming_it(
     assert attacker.seen == []
 
 
-@pytest.mark.usefixtures("cli_backend")
+@pytest.mark.usefixtures("cli_scout_connection")
 def test_docker_scout_gets_registry_credentials_only_for_the_bound_host(
     emulator: EmulatorHandle,
     attacker: StubServer,

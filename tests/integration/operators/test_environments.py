@@ -19,11 +19,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_scout.events import ImageEvent
 from airflow_provider_scout.index_targets import EVENT_TYPE_KEY
+from airflow_provider_scout.operators.indexing import SBOM_ASSET_ALIAS
 from airflow_provider_scout.operators.planning import ResolveImageEventsOperator
 from scout_testing.artifactory_emulator.harness import EmulatorHandle
 from scout_testing.fixture_images import build_layout, push_oci_layout
 from tests.integration.operators.test_operators import flatten, index, list_images, planned
-from tests.support.scout import DOCKER_SCOUT_STAND_IN, CliRecord, StandInScout
+from tests.support.scout import CliRecord, StandInScout
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 
@@ -36,23 +37,6 @@ def environments_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "environments.json"
     monkeypatch.setenv("DOCKER_SCOUT_STANDIN_ENVIRONMENTS", str(path))
     return path
-
-
-@pytest.fixture
-def cli_connection(stand_in_scout: StandInScout, monkeypatch: pytest.MonkeyPatch) -> None:
-    connection = {
-        "conn_type": "docker_scout",
-        "login": stand_in_scout.identifier,
-        "password": stand_in_scout.secret,
-        "extra": {
-            "backend": "cli",
-            "org": stand_in_scout.organization,
-            "api_url": f"{stand_in_scout.url}/v1/graphql",
-            "hub_url": stand_in_scout.url,
-            "cli_path": str(DOCKER_SCOUT_STAND_IN),
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
 
 
 def _promote(
@@ -84,7 +68,7 @@ def _calls(record: CliRecord) -> list[list[str]]:
     return [call["argv"] for call in record.calls()]
 
 
-@pytest.mark.usefixtures("cli_connection")
+@pytest.mark.usefixtures("cli_scout_connection")
 def test_a_push_then_a_promotion_end_in_both_environments_in_order(
     emulator: EmulatorHandle,
     stand_in_scout: StandInScout,
@@ -116,10 +100,14 @@ def test_a_push_then_a_promotion_end_in_both_environments_in_order(
     (promoted,) = flatten(batches)
     assert promoted.extra[EVENT_TYPE_KEY] == "promoted" and promoted.digest == target.digest
     before = len(cli_record.calls())
-    (result,), _ = index([promoted.to_dict()], registry, environments=ENVIRONMENTS)
+    (result,), context = index([promoted.to_dict()], registry, environments=ENVIRONMENTS)
 
     prod_reference = f"{emulator.registry}/docker-prod/{IMAGE}:1.0"
     assert (result["state"], result["environments"]) == ("skipped", {"production": ["1.0"]})
+    # A downstream DAG on the asset hears of the promotion.
+    (event,) = context["outlet_events"][SBOM_ASSET_ALIAS].asset_alias_events
+    assert event.extra["state"] == "skipped" and event.extra["environments"] == {"production": ["1.0"]}
+    assert event.extra["digest"] == target.digest
     assert [argv[0] for argv in _calls(cli_record)[before:]] == ["environment", "environment"]  # no push
     assert json.loads(environments_file.read_text()) == {
         "development": [f"{dev_reference}@{digest}"],
@@ -130,19 +118,24 @@ def test_a_push_then_a_promotion_end_in_both_environments_in_order(
     for repository in ("docker-dev", "docker-prod"):
         stand_in_scout.record_tag(emulator.registry, f"{repository}/{IMAGE}", "1.0", target.digest)
     before = len(cli_record.calls())
-    results = [
-        index([t.to_dict()], registry, environments=ENVIRONMENTS)[0][0]
+    runs = [
+        index([t.to_dict()], registry, environments=ENVIRONMENTS)
         for t in flatten(list_images(emulator, registry=registry))
     ]
+    results = [result for (result,), _ in runs]
     assert sorted((r["repository"], r["state"], r["environments"]) for r in results) == [
         ("docker-dev", "skipped", {"development": []}),
         ("docker-prod", "skipped", {"production": []}),
     ]
     new = _calls(cli_record)[before:]
     assert all(argv[0] == "environment" and "--output" in argv for argv in new)  # listings only
+    assert [list(context["outlet_events"][SBOM_ASSET_ALIAS].asset_alias_events) for _, context in runs] == [
+        [],
+        [],
+    ]
 
 
-@pytest.mark.usefixtures("cli_connection", "environments_file")
+@pytest.mark.usefixtures("cli_scout_connection", "environments_file")
 def test_a_promoted_digest_scout_never_analysed_is_pushed_then_recorded(
     emulator: EmulatorHandle, stand_in_scout: StandInScout, cli_record: CliRecord, tmp_path: Path
 ) -> None:
@@ -165,7 +158,7 @@ def test_a_promoted_digest_scout_never_analysed_is_pushed_then_recorded(
     assert [argv[0] for argv in _calls(cli_record)] == ["push", "environment", "environment"]
 
 
-@pytest.mark.usefixtures("cli_connection", "environments_file")
+@pytest.mark.usefixtures("cli_scout_connection", "environments_file")
 def test_a_promoted_tag_the_registry_does_not_hold_is_not_recorded(
     emulator: EmulatorHandle, cli_record: CliRecord
 ) -> None:

@@ -34,8 +34,7 @@ from airflow_provider_scout.plan_store import PlanSlice, StoredPlan, read_batch,
 from airflow_provider_scout.results import RESULTS_XCOM_KEY
 from scout_testing.artifactory_emulator.harness import EmulatorAdmin, EmulatorHandle
 from scout_testing.fixture_images import PushedImage, build_layout, push_oci_layout
-from scout_testing.stand_ins.scout_server import policy
-from tests.support.scout import DOCKER_SCOUT_STAND_IN
+from scout_testing.stand_ins.scout_server import StandInScout, policy
 
 pytestmark = pytest.mark.usefixtures("emulator_connection")
 
@@ -55,10 +54,12 @@ class RecordingTaskInstance:
         json.dumps(value)  # XComs must be JSON-ready
         self.pushed[key] = value
 
-    def xcom_pull(self, task_ids: str | list[str], key: str = "return_value") -> Any:
-        if isinstance(task_ids, str):
-            return self.xcoms.get((task_ids, key))
-        return [value for task_id in task_ids for value in self.xcoms.get((task_id, key), [None])]
+    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: int | None = None) -> Any:
+        """An unmapped task's XCom, or map index ``map_indexes`` of a mapped one's (a list per index)."""
+        value = self.xcoms.get((task_ids, key))
+        if map_indexes is None:
+            return value
+        return value[map_indexes] if value is not None and map_indexes < len(value) else None
 
 
 def run(operator: Any, ti: RecordingTaskInstance | None = None) -> tuple[Any, dict[str, Any]]:
@@ -377,7 +378,7 @@ def test_a_digest_that_gains_a_tag_is_retagged_without_a_new_analysis_then_skipp
 
 def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_moved_one(
     emulator: EmulatorHandle,
-    stand_in_scout: Any,
+    cli_scout_connection: StandInScout,
     cli_record: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -395,21 +396,8 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
     moved_to = push_oci_layout(
         second.directory, emulator.url, path, ["latest"], emulator.username, emulator.password
     )
-    connection = {
-        "conn_type": "docker_scout",
-        "login": stand_in_scout.identifier,
-        "password": stand_in_scout.secret,
-        "extra": {
-            "backend": "cli",
-            "org": stand_in_scout.organization,
-            "api_url": f"{stand_in_scout.url}/v1/graphql",
-            "hub_url": stand_in_scout.url,
-            "cli_path": str(DOCKER_SCOUT_STAND_IN),
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
-    stand_in_scout.add_image(target.digest)  # what Scout lists once the push happened
-    stand_in_scout.policies[target.digest] = [
+    cli_scout_connection.add_image(target.digest)  # what Scout lists once the push happened
+    cli_scout_connection.policies[target.digest] = [
         policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 1),
         policy("ScBooleanPolicy", "Default non-root user", 0),
     ]
@@ -432,8 +420,10 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
 
     # Scout re-evaluates without a push: the next run skips the digest and still reports them.
     for tag in target.tags:
-        stand_in_scout.record_tag(emulator.registry, path, tag, target.digest)
-    stand_in_scout.policies[target.digest][0] = policy("ScVulnerabilityPolicy", "No fixable critical CVEs", 0)
+        cli_scout_connection.record_tag(emulator.registry, path, tag, target.digest)
+    cli_scout_connection.policies[target.digest][0] = policy(
+        "ScVulnerabilityPolicy", "No fixable critical CVEs", 0
+    )
     (again,), context = index([target.to_dict()], registry)
     assert again["state"] == "skipped" and again["failing_policies"] == []
     assert alias_events(context) == []
@@ -441,7 +431,7 @@ def test_the_cli_backend_pushes_each_tag_still_naming_the_digest_and_reports_a_m
 
 def test_a_registry_that_may_answer_later_while_a_tag_is_confirmed_retries_the_indexing_task(
     emulator: EmulatorHandle,
-    stand_in_scout: Any,
+    cli_scout_connection: StandInScout,
     cli_record: Any,
     clean_faults: EmulatorAdmin,
     tmp_path: Path,
@@ -452,19 +442,6 @@ def test_a_registry_that_may_answer_later_while_a_tag_is_confirmed_retries_the_i
     push_oci_layout(layout.directory, emulator.url, path, ["1.0"], emulator.username, emulator.password)
     registry = emulator.registry_string(include=[path])
     (target,) = flatten(list_images(emulator, registry=registry))
-    connection = {
-        "conn_type": "docker_scout",
-        "login": stand_in_scout.identifier,
-        "password": stand_in_scout.secret,
-        "extra": {
-            "backend": "cli",
-            "org": stand_in_scout.organization,
-            "api_url": f"{stand_in_scout.url}/v1/graphql",
-            "hub_url": stand_in_scout.url,
-            "cli_path": str(DOCKER_SCOUT_STAND_IN),
-        },
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_DOCKER_SCOUT_DEFAULT", json.dumps(connection))
     # The tag is confirmed in the registry right before its push: the registry is down then.
     clean_faults.inject_fault("/v2/scout-cli/confirm-503/manifests/1.0", 503, count=None, retry_after=0)
 

@@ -47,7 +47,8 @@ def test_health_is_503_while_the_store_cannot_be_written(start_relay: StartRelay
         assert details.json()["status"] == "fail"
         assert str(tmp_path / "relay-state" / "relay.sqlite3") in details.json()["reason"]
         refused = relay.send(push_payload(tag="while-read-only"))
-        assert refused.status_code == 503  # Artifactory retries; nothing was acknowledged
+        # Artifactory retries; nothing was acknowledged, and Retry-After says when to ask again.
+        assert (refused.status_code, refused.headers.get("Retry-After")) == (503, "10")
     assert relay.client.get("/healthz").status_code == 200
     assert relay.send(push_payload(tag="while-read-only")).status_code == 202  # the retry is accepted
     assert relay.wait_idle()["delivered"] == 1

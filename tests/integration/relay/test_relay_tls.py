@@ -4,6 +4,8 @@ goes through a proxy (the flags of relay/tls.py), against a stand-in Airflow tha
 
 from __future__ import annotations
 
+import asyncio
+import re
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome, TriggerResult
+from airflow_provider_scout.relay.settings import AirflowCredentials
+from airflow_provider_scout.relay.tls import ClientTls
 from scout_testing.relay_process import RelayProcess, relay_environment
 from scout_testing.stand_ins.airflow_api import StandinServer, StandinState
 from scout_testing.tls import TestPki, make_pki
@@ -123,3 +128,39 @@ def test_tls_flags_come_from_their_variables(tmp_path: Path, pki: TestPki) -> No
     options = settings.artifactory_tls.httpx_options()
     assert isinstance(options["verify"], ssl.SSLContext) and options["proxy"] == "http://proxy.corp:3128"
     assert settings.airflow_tls.httpx_options() == {}  # httpx's defaults: the environment's CA and proxy
+
+
+async def _trigger_detail(url: str, tls: ClientTls) -> TriggerResult:
+    client = AirflowApiClient(url, AirflowCredentials(token="t"), timeout=10, tls=tls)
+    try:
+        return await client.trigger_dag_run("scout_artifactory_webhook", "run-1", "{}")
+    finally:
+        await client.aclose()
+
+
+def test_the_relay_says_in_one_line_which_flag_mends_a_tls_or_proxy_failure(
+    tmp_path: Path, pki: TestPki, tls_airflow: StandinServer
+) -> None:
+    host = tls_airflow.url.removeprefix("https://")
+    untrusted = asyncio.run(_trigger_detail(tls_airflow.url, ClientTls("airflow")))
+    assert untrusted.outcome is Outcome.RETRY
+    assert untrusted.detail.startswith(f"Airflow unreachable: the TLS certificate of {host} is not trusted (")
+    assert untrusted.detail.endswith("set --airflow-ca-bundle to the CA bundle that signed it")
+
+    # Refused for want of a client certificate: under TLS 1.3 the server drops the connection after
+    # the handshake, which httpx reports (as a read error with an empty message, a reset, a broken
+    # pipe or a disconnect, by timing) without naming TLS: the detail still says a cause, in one line.
+    no_cert = asyncio.run(_trigger_detail(tls_airflow.url, ClientTls("airflow", ca_bundle=pki.ca)))
+    assert no_cert.outcome is Outcome.RETRY
+    assert re.fullmatch(r"Airflow unreachable: \w+: [^\n]*[a-z]{4}[^\n]*", no_cert.detail), no_cert.detail
+
+    with running_proxy(status=407, reason="Proxy Authentication Required") as proxy:
+        secret_proxy = proxy.url.replace("http://", "http://relay:proxy-secret@")
+        refused = asyncio.run(
+            _trigger_detail(tls_airflow.url, ClientTls("airflow", ca_bundle=pki.ca, proxy=secret_proxy))
+        )
+    assert refused.detail == (
+        f"Airflow unreachable: proxy {proxy.url} refused to connect to {host}: 407 Proxy Authentication "
+        "Required; put the proxy's credentials in --airflow-proxy (http://user:password@proxy:port)"
+    )
+    assert "proxy-secret" not in refused.detail

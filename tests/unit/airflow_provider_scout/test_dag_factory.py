@@ -71,6 +71,19 @@ def test_every_task_has_an_execution_timeout_from_the_environment(monkeypatch: p
             assert timeout == expected, (dag.dag_id, task.task_id)
 
 
+def test_every_task_retries_as_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 20: retries and their first delay are deployment settings, the backoff stays exponential."""
+    for dag in scout_dags().values():
+        assert dag.default_args["retries"] == 2
+        assert dag.default_args["retry_delay"] == timedelta(seconds=30)
+    monkeypatch.setenv("SCOUT_TASK_RETRIES", "4")
+    monkeypatch.setenv("SCOUT_TASK_RETRY_DELAY", "3")
+    for dag in scout_dags().values():
+        for task in dag.tasks:
+            assert (task.retries, task.retry_delay) == (4, timedelta(seconds=3)), (dag.dag_id, task.task_id)
+            assert task.retry_exponential_backoff, (dag.dag_id, task.task_id)
+
+
 def test_the_default_timeouts_bound_every_task() -> None:
     for dag in scout_dags().values():
         summary = dag.get_task("summarize")

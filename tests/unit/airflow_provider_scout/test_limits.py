@@ -64,3 +64,14 @@ def test_the_budget_stops_pages_and_tags_with_one_warning_each() -> None:
     assert len(warnings) == 2
     assert "2 pages (SCOUT_MAX_PAGES) while reading the catalog" in warnings[0]
     assert "'a' lists more than 2 tags (SCOUT_MAX_TAGS_PER_REPOSITORY)" in warnings[1]
+
+
+def test_task_retries_and_their_delay_are_deployment_settings() -> None:
+    """Issue 20: the chaos tests shorten the delay; a deployment may allow more (or no) retries."""
+    assert (Limits().task_retries, Limits().task_retry_delay) == (2, timedelta(seconds=30))
+    limits = Limits.from_environment({"SCOUT_TASK_RETRIES": "0", "SCOUT_TASK_RETRY_DELAY": "2m"})
+    assert (limits.task_retries, limits.task_retry_delay) == (0, timedelta(minutes=2))
+    with pytest.raises(InputError, match="SCOUT_TASK_RETRIES must be an integer of 0 or more"):
+        Limits.from_environment({"SCOUT_TASK_RETRIES": "-1"})
+    with pytest.raises(InputError, match="SCOUT_TASK_RETRY_DELAY"):
+        Limits.from_environment({"SCOUT_TASK_RETRY_DELAY": "0"})

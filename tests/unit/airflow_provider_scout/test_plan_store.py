@@ -16,6 +16,7 @@ from airflow_provider_scout.plan_store import (
     DEFAULT_RETENTION,
     PlanSlice,
     StoredPlan,
+    iter_plan,
     plan_dir,
     plan_retention,
     prune_plans,
@@ -94,10 +95,29 @@ def test_a_plan_replaced_since_planning_is_refused(tmp_path: Path) -> None:
         read_batch(plan, slices[2])
 
 
+def test_the_summary_reads_the_plan_a_batch_at_a_time_and_refuses_one_replaced_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Lines of about 300 KB, far over a read buffer: what follows the first line is read
+    # from the file as it is after it was rewritten.
+    batches = batch_targets(targets(3000), max_map_length=3)
+    plan, _ = write(tmp_path, batches)
+    assert list(iter_plan(plan)) == batches
+    reading = iter_plan(plan)
+    assert next(reading) == batches[0]  # the digest was checked before this first batch
+    # Rewritten in place, its lines in another order: every line still a batch, the file
+    # no longer planning's.
+    Path(plan.location).write_bytes(b"".join(reversed(Path(plan.location).read_bytes().splitlines(True))))
+    with pytest.raises(PlanStoreError, match="changed since planning"):
+        list(reading)
+    with pytest.raises(PlanStoreError, match="changed since planning"):
+        next(iter_plan(plan))
+
+
 def test_a_plan_that_is_gone_says_to_plan_again_and_is_not_retried(tmp_path: Path) -> None:
     plan, slices = write(tmp_path, batch_targets(targets(1), 1))
     Path(plan.location).unlink()
-    for read in (lambda: read_batch(plan, slices[0]), lambda: read_plan(plan)):
+    for read in (lambda: read_batch(plan, slices[0]), lambda: read_plan(plan), lambda: next(iter_plan(plan))):
         with pytest.raises(
             PlanStoreError, match=r"is gone .*SCOUT_PLAN_RETENTION.*run the DAG again"
         ) as raised:

@@ -53,6 +53,16 @@ def test_only_indexed_and_retagged_results_are_delivered() -> None:
     assert {state for state in IndexState if state.delivered} == {IndexState.INDEXED, IndexState.RETAGGED}
 
 
+def test_a_skipped_image_whose_tag_entered_an_environment_emits_an_event_one_already_there_not() -> None:
+    promoted = IndexResult.of(target(1), IndexState.SKIPPED, environments={"production": ["1.0"]})
+    listed_already = IndexResult.of(target(1), IndexState.SKIPPED, environments={"production": []})
+    assert promoted.emits_event
+    assert not listed_already.emits_event
+    assert not IndexResult.of(target(1), IndexState.SKIPPED).emits_event
+    assert IndexResult.of(target(1), IndexState.INDEXED).emits_event
+    assert not IndexResult.of(target(1), IndexState.DRY_RUN).emits_event
+
+
 def test_a_malformed_result_is_refused_naming_what_is_wrong() -> None:
     data = IndexResult.of(target(3), IndexState.SKIPPED).to_dict()
     with pytest.raises(InputError, match="has an unknown state 'lost'"):
@@ -62,7 +72,7 @@ def test_a_malformed_result_is_refused_naming_what_is_wrong() -> None:
 
 
 def summary_of_every_state() -> IndexSummary:
-    return IndexSummary(
+    return IndexSummary.of(
         (
             IndexResult.of(target(0), IndexState.INDEXED, packages=12, vulnerabilities={"critical": 1}),
             IndexResult.of(target(1), IndexState.RETAGGED, packages=7),
@@ -129,7 +139,7 @@ def test_the_summary_table_has_one_aligned_row_per_image() -> None:
     for column in ("PLATFORM", "DIGEST", "TAGS", "STATE", "PACKAGES", "VULNERABILITIES", "POLICIES"):
         offset = header.index(column)
         assert all(line[offset - 2 : offset] == "  " and line[offset] != " " for line in lines)
-    assert IndexSummary(()).table() == "(no image selected)"
+    assert IndexSummary.of(()).table() == "(no image selected)"
 
 
 def test_moved_tags_travel_through_xcom_and_show_in_the_table() -> None:
@@ -138,7 +148,7 @@ def test_moved_tags_travel_through_xcom_and_show_in_the_table() -> None:
     )
     assert IndexResult.from_dict(json.loads(json.dumps(moved.to_dict()))) == moved
     assert not IndexState.MOVED.delivered
-    row = IndexSummary((moved,)).table().splitlines()[1]
+    row = IndexSummary.of((moved,)).table().splitlines()[1]
     assert row.endswith("tags moved, not pushed: latest -> eeeeeeeeeeee, old -> deleted")
 
 
@@ -148,7 +158,7 @@ def test_an_error_quoting_a_server_reaches_the_table_without_its_escapes() -> No
         target(1), "GET /x answered 500: \x1b[2Jboom\nINFO forged\x1b]8;;http://e/\x1b\\"
     )
     assert failed.error == "GET /x answered 500: boom INFO forged"
-    table = IndexSummary((failed,)).table()
+    table = IndexSummary.of((failed,)).table()
     assert "\x1b" not in table and table.count("\n") == 1
 
 
@@ -194,7 +204,7 @@ def test_the_table_counts_met_not_met_and_no_data_and_names_the_failing_policies
     compliant = IndexResult.of(target(0), IndexState.SKIPPED, policies=POLICIES[:1])
     failing = IndexResult.of(target(1), IndexState.INDEXED, policies=POLICIES)
     unread = IndexResult.of(target(2), IndexState.INDEXED)
-    summary = IndexSummary((compliant, failing, unread))
+    summary = IndexSummary.of((compliant, failing, unread))
     header, *rows = summary.table().splitlines()
     column = header.index("POLICIES")
     assert rows[0][column:].rstrip() == "1 met, 0 not met, 0 no data"
@@ -228,7 +238,7 @@ def test_each_outcome_is_one_line_in_plain_words() -> None:
 
 
 def test_the_headline_says_how_many_were_indexed_and_failed() -> None:
-    summary = IndexSummary(
+    summary = IndexSummary.of(
         (
             IndexResult.of(target(1), IndexState.INDEXED),
             IndexResult.of(target(2), IndexState.INDEXED),
@@ -236,9 +246,48 @@ def test_the_headline_says_how_many_were_indexed_and_failed() -> None:
         )
     )
     assert summary.headline() == "2 indexed, 1 failed of 3 image(s)"
-    dry = IndexSummary((IndexResult.of(target(1), IndexState.DRY_RUN),))
+    dry = IndexSummary.of((IndexResult.of(target(1), IndexState.DRY_RUN),))
     assert dry.headline() == "0 indexed, 0 failed, 1 would be indexed (dry run) of 1 image(s)"
 
 
 def test_a_label_counts_the_other_tags_in_words() -> None:
     assert target(1).label == "docker-local/team/app1:v1 (+1 tag) [linux/amd64]"
+
+
+def test_a_capped_summary_keeps_the_failures_first_in_plan_order_and_counts_every_image() -> None:
+    """Issue 25: the summary's rows are capped; what is dropped is said, never a failure first."""
+    results = [
+        IndexResult.failed(target(n), f"boom {n}")
+        if n in (3, 7)
+        else IndexResult.of(
+            target(n),
+            IndexState.INDEXED,
+            vulnerabilities={"critical": 1, "high": 2},
+            policies=POLICIES if n in (1, 2, 8) else None,
+        )
+        for n in range(10)
+    ]
+    summary = IndexSummary.of(results, max_rows=4)
+    data = json.loads(json.dumps(summary.to_dict()))
+    # The two failures, then the first others, shown in plan order.
+    assert [r["reference"] for r in data["results"]] == [target(n).reference for n in (0, 1, 3, 7)]
+    assert (data["indexed"], data["failed"], data["total"]) == (8, 2, 10)
+    assert data["failures"] == [{"reference": target(n).reference, "error": f"boom {n}"} for n in (3, 7)]
+    assert [r["reference"] for r in data["non_compliant"]] == [target(n).reference for n in (1, 2, 8)]
+    assert data["left_out"] == {"results": 6, "failures": 0, "non_compliant": 0}
+    assert data["vulnerabilities"] == {"critical": 8, "high": 16, "medium": 0, "low": 0, "unspecified": 0}
+    assert data["reported"] == 8
+    assert summary.headline() == "8 indexed, 2 failed of 10 image(s)"
+    assert len(summary.table().splitlines()) == 1 + 4
+
+    only_failures = IndexSummary.of([IndexResult.failed(target(n), "x") for n in range(5)], max_rows=2)
+    assert [r.reference for r in only_failures.failures] == [target(0).reference, target(1).reference]
+    assert only_failures.left_out == {"results": 3, "failures": 3, "non_compliant": 0}
+    few = IndexSummary.of(results[:2], max_rows=1)
+    assert few.non_compliant == (results[1],) and few.left_out["non_compliant"] == 0
+    assert IndexSummary.of(results, max_rows=1).left_out["non_compliant"] == 2
+
+
+def test_a_summary_keeps_at_least_one_row() -> None:
+    with pytest.raises(InputError, match="max_rows must be at least 1, not 0"):
+        IndexSummary.of((), max_rows=0)

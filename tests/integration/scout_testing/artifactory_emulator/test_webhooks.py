@@ -29,6 +29,8 @@ SECRET = "webhook-secret-for-tests"
 class Receiver:
     url: str
     deliveries: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    # Answers to the next deliveries, (status, Retry-After or None), before the default 200.
+    answers: list[tuple[int, str | None]] = field(default_factory=list)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes]]:
         wait_until(lambda: len(self.deliveries) >= count, timeout, message=f"{count} deliveries")
@@ -38,12 +40,17 @@ class Receiver:
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     deliveries: list[tuple[dict[str, str], bytes]] = []
+    answers: list[tuple[int, str | None]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             deliveries.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(200)
+            status, retry_after = answers.pop(0) if answers else (200, None)
+            self.send_response(status)
+            if retry_after is not None:
+                self.send_header("Retry-After", retry_after)
+            self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, format: str, *args: Any) -> None:
@@ -52,7 +59,7 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", deliveries)
+    yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", deliveries, answers)
     server.shutdown()
     server.server_close()
 
@@ -125,6 +132,42 @@ def test_failed_delivery_neither_blocks_the_push_nor_logs_the_secret(webhooks: E
     log = webhooks.log_path.read_text()
     assert dead_url in log
     assert secret not in log
+
+
+def test_a_retrying_target_sends_the_same_body_again_after_retry_after(
+    webhooks: EmulatorHandle, receiver: Receiver
+) -> None:
+    # A 503 and a 429 are both retried after their Retry-After: the 30 s backoff of a target
+    # that ignored it would not have sent the third delivery within the wait.
+    receiver.answers.extend([(503, "1"), (429, "1")])
+    webhooks.admin.add_webhook(receiver.url, SECRET, "hmac", retries=3, retry_seconds=30)
+    RegistryClient(webhooks.url, "/v2/docker-dev", webhooks.token).push(unique_image(), "1", tiny_image())
+    deliveries = receiver.wait_for(3, timeout=20)
+    assert len({body for _, body in deliveries}) == 1  # byte for byte: the same signature too
+    assert len({headers["x-jfrog-event-auth"] for headers, _ in deliveries}) == 1
+    wait_until(lambda: webhooks.admin.webhooks()[0]["delivered"] == 1, 5, message="the delivery")
+    [state] = webhooks.admin.webhooks()
+    assert (state["attempts"], state["delivered"], state["failed"], state["last_error"]) == (3, 1, 0, None)
+
+
+def test_a_retrying_target_gives_up_after_its_retries_and_not_on_a_4xx(
+    webhooks: EmulatorHandle, receiver: Receiver
+) -> None:
+    dead_url = f"http://127.0.0.1:{free_port()}/hook"
+    webhooks.admin.add_webhook(dead_url, SECRET, "hmac", retries=2, retry_seconds=0.1)
+    receiver.answers.append((400, None))
+    webhooks.admin.add_webhook(receiver.url, SECRET, "hmac", retries=2, retry_seconds=0.1)
+    RegistryClient(webhooks.url, "/v2/docker-dev", webhooks.token).push(unique_image(), "1", tiny_image())
+    wait_until(lambda: all(t["failed"] == 1 for t in webhooks.admin.webhooks()), 10, message="both given up")
+    dead, refusing = webhooks.admin.webhooks()
+    assert (dead["attempts"], dead["delivered"]) == (3, 0)  # the first try and two retries
+    assert "ConnectError" in dead["last_error"]
+    assert (refusing["attempts"], refusing["delivered"], refusing["last_error"]) == (
+        1,
+        0,
+        "HTTPStatusError: HTTP 400",
+    )
+    assert len(receiver.deliveries) == 1
 
 
 def test_command_line_webhook_uses_the_secret_from_the_environment(

@@ -21,10 +21,9 @@ class PulledXComs:
     def __init__(self, values: dict[tuple[str, str], Any]) -> None:
         self.values = values
 
-    def xcom_pull(self, task_ids: str | list[str], key: str = "return_value") -> Any:
-        if isinstance(task_ids, list):
-            return [self.values[(task_id, key)] for task_id in task_ids if (task_id, key) in self.values]
-        return self.values.get((task_ids, key))
+    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: int | None = None) -> Any:
+        value = self.values.get((task_ids, key))
+        return value if map_indexes is None else None  # no mapped task pushed a result here
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.values[("summary", key)] = value
@@ -62,4 +61,4 @@ def test_no_planning_warnings_is_an_empty_list() -> None:
 
 
 def test_the_summary_dict_carries_its_warnings() -> None:
-    assert IndexSummary((), warnings=tuple(WARNINGS)).to_dict()["warnings"] == WARNINGS
+    assert IndexSummary.of((), warnings=WARNINGS).to_dict()["warnings"] == WARNINGS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
@@ -400,6 +401,23 @@ def test_one_address_beyond_its_request_rate_gets_503_with_retry_after(start_rel
     refused = relay.send(push_payload(tag="second"))
     assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
     assert refused.json()["reason"] == "too many requests from this address"
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_request_rate(
+    relay_settings: Callable[..., RelaySettings],
+) -> None:
+    settings = relay_settings(max_requests_per_source=0.1, trusted_proxies=(ip_network("10.0.0.0/8"),))
+    app = build_app(settings, membership=offline_membership(settings.registry))
+    # Requests reach the relay from the proxy's address, as behind nginx or a load balancer.
+    with TestClient(app, client=("10.0.0.2", 41000)) as proxy:
+
+        def send(tag: str, client: str) -> int:
+            headers = {"X-JFrog-Event-Auth": settings.secret, "X-Forwarded-For": client}
+            return proxy.post("/webhook", content=encode(push_payload(tag=tag)), headers=headers).status_code
+
+        assert send("a1", "198.51.100.1") == 202
+        assert send("a2", "198.51.100.1") == 503  # that client's burst of one is spent...
+        assert send("b1", "198.51.100.2") == 202  # ...and only that client's
 
 
 def test_a_flood_of_bad_secrets_writes_one_log_line_and_is_counted(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from airflow_provider_scout.relay.airflow_api import AirflowApiClient, Outcome, TriggerResult
 from airflow_provider_scout.relay.delivery import DeliveryWorker
@@ -52,6 +56,34 @@ def test_a_wake_up_racing_the_shutdown_does_not_keep_it_running(tmp_path: Path) 
         return ended
 
     assert asyncio.run(scenario()) == 30
+
+
+class FullDiskStore(EventStore):
+    """A store on a disk with no byte left: every write fails as SQLite reports ENOSPC."""
+
+    def prune(self, now: float, failed_retention: float) -> dict[str, int]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_a_full_disk_is_one_log_line_per_round_and_delivery_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> bool:
+        worker = _worker(FullDiskStore(tmp_path / "relay.db"))
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.2)
+        alive = not task.done()
+        worker.stop()
+        await asyncio.wait_for(task, timeout=5)
+        return alive
+
+    with caplog.at_level(logging.ERROR, logger="airflow_provider_scout.relay.delivery"):
+        assert asyncio.run(scenario())  # the worker survives the failed round
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"delivery round failed: the event store {tmp_path / 'relay.db'}: database or disk is full"
+    )
+    assert record.exc_info is None  # no traceback
 
 
 class CountingClient(AirflowApiClient):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 
 import pytest
 
-from airflow_provider_scout.relay.guards import HealthCache, RejectionLog, RunRateLimit, SourceRateLimit
+from airflow_provider_scout.relay.guards import (
+    HealthCache,
+    RejectionLog,
+    RunRateLimit,
+    SourceRateLimit,
+    client_source,
+)
 
 
 class FakeClock:
@@ -90,3 +97,30 @@ def test_runs_per_minute_wait_for_the_oldest_to_leave_the_minute() -> None:
     assert runs.wait() == 50.0
     clock.now += 50.0
     assert runs.wait() == 0.0
+
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "source"),
+    [
+        # No trusted proxy in front: the header is anyone's to write, so it is never read.
+        ("203.0.113.7", ["198.51.100.1"], "203.0.113.7"),
+        # Through the proxy: the hop it appended, whatever the client wrote to the left of it.
+        ("10.0.0.2", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["1.2.3.4, 5.6.7.8", "198.51.100.1"], "198.51.100.1"),
+        # Two trusted proxies in a row: the first hop that is not one of them.
+        ("10.0.0.2", ["198.51.100.1, 10.9.9.9"], "198.51.100.1"),
+        ("fd00::2", ["2001:db8::1"], "2001:db8::1"),
+        # Nothing forwarded, only proxies, or garbage where the client's address should be: the peer.
+        ("10.0.0.2", [], "10.0.0.2"),
+        ("10.0.0.2", ["10.1.1.1"], "10.0.0.2"),
+        ("10.0.0.2", ["1.2.3.4, not-an-address"], "10.0.0.2"),
+        ("testclient", ["198.51.100.1"], "testclient"),
+    ],
+)
+def test_a_forwarded_address_counts_only_behind_a_trusted_proxy(
+    peer: str, forwarded: list[str], source: str
+) -> None:
+    assert client_source(peer, forwarded, PROXIES) == source

@@ -111,3 +111,13 @@ def test_a_manifest_is_checked_against_its_digest(blobs: RegistryBlobs, stub: St
     stub.on("GET", path, Reply(200, b'{"schemaVersion": 1}'))
     with pytest.raises(BlobDigestError, match="expected digest"):
         blobs.manifest("docker-local", "team/app", digest)
+    assert len(stub.requests_to(path)) == 3  # the registry's answer, then one altered twice
+
+
+def test_a_manifest_altered_on_the_way_once_is_asked_again(blobs: RegistryBlobs, stub: StubServer) -> None:
+    manifest = b'{"schemaVersion": 2}'
+    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    path = f"/artifactory/api/docker/docker-local/v2/team/app/manifests/{digest}"
+    stub.on("GET", path, Reply(200, b'{"schemaVersion": 3}'), Reply(200, manifest))
+    assert blobs.manifest("docker-local", "team/app", digest)[0] == manifest
+    assert len(stub.requests_to(path)) == 2

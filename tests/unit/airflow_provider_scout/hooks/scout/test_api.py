@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
+from airflow_provider_scout.hooks.scout.api import MAX_TOKEN_RENEWALS
 from airflow_provider_scout.models import IndexTarget
 from tests.support.hostile_server import Answer, endless_bytes, running_hostile_server
 from tests.support.scout import HUB_TOKEN, HUB_USER, ORGANIZATION, StandInScout
@@ -94,6 +95,32 @@ def test_an_http_refusal_after_renewal_is_fatal_and_names_organization_and_conne
     assert "Scout connection 'docker_scout_default'" in message
     assert not raised.value.retryable
     assert stand_in_scout.paths() == ["/v2/auth/token", "/v1/graphql", "/v2/auth/token", "/v1/graphql"]
+
+
+def test_a_renewed_token_refused_after_a_transient_answer_is_renewed_again(
+    hook: ScoutHook, stand_in_scout: StandInScout
+) -> None:
+    # The chaos row's race: the renewed token met a 503, and while the task waited to send it
+    # again Scout rotated its tokens. Not the credentials' fault: renewed again, not fatal.
+    stand_in_scout.inject_fault("/v1/graphql", 401)
+    stand_in_scout.inject_fault("/v1/graphql", 503, retry_after="0")
+    stand_in_scout.inject_fault("/v1/graphql", 401)
+    assert hook.organization_status().has_image_analysis_enabled is True
+    assert stand_in_scout.paths() == [
+        "/v2/auth/token", "/v1/graphql",  # refused
+        "/v2/auth/token", "/v1/graphql", "/v1/graphql",  # 503, then refused after the wait
+        "/v2/auth/token", "/v1/graphql",  # answered
+    ]  # fmt: skip
+
+
+def test_renewals_after_transient_answers_are_bounded(hook: ScoutHook, stand_in_scout: StandInScout) -> None:
+    stand_in_scout.inject_fault("/v1/graphql", 401)
+    for _ in range(MAX_TOKEN_RENEWALS):
+        stand_in_scout.inject_fault("/v1/graphql", 503, retry_after="0")
+        stand_in_scout.inject_fault("/v1/graphql", 401)
+    with pytest.raises(ScoutFatalError, match="even with a renewed token"):
+        hook.organization_status()
+    assert stand_in_scout.paths().count("/v2/auth/token") == 1 + MAX_TOKEN_RENEWALS
 
 
 @pytest.mark.parametrize("status", [401, 403])

@@ -266,6 +266,26 @@ def test_goal_results_decide_by_the_typed_fields_not_the_label() -> None:
     assert q.status is PolicyStatus.NO_DATA
 
 
+def test_policy_names_and_labels_scout_chose_are_shown_never_obeyed(schema: GraphQLSchema) -> None:
+    # They reach the summary, the task log and asset events: a forged line or a terminal
+    # escape in a name Scout (or whoever answers as Scout) chose must arrive inert. The answer
+    # is what the published SDL lets a server send.
+    hostile = policy(
+        "ScVulnerabilityPolicy",
+        "No root\nERROR forged \x1b]8;;https://evil.example\x07link" + "x" * 500,
+        1,
+        definition="def\x1b[2J",
+        label="Bad\rlabel\x07",
+    )
+    root = {"goalResultsByDigests": lambda _info, **_: [{"digest": DIGEST, "policies": [hostile]}]}
+    result = _execute(schema, goal_results_request("acme", [DIGEST]), root)
+    assert result.errors is None
+    answer = {"data": result.data}
+    ((result,)) = parse_goal_results(answer)[DIGEST]
+    assert result.name.startswith("No root ERROR forged link") and len(result.name) == 200
+    assert (result.definition, result.label) == ("def", "Bad label")
+
+
 @pytest.mark.parametrize(
     ("entry", "complaint"),
     [

