@@ -12,6 +12,7 @@ variable                                  default       bounds
 ``SCOUT_MAX_BODY_BYTES``                  64 MiB        an AQL page, a listing, a GraphQL answer
 ``SCOUT_MAX_MANIFEST_BYTES``              4 MiB         a manifest, an index or an image config
 ``SCOUT_REQUEST_DEADLINE``                300 s         one attempt of a request, body included
+``SCOUT_AQL_READ_TIMEOUT``                300 s         the wait for an AQL query's answer
 ``SCOUT_MAX_PAGES``                       10,000        pages of one listing (AQL or catalog)
 ``SCOUT_MAX_TAGS_PER_REPOSITORY``         200,000       tags listed from one repository
 ``SCOUT_MAX_TAGS_PER_DIGEST``             1,000         tags recorded for one image digest
@@ -39,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from airflow_provider_scout.defaults import (
+    AQL_READ_TIMEOUT_ENV,
     INDEX_TIMEOUT_ENV,
     MAX_BODY_BYTES_ENV,
     MAX_MANIFEST_BYTES_ENV,
@@ -68,6 +70,9 @@ class Limits:
     max_body_bytes: int = 64 * MIB
     max_manifest_bytes: int = 4 * MIB
     request_deadline: float = 300.0
+    # Long, because a query the client gives up on keeps running on Artifactory and holds one
+    # of its 3 AQL slots: the listing asks again with a smaller page, at most twice.
+    aql_read_timeout: float = 300.0
     max_pages: int = 10_000
     max_tags_per_repository: int = 200_000
     max_tags_per_digest: int = 1_000
@@ -95,8 +100,9 @@ class Limits:
                 raise InputError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.max_tags_per_digest < 1:
             raise InputError(f"max_tags_per_digest must be at least 1, not {self.max_tags_per_digest}")
-        if self.request_deadline <= 0:
-            raise InputError(f"request_deadline must be positive, not {self.request_deadline}")
+        for name in _SECONDS:
+            if getattr(self, name) <= 0:
+                raise InputError(f"{name} must be positive, not {getattr(self, name)}")
         if self.planning_timeout <= timedelta(0) or self.index_timeout <= timedelta(0):
             raise InputError("the planning and indexing timeouts must be positive")
         if self.task_retries < 0:
@@ -121,9 +127,9 @@ class Limits:
         for name, variable in _DURATIONS.items():
             if raw := env.get(variable, "").strip():
                 values[name] = timedelta(seconds=parse_duration(raw, variable, positive=True))
-        deadline = values.pop("request_deadline", None)
-        if isinstance(deadline, timedelta):
-            values["request_deadline"] = deadline.total_seconds()
+        for name in _SECONDS:
+            if isinstance(duration := values.get(name), timedelta):
+                values[name] = duration.total_seconds()
         return cls(**values)  # type: ignore[arg-type]
 
 
@@ -138,10 +144,14 @@ _COUNTS = {
 }
 _DURATIONS = {
     "request_deadline": REQUEST_DEADLINE_ENV,
+    "aql_read_timeout": AQL_READ_TIMEOUT_ENV,
     "planning_timeout": PLANNING_TIMEOUT_ENV,
     "index_timeout": INDEX_TIMEOUT_ENV,
     "task_retry_delay": TASK_RETRY_DELAY_ENV,
 }
+
+# Durations the limits hold as seconds (the requests library's unit), not as timedelta.
+_SECONDS = ("request_deadline", "aql_read_timeout")
 
 
 def _positive_int(raw: str, variable: str, minimum: int = 1) -> int:

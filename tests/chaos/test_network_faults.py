@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_scout.defaults import (
+    AQL_READ_TIMEOUT_ENV,
     LAYER_CACHE_DIR_ENV,
     LAYER_CACHE_MAX_BYTES_ENV,
     SBOM_DIR_ENV,
@@ -265,22 +266,27 @@ def test_bytes_altered_on_the_way_are_fetched_again_within_the_task(
     )
 
 
-def test_a_stalled_registry_answer_and_a_slow_aql_page(
+def test_a_stalled_registry_answer_and_a_stalled_aql_page(
     run_airflow: RunAirflow, stack: NetworkStack, baseline: Row, tmp_path: Path
 ) -> None:
-    """A manifest held past the hook's 30 s read timeout is asked again; an AQL page held 20 s is
-    waited for (AQL's read timeout is 300 s: a timed-out query keeps running on the server and
-    holds one of its 3 slots, so the listing waits long rather than piling up queries)."""
+    """A manifest held past the hook's 30 s read timeout is asked again; an AQL page held past
+    ``SCOUT_AQL_READ_TIMEOUT`` (30 s here, 300 s by default: a query given up on keeps running on
+    the server and holds one of its 3 slots) is asked again once, with a smaller page."""
     stack.proxy.set_faults(
         {"name": "manifest-stall", "fault": "stall", "seconds": 45, "path": MANIFESTS, "first": 1},
-        {"name": "aql-stall", "fault": "stall", "seconds": 20, "method": "POST", "path": r"/api/search/aql",
+        {"name": "aql-stall", "fault": "stall", "seconds": 45, "method": "POST", "path": r"/api/search/aql",
          "first": 1},
     )  # fmt: skip
-    row = _ingest(run_airflow, stack, tmp_path)
+    row = _ingest(run_airflow, stack, tmp_path, **{AQL_READ_TIMEOUT_ENV: "30"})
     _assert_recovered(stack, row)
     assert stack.proxy.injected("manifest-stall") == 1 and stack.proxy.injected("aql-stall") == 1
+    (slow_query,) = [w for w in row.summary["warnings"] if "/api/search/aql got no answer within 30s" in w]
+    assert slow_query.endswith("asking again for 500 rows per page"), slow_query
     _record(
-        stack, row, "stalled manifest (past the 30 s read timeout) and a 20 s AQL page", "stall 45 s / 20 s"
+        stack,
+        row,
+        "stalled manifest and AQL page, each past its read timeout (30 s)",
+        "stall 45 s / 45 s",
     )
 
 

@@ -21,14 +21,12 @@ from airflow_provider_scout.limits import ListingBudget
 from airflow_provider_scout.models import TagRecord
 from airflow_provider_scout.repositories import CACHE_SUFFIX, StorageKey
 
-__all__ = ["AQL_READ_TIMEOUT", "MAX_ABANDONED_QUERIES", "MIN_AQL_PAGE_SIZE", "AqlRefused", "AqlTagListing"]
+__all__ = ["MAX_ABANDONED_QUERIES", "MIN_AQL_PAGE_SIZE", "AqlRefused", "AqlTagListing"]
 
 # Artifactory runs 3 AQL queries at once by default; a timed-out query keeps its slot until the
 # server's own timeout, so at most this many are left behind before the listing gives up.
 MAX_ABANDONED_QUERIES = 2
 MIN_AQL_PAGE_SIZE = 50
-# Seconds to wait for an AQL answer: long, because every timeout strands a server-side slot.
-AQL_READ_TIMEOUT = 300.0
 
 
 class AqlRefused(Exception):

@@ -31,7 +31,7 @@ from airflow_provider_scout.defaults import ARTIFACTORY_CONN_ID, ARTIFACTORY_CON
 from airflow_provider_scout.exceptions import (
     ArtifactoryError,
 )
-from airflow_provider_scout.hooks.artifactory.aql_listing import AQL_READ_TIMEOUT, AqlRefused, AqlTagListing
+from airflow_provider_scout.hooks.artifactory.aql_listing import AqlRefused, AqlTagListing
 from airflow_provider_scout.hooks.artifactory.manifests import (
     error_message,
 )
@@ -97,7 +97,7 @@ class ArtifactoryHook(BaseHook):
         self.max_attempts = max_attempts
         self._api_url_argument = api_url
         self._deployment_scope = deployment_scope
-        self.aql_timeout = max(timeout, AQL_READ_TIMEOUT)
+        self.aql_timeout = max(timeout, self.limits.aql_read_timeout)
         self.warnings: list[str] = []  # what the run's summary should show (trimmed results, ...)
         self._aql_refused = False
         self._aql = AqlTagListing(self.warn)

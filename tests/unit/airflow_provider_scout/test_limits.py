@@ -14,7 +14,7 @@ def test_defaults_hold_without_any_variable() -> None:
     limits = Limits.from_environment({})
     assert limits == Limits()
     assert limits.max_body_bytes == 64 * 1024 * 1024 and limits.max_manifest_bytes == 4 * 1024 * 1024
-    assert limits.request_deadline == 300.0
+    assert limits.request_deadline == 300.0 and limits.aql_read_timeout == 300.0
     assert (limits.max_pages, limits.max_tags_per_repository, limits.max_tags_per_digest) == (
         10_000,
         200_000,
@@ -29,6 +29,7 @@ def test_every_variable_overrides_its_limit_and_empty_keeps_the_default() -> Non
             "SCOUT_MAX_BODY_BYTES": "1_048_576",
             "SCOUT_MAX_MANIFEST_BYTES": "65536",
             "SCOUT_REQUEST_DEADLINE": "2m",
+            "SCOUT_AQL_READ_TIMEOUT": "10m",
             "SCOUT_MAX_PAGES": "7",
             "SCOUT_MAX_TAGS_PER_REPOSITORY": "8",
             "SCOUT_MAX_TAGS_PER_DIGEST": "9",
@@ -36,7 +37,17 @@ def test_every_variable_overrides_its_limit_and_empty_keeps_the_default() -> Non
             "SCOUT_INDEX_TIMEOUT": "5400",
         }
     )
-    assert limits == Limits(1_048_576, 65536, 120.0, 7, 8, 9, timedelta(hours=1), timedelta(minutes=90))
+    assert limits == Limits(
+        max_body_bytes=1_048_576,
+        max_manifest_bytes=65536,
+        request_deadline=120.0,
+        aql_read_timeout=600.0,
+        max_pages=7,
+        max_tags_per_repository=8,
+        max_tags_per_digest=9,
+        planning_timeout=timedelta(hours=1),
+        index_timeout=timedelta(minutes=90),
+    )
     assert Limits.from_environment({"SCOUT_MAX_PAGES": "  "}).max_pages == 10_000
 
 
@@ -47,6 +58,7 @@ def test_every_variable_overrides_its_limit_and_empty_keeps_the_default() -> Non
         ("SCOUT_MAX_PAGES", "0"),
         ("SCOUT_MAX_TAGS_PER_DIGEST", "-1"),
         ("SCOUT_REQUEST_DEADLINE", "0"),
+        ("SCOUT_AQL_READ_TIMEOUT", "-5"),
         ("SCOUT_INDEX_TIMEOUT", "soon"),
     ],
 )

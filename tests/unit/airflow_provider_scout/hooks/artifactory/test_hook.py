@@ -26,6 +26,7 @@ from airflow_provider_scout.hooks.artifactory import (
 )
 from airflow_provider_scout.hooks.artifactory.manifests import MANIFEST_ACCEPT, OCI_MANIFEST
 from airflow_provider_scout.http_retry import RetryPolicy
+from airflow_provider_scout.limits import Limits
 from airflow_provider_scout.models import Platform, PlatformManifest, RegistryAuth
 from scout_testing.processes import free_port
 from tests.support.stub_server import Reply, StubServer
@@ -498,8 +499,9 @@ def test_read_timeouts_are_not_retried_blindly_and_strand_at_most_two_slots(
 ) -> None:
     _repositories(stub, ("docker-local", "local"))
     stub.on("POST", AQL, Reply(body={"results": []}, delay=0.6))
-    hook = ArtifactoryHook(define_connection(host=stub.api_url), timeout=0.2)
-    hook.aql_timeout = 0.2
+    hook = ArtifactoryHook(
+        define_connection(host=stub.api_url), timeout=0.2, limits=Limits(aql_read_timeout=0.2)
+    )
     with pytest.raises(ArtifactoryError, match="giving up on the tag listing") as raised:
         list(hook.iter_tags(["docker-local"], page_size=400))
     assert raised.value.retryable
