@@ -4,13 +4,14 @@ No machine here reaches Docker Hub or Scout, so the tests run the ScoutHook agai
 server. It answers
 
 * ``POST /v2/auth/token`` with ``{"identifier", "secret"}`` -> ``{"access_token": <JWT>}``
-  (401 for other credentials), the JWT carrying an ``exp`` claim unless told otherwise;
+  (401 for other credentials), the JWT carrying an ``exp`` claim 10 minutes ahead (Hub's access
+  tokens expire in 10 minutes) unless told otherwise;
 * ``POST /v1/graphql`` as Scout does: always HTTP 200 with the GraphQL envelope. A Bearer
-  token it did not issue or has revoked gets ``data`` null and ``errors[].extensions.status``
-  401, an organization other than its own 403 (the way Scout reports unauthorised requests,
-  docs ``dhi/tools/api``). Every request is validated and executed by graphql-core against
-  ``schema_path`` (the types copied from Scout's published SDL,
-  ``tests/support/data/scout_schema.graphql``), so a document that does not validate gets
+  token it did not issue, has revoked or whose ``exp`` has passed gets ``data`` null and
+  ``errors[].extensions.status`` 401, an organization other than its own 403 (the way Scout
+  reports unauthorised requests, docs ``dhi/tools/api``). Every request is validated and
+  executed by graphql-core against ``schema_path`` (the types copied from Scout's published
+  SDL, ``tests/support/data/scout_schema.graphql``), so a document that does not validate gets
   GraphQL ``errors`` and no data, as from Scout.
 
 ``goalResultsByDigests`` answers from ``policies`` (digest -> the ``BaseScPolicy`` objects of
@@ -58,7 +59,7 @@ class StandInScout:
     secret: str
     organization: str
     schema_path: Path
-    token_lifetime: float | None = 3600.0  # None issues tokens without an exp claim
+    token_lifetime: float | None = 600.0  # None issues tokens without an exp claim
     analysis_enabled: bool = True
     images: dict[str, dict[str, Any]] = field(
         default_factory=dict
@@ -68,9 +69,9 @@ class StandInScout:
     # digest -> BaseScPolicy objects: what goalResultsByDigests answers
     policies: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     requests: list[ReceivedRequest] = field(default_factory=list)
-    refused_tokens: int = 0  # GraphQL requests refused for a token it did not issue or revoked
+    refused_tokens: int = 0  # GraphQL requests refused for a token not issued, revoked or expired
     repositories_asked: list[dict[str, str] | None] = field(default_factory=list)
-    _valid_tokens: set[str] = field(default_factory=set)
+    _valid_tokens: dict[str, int | None] = field(default_factory=dict)  # token -> its exp claim
     _faults: deque[_Fault] = field(default_factory=deque)
     _serial: itertools.count[int] = field(default_factory=itertools.count)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -171,8 +172,9 @@ class StandInScout:
         ):
             return 401, {}, {"message": "incorrect username or password"}
         claims: dict[str, Any] = {"sub": self.identifier, "jti": next(self._serial)}
-        if self.token_lifetime is not None:
-            claims["exp"] = int(time.time() + self.token_lifetime)
+        expires = None if self.token_lifetime is None else int(time.time() + self.token_lifetime)
+        if expires is not None:
+            claims["exp"] = expires
         token = (
             ".".join(
                 base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
@@ -181,13 +183,13 @@ class StandInScout:
             + ".stand-in"
         )
         with self._lock:
-            self._valid_tokens.add(token)
+            self._valid_tokens[token] = expires
         return 200, {}, {"access_token": token}
 
     def _graphql(self, authorization: str | None, body: Any) -> tuple[int, dict[str, str], Any]:
         token = (authorization or "").removeprefix("Bearer ")
         with self._lock:
-            if token not in self._valid_tokens:
+            if token not in self._valid_tokens or _expired(self._valid_tokens[token]):
                 self.refused_tokens += 1
                 return 200, {}, _refusal(401, "unauthorized: the access token is not valid")
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
@@ -305,3 +307,8 @@ def policy(
         "latestDelta": None,
         "licenses": [],
     }
+
+
+def _expired(expires: int | None) -> bool:
+    """Whether a token with this ``exp`` (seconds since the epoch; None: none) is past it."""
+    return expires is not None and time.time() >= expires

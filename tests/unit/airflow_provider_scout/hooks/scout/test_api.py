@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError
+from airflow_provider_scout.hooks.scout import ScoutFatalError, ScoutHook, ScoutRetryableError, api
 from airflow_provider_scout.hooks.scout.api import MAX_TOKEN_RENEWALS
 from airflow_provider_scout.models import IndexTarget
 from tests.support.hostile_server import Answer, endless_bytes, running_hostile_server
@@ -197,6 +197,29 @@ def test_an_expired_token_is_renewed_before_use(
     hook.organization_status()
     hook.organization_status()
     assert stand_in_scout.paths().count("/v2/auth/token") == 2
+
+
+def test_a_token_is_renewed_at_its_exp_so_scout_never_sees_it_expired(
+    stand_in_scout: StandInScout, scout_connection: Callable[..., None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scout refuses a token past its exp (the stand-in too); the hook reads the claim, so a
+    # token that expired between two requests is renewed before the second, never refused.
+    monkeypatch.setattr(api, "TOKEN_RENEW_MARGIN", 0.0)
+    stand_in_scout.token_lifetime = 1
+    scout_connection(org=ORGANIZATION, api_url=f"{stand_in_scout.url}/v1/graphql", hub_url=stand_in_scout.url)
+    hook = ScoutHook()
+    hook.organization_status()
+    time.sleep(2.1)  # past the first token's exp, a whole second after issue at most
+    hook.organization_status()
+    assert stand_in_scout.paths() == ["/v2/auth/token", "/v1/graphql", "/v2/auth/token", "/v1/graphql"]
+    assert stand_in_scout.refused_tokens == 0
+    expired = stand_in_scout.requests[1].authorization or ""
+    answer = requests.post(
+        f"{stand_in_scout.url}/v1/graphql",
+        json={"query": "{ __typename }"},
+        headers={"Authorization": expired},
+    ).json()
+    assert answer["data"] is None and answer["errors"][0]["extensions"]["status"] == 401
 
 
 def test_a_token_without_exp_is_cached_for_a_conservative_while(
